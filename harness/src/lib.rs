@@ -1,1 +1,6 @@
-//! placeholder
+//! The mralab harness: PKI topologies, the Expressway-C verifier model and the scenario
+//! runner. It drives the `simulators` fleet; `xtask` is its command-line front end.
+//! See ARCHITECTURE.md for the map.
+
+pub mod pki;
+pub mod source;

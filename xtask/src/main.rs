@@ -1,1 +1,41 @@
-fn main() {}
+//! `cargo xtask`: the command-line front end of mralab. It parses arguments, calls the
+//! harness, and prints; the work lives in the library crates.
+
+mod bench;
+mod pki;
+
+use clap::{Parser, Subcommand};
+
+/// mralab: Expressway-C's MRA certificate verification, reproduced on loopback.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a PKI topology, print its tree, and optionally write every file.
+    Pki(pki::PkiArgs),
+    /// Show where the RSA key cache lives, or clear it.
+    Keys(pki::KeysArgs),
+    /// Benchmarks: `bench pki`.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pki(args) => pki::run(args),
+        Command::Keys(args) => pki::keys(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}

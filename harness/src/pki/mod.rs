@@ -1,0 +1,404 @@
+//! PKI topologies: every certificate shape a CUCM fleet can present, built with rcgen.
+//!
+//! A [`TopologySpec`] (TOML, embedded in scenario files or named as a built-in) is checked into
+//! a [`Topology`]: issuers exist, no cycles, every CUCM-side identity has a known kind. The
+//! builder then turns it into a [`Pki`]: DER and keys for every certificate, the chain each
+//! server sends, and trust-store bundles. Validity is relative to a validation time, so the
+//! same topology means the same thing on every day it is built.
+//!
+//! Building is deterministic: certificates are made in a fixed order, serials come from a
+//! counter, and keys come from a [`KeyCache`] slot chosen by that order.
+
+mod build;
+pub mod builtin;
+mod keys;
+mod output;
+pub mod spec;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub use build::{BuiltCert, Pki};
+pub use keys::{KeyCache, KeyError};
+pub use spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, Subject, TimeSpec, TopologySpec};
+
+use crate::source::{Position, Source, did_you_mean, prefix};
+
+/// Where a certificate stands in its chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// A self-signed CA.
+    Root,
+    /// A CA signed by another CA.
+    Intermediate,
+    /// An end-entity certificate (possibly self-signed, as CUCM's defaults are).
+    Leaf,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Root => "root",
+            Role::Intermediate => "intermediate",
+            Role::Leaf => "leaf",
+        })
+    }
+}
+
+/// The certificates a CUCM-side node holds, by the names CUCM's Certificate Management uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CertKind {
+    /// Cisco Tomcat, RSA: 8443 on CUCM, IM&P and Unity Connection.
+    Tomcat,
+    /// Cisco Tomcat, ECDSA.
+    TomcatEcdsa,
+    /// Cisco CallManager, RSA: 6972 (TFTP over HTTPS) on CUCM.
+    CallManager,
+    /// Cisco CallManager, ECDSA.
+    CallManagerEcdsa,
+    /// IM&P `cup` (SIP proxy), RSA.
+    Cup,
+    /// IM&P `cup-ECDSA`.
+    CupEcdsa,
+    /// IM&P `cup-xmpp` (XMPP), RSA.
+    CupXmpp,
+    /// IM&P `cup-xmpp-ECDSA`.
+    CupXmppEcdsa,
+    /// Expressway-C's own server certificate, also its TLS client certificate on 6972.
+    Expressway,
+}
+
+impl CertKind {
+    /// Every kind, in CUCM's listing order.
+    pub const ALL: [CertKind; 9] = [
+        CertKind::Tomcat,
+        CertKind::TomcatEcdsa,
+        CertKind::CallManager,
+        CertKind::CallManagerEcdsa,
+        CertKind::Cup,
+        CertKind::CupEcdsa,
+        CertKind::CupXmpp,
+        CertKind::CupXmppEcdsa,
+        CertKind::Expressway,
+    ];
+
+    /// The name as CUCM shows it (`tomcat-ECDSA`).
+    pub fn name(self) -> &'static str {
+        match self {
+            CertKind::Tomcat => "tomcat",
+            CertKind::TomcatEcdsa => "tomcat-ECDSA",
+            CertKind::CallManager => "CallManager",
+            CertKind::CallManagerEcdsa => "CallManager-ECDSA",
+            CertKind::Cup => "cup",
+            CertKind::CupEcdsa => "cup-ECDSA",
+            CertKind::CupXmpp => "cup-xmpp",
+            CertKind::CupXmppEcdsa => "cup-xmpp-ECDSA",
+            CertKind::Expressway => "expressway",
+        }
+    }
+
+    /// Parses the exact name CUCM uses.
+    pub fn from_name(name: &str) -> Option<CertKind> {
+        CertKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for CertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Errors in a topology or while building it. Each names the certificate and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// The TOML could not be read into a topology (its message carries line and column).
+    #[error("{source_name}: {message}")]
+    Toml {
+        /// The file or built-in name.
+        source_name: String,
+        /// The TOML reader's message.
+        message: String,
+    },
+    /// An `issuer` that names no certificate.
+    #[error("{}certificate '{cert}': issuer '{issuer}' does not exist{suggestion}", prefix(.at))]
+    UnknownIssuer {
+        /// Where the issuer was written.
+        at: Option<Position>,
+        /// The certificate.
+        cert: String,
+        /// The missing issuer.
+        issuer: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// A certificate that names itself as issuer.
+    #[error(
+        "{}certificate '{cert}': field 'issuer' names the certificate itself; leave it out or write \"self\" for a self-signed certificate",
+        prefix(.at)
+    )]
+    OwnIssuer {
+        /// Where the issuer was written.
+        at: Option<Position>,
+        /// The certificate.
+        cert: String,
+    },
+    /// Issuers that loop.
+    #[error("certificate '{cert}': field 'issuer' makes a cycle: {}", .path.join(" -> "))]
+    Cycle {
+        /// The certificate where the loop was found.
+        cert: String,
+        /// The loop, as issuer steps.
+        path: Vec<String>,
+    },
+    /// A `sends` entry that names no certificate.
+    #[error("{}certificate '{cert}': field 'sends' names '{sent}', which does not exist{suggestion}", prefix(.at))]
+    UnknownSent {
+        /// Where the entry was written.
+        at: Option<Position>,
+        /// The certificate.
+        cert: String,
+        /// The missing name.
+        sent: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// `<node>/<kind>` with a kind CUCM does not have.
+    #[error("certificate '{cert}': unknown certificate kind '{kind}'{suggestion}; kinds are {}", CertKind::ALL.map(CertKind::name).join(", "))]
+    UnknownKind {
+        /// The certificate.
+        cert: String,
+        /// The kind written after the slash.
+        kind: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// A field whose value does not fit the rest of the certificate.
+    #[error("certificate '{cert}': field '{field}': {message}")]
+    Field {
+        /// The certificate.
+        cert: String,
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// A key could not be produced.
+    #[error("certificate '{cert}': field 'key': {source}")]
+    Key {
+        /// The certificate.
+        cert: String,
+        /// The cause.
+        source: KeyError,
+    },
+    /// rcgen refused to sign.
+    #[error("certificate '{cert}': could not be signed: {message}")]
+    Sign {
+        /// The certificate.
+        cert: String,
+        /// rcgen's message.
+        message: String,
+    },
+    /// A topology name that is not built in.
+    #[error("unknown topology '{name}'{suggestion}; built-in topologies are {}", builtin::NAMES.join(", "))]
+    UnknownTopology {
+        /// The name asked for.
+        name: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// A certificate asked for by id that the PKI does not have.
+    #[error("no certificate '{cert}' in this topology{suggestion}")]
+    UnknownCert {
+        /// The id asked for.
+        cert: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// Writing the output directory failed.
+    #[error("writing {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A checked topology: every reference resolves, issuers form a forest, kinds are known.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    spec: TopologySpec,
+    /// Ids in build order: issuers before what they issue, then by depth and id.
+    order: Vec<String>,
+    /// Issuer id of each certificate; `None` when self-signed.
+    issuers: BTreeMap<String, Option<String>>,
+    roles: BTreeMap<String, Role>,
+}
+
+impl Topology {
+    /// Reads a topology from TOML. `source` names the text in messages.
+    pub fn from_toml(source: &Source) -> Result<Topology, PkiError> {
+        let spec: TopologySpec = toml::from_str(&source.text)
+            .map_err(|e| PkiError::Toml { source_name: source.name.clone(), message: e.to_string() })?;
+        Topology::from_spec(spec, Some(source))
+    }
+
+    /// Checks a topology. With a `source`, errors point at the line and column of the
+    /// offending reference.
+    pub fn from_spec(spec: TopologySpec, source: Option<&Source>) -> Result<Topology, PkiError> {
+        let locate = |span: std::ops::Range<usize>| source.map(|s| s.position(span.start));
+        let ids: Vec<&str> = spec.certs.keys().map(String::as_str).collect();
+        let mut issuers = BTreeMap::new();
+        for (id, cert) in &spec.certs {
+            if let Some((_, kind)) = id.split_once('/')
+                && CertKind::from_name(kind).is_none()
+            {
+                return Err(PkiError::UnknownKind {
+                    cert: id.clone(),
+                    kind: kind.to_string(),
+                    suggestion: did_you_mean(kind, CertKind::ALL.map(CertKind::name)),
+                });
+            }
+            let issuer = match &cert.issuer {
+                None => None,
+                Some(name) if name.get_ref() == "self" => None,
+                Some(name) if name.get_ref() == id => {
+                    return Err(PkiError::OwnIssuer { at: locate(name.span()), cert: id.clone() });
+                }
+                Some(name) if spec.certs.contains_key(name.get_ref()) => Some(name.get_ref().clone()),
+                Some(name) => {
+                    return Err(PkiError::UnknownIssuer {
+                        at: locate(name.span()),
+                        cert: id.clone(),
+                        issuer: name.get_ref().clone(),
+                        suggestion: did_you_mean(name.get_ref(), ids.iter().copied()),
+                    });
+                }
+            };
+            for sent in cert.sends.iter().flatten() {
+                if !spec.certs.contains_key(sent.get_ref()) {
+                    return Err(PkiError::UnknownSent {
+                        at: locate(sent.span()),
+                        cert: id.clone(),
+                        sent: sent.get_ref().clone(),
+                        suggestion: did_you_mean(sent.get_ref(), ids.iter().copied()),
+                    });
+                }
+            }
+            if cert.path_len.is_some() && cert.ca == Some(false) {
+                return Err(PkiError::Field {
+                    cert: id.clone(),
+                    field: "path_len",
+                    message: "a path length needs ca = true".into(),
+                });
+            }
+            if cert.subject.DC.len() > 1 {
+                return Err(PkiError::Field {
+                    cert: id.clone(),
+                    field: "subject.DC",
+                    message: "only one domain component can be written (rcgen keeps one value per attribute)".into(),
+                });
+            }
+            issuers.insert(id.clone(), issuer);
+        }
+
+        // Depth of each certificate above its self-signed top; a walk longer than the number of
+        // certificates is a cycle.
+        let mut depth = BTreeMap::new();
+        for id in spec.certs.keys() {
+            let mut path = vec![id.clone()];
+            let mut at = id;
+            while let Some(Some(up)) = issuers.get(at) {
+                if path.contains(up) {
+                    path.push(up.clone());
+                    return Err(PkiError::Cycle { cert: id.clone(), path });
+                }
+                path.push(up.clone());
+                at = up;
+            }
+            depth.insert(id.clone(), path.len());
+        }
+        let mut order: Vec<String> = spec.certs.keys().cloned().collect();
+        order.sort_by(|a, b| depth[a].cmp(&depth[b]).then_with(|| a.cmp(b)));
+
+        let issuing: BTreeSet<&String> = issuers.values().flatten().collect();
+        let roles = spec
+            .certs
+            .iter()
+            .map(|(id, cert)| {
+                let self_signed = issuers[id].is_none();
+                let is_ca = issuing.contains(id) || (self_signed && cert.ca == Some(true) && !id.contains('/'));
+                let role = match (is_ca, self_signed) {
+                    (true, true) => Role::Root,
+                    (true, false) => Role::Intermediate,
+                    (false, _) => Role::Leaf,
+                };
+                (id.clone(), role)
+            })
+            .collect();
+        Ok(Topology { spec, order, issuers, roles })
+    }
+
+    /// The specification this topology was checked from.
+    pub fn spec(&self) -> &TopologySpec {
+        &self.spec
+    }
+
+    /// Certificate ids in build order (issuers first).
+    pub fn order(&self) -> &[String] {
+        &self.order
+    }
+
+    /// The issuer of `id`, `None` when it is self-signed.
+    pub fn issuer(&self, id: &str) -> Option<&str> {
+        self.issuers.get(id).and_then(|i| i.as_deref())
+    }
+
+    /// The role of `id` in its chain.
+    pub fn role(&self, id: &str) -> Option<Role> {
+        self.roles.get(id).copied()
+    }
+
+    /// What the server holding `id` sends, by id: the explicit `sends`, or the leaf and its
+    /// intermediates up to, not including, the root.
+    pub fn sends(&self, id: &str) -> Vec<String> {
+        let Some(cert) = self.spec.certs.get(id) else { return Vec::new() };
+        if let Some(sends) = &cert.sends {
+            return sends.iter().map(|s| s.get_ref().clone()).collect();
+        }
+        let mut out = vec![id.to_string()];
+        let mut at = id;
+        while let Some(up) = self.issuer(at) {
+            if self.issuer(up).is_none() {
+                break;
+            }
+            out.push(up.to_string());
+            at = up;
+        }
+        out
+    }
+
+    /// Applies a change to one certificate's specification and checks the result, as a CUCM
+    /// administrator re-issuing a certificate would.
+    pub fn with_change(&self, id: &str, change: impl FnOnce(&mut CertSpec)) -> Result<Topology, PkiError> {
+        let mut spec = self.spec.clone();
+        let cert = spec.certs.get_mut(id).ok_or_else(|| self.unknown_cert(id))?;
+        change(cert);
+        Topology::from_spec(spec, None)
+    }
+
+    /// The error for an id this topology lacks, with a suggestion.
+    pub fn unknown_cert(&self, id: &str) -> PkiError {
+        PkiError::UnknownCert {
+            cert: id.to_string(),
+            suggestion: did_you_mean(id, self.spec.certs.keys().map(String::as_str)),
+        }
+    }
+}
+
+/// Splits `node/kind` into its parts, when the id names a CUCM-side identity.
+pub fn identity_of(id: &str) -> Option<(&str, CertKind)> {
+    let (node, kind) = id.split_once('/')?;
+    Some((node, CertKind::from_name(kind)?))
+}

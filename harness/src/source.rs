@@ -1,0 +1,97 @@
+//! Where a piece of text came from, and how to point a person at a place in it.
+//!
+//! Topology and scenario files are TOML; every error that can be tied to a place in one names
+//! the file, the line and the column, as a compiler does. This module turns byte spans into
+//! those positions and offers close names when a reference is misspelt.
+
+use std::fmt;
+use std::ops::Range;
+
+/// A named text (a file path, or `built-in:steven-lab`) that spans point into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// How the text is named in messages: a path or `built-in:<name>`.
+    pub name: String,
+    /// The whole text.
+    pub text: String,
+}
+
+impl Source {
+    /// Wraps a text with the name messages will use for it.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// The 1-based line and column of a byte offset.
+    pub fn position(&self, offset: usize) -> Position {
+        let offset = offset.min(self.text.len());
+        let before = &self.text.as_bytes()[..offset];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+        Position { file: self.name.clone(), line, column }
+    }
+
+    /// The position of a span's start, if there is a span.
+    pub fn locate(&self, span: Option<Range<usize>>) -> Option<Position> {
+        span.map(|span| self.position(span.start))
+    }
+}
+
+/// A place in a named text, shown as `file:line:column`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The text's name.
+    pub file: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub column: usize,
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// Formats an optional position as a `file:line:column: ` prefix for a message.
+pub fn prefix(position: &Option<Position>) -> String {
+    position.as_ref().map(|p| format!("{p}: ")).unwrap_or_default()
+}
+
+/// The known name closest to `wanted`, if it is close enough to be a likely typo.
+///
+/// Case differences count for little: `tomcat-ecsda` suggests `tomcat-ECDSA`.
+pub fn closest<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let wanted_lower = wanted.to_ascii_lowercase();
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(&wanted_lower, &k.to_ascii_lowercase()), k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// ` (did you mean 'x'?)`, or nothing when no known name is close.
+pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) -> String {
+    closest(wanted, known).map(|k| format!(" (did you mean '{k}'?)")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_lines_and_columns() {
+        let s = Source::new("t.toml", "a = 1\nbb = 2\n");
+        assert_eq!(s.position(0).to_string(), "t.toml:1:1");
+        assert_eq!(s.position(8).to_string(), "t.toml:2:3");
+    }
+
+    #[test]
+    fn suggests_a_close_name_whatever_its_case() {
+        assert_eq!(closest("tomcat-ecsda", ["tomcat", "tomcat-ECDSA"]), Some("tomcat-ECDSA"));
+        assert_eq!(closest("zzzz", ["tomcat", "tomcat-ECDSA"]), None);
+    }
+}

@@ -1,0 +1,367 @@
+//! The PKI builder checked against an independent oracle: the `openssl` CLI, called as a
+//! server's client would check (`openssl verify -purpose sslserver -attime ...`).
+
+use std::path::Path;
+use std::process::Command;
+
+use harness::pki::{KeyCache, Pki, PkiError, Topology, builtin};
+use harness::source::Source;
+use rstest::rstest;
+use tempfile::TempDir;
+use time::macros::datetime;
+
+const VALIDATION_TIME: time::OffsetDateTime = datetime!(2022-07-11 16:55:26 UTC);
+
+/// Every shape a CUCM-side server can present, in one topology.
+const SHAPES: &str = r#"
+description = "every shape"
+
+[certs.root]
+key = "rsa-2048"
+subject = { O = "lab", CN = "lab-root" }
+not_before = "-1000d"
+not_after = "+1000d"
+
+[certs.int-2]
+issuer = "root"
+subject = { O = "lab", CN = "lab-intermediate-2" }
+
+[certs.int-1]
+issuer = "int-2"
+key = "ecdsa-p384"
+subject = { O = "lab", CN = "lab-intermediate-1" }
+
+[certs.int-expired]
+issuer = "root"
+subject = { CN = "lab-intermediate-expired" }
+not_before = "-400d"
+not_after = "-1d"
+
+[certs.other-root]
+subject = { CN = "someone-else-CA" }
+ca = true
+
+[certs.root-reissued]
+subject = { O = "lab", CN = "lab-root" }
+ca = true
+
+[certs.unrelated]
+issuer = "other-root"
+subject = { CN = "unrelated.example" }
+
+[certs."good/tomcat"]
+issuer = "int-1"
+key = "rsa-2048"
+subject = { C = "BE", ST = "Belgium", L = "Diegem", O = "Cisco", OU = "TAC", CN = "good.lab" }
+san = ["dns:good.lab", "ip:10.48.36.215", "dns:10.48.36.216", "dns:*.wild.lab"]
+
+[certs."self/tomcat-ECDSA"]
+subject = { CN = "self-EC.lab" }
+san = ["dns:self.lab"]
+ca = true
+
+[certs."self-noca/tomcat-ECDSA"]
+subject = { CN = "self-noca-EC.lab" }
+san = ["dns:self-noca.lab"]
+ca = false
+
+[certs."foreign/tomcat"]
+issuer = "other-root"
+subject = { CN = "foreign.lab" }
+
+[certs."foreign-with-root/tomcat"]
+issuer = "other-root"
+subject = { CN = "foreign-root.lab" }
+sends = ["foreign-with-root/tomcat", "other-root"]
+
+[certs."leafonly/tomcat"]
+issuer = "int-1"
+subject = { CN = "leafonly.lab" }
+sends = ["leafonly/tomcat"]
+
+[certs."missing/tomcat"]
+issuer = "int-1"
+subject = { CN = "missing.lab" }
+sends = ["missing/tomcat", "int-2"]
+
+[certs."disordered/tomcat"]
+issuer = "int-1"
+subject = { CN = "disordered.lab" }
+sends = ["disordered/tomcat", "root", "int-2", "int-1"]
+
+[certs."extra/tomcat"]
+issuer = "int-1"
+subject = { CN = "extra.lab" }
+sends = ["extra/tomcat", "unrelated", "int-1", "int-2"]
+
+[certs."expired/tomcat"]
+issuer = "root"
+subject = { CN = "expired.lab" }
+not_before = "-400d"
+not_after = "-10d"
+
+[certs."future/tomcat"]
+issuer = "root"
+subject = { CN = "future.lab" }
+not_before = "+2d"
+
+[certs."clientonly/tomcat"]
+issuer = "root"
+subject = { CN = "clientonly.lab" }
+eku = ["clientAuth"]
+
+[certs."noeku/tomcat"]
+issuer = "root"
+subject = { CN = "noeku.lab" }
+eku = []
+
+[certs."under-expired/tomcat"]
+issuer = "int-expired"
+subject = { CN = "under-expired.lab" }
+
+[certs."reissued/tomcat"]
+issuer = "root-reissued"
+subject = { CN = "reissued.lab" }
+
+[certs."badaki/tomcat"]
+issuer = "root"
+subject = { CN = "badaki.lab" }
+aki = "mismatched"
+
+[certs."noaki/tomcat"]
+issuer = "root"
+subject = { CN = "noaki.lab" }
+aki = "absent"
+ski = false
+
+[certs."cnonly/tomcat"]
+issuer = "root"
+subject = { CN = "cnonly.lab" }
+"#;
+
+fn shapes() -> Pki {
+    let topology = Topology::from_toml(&Source::new("shapes.toml", SHAPES)).expect("topology");
+    Pki::build(&topology, VALIDATION_TIME, &KeyCache::default()).expect("build")
+}
+
+fn write_pems(dir: &Path, name: &str, pki: &Pki, ids: &[&str]) -> String {
+    let text: String = ids.iter().map(|id| pki.cert(id).expect("cert").pem()).collect();
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    path.display().to_string()
+}
+
+/// The first `error N at D depth` of `openssl verify`, or `None` when it says OK.
+fn openssl_verdict(pki: &Pki, leaf: &str, trusted: &[&str]) -> Option<(u32, u32)> {
+    let dir = TempDir::new().expect("tempdir");
+    let sent: Vec<String> = pki.topology().sends(leaf);
+    let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+    let ca = write_pems(dir.path(), "trust.pem", pki, trusted);
+    let untrusted = write_pems(dir.path(), "sent.pem", pki, &sent);
+    let leaf_pem = write_pems(dir.path(), "leaf.pem", pki, &[leaf]);
+    let out = Command::new("openssl")
+        .args(["verify", "-no-CApath", "-no-CAstore", "-purpose", "sslserver", "-attime"])
+        .arg(VALIDATION_TIME.unix_timestamp().to_string())
+        .args(["-CAfile", &ca, "-untrusted", &untrusted, &leaf_pem])
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().find(|l| l.starts_with("error ") && l.contains(" depth lookup"));
+    match line {
+        None => {
+            assert!(out.status.success(), "openssl failed without an error line:\n{text}");
+            None
+        }
+        Some(line) => {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            Some((words[1].parse().expect("code"), words[3].parse().expect("depth")))
+        }
+    }
+}
+
+#[rstest]
+#[case::full_chain_is_accepted("good/tomcat", &["root"], None)]
+#[case::self_signed_leaf_is_error_18_at_depth_0("self/tomcat-ECDSA", &["root"], Some((18, 0)))]
+#[case::trusted_self_signed_ca_true_leaf_is_accepted("self/tomcat-ECDSA", &["self/tomcat-ECDSA"], None)]
+#[case::leaf_of_an_untrusted_ca_is_error_20("foreign/tomcat", &["root"], Some((20, 0)))]
+#[case::untrusted_root_sent_in_the_chain_is_error_19("foreign-with-root/tomcat", &["root"], Some((19, 1)))]
+#[case::leaf_only_with_intermediates_is_error_20("leafonly/tomcat", &["root"], Some((20, 0)))]
+#[case::missing_intermediate_is_error_20("missing/tomcat", &["root"], Some((20, 0)))]
+#[case::chain_in_the_wrong_order_is_accepted("disordered/tomcat", &["root"], None)]
+#[case::extra_unrelated_certificate_is_accepted("extra/tomcat", &["root"], None)]
+#[case::expired_leaf_is_error_10("expired/tomcat", &["root"], Some((10, 0)))]
+#[case::not_yet_valid_leaf_is_error_9("future/tomcat", &["root"], Some((9, 0)))]
+#[case::client_auth_only_leaf_is_error_26("clientonly/tomcat", &["root"], Some((26, 0)))]
+#[case::leaf_without_eku_is_accepted("noeku/tomcat", &["root"], None)]
+#[case::expired_intermediate_is_error_10_at_depth_1("under-expired/tomcat", &["root"], Some((10, 1)))]
+#[case::only_the_issuing_intermediate_trusted_is_error_2("leafonly/tomcat", &["int-1"], Some((2, 1)))]
+#[case::reissued_ca_not_trusted_is_error_20("reissued/tomcat", &["root"], Some((20, 0)))]
+#[case::reissued_ca_trusted_is_accepted("reissued/tomcat", &["root", "root-reissued"], None)]
+#[case::mismatched_aki_hides_the_issuer("badaki/tomcat", &["root"], Some((20, 0)))]
+#[case::absent_aki_and_ski_still_chain("noaki/tomcat", &["root"], None)]
+fn openssl_agrees_with_the_shape(#[case] leaf: &str, #[case] trusted: &[&str], #[case] expected: Option<(u32, u32)>) {
+    let pki = shapes();
+    assert_eq!(openssl_verdict(&pki, leaf, trusted), expected, "{leaf} trusted by {trusted:?}");
+}
+
+fn x509_text(pki: &Pki, id: &str) -> String {
+    let dir = TempDir::new().expect("tempdir");
+    let path = write_pems(dir.path(), "c.pem", pki, &[id]);
+    let out = Command::new("openssl").args(["x509", "-noout", "-text", "-in", &path]).output().expect("openssl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn openssl_shows_the_requested_subject_sans_and_eku() {
+    let pki = shapes();
+    let text = x509_text(&pki, "good/tomcat");
+    assert!(text.contains("Subject: C = BE, ST = Belgium, L = Diegem, O = Cisco, OU = TAC, CN = good.lab"), "{text}");
+    assert!(text.contains("DNS:good.lab, IP Address:10.48.36.215, DNS:10.48.36.216, DNS:*.wild.lab"), "{text}");
+    assert!(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"), "{text}");
+    assert!(text.contains("Issuer: O = lab, CN = lab-intermediate-1"), "{text}");
+    let client = x509_text(&pki, "clientonly/tomcat");
+    assert!(client.contains("TLS Web Client Authentication") && !client.contains("Server Authentication"));
+    let cn_only = x509_text(&pki, "cnonly/tomcat");
+    assert!(!cn_only.contains("Subject Alternative Name"), "{cn_only}");
+}
+
+#[test]
+fn aki_matches_the_issuer_ski_unless_told_otherwise() {
+    let pki = shapes();
+    let root = x509_text(&pki, "root");
+    let ski_line = |text: &str, header: &str| {
+        let mut lines = text.lines();
+        lines.find(|l| l.contains(header)).map(|_| lines.next().unwrap_or_default().trim().to_string())
+    };
+    let root_ski = ski_line(&root, "Subject Key Identifier").expect("root has SKI");
+    let good_aki = ski_line(&x509_text(&pki, "int-2"), "Authority Key Identifier").expect("AKI");
+    assert_eq!(good_aki.trim_start_matches("keyid:"), root_ski);
+    let bad_aki = ski_line(&x509_text(&pki, "badaki/tomcat"), "Authority Key Identifier").expect("AKI");
+    assert_ne!(bad_aki.trim_start_matches("keyid:"), root_ski);
+    let none = x509_text(&pki, "noaki/tomcat");
+    assert!(!none.contains("Authority Key Identifier") && !none.contains("Subject Key Identifier"), "{none}");
+    assert!(x509_text(&pki, "self/tomcat-ECDSA").contains("CA:TRUE"));
+    assert!(x509_text(&pki, "self-noca/tomcat-ECDSA").contains("CA:FALSE"));
+}
+
+#[test]
+fn same_cn_pairs_and_reissued_cas_have_different_keys() {
+    let pki = shapes();
+    let a = pki.cert("root").expect("root");
+    let b = pki.cert("root-reissued").expect("root-reissued");
+    assert_eq!(a.spec.subject, b.spec.subject);
+    assert_ne!(a.ski, b.ski);
+    assert!(pki.oddities(b).iter().any(|o| o.contains("same subject as CA root")));
+}
+
+#[test]
+fn building_twice_gives_the_same_serials_subjects_validity_and_chains() {
+    let (a, b) = (shapes(), shapes());
+    for (x, y) in a.certs().zip(b.certs()) {
+        assert_eq!(
+            (x.id.as_str(), x.serial, x.not_before, x.not_after),
+            (y.id.as_str(), y.serial, y.not_before, y.not_after)
+        );
+        assert_eq!(x.ski, y.ski, "{} gets the same cached key", x.id);
+    }
+    assert_eq!(a.tree(), b.tree());
+}
+
+#[test]
+fn steven_lab_files_verify_as_described() {
+    let topology = builtin::topology("steven-lab").expect("steven-lab");
+    let pki = Pki::build(&topology, VALIDATION_TIME, &KeyCache::default()).expect("build");
+    let dir = TempDir::new().expect("tempdir");
+    pki.write_dir(dir.path()).expect("write");
+    let verify = |leaf: &str| {
+        let out = Command::new("openssl")
+            .args(["verify", "-no-CApath", "-no-CAstore", "-purpose", "sslserver", "-attime"])
+            .arg(VALIDATION_TIME.unix_timestamp().to_string())
+            .arg("-CAfile")
+            .arg(dir.path().join("trust/roots.pem"))
+            .arg("-untrusted")
+            .arg(dir.path().join(format!("chains/{leaf}.pem")))
+            .arg(dir.path().join(format!("certs/{leaf}.pem")))
+            .output()
+            .expect("openssl");
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert!(verify("cucm/tomcat").contains(": OK"));
+    assert!(verify("cucm/CallManager").contains(": OK"));
+    assert!(verify("cucm/tomcat-ECDSA").contains("error 18 at 0 depth lookup"));
+    assert!(verify("cucm/CallManager-ECDSA").contains("error 18 at 0 depth lookup"));
+    let tree = std::fs::read_to_string(dir.path().join("tree.txt")).expect("tree");
+    assert!(tree.contains("CN=cucm-EC.steven.lab") && tree.contains("! self-signed leaf"), "{tree}");
+    assert!(dir.path().join("certs/cucm/tomcat.key.pem").is_file());
+    assert!(dir.path().join("certs/cucm/tomcat.der").is_file());
+}
+
+#[test]
+fn vngtp_builds_any_number_of_intermediates() {
+    let topology = builtin::topology("vngtp:4").expect("vngtp:4");
+    let pki = Pki::build(&topology, VALIDATION_TIME, &KeyCache::default()).expect("build");
+    assert_eq!(
+        pki.topology().sends("cucm/tomcat"),
+        [
+            "cucm/tomcat",
+            "vngtp-intermediate-CA-1",
+            "vngtp-intermediate-CA-2",
+            "vngtp-intermediate-CA-3",
+            "vngtp-intermediate-CA-4"
+        ]
+    );
+    assert_eq!(openssl_verdict(&pki, "cucm/tomcat", &["vngtp-ACTIVE-DIR-CA"]), None);
+}
+
+#[track_caller]
+fn check_error(toml: &str, expected: &str) {
+    let err = Topology::from_toml(&Source::new("bad.toml", toml)).expect_err("must be refused");
+    let message = err.to_string();
+    assert!(message.contains(expected), "expected {expected:?} in:\n{message}");
+}
+
+#[test]
+fn an_unknown_issuer_is_named_with_its_line_and_a_suggestion() {
+    check_error(
+        "[certs.steven-DC-CA]\nsubject = { CN = \"x\" }\n[certs.leaf]\nissuer = \"steven-DC-CAX\"\nsubject = { CN = \"y\" }\n",
+        "bad.toml:4:10: certificate 'leaf': issuer 'steven-DC-CAX' does not exist (did you mean 'steven-DC-CA'?)",
+    );
+}
+
+#[test]
+fn a_cycle_of_issuers_is_refused() {
+    check_error(
+        "[certs.a]\nissuer = \"b\"\nsubject = { CN = \"a\" }\n[certs.b]\nissuer = \"a\"\nsubject = { CN = \"b\" }\n",
+        "certificate 'a': field 'issuer' makes a cycle: a -> b -> a",
+    );
+}
+
+#[test]
+fn a_certificate_that_is_its_own_issuer_is_refused() {
+    check_error(
+        "[certs.int]\nissuer = \"int\"\nsubject = { CN = \"a\" }\n",
+        "bad.toml:2:10: certificate 'int': field 'issuer' names the certificate itself",
+    );
+}
+
+#[test]
+fn bad_key_types_dates_and_fields_name_their_place() {
+    check_error("[certs.a]\nkey = \"rsa-1024\"\nsubject = { CN = \"a\" }\n", "unknown key type 'rsa-1024'");
+    check_error("[certs.a]\nkey = \"ecdsa-p265\"\nsubject = { CN = \"a\" }\n", "did you mean 'ecdsa-p256'?");
+    check_error("[certs.a]\nnot_after = \"+365x\"\nsubject = { CN = \"a\" }\n", "line 2");
+    check_error("[certs.a]\nnot_after = \"tomorrow\"\nsubject = { CN = \"a\" }\n", "neither relative");
+    check_error("[certs.a]\nsubjekt = { CN = \"a\" }\n", "unknown field `subjekt`");
+    check_error("[certs.a]\nsubject = { CN = \"a\" }\nsan = [\"ip:10.1.2\"]\n", "is not an IP address");
+    check_error("[certs.\"cucm/tomcat-ecsda\"]\nsubject = { CN = \"a\" }\n", "did you mean 'tomcat-ECDSA'?");
+    check_error(
+        "[certs.a]\nsubject = { CN = \"a\" }\nsends = [\"a\", \"b\"]\n",
+        "bad.toml:3:15: certificate 'a': field 'sends' names 'b', which does not exist",
+    );
+}
+
+#[test]
+fn an_unknown_builtin_topology_suggests_a_close_one() {
+    let err = builtin::topology("steven-lap").expect_err("unknown");
+    assert!(matches!(err, PkiError::UnknownTopology { .. }));
+    assert!(err.to_string().contains("did you mean 'steven-lab'?"), "{err}");
+}
