@@ -4,14 +4,21 @@
 //! from it decides which certificate a CUCM node serves (SPEC: ECDSA first unless the string
 //! starts with `ECDHE-RSA-AES256-GCM-SHA384:`). This module is a port of OpenSSL 3.0's
 //! `ssl_cipher_process_rulestr` and `ssl_cipher_apply_rule` (ssl/ssl_ciph.c) over OpenSSL's own
-//! cipher table ([`table`]); the result is what `openssl ciphers -s -tls1_2 '<string>'` lists,
+//! cipher table (`ciphers/table.rs`); the result is what `openssl ciphers -s -tls1_2 '<string>'` lists,
 //! and, restricted to the six TLS 1.2 suites rustls offers, the client order the verifier model
 //! uses. Every word of the string is reported: one that is unknown or matches nothing is data for
 //! the user, never silently dropped. The verifier builds its client [`CryptoProvider`] here.
+//!
+//! Expressway X14.2 links OpenSSL 1.1.1, whose table also holds 3DES (and, in some builds, other
+//! weak ciphers). Each rule moves or removes ciphers one by one by their own attributes, so the
+//! relative order of rustls' six suites does not depend on which other ciphers exist: the rustls
+//! order, and hence [`CipherList::preferred_key`], is the same under 1.1.1. Only
+//! [`CipherList::openssl_order`] is specific to OpenSSL 3.0, the version the tests run against.
 
 mod table;
 
 use std::fmt::{self, Write as _};
+use std::sync::LazyLock;
 
 use rustls::crypto::CryptoProvider;
 use rustls::{CipherSuite, SupportedCipherSuite};
@@ -32,8 +39,9 @@ pub const RSA_PREFERENCE_PREFIX: &str = "ECDHE-RSA-AES256-GCM-SHA384:";
 /// OpenSSL's default list (`OSSL_default_cipher_list`), which a leading `DEFAULT` expands to.
 const OPENSSL_DEFAULT_LIST: &str = "ALL:!COMPLEMENTOFDEFAULT:!eNULL";
 
-/// The security level `openssl ciphers` runs at unless the string says `@SECLEVEL=n`: Debian
-/// builds OpenSSL 3 with level 2 (levels 1 and 2 select the same ciphers from this table).
+/// The security level assumed unless the string says `@SECLEVEL=n`. Upstream's default is 1,
+/// Debian builds with 2; both select the same ciphers from OpenSSL 3.0's table (nothing in it has
+/// fewer than 112 bits or uses RC4), so `openssl ciphers -s` agrees either way.
 const DEFAULT_SECURITY_LEVEL: u8 = 2;
 
 /// OpenSSL's names of the TLS 1.3 suites rustls offers, in OpenSSL's default order
@@ -200,17 +208,9 @@ impl CipherList {
             .filter(|c| supported_by_cli(c, engine.security_level))
             .map(|c| c.name)
             .collect();
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
         let suites = supported
             .iter()
-            .filter_map(|name| {
-                let cipher = cipher_by_name(name)?;
-                provider
-                    .cipher_suites
-                    .iter()
-                    .find(|suite| suite.tls13().is_none() && u16::from(suite.suite()) == cipher.id)
-                    .copied()
-            })
+            .filter_map(|name| rustls_suite(name))
             .collect();
         Ok(CipherList {
             source: s.to_owned(),
@@ -310,12 +310,13 @@ impl CipherList {
             self.supported.len()
         );
         for (i, name) in self.supported.iter().enumerate() {
-            let mark = if is_rustls_name(name) {
+            let iana = cipher_by_name(name).map_or("", |c| c.stdname);
+            let mark = if rustls_suite(name).is_some() {
                 "  [rustls]"
             } else {
                 ""
             };
-            let _ = writeln!(out, "  {:>3}. {name}{mark}", i + 1);
+            let _ = writeln!(out, "  {:>3}. {name:<31} {iana}{mark}", i + 1);
         }
         let _ = writeln!(out, "\nrustls TLS 1.2 order:");
         if self.suites.is_empty() {
@@ -382,27 +383,42 @@ pub fn openssl_name(suite: CipherSuite) -> Option<&'static str> {
     cipher_by_id(u16::from(suite)).map(|c| c.name)
 }
 
+/// The IANA name of an OpenSSL cipher name (`ECDHE-RSA-AES256-GCM-SHA384` is
+/// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`), as `openssl ciphers -stdname` prints it; TLS 1.2 and
+/// below only.
+pub fn iana_name(openssl_name: &str) -> Option<&'static str> {
+    cipher_by_name(openssl_name).map(|c| c.stdname)
+}
+
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
 fn cipher_by_name(name: &str) -> Option<&'static Cipher> {
-    CIPHERS.iter().find(|c| c.name == name || c.stdname == name)
+    CIPHERS.iter().find(|c| c.name == name)
 }
 
 fn cipher_by_id(id: u16) -> Option<&'static Cipher> {
     CIPHERS.iter().find(|c| c.id == id)
 }
 
-/// The six TLS 1.2 suites rustls (aws-lc-rs) offers.
-fn is_rustls_name(name: &str) -> bool {
-    let provider = rustls::crypto::aws_lc_rs::default_provider();
-    cipher_by_name(name).is_some_and(|c| {
-        provider
-            .cipher_suites
-            .iter()
-            .any(|s| s.tls13().is_none() && u16::from(s.suite()) == c.id)
-    })
+/// The TLS 1.2 suites rustls (aws-lc-rs) offers: ECDHE-ECDSA and ECDHE-RSA with AES-128-GCM,
+/// AES-256-GCM and ChaCha20-Poly1305.
+static RUSTLS_TLS12: LazyLock<Vec<SupportedCipherSuite>> = LazyLock::new(|| {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .cipher_suites
+        .into_iter()
+        .filter(|s| s.tls13().is_none())
+        .collect()
+});
+
+/// The rustls suite of an OpenSSL cipher name, if rustls offers it.
+fn rustls_suite(name: &str) -> Option<SupportedCipherSuite> {
+    let cipher = cipher_by_name(name)?;
+    RUSTLS_TLS12
+        .iter()
+        .find(|s| u16::from(s.suite()) == cipher.id)
+        .copied()
 }
 
 fn outcome_for(names: &[&'static str]) -> WordOutcome {
@@ -412,7 +428,7 @@ fn outcome_for(names: &[&'static str]) -> WordOutcome {
     let openssl: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let rustls: Vec<String> = names
         .iter()
-        .filter(|n| is_rustls_name(n))
+        .filter(|n| rustls_suite(n).is_some())
         .map(|n| (*n).to_owned())
         .collect();
     if rustls.is_empty() {
@@ -513,16 +529,27 @@ impl Pattern {
         {
             return false;
         }
-        for mask in [STRONG_MASK, DEFAULT_MASK] {
-            if part.algo_strength & mask != 0 {
-                if self.algo_strength & mask != 0 {
-                    self.algo_strength &= (part.algo_strength & mask) | !mask;
-                    if self.algo_strength & mask == 0 {
-                        return false;
-                    }
-                } else {
-                    self.algo_strength |= part.algo_strength & mask;
+        // As ssl_cipher_process_rulestr does, quirk included: a first strength class *replaces*
+        // the field, dropping a `COMPLEMENTOFDEFAULT` bit set by an earlier part
+        // (`COMPLEMENTOFDEFAULT+ECDHE-RSA-CHACHA20-POLY1305` selects that default cipher).
+        if part.algo_strength & STRONG_MASK != 0 {
+            if self.algo_strength & STRONG_MASK != 0 {
+                self.algo_strength &= (part.algo_strength & STRONG_MASK) | !STRONG_MASK;
+                if self.algo_strength & STRONG_MASK == 0 {
+                    return false;
                 }
+            } else {
+                self.algo_strength = part.algo_strength & STRONG_MASK;
+            }
+        }
+        if part.algo_strength & DEFAULT_MASK != 0 {
+            if self.algo_strength & DEFAULT_MASK != 0 {
+                self.algo_strength &= (part.algo_strength & DEFAULT_MASK) | !DEFAULT_MASK;
+                if self.algo_strength & DEFAULT_MASK == 0 {
+                    return false;
+                }
+            } else {
+                self.algo_strength |= part.algo_strength & DEFAULT_MASK;
             }
         }
         match part.cipher_id {

@@ -6,10 +6,13 @@ use std::process::Command;
 
 use harness::ciphers::{
     CipherError, CipherList, EXPRESSWAY_DEFAULT, KeyPreference, RSA_PREFERENCE_PREFIX, WordOutcome,
-    openssl_name,
+    iana_name, openssl_name,
 };
+use std::sync::Arc;
+
 use rstest::rstest;
 use rustls::CipherSuite;
+use rustls::crypto::CryptoProvider;
 
 /// The TLS 1.2 suites rustls (aws-lc-rs) offers, by OpenSSL name.
 const RUSTLS_TLS12: [&str; 6] = [
@@ -50,38 +53,48 @@ fn expressway_with_prefix() -> String {
 
 /// The parser agrees with the CLI: error for error, the same `-s -tls1_2` order, the same
 /// selection without `-s`, and the rustls order is the CLI's order restricted to rustls.
-#[track_caller]
-fn check_against_cli(cipher_string: &str) {
+fn compare_with_cli(cipher_string: &str) -> Result<(), String> {
     let supported = openssl_ciphers(&["-s", "-tls1_2"], cipher_string);
     let selected = openssl_ciphers(&[], cipher_string);
     let parsed = CipherList::parse(cipher_string);
     match (supported, selected, parsed) {
-        (None, None, Err(_)) => {}
+        (None, None, Err(_)) => Ok(()),
         (Some(supported), Some(selected), Ok(list)) => {
-            assert_eq!(
-                list.openssl_order(),
-                supported,
-                "-s -tls1_2 order of {cipher_string:?}"
-            );
-            assert_eq!(
-                list.openssl_selection(),
-                selected,
-                "selection of {cipher_string:?}"
-            );
+            if list.openssl_order() != supported {
+                return Err(format!(
+                    "-s -tls1_2 order of {cipher_string:?}:\n  openssl {supported:?}\n  parser  {:?}",
+                    list.openssl_order()
+                ));
+            }
+            if list.openssl_selection() != selected {
+                return Err(format!(
+                    "selection of {cipher_string:?}:\n  openssl {selected:?}\n  parser  {:?}",
+                    list.openssl_selection()
+                ));
+            }
             let rustls: Vec<&str> = supported
                 .iter()
                 .map(String::as_str)
                 .filter(|n| RUSTLS_TLS12.contains(n))
                 .collect();
-            assert_eq!(
-                list.suite_names(),
-                rustls,
-                "rustls order of {cipher_string:?}"
-            );
+            if list.suite_names() != rustls {
+                return Err(format!(
+                    "rustls order of {cipher_string:?}: expected {rustls:?}, got {:?}",
+                    list.suite_names()
+                ));
+            }
+            Ok(())
         }
-        (supported, _, parsed) => {
-            panic!("{cipher_string:?}: openssl says {supported:?}, the parser {parsed:?}")
-        }
+        (supported, _, parsed) => Err(format!(
+            "{cipher_string:?}: openssl says {supported:?}, the parser {parsed:?}"
+        )),
+    }
+}
+
+#[track_caller]
+fn check_against_cli(cipher_string: &str) {
+    if let Err(mismatch) = compare_with_cli(cipher_string) {
+        panic!("{mismatch}");
     }
 }
 
@@ -143,6 +156,8 @@ fn check_against_cli(cipher_string: &str) {
 #[case::move_one_name_last("HIGH:+ECDHE-ECDSA-AES256-GCM-SHA384")]
 #[case::name_and_alias("ECDHE-RSA-AES256-GCM-SHA384+aRSA:HIGH")]
 #[case::semicolons("aECDSA;aRSA")]
+#[case::strength_class_replaces_not_default("COMPLEMENTOFDEFAULT+ECDHE-RSA-CHACHA20-POLY1305")]
+#[case::not_default_after_class("HIGH+COMPLEMENTOFDEFAULT")]
 fn order_matches_openssl_cli(#[case] cipher_string: &str) {
     check_against_cli(cipher_string);
 }
@@ -417,4 +432,183 @@ fn report_names_order_words_and_certificate() {
     assert!(report.contains("EECDHX"), "{report}");
     assert!(report.contains("did you mean 'EECDH'?"), "{report}");
     assert!(report.contains("serves its RSA certificate"), "{report}");
+}
+
+/// Every row's OpenSSL name and IANA name, as `openssl ciphers -V -stdname` pairs them.
+#[test]
+fn table_rows_and_iana_names_match_the_cli() {
+    let out = Command::new("openssl")
+        .args([
+            "ciphers",
+            "-V",
+            "-stdname",
+            "--",
+            "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+        ])
+        .output()
+        .expect("the openssl CLI runs");
+    let text = String::from_utf8(out.stdout).expect("ASCII");
+    let mut rows = 0;
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        // 0xC0,0x2C - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 - ECDHE-ECDSA-AES256-GCM-SHA384 TLSv1.2 ...
+        let (iana, name, version) = (fields[2], fields[4], fields[5]);
+        if version == "TLSv1.3" {
+            continue;
+        }
+        rows += 1;
+        assert_eq!(iana_name(name), Some(iana), "{line}");
+    }
+    let all = CipherList::parse("ALL:COMPLEMENTOFALL:@SECLEVEL=0").expect("parses");
+    assert_eq!(all.openssl_selection().len(), rows);
+}
+
+/// The cipher suites a rustls client built on the provider puts in its ClientHello, in order.
+fn client_hello_suites(provider: CryptoProvider) -> Vec<CipherSuite> {
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
+        .expect("the provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    let name = "cucm.steven.lab".try_into().expect("a DNS name");
+    let mut client = rustls::ClientConnection::new(Arc::new(config), name).expect("client starts");
+    let mut hello = Vec::new();
+    client.write_tls(&mut hello).expect("writes to a Vec");
+    let mut acceptor = rustls::server::Acceptor::default();
+    acceptor
+        .read_tls(&mut hello.as_slice())
+        .expect("reads from a slice");
+    let accepted = acceptor
+        .accept()
+        .map_err(|(e, _)| e)
+        .expect("a valid ClientHello")
+        .expect("a whole ClientHello");
+    accepted
+        .client_hello()
+        .cipher_suites()
+        .iter()
+        .copied()
+        .filter(|s| *s != CipherSuite::TLS_EMPTY_RENEGOTIATION_INFO_SCSV)
+        .collect()
+}
+
+#[rstest]
+#[case::expressway_default(EXPRESSWAY_DEFAULT)]
+#[case::expressway_default_with_rsa_prefix(&expressway_with_prefix())]
+#[case::chacha_first("CHACHA20:AESGCM")]
+fn client_hello_offers_the_derived_order(#[case] cipher_string: &str) {
+    let list = CipherList::parse(cipher_string).expect("parses");
+    let offered: Vec<&str> = client_hello_suites(list.crypto_provider(true))
+        .into_iter()
+        .map(|s| openssl_name(s).expect("known suite"))
+        .collect();
+    let mut expected = vec![
+        "TLS_AES_256_GCM_SHA384",
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "TLS_AES_128_GCM_SHA256",
+    ];
+    expected.extend(list.suite_names());
+    assert_eq!(offered, expected);
+}
+
+/// FIELD-NOTES: `openssl s_client -cipher` with the RSA prefix got the RSA certificate, without
+/// it the ECDSA one.
+#[rstest]
+#[case("ECDHE-RSA-AES256-GCM-SHA384:EECDH:EDH:HIGH", KeyPreference::Rsa)]
+#[case("EECDH:EDH:HIGH", KeyPreference::Ecdsa)]
+#[case("aRSA:aECDSA", KeyPreference::Rsa)]
+#[case("HIGH:+aECDSA", KeyPreference::Rsa)]
+fn preferred_key_follows_the_first_suite(#[case] cipher_string: &str, #[case] key: KeyPreference) {
+    let list = CipherList::parse(cipher_string).expect("parses");
+    assert_eq!(list.preferred_key(), Some(key));
+}
+
+/// Random cipher strings built from aliases, names, prefixes, `+` joins, commands, separators
+/// and junk: the parser and the CLI agree on every one. A fixed seed keeps it repeatable;
+/// `MRALAB_CIPHER_SEED=<u64>` explores others.
+#[test]
+fn random_cipher_strings_match_openssl_cli() {
+    const TOKENS: &[&str] = &[
+        "HIGH",
+        "ECDHE",
+        "EECDH",
+        "EDH",
+        "DHE",
+        "aRSA",
+        "aECDSA",
+        "RSA",
+        "kRSA",
+        "AESGCM",
+        "AES256",
+        "AES128",
+        "AES",
+        "CHACHA20",
+        "SHA",
+        "SHA256",
+        "SHA384",
+        "ALL",
+        "DEFAULT",
+        "COMPLEMENTOFALL",
+        "COMPLEMENTOFDEFAULT",
+        "eNULL",
+        "aNULL",
+        "MEDIUM",
+        "3DES",
+        "PSK",
+        "CAMELLIA",
+        "ARIA",
+        "TLSv1.2",
+        "SSLv3",
+        "FIPS",
+        "ECDSA",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "DHE-RSA-AES256-GCM-SHA384",
+        "AES128-SHA",
+        "FOO",
+    ];
+    const PREFIXES: &[&str] = &["", "", "", "!", "-", "+"];
+    const COMMANDS: &[&str] = &["@STRENGTH", "@SECLEVEL=0", "@SECLEVEL=3", "@SECLEVEL=1"];
+    const SEPARATORS: &[&str] = &[":", ":", ",", " ", ";"];
+    let mut state: u64 = std::env::var("MRALAB_CIPHER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&s| s != 0)
+        .unwrap_or(0x9E37_79B9_7F4A_7C15);
+    let mut next = |n: usize| -> usize {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut mismatches = Vec::new();
+    for _ in 0..300 {
+        let words = 1 + next(6);
+        let mut s = String::new();
+        for w in 0..words {
+            if w > 0 {
+                s.push_str(SEPARATORS[next(SEPARATORS.len())]);
+            }
+            match next(20) {
+                0 => s.push_str(COMMANDS[next(COMMANDS.len())]),
+                1 => s.push('*'),
+                _ => {
+                    s.push_str(PREFIXES[next(PREFIXES.len())]);
+                    let parts = 1 + next(2) * next(3);
+                    for p in 0..parts {
+                        if p > 0 {
+                            s.push('+');
+                        }
+                        s.push_str(TOKENS[next(TOKENS.len())]);
+                    }
+                }
+            }
+        }
+        if let Err(mismatch) = compare_with_cli(&s) {
+            mismatches.push(mismatch);
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }

@@ -18,8 +18,11 @@
 //!    as one stable sort, by (kDHE|kECDHE with AEAD, kDHE|kECDHE, AEAD, TLS 1.2) descending, over
 //!    the `ALL` order followed by the `eNULL` order.
 //!
-//! `harness/tests/ciphers.rs` checks every row and the order against the CLI on the machine
-//! running the tests (`table_matches_the_openssl_cli`), so a different OpenSSL shows up at once.
+//! `harness/tests/ciphers.rs` re-derives every row and the order from the CLI of the machine
+//! running the tests: each alias alone and with `@STRENGTH` at security level 0
+//! (`every_alias_selects_what_openssl_selects`), the IANA names
+//! (`table_rows_and_iana_names_match_the_cli`), and dozens of full cipher strings; a different
+//! OpenSSL shows up at once. `ALIASES` is transcribed from ssl_ciph.c of OpenSSL 3.0.
 
 // Key exchange (`algorithm_mkey`).
 pub(crate) const K_RSA: u32 = 1 << 0;
