@@ -4,9 +4,9 @@
 //! from it decides which certificate a CUCM node serves (SPEC: ECDSA first unless the string
 //! starts with `ECDHE-RSA-AES256-GCM-SHA384:`). This module is a port of OpenSSL 3.0's
 //! `ssl_cipher_process_rulestr` and `ssl_cipher_apply_rule` (ssl/ssl_ciph.c) over OpenSSL's own
-//! cipher table (`ciphers/table.rs`); the result is what `openssl ciphers -s -tls1_2 '<string>'` lists,
-//! and, restricted to the six TLS 1.2 suites rustls offers, the client order the verifier model
-//! uses. Every word of the string is reported: one that is unknown or matches nothing is data for
+//! cipher table (`ciphers/table.rs`); the result is what `openssl ciphers -s -tls1_2 '<string>'`
+//! lists, and, restricted to the six TLS 1.2 suites rustls offers, the client order the verifier
+//! model uses. Every word of the string is reported: one that is unknown or matches nothing is data for
 //! the user, never silently dropped. The verifier builds its client [`CryptoProvider`] here.
 //!
 //! Expressway X14.2 links OpenSSL 1.1.1, whose table also holds 3DES (and, in some builds, other
@@ -347,9 +347,10 @@ impl CipherList {
                 } => {
                     format!("unknown, ignored by OpenSSL (did you mean '{s}'?)")
                 }
-                WordOutcome::Unknown { suggestion: None } => {
-                    "unknown, ignored by OpenSSL".to_owned()
-                }
+                WordOutcome::Unknown { suggestion: None } => match removal_note(&w.word) {
+                    Some(why) => format!("unknown, ignored by OpenSSL ({why})"),
+                    None => "unknown, ignored by OpenSSL".to_owned(),
+                },
                 WordOutcome::Command { effect } => effect.clone(),
             };
             let _ = writeln!(out, "  {:<width$}  {what}", w.word);
@@ -604,8 +605,50 @@ fn lookup(name: &str) -> Option<Part> {
     })
 }
 
+/// Names OpenSSL 1.0.2 knew and 1.1.0 removed, with why: Expressway's own default still says
+/// `!aDH`. A look-alike suggestion (`ADH`, anonymous DH) would mislead for these.
+const REMOVED_NAMES: &[(&str, &str)] = &[
+    ("aDH", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
+    ("kDH", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
+    ("kDHr", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
+    ("kDHd", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
+    ("aECDH", "removed in OpenSSL 1.1.0 with static-ECDH ciphers"),
+    ("kECDH", "removed in OpenSSL 1.1.0 with static-ECDH ciphers"),
+    (
+        "kECDHr",
+        "removed in OpenSSL 1.1.0 with static-ECDH ciphers",
+    ),
+    (
+        "kECDHe",
+        "removed in OpenSSL 1.1.0 with static-ECDH ciphers",
+    ),
+    ("EXP", "removed in OpenSSL 1.1.0 with export ciphers"),
+    ("EXPORT", "removed in OpenSSL 1.1.0 with export ciphers"),
+    ("EXPORT40", "removed in OpenSSL 1.1.0 with export ciphers"),
+    ("EXPORT56", "removed in OpenSSL 1.1.0 with export ciphers"),
+    ("kKRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
+    ("aKRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
+    ("KRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
+    ("SSLv2", "removed in OpenSSL 1.1.0 with SSLv2"),
+];
+
+/// Why an unknown word is unknown, when one of its parts is a removed name.
+fn removal_note(word: &str) -> Option<&'static str> {
+    word.trim_start_matches(['!', '-', '+'])
+        .split('+')
+        .find_map(|part| {
+            REMOVED_NAMES
+                .iter()
+                .find(|(n, _)| *n == part)
+                .map(|(_, why)| *why)
+        })
+}
+
 /// The closest known name to an unknown one, if it is close enough to be a typo.
 fn suggest(unknown: &str) -> Option<&'static str> {
+    if REMOVED_NAMES.iter().any(|(n, _)| *n == unknown) {
+        return None;
+    }
     let folded = unknown.to_ascii_lowercase();
     let candidates = ALIASES
         .iter()
