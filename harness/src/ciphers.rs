@@ -6,8 +6,9 @@
 //! `ssl_cipher_process_rulestr` and `ssl_cipher_apply_rule` (ssl/ssl_ciph.c) over OpenSSL's own
 //! cipher table (`ciphers/table.rs`); the result is what `openssl ciphers -s -tls1_2 '<string>'`
 //! lists, and, restricted to the six TLS 1.2 suites rustls offers, the client order the verifier
-//! model uses. Every word of the string is reported: one that is unknown or matches nothing is data for
-//! the user, never silently dropped. The verifier builds its client [`CryptoProvider`] here.
+//! model uses. Every word of the string is reported: one that is unknown or matches nothing is
+//! data for the user, never silently dropped. The verifier builds its client [`CryptoProvider`]
+//! here.
 //!
 //! Expressway X14.2 links OpenSSL 1.1.1, whose table also holds 3DES (and, in some builds, other
 //! weak ciphers). Each rule moves or removes ciphers one by one by their own attributes, so the
@@ -171,10 +172,11 @@ impl CipherList {
     /// stands for OpenSSL's default list.
     ///
     /// # Errors
-    /// Only where OpenSSL refuses the string: text it cannot read as a word ([`CipherError::Syntax`]),
-    /// an unknown `@` command ([`CipherError::Command`]), or no TLS 1.2-and-below cipher selected
-    /// ([`CipherError::NoCipherMatch`]). Unknown words and words that match nothing are in
-    /// [`CipherList::words`].
+    /// Only where OpenSSL refuses the string: text it cannot read as a word
+    /// ([`CipherError::Syntax`]), an unknown `@` command ([`CipherError::Command`]), or no
+    /// TLS 1.2-and-below cipher selected ([`CipherError::NoCipherMatch`]). Unknown words and
+    /// words that match nothing are in [`CipherList::words`]; a string that selects ciphers but
+    /// none rustls offers (`EDH`) parses, with empty [`CipherList::rustls_suites`].
     pub fn parse(s: &str) -> Result<CipherList, CipherError> {
         let mut engine = Engine::new();
         let mut words = Vec::new();
@@ -258,7 +260,7 @@ impl CipherList {
         &self.words
     }
 
-    /// The security level in force after the string (`@SECLEVEL=n`, or Debian's default 2).
+    /// The security level in force after the string: its last `@SECLEVEL=n`, else 2.
     pub fn security_level(&self) -> u8 {
         self.security_level
     }
@@ -326,6 +328,12 @@ impl CipherList {
             let name = openssl_name(suite.suite()).unwrap_or("?");
             let _ = writeln!(out, "  {}. {name} ({:?})", i + 1, suite.suite());
         }
+        let tls13: Vec<&str> = TLS13_OPENSSL_ORDER.iter().map(|(_, n)| *n).collect();
+        let _ = writeln!(
+            out,
+            "  (with TLS 1.3 on, {} come first; the cipher string does not set them)",
+            tls13.join(", ")
+        );
         let _ = writeln!(out, "\nwords:");
         let width = self.words.iter().map(|w| w.word.len()).max().unwrap_or(0);
         for w in &self.words {
@@ -347,7 +355,7 @@ impl CipherList {
                 } => {
                     format!("unknown, ignored by OpenSSL (did you mean '{s}'?)")
                 }
-                WordOutcome::Unknown { suggestion: None } => match removal_note(&w.word) {
+                WordOutcome::Unknown { suggestion: None } => match unknown_reason(&w.word) {
                     Some(why) => format!("unknown, ignored by OpenSSL ({why})"),
                     None => "unknown, ignored by OpenSSL".to_owned(),
                 },
@@ -358,16 +366,18 @@ impl CipherList {
         let _ = writeln!(out);
         match (self.preferred_key(), self.suites.first()) {
             (Some(key), Some(first)) => {
+                let first = openssl_name(first.suite()).unwrap_or("?");
                 let _ = writeln!(
                     out,
-                    "a node that follows the client's order serves its {key} certificate (first suite {})",
-                    openssl_name(first.suite()).unwrap_or("?")
+                    "over TLS 1.2, a node that follows the client's order serves its {key} \
+                     certificate (first suite {first})"
                 );
             }
             _ => {
                 let _ = writeln!(
                     out,
-                    "no TLS 1.2 rustls suite: the certificate depends on TLS 1.3 signature schemes, or the handshake fails"
+                    "no TLS 1.2 suite rustls offers is selected: a TLS 1.2 handshake with a rustls \
+                     node fails (over TLS 1.3 the signature schemes choose the certificate)"
                 );
             }
         }
@@ -605,39 +615,45 @@ fn lookup(name: &str) -> Option<Part> {
     })
 }
 
-/// Names OpenSSL 1.0.2 knew and 1.1.0 removed, with why: Expressway's own default still says
-/// `!aDH`. A look-alike suggestion (`ADH`, anonymous DH) would mislead for these.
-const REMOVED_NAMES: &[(&str, &str)] = &[
-    ("aDH", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
-    ("kDH", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
-    ("kDHr", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
-    ("kDHd", "removed in OpenSSL 1.1.0 with static-DH ciphers"),
-    ("aECDH", "removed in OpenSSL 1.1.0 with static-ECDH ciphers"),
-    ("kECDH", "removed in OpenSSL 1.1.0 with static-ECDH ciphers"),
-    (
-        "kECDHr",
-        "removed in OpenSSL 1.1.0 with static-ECDH ciphers",
-    ),
-    (
-        "kECDHe",
-        "removed in OpenSSL 1.1.0 with static-ECDH ciphers",
-    ),
-    ("EXP", "removed in OpenSSL 1.1.0 with export ciphers"),
-    ("EXPORT", "removed in OpenSSL 1.1.0 with export ciphers"),
-    ("EXPORT40", "removed in OpenSSL 1.1.0 with export ciphers"),
-    ("EXPORT56", "removed in OpenSSL 1.1.0 with export ciphers"),
-    ("kKRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
-    ("aKRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
-    ("KRB5", "removed in OpenSSL 1.1.0 with Kerberos ciphers"),
+const STATIC_DH: &str = "removed in OpenSSL 1.1.0 with static-DH ciphers";
+const STATIC_ECDH: &str = "removed in OpenSSL 1.1.0 with static-ECDH ciphers";
+const EXPORT: &str = "removed in OpenSSL 1.1.0 with export ciphers";
+const KERBEROS: &str = "removed in OpenSSL 1.1.0 with Kerberos ciphers";
+const TLS13: &str = "a TLS 1.3 suite: OpenSSL sets those apart (-ciphersuites), not here";
+
+/// Names OpenSSL 1.0.2 knew and 1.1.0 removed, and TLS 1.3 suites, with why they are unknown:
+/// Expressway's own default still says `!aDH`. A look-alike suggestion (`ADH`, anonymous DH)
+/// would mislead for these.
+const UNKNOWN_FOR_A_REASON: &[(&str, &str)] = &[
+    ("aDH", STATIC_DH),
+    ("kDH", STATIC_DH),
+    ("kDHr", STATIC_DH),
+    ("kDHd", STATIC_DH),
+    ("aECDH", STATIC_ECDH),
+    ("kECDH", STATIC_ECDH),
+    ("kECDHr", STATIC_ECDH),
+    ("kECDHe", STATIC_ECDH),
+    ("EXP", EXPORT),
+    ("EXPORT", EXPORT),
+    ("EXPORT40", EXPORT),
+    ("EXPORT56", EXPORT),
+    ("kKRB5", KERBEROS),
+    ("aKRB5", KERBEROS),
+    ("KRB5", KERBEROS),
     ("SSLv2", "removed in OpenSSL 1.1.0 with SSLv2"),
+    ("TLS_AES_256_GCM_SHA384", TLS13),
+    ("TLS_CHACHA20_POLY1305_SHA256", TLS13),
+    ("TLS_AES_128_GCM_SHA256", TLS13),
+    ("TLS_AES_128_CCM_SHA256", TLS13),
+    ("TLS_AES_128_CCM_8_SHA256", TLS13),
 ];
 
-/// Why an unknown word is unknown, when one of its parts is a removed name.
-fn removal_note(word: &str) -> Option<&'static str> {
+/// Why an unknown word is unknown, when one of its parts is a name listed as such.
+fn unknown_reason(word: &str) -> Option<&'static str> {
     word.trim_start_matches(['!', '-', '+'])
         .split('+')
         .find_map(|part| {
-            REMOVED_NAMES
+            UNKNOWN_FOR_A_REASON
                 .iter()
                 .find(|(n, _)| *n == part)
                 .map(|(_, why)| *why)
@@ -646,8 +662,12 @@ fn removal_note(word: &str) -> Option<&'static str> {
 
 /// The closest known name to an unknown one, if it is close enough to be a typo.
 fn suggest(unknown: &str) -> Option<&'static str> {
-    if REMOVED_NAMES.iter().any(|(n, _)| *n == unknown) {
+    if UNKNOWN_FOR_A_REASON.iter().any(|(n, _)| *n == unknown) {
         return None;
+    }
+    // An IANA name: OpenSSL knows the cipher under its own name.
+    if let Some(c) = CIPHERS.iter().find(|c| c.stdname == unknown) {
+        return Some(c.name);
     }
     let folded = unknown.to_ascii_lowercase();
     let candidates = ALIASES

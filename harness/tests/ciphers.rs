@@ -159,6 +159,7 @@ fn check_against_cli(cipher_string: &str) {
 #[case::strength_class_replaces_not_default("COMPLEMENTOFDEFAULT+ECDHE-RSA-CHACHA20-POLY1305")]
 #[case::not_default_after_class("HIGH+COMPLEMENTOFDEFAULT")]
 #[case::removed_names("aDH:kECDH:EXPORT:SSLv2:KRB5:HIGH")]
+#[case::tls13_name("TLS_AES_128_GCM_SHA256:ECDHE")]
 fn order_matches_openssl_cli(#[case] cipher_string: &str) {
     check_against_cli(cipher_string);
 }
@@ -294,6 +295,28 @@ fn unknown_word_is_reported_with_a_suggestion() {
 }
 
 #[test]
+fn iana_and_tls13_names_are_explained() {
+    let list =
+        CipherList::parse("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:TLS_AES_128_GCM_SHA256:HIGH")
+            .expect("HIGH selects ciphers");
+    assert_eq!(
+        list.words()[0].outcome,
+        WordOutcome::Unknown {
+            suggestion: Some("ECDHE-RSA-AES128-GCM-SHA256".to_owned())
+        }
+    );
+    assert_eq!(
+        list.words()[1].outcome,
+        WordOutcome::Unknown { suggestion: None }
+    );
+    assert!(
+        list.report().contains("a TLS 1.3 suite"),
+        "{}",
+        list.report()
+    );
+}
+
+#[test]
 fn unknown_word_alone_is_no_cipher_match() {
     assert_eq!(
         CipherList::parse("EECDHX").map(|l| l.openssl_order().to_vec()),
@@ -315,7 +338,10 @@ fn edh_alone_matches_no_rustls_suite() {
     assert!(openssl.contains(&"DHE-RSA-AES256-GCM-SHA384".to_owned()));
     assert!(list.rustls_suites().is_empty());
     assert_eq!(list.preferred_key(), None);
-    assert!(list.report().contains("no TLS 1.2 rustls suite"));
+    assert!(
+        list.report()
+            .contains("no TLS 1.2 suite rustls offers is selected")
+    );
 }
 
 #[test]
@@ -435,6 +461,10 @@ fn report_names_order_words_and_certificate() {
     assert!(report.contains("EECDHX"), "{report}");
     assert!(report.contains("did you mean 'EECDH'?"), "{report}");
     assert!(report.contains("serves its RSA certificate"), "{report}");
+    assert!(
+        report.contains("with TLS 1.3 on, TLS_AES_256_GCM_SHA384"),
+        "{report}"
+    );
 }
 
 /// Every row's OpenSSL name and IANA name, as `openssl ciphers -V -stdname` pairs them.
@@ -454,7 +484,7 @@ fn table_rows_and_iana_names_match_the_cli() {
     let mut rows = 0;
     for line in text.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        // 0xC0,0x2C - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 - ECDHE-ECDSA-AES256-GCM-SHA384 TLSv1.2 ...
+        // 0xC0,0x2C - TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384 - ECDHE-ECDSA-... TLSv1.2 ...
         let (iana, name, version) = (fields[2], fields[4], fields[5]);
         if version == "TLSv1.3" {
             continue;
