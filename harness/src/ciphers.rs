@@ -872,7 +872,6 @@ impl Engine {
             // Read the '+'-joined parts of one word.
             let mut pattern = Pattern::default();
             let mut outcome: Option<WordOutcome> = None;
-            let mut parts_seen: Vec<(usize, usize)> = Vec::new();
             loop {
                 let part_start = l;
                 while l < rules.len() && is_word_byte(rules[l]) {
@@ -881,7 +880,6 @@ impl Engine {
                 if l == part_start {
                     return Err(syntax_error(part_start));
                 }
-                parts_seen.push((part_start, l));
                 let name = text(part_start, l);
                 let multi = rules.get(l) == Some(&b'+');
                 if multi {

@@ -3,13 +3,12 @@
 //! the client order the verifier model uses.
 
 use std::process::Command;
+use std::sync::Arc;
 
 use harness::ciphers::{
     CipherError, CipherList, EXPRESSWAY_DEFAULT, KeyPreference, RSA_PREFERENCE_PREFIX, WordOutcome,
     iana_name, openssl_name,
 };
-use std::sync::Arc;
-
 use rstest::rstest;
 use rustls::CipherSuite;
 use rustls::crypto::CryptoProvider;
@@ -437,6 +436,16 @@ fn openssl_name_covers_all_nine_rustls_suites() {
     for suite in &provider.cipher_suites {
         assert!(openssl_name(suite.suite()).is_some(), "{:?}", suite.suite());
     }
+    let mut tls12: Vec<&str> = provider
+        .cipher_suites
+        .iter()
+        .filter(|s| s.tls13().is_none())
+        .filter_map(|s| openssl_name(s.suite()))
+        .collect();
+    tls12.sort_unstable();
+    let mut expected = RUSTLS_TLS12;
+    expected.sort_unstable();
+    assert_eq!(tls12, expected, "the six suites this file assumes");
     assert_eq!(
         openssl_name(CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
         Some("ECDHE-RSA-AES256-GCM-SHA384")
