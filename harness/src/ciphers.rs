@@ -933,11 +933,38 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::table::{
+        A_ECDSA, A_NULL, CIPHERS, E_AES, E_AESGCM, E_CHACHA20POLY1305, E_RC4, K_DHE, K_ECDHE,
+        K_PSK, K_RSA, M_AEAD, M_MD5, TLS1_2,
+    };
+    use super::{Engine, Op};
 
+    /// The table's order is a fixed point of the sort `ssl_create_cipher_list` runs before it
+    /// reads a cipher string: replaying it on the table gives the table back. (The CLI
+    /// comparisons in tests/ciphers.rs check the order itself.)
     #[test]
-    fn sorted_co_list_respects_tls12_first() {
-        assert_eq!(CIPHERS[0].name, "ECDHE-ECDSA-AES256-GCM-SHA384");
-        assert!(CIPHERS.iter().all(|c| c.min_tls <= table::TLS1_2));
+    fn table_order_is_a_fixed_point_of_openssls_default_sort() {
+        let mut e = Engine::new();
+        e.apply(|c| c.mkey & K_ECDHE != 0 && c.auth & A_ECDSA != 0, Op::Add);
+        e.apply(|c| c.mkey & K_ECDHE != 0, Op::Add);
+        e.apply(|c| c.mkey & K_ECDHE != 0, Op::Del);
+        e.apply(|c| c.enc & E_AESGCM != 0, Op::Add);
+        e.apply(|c| c.enc & E_CHACHA20POLY1305 != 0, Op::Add);
+        e.apply(|c| c.enc & (E_AES ^ E_AESGCM) != 0, Op::Add);
+        e.apply(|_| true, Op::Add);
+        e.apply(|c| c.mac & M_MD5 != 0, Op::Ord);
+        e.apply(|c| c.auth & A_NULL != 0, Op::Ord);
+        e.apply(|c| c.mkey & K_RSA != 0, Op::Ord);
+        e.apply(|c| c.mkey & K_PSK != 0, Op::Ord);
+        e.apply(|c| c.enc & E_RC4 != 0, Op::Ord);
+        e.strength_sort();
+        // CIPHER_BUMP, everything active: a stable move of the matches to the head.
+        let mut bump = |select: &dyn Fn(usize) -> bool| e.order.sort_by_key(|&i| !select(i));
+        bump(&|i| CIPHERS[i].min_tls == TLS1_2);
+        bump(&|i| CIPHERS[i].mac & M_AEAD != 0);
+        bump(&|i| CIPHERS[i].mkey & (K_DHE | K_ECDHE) != 0);
+        bump(&|i| CIPHERS[i].mkey & (K_DHE | K_ECDHE) != 0 && CIPHERS[i].mac & M_AEAD != 0);
+        let expected: Vec<usize> = (0..CIPHERS.len()).collect();
+        assert_eq!(e.order, expected);
     }
 }
