@@ -22,7 +22,48 @@
 //! running the tests: each alias alone and with `@STRENGTH` at security level 0
 //! (`every_alias_selects_what_openssl_selects`), the IANA names
 //! (`table_rows_and_iana_names_match_the_cli`), and dozens of full cipher strings; a different
-//! OpenSSL shows up at once. `ALIASES` is transcribed from ssl_ciph.c of OpenSSL 3.0.
+//! OpenSSL shows up at once, and a unit test checks that the order is a fixed point of the sort
+//! `ssl_create_cipher_list` runs. `ALIASES` is transcribed from ssl_ciph.c of OpenSSL 3.0.
+
+// The rows of `CIPHERS` were printed by this script (Python 3, run on the test machine), then
+// pasted with `Version::Ssl3`/`Tls1`/`Tls12` renamed to `SSL3`/`TLS1`/`TLS1_2`:
+//
+// import subprocess, re
+// def run(s, extra=()):
+//     r = subprocess.run(["openssl","ciphers","-V","-stdname",*extra,s],capture_output=True,text=True)
+//     if r.returncode: return []
+//     out=[]
+//     for line in r.stdout.splitlines():
+//         m = re.match(r"\s*0x(..),0x(..) - (\S+)\s+- (\S+)\s+(\S+)\s+Kx=(\S+)\s+Au=(\S+)\s+Enc=(\S+)\s+Mac=(\S+)", line)
+//         assert m, line
+//         if m.group(5)=="TLSv1.3": continue
+//         out.append(dict(id=int(m.group(1)+m.group(2),16), std=m.group(3), name=m.group(4), ver=m.group(5), kx=m.group(6), au=m.group(7), enc=m.group(8), mac=m.group(9)))
+//     return out
+// allc = run("ALL:@SECLEVEL=0")
+// enull = run("eNULL:@SECLEVEL=0")
+// names = lambda l: {c["name"] for c in l}
+// high = names(run("HIGH:@SECLEVEL=0")); med = names(run("MEDIUM:@SECLEVEL=0")); low = names(run("LOW:@SECLEVEL=0"))
+// fips = names(run("FIPS:@SECLEVEL=0")); notdef = names(run("COMPLEMENTOFDEFAULT:@SECLEVEL=0"))
+// def key(c):
+//     fs = c["kx"] in ("DH","ECDH"); aead = c["mac"]=="AEAD"; t12 = c["ver"]=="TLSv1.2"
+//     return (not (fs and aead), not fs, not aead, not t12)
+// table = sorted(allc + enull, key=key)
+// KX={"RSA":"K_RSA","DH":"K_DHE","ECDH":"K_ECDHE","PSK":"K_PSK","RSAPSK":"K_RSAPSK","DHEPSK":"K_DHEPSK","ECDHEPSK":"K_ECDHEPSK","SRP":"K_SRP"}
+// AU={"RSA":"A_RSA","DSS":"A_DSS","ECDSA":"A_ECDSA","None":"A_NULL","PSK":"A_PSK","SRP":"A_SRP"}
+// ENC={"AES(128)":"E_AES128","AES(256)":"E_AES256","AESGCM(128)":"E_AES128GCM","AESGCM(256)":"E_AES256GCM","AESCCM(128)":"E_AES128CCM","AESCCM(256)":"E_AES256CCM","AESCCM8(128)":"E_AES128CCM8","AESCCM8(256)":"E_AES256CCM8","ARIAGCM(128)":"E_ARIA128GCM","ARIAGCM(256)":"E_ARIA256GCM","CHACHA20/POLY1305(256)":"E_CHACHA20POLY1305","Camellia(128)":"E_CAMELLIA128","Camellia(256)":"E_CAMELLIA256","None":"E_NULL"}
+// MAC={"MD5":"M_MD5","SHA1":"M_SHA1","SHA256":"M_SHA256","SHA384":"M_SHA384","AEAD":"M_AEAD"}
+// VER={"SSLv3":"Version::Ssl3","TLSv1":"Version::Tls1","TLSv1.2":"Version::Tls12"}
+// rows=[]
+// for c in table:
+//     n=c["name"]
+//     st=[]
+//     st.append("S_HIGH" if n in high else "S_MEDIUM" if n in med else "S_LOW" if n in low else "S_NONE")
+//     if n in fips: st.append("S_FIPS")
+//     if n in notdef: st.append("S_NOT_DEFAULT")
+//     bits = int(re.search(r"\((\d+)\)", c["enc"]).group(1)) if c["enc"]!="None" else 0
+//     rows.append(f'    c("{n}", "{c["std"]}", 0x{c["id"]:04X}, {KX[c["kx"]]}, {AU[c["au"]]}, {ENC[c["enc"]]}, {MAC[c["mac"]]}, {VER[c["ver"]]}, {bits}, {" | ".join(st)}),')
+// print(len(rows))
+// open("/tmp/ciphgen/rows.txt","w").write("\n".join(rows)+"\n")
 
 // Key exchange (`algorithm_mkey`).
 pub(crate) const K_RSA: u32 = 1 << 0;
