@@ -2,5 +2,6 @@
 //! runner. It drives the `simulators` fleet; `xtask` is its command-line front end.
 //! See ARCHITECTURE.md for the map.
 
+pub mod ciphers;
 pub mod pki;
 pub mod source;
