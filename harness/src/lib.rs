@@ -3,5 +3,7 @@
 //! See ARCHITECTURE.md for the map.
 
 pub mod ciphers;
+pub mod expressway;
+pub mod mra;
 pub mod pki;
 pub mod source;

@@ -2,6 +2,7 @@
 //! harness, and prints; the work lives in the library crates.
 
 mod bench;
+mod ciphers;
 mod pki;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,9 @@ enum Command {
     Pki(pki::PkiArgs),
     /// Show where the RSA key cache lives, or clear it.
     Keys(pki::KeysArgs),
+    /// Show the suite order an OpenSSL cipher string gives, word by word, and which
+    /// certificate (RSA or ECDSA) a node following the client's order would serve.
+    Ciphers(ciphers::CiphersArgs),
     /// Benchmarks: `bench pki`.
     Bench(bench::BenchArgs),
 }
@@ -29,6 +33,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Pki(args) => pki::run(args),
         Command::Keys(args) => pki::keys(args),
+        Command::Ciphers(args) => ciphers::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
