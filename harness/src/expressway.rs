@@ -18,8 +18,17 @@ use serde::{Deserialize, Deserializer};
 pub use crate::ciphers::{EXPRESSWAY_DEFAULT as DEFAULT_CIPHERS, RSA_PREFERENCE_PREFIX as RSA_PREFIX};
 
 /// An Expressway version, `X<major>.<minor>[.<patch>]`, compared numerically.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// X14.2 and X14.2.0 are the same version.
+#[derive(Debug, Clone)]
 pub struct Version(Vec<u32>);
+
+impl PartialEq for Version {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Version {}
 
 impl Version {
     /// X14.2: the first version whose traffic server verifies origins.
