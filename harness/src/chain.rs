@@ -30,8 +30,6 @@
 //! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates,
 //! security levels (`check_auth_level`: keys below 80 bits).
 
-use std::fmt;
-
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name, X509Version};
@@ -85,7 +83,7 @@ pub enum VerifyErrorCode {
     UnableToVerifyLeafSignature,
     /// 22: `X509_V_ERR_CERT_CHAIN_TOO_LONG`.
     CertChainTooLong,
-    /// 24: `X509_V_ERR_INVALID_CA`.
+    /// 24 in 1.1.1, 79 in 3.0: `X509_V_ERR_INVALID_CA`.
     InvalidCa,
     /// 25: `X509_V_ERR_PATH_LENGTH_EXCEEDED`.
     PathLengthExceeded,
@@ -99,8 +97,10 @@ pub enum VerifyErrorCode {
 }
 
 impl VerifyErrorCode {
-    /// The numeric `X509_V_ERR_*` value.
-    pub fn code(self) -> i32 {
+    /// The numeric `X509_V_ERR_*` value in that OpenSSL's headers. They differ once:
+    /// OpenSSL 3.0 renumbered `X509_V_ERR_INVALID_CA` from 24 to 79 (24 is now
+    /// `X509_V_ERR_NO_ISSUER_PUBLIC_KEY`), so `openssl verify` 3.0 prints `error 79`.
+    pub fn code(self, flavour: OpensslFlavour) -> i32 {
         match self {
             Self::Unspecified => 1,
             Self::UnableToGetIssuerCert => 2,
@@ -112,7 +112,10 @@ impl VerifyErrorCode {
             Self::UnableToGetIssuerCertLocally => 20,
             Self::UnableToVerifyLeafSignature => 21,
             Self::CertChainTooLong => 22,
-            Self::InvalidCa => 24,
+            Self::InvalidCa => match flavour {
+                OpensslFlavour::V1_1_1 => 24,
+                OpensslFlavour::V3_0 => 79,
+            },
             Self::PathLengthExceeded => 25,
             Self::InvalidPurpose => 26,
             Self::KeyUsageNoCertSign => 32,
@@ -120,9 +123,9 @@ impl VerifyErrorCode {
         }
     }
 
-    /// The code for a numeric `X509_V_ERR_*` value, if this module knows it.
-    pub fn from_code(code: i32) -> Option<Self> {
-        ALL_CODES.iter().copied().find(|c| c.code() == code)
+    /// The code for a numeric `X509_V_ERR_*` value of that OpenSSL, if this module knows it.
+    pub fn from_code(code: i32, flavour: OpensslFlavour) -> Option<Self> {
+        ALL_CODES.iter().copied().find(|c| c.code(flavour) == code)
     }
 
     /// `X509_verify_cert_error_string` of this code in that OpenSSL (`crypto/x509/x509_txt.c`):
@@ -169,13 +172,6 @@ const ALL_CODES: [VerifyErrorCode; 15] = [
     VerifyErrorCode::KeyUsageNoCertSign,
     VerifyErrorCode::UnhandledCriticalExtension,
 ];
-
-impl fmt::Display for VerifyErrorCode {
-    /// The number, as OpenSSL prints `error N`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.code())
-    }
-}
 
 /// One call of the verify callback with `ok == 0`: the error, `X509_STORE_CTX_get_error_depth`
 /// and the subject of `X509_STORE_CTX_get_current_cert`.
@@ -297,7 +293,11 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         };
     };
     for (position, der) in input.trusted.iter().enumerate() {
-        if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }, input.flavour) {
+        if let Some(cert) = Cert::parse(
+            der.as_ref(),
+            LinkSource::TrustStore { position },
+            input.flavour,
+        ) {
             store.push(certs.len());
             certs.push(cert);
         }
@@ -426,17 +426,23 @@ fn canonical_name(name: &X509Name<'_>) -> Vec<Vec<CanonicalAttribute>> {
 
 fn signature_family(oid: &str) -> Option<KeyFamily> {
     Some(match oid {
-        "1.2.840.113549.1.1.2" | "1.2.840.113549.1.1.3" | "1.2.840.113549.1.1.4"
-        | "1.2.840.113549.1.1.5" | "1.2.840.113549.1.1.11" | "1.2.840.113549.1.1.12"
-        | "1.2.840.113549.1.1.13" | "1.2.840.113549.1.1.14" => KeyFamily::Rsa,
+        "1.2.840.113549.1.1.2"
+        | "1.2.840.113549.1.1.3"
+        | "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.113549.1.1.12"
+        | "1.2.840.113549.1.1.13"
+        | "1.2.840.113549.1.1.14" => KeyFamily::Rsa,
         "1.2.840.113549.1.1.10" => KeyFamily::RsaPss,
-        "1.2.840.10045.4.1" | "1.2.840.10045.4.3.1" | "1.2.840.10045.4.3.2"
-        | "1.2.840.10045.4.3.3" | "1.2.840.10045.4.3.4" => KeyFamily::Ec,
+        "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.1"
+        | "1.2.840.10045.4.3.2"
+        | "1.2.840.10045.4.3.3"
+        | "1.2.840.10045.4.3.4" => KeyFamily::Ec,
         "1.3.101.112" => KeyFamily::Ed25519,
         "1.3.101.113" => KeyFamily::Ed448,
-        "1.2.840.10040.4.3" | "2.16.840.1.101.3.4.3.1" | "2.16.840.1.101.3.4.3.2" => {
-            KeyFamily::Dsa
-        }
+        "1.2.840.10040.4.3" | "2.16.840.1.101.3.4.3.1" | "2.16.840.1.101.3.4.3.2" => KeyFamily::Dsa,
         _ => return None,
     })
 }
@@ -501,7 +507,9 @@ impl<'a> Cert<'a> {
             unhandled_critical: false,
             self_issued: subject == issuer,
             self_signed: false,
-            signature_family: signature_family(&x509.tbs_certificate.signature.algorithm.to_id_string()),
+            signature_family: signature_family(
+                &x509.tbs_certificate.signature.algorithm.to_id_string(),
+            ),
             key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
             subject,
             issuer,
@@ -590,7 +598,9 @@ impl<'a> Cert<'a> {
     /// 3.0 `check_sig_alg_match(issuer key, self)`.
     fn signature_algorithm_fits(&self, issuer: &Cert<'_>) -> bool {
         match (self.signature_family, issuer.key_family) {
-            (Some(sig), Some(key)) => sig == key || (sig == KeyFamily::RsaPss && key == KeyFamily::Rsa),
+            (Some(sig), Some(key)) => {
+                sig == key || (sig == KeyFamily::RsaPss && key == KeyFamily::Rsa)
+            }
             _ => false,
         }
     }
@@ -655,7 +665,11 @@ impl StoreCtx<'_, '_> {
             .get(depth)
             .map(|&i| self.certs[i].subject_text.clone())
             .unwrap_or_default();
-        self.errors.push(ChainError { code, depth, subject });
+        self.errors.push(ChainError {
+            code,
+            depth,
+            subject,
+        });
         !self.stop_at_first_error
     }
 
@@ -780,7 +794,11 @@ impl StoreCtx<'_, '_> {
             let num = self.chain.len();
             if search_trusted {
                 let curr = self.chain[num - 1];
-                let found = if num > max_depth { None } else { self.trusted_issuer(curr) };
+                let found = if num > max_depth {
+                    None
+                } else {
+                    self.trusted_issuer(curr)
+                };
                 if let Some(issuer) = found {
                     let curr_self_signed = self.certs[curr].self_signed;
                     let mut ok = true;
@@ -885,7 +903,10 @@ impl StoreCtx<'_, '_> {
             if unhandled_critical && !self.report(i, VerifyErrorCode::UnhandledCriticalExtension) {
                 return false;
             }
-            if must_be_ca && (ca == 0 || (i + 1 < num && ca != 1)) && !self.report(i, VerifyErrorCode::InvalidCa) {
+            if must_be_ca
+                && (ca == 0 || (i + 1 < num && ca != 1))
+                && !self.report(i, VerifyErrorCode::InvalidCa)
+            {
                 return false;
             }
             if !fits && !self.report(i, VerifyErrorCode::InvalidPurpose) {
