@@ -42,7 +42,11 @@ const DEFAULT_VERIFY_DEPTH: usize = 100;
 /// chain-building rules (see [`verify`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OpensslFlavour {
-    /// OpenSSL 1.1.1, as in Expressway X14.2 (ATS 8.1 line).
+    /// OpenSSL 1.1.1, as in Expressway X14.2 (ATS 8.1 line): the late 1.1.1 releases, checked
+    /// against 1.1.1l. (Early 1.1.1 releases refused, while building, an issuer whose key usage
+    /// lacks keyCertSign and called such a self-issued certificate not self-signed; 1.1.1l, like
+    /// 3.0, accepts it and reports 32 in `internal_verify`. That older behaviour is not
+    /// modelled.)
     V1_1_1,
     /// OpenSSL 3.0, as in stock Apache Traffic Server 9.2 on Debian 12.
     V3_0,
@@ -89,8 +93,7 @@ pub enum VerifyErrorCode {
     PathLengthExceeded,
     /// 26: `X509_V_ERR_INVALID_PURPOSE`.
     InvalidPurpose,
-    /// 32: `X509_V_ERR_KEYUSAGE_NO_CERTSIGN` (OpenSSL 3.0 reports it from `internal_verify`;
-    /// 1.1.1 instead refuses such an issuer while building the chain).
+    /// 32: `X509_V_ERR_KEYUSAGE_NO_CERTSIGN`, reported by `internal_verify` at the issuer's depth.
     KeyUsageNoCertSign,
     /// 34: `X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION`.
     UnhandledCriticalExtension,
@@ -243,17 +246,15 @@ pub struct ChainVerdict {
 /// Verifies `input.peer_chain` as OpenSSL's `X509_verify_cert` does in a TLS client, with
 /// trusted-first on, partial chains off, default depth 100.
 ///
-/// Differences between the flavours that are reproduced:
-/// - error strings (see [`VerifyErrorCode::text`]);
-/// - choosing among several candidate issuers: both take the first time-valid one; failing
-///   that, 1.1.1 takes the last candidate, 3.0 the one that expires last;
-/// - 1.1.1's `X509_check_issued` refuses an issuer whose key usage lacks keyCertSign (and so
-///   does its self-signed test), 3.0 accepts it while building and reports 32 in
-///   `internal_verify`; 3.0 instead requires the subject's signature algorithm to match the
-///   issuer's key type;
-/// - a lone leaf whose issuer was not found: after 21, 1.1.1 stops `internal_verify` at once,
-///   3.0 still checks the leaf's dates;
-/// - path length counting (`check_chain_extensions` versus `check_extensions`).
+/// Differences between the flavours that are reproduced (both checked against the real
+/// libraries, 1.1.1l and 3.0.x):
+/// - error strings (see [`VerifyErrorCode::text`]) and the number of `X509_V_ERR_INVALID_CA`
+///   (see [`VerifyErrorCode::code`]);
+/// - choosing among several candidate issuers that all fit (same name, AKID and key type): both
+///   take the first time-valid one; failing that, 1.1.1 takes the last candidate
+///   (`find_issuer`), 3.0 the one that expires last (`get0_best_issuer_sk`);
+/// - path length counting (`check_chain_extensions` versus `check_extensions`), which agree
+///   except for self-issued certificates.
 ///
 /// Certificates that do not parse are left out of the untrusted pool and the trust store; a leaf
 /// that does not parse yields [`VerifyErrorCode::Unspecified`] at depth 0.
@@ -262,7 +263,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
     let mut pool = Vec::new();
     let mut store = Vec::new();
     for (position, der) in input.peer_chain.iter().enumerate() {
-        match Cert::parse(der.as_ref(), LinkSource::Peer { position }, input.flavour) {
+        match Cert::parse(der.as_ref(), LinkSource::Peer { position }) {
             Some(cert) => {
                 pool.push(certs.len());
                 certs.push(cert);
@@ -293,11 +294,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         };
     };
     for (position, der) in input.trusted.iter().enumerate() {
-        if let Some(cert) = Cert::parse(
-            der.as_ref(),
-            LinkSource::TrustStore { position },
-            input.flavour,
-        ) {
+        if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }) {
             store.push(certs.len());
             certs.push(cert);
         }
@@ -485,7 +482,7 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 impl<'a> Cert<'a> {
-    fn parse(der: &'a [u8], source: LinkSource, flavour: OpensslFlavour) -> Option<Self> {
+    fn parse(der: &'a [u8], source: LinkSource) -> Option<Self> {
         let (_, x509) = X509Certificate::from_der(der).ok()?;
         let subject = canonical_name(x509.subject());
         let issuer = canonical_name(x509.issuer());
@@ -557,15 +554,11 @@ impl<'a> Cert<'a> {
                 _ => {}
             }
         }
-        // EXFLAG_SS (x509v3_cache_extensions): self-issued and the AKID fits its own SKID; 1.1.1
-        // also wants keyCertSign if key usage is present, 3.0 a signature algorithm that fits the
-        // key.
-        cert.self_signed = cert.self_issued
-            && cert.akid_matches(&cert)
-            && match flavour {
-                OpensslFlavour::V1_1_1 => !cert.key_usage_rejects_cert_sign(),
-                OpensslFlavour::V3_0 => cert.signature_algorithm_fits(&cert),
-            };
+        // EXFLAG_SS (x509v3_cache_extensions): self-issued, the AKID fits its own SKID and the
+        // signature algorithm fits its own key. (Early 1.1.1 wanted keyCertSign instead of the
+        // last; 1.1.1l calls a self-signed leaf without keyCertSign "self signed".)
+        cert.self_signed =
+            cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
         Some(cert)
     }
 
@@ -677,47 +670,19 @@ impl StoreCtx<'_, '_> {
         a == b || self.certs[a].der == self.certs[b].der
     }
 
-    /// `ctx->check_issued(ctx, x, issuer)` of the flavour.
+    /// `check_issued(ctx, x, issuer)`, that is `x509_likely_issued(issuer, x)`: the issuer's
+    /// subject is `x`'s issuer name, `x`'s AKID (if any) fits the issuer's SKID, serial and name,
+    /// and `x`'s signature algorithm fits the issuer's key type. Key usage is not looked at here
+    /// (`internal_verify` reports it).
     fn check_issued(&self, x: usize, issuer: usize) -> bool {
         let (xc, ic) = (&self.certs[x], &self.certs[issuer]);
-        match self.flavour {
-            OpensslFlavour::V3_0 => {
-                // ossl_x509_likely_issued
-                ic.subject == xc.issuer && xc.akid_matches(ic) && xc.signature_algorithm_fits(ic)
-            }
-            OpensslFlavour::V1_1_1 => {
-                if x == issuer {
-                    return xc.self_signed;
-                }
-                // X509_check_issued, then the path-loop test of check_issued
-                let issued = ic.subject == xc.issuer
-                    && xc.akid_matches(ic)
-                    && !ic.key_usage_rejects_cert_sign();
-                if !issued {
-                    return false;
-                }
-                if xc.self_signed && self.chain.len() == 1 {
-                    return true;
-                }
-                !self.chain.iter().any(|&c| self.same_cert(c, issuer))
-            }
-        }
-    }
-
-    /// The top-of-chain self-issued test of `internal_verify`: `check_issued(xi, xi)`.
-    fn issued_by_itself(&self, x: usize) -> bool {
-        match self.flavour {
-            OpensslFlavour::V3_0 => {
-                let c = &self.certs[x];
-                c.self_issued && c.akid_matches(c) && c.signature_algorithm_fits(c)
-            }
-            OpensslFlavour::V1_1_1 => self.certs[x].self_signed,
-        }
+        ic.subject == xc.issuer && xc.akid_matches(ic) && xc.signature_algorithm_fits(ic)
     }
 
     /// Picks among `candidates` that `check_issued` accepts: the first time-valid one, else
-    /// (1.1.1) the last one or (3.0) the one expiring last (`find_issuer`,
-    /// `X509_STORE_CTX_get1_issuer`, `get0_best_issuer_sk`).
+    /// (1.1.1) the last one or (3.0) the one expiring last (`find_issuer` and
+    /// `X509_STORE_CTX_get1_issuer` in both, `get0_best_issuer_sk` in later 3.x). With `no_dup`,
+    /// certificates already in the chain are skipped, except for a self-issued leaf alone.
     fn best_issuer(&self, x: usize, candidates: &[usize], no_dup: bool) -> Option<usize> {
         let mut fallback: Option<usize> = None;
         for &candidate in candidates {
@@ -757,7 +722,9 @@ impl StoreCtx<'_, '_> {
             .copied()
             .filter(|&c| self.certs[c].subject == *wanted)
             .collect();
-        self.best_issuer(x, &candidates, false)
+        // 1.1.1's check_issued also refuses a certificate already in the chain; 3.0 hides the
+        // chain from this lookup (get1_trusted_issuer).
+        self.best_issuer(x, &candidates, self.flavour == OpensslFlavour::V1_1_1)
     }
 
     /// `check_trust(ctx, num_untrusted)` without auxiliary trust or partial chains: a trust-store
@@ -838,10 +805,7 @@ impl StoreCtx<'_, '_> {
                 let issuer = if self.certs[curr].self_signed || num > max_depth {
                     None
                 } else {
-                    match self.flavour {
-                        OpensslFlavour::V3_0 => self.best_issuer(curr, &pool, true),
-                        OpensslFlavour::V1_1_1 => self.best_issuer(curr, &pool, false),
-                    }
+                    self.best_issuer(curr, &pool, true)
                 };
                 match issuer {
                     None => {
@@ -939,24 +903,21 @@ impl StoreCtx<'_, '_> {
         let mut n = self.chain.len() - 1;
         let mut xi = self.chain[n];
         let mut xs = xi;
-        if !self.issued_by_itself(xi) {
+        // check_issued(xi, xi): is the top self-issued (name, AKID, key type)?
+        if !self.certs[xi].self_signed {
             if n > 0 {
                 n -= 1;
                 xs = self.chain[n];
             } else {
+                // A lone leaf whose issuer was never found; its dates are still checked.
                 if !self.report(0, VerifyErrorCode::UnableToVerifyLeafSignature) {
                     return false;
-                }
-                if self.flavour == OpensslFlavour::V1_1_1 {
-                    // 1.1.1 jumps to the end: the leaf's dates are not checked.
-                    return true;
                 }
             }
         }
         loop {
             if xs != xi {
-                if self.flavour == OpensslFlavour::V3_0
-                    && self.certs[xi].key_usage_rejects_cert_sign()
+                if self.certs[xi].key_usage_rejects_cert_sign()
                     && !self.report(n + 1, VerifyErrorCode::KeyUsageNoCertSign)
                 {
                     return false;

@@ -158,6 +158,8 @@ enum Shape {
     UnknownCriticalExtensionOnLeaf,
     ExpiredLeafWhoseCaIsMissing,
     ExpiredSelfSignedLeafNotTrusted,
+    TwoExpiredSameNameIntermediatesLaterOneFirst,
+    RsaAndEcdsaCasWithTheSameNameRsaFirst,
 }
 
 fn build(shape: Shape) -> Case {
@@ -340,6 +342,36 @@ fn build(shape: Shape) -> Case {
             p.not_after = at(NOW - DAY);
             let leaf = issued(p, &intermediate);
             case(vec![&leaf], vec![root.der()])
+        }
+        Shape::TwoExpiredSameNameIntermediatesLaterOneFirst => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let later = issued(p, &root);
+            let mut p = params("steven-Issuing-CA", Role::Ca, 5);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - 2 * DAY);
+            let earlier = issued(p, &root);
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &earlier);
+            case(vec![&leaf, &later, &earlier], vec![root.der()])
+        }
+        Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst => {
+            let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+            let rsa_params = params("steven-DC-CA", Role::Ca, 30);
+            let rsa_cert = rsa_params
+                .self_signed(&rsa_key)
+                .expect("self-signed RSA CA");
+            let rsa = Node {
+                key: rsa_key,
+                params: rsa_params,
+                cert: rsa_cert,
+            };
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &root);
+            case(vec![&leaf], vec![rsa.der(), root.der()])
         }
         Shape::ExpiredSelfSignedLeafNotTrusted => {
             let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
@@ -601,6 +633,11 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::unknown_critical_extension_on_leaf_is_34_at_0(Shape::UnknownCriticalExtensionOnLeaf, Some((34, 0)))]
 #[case::expired_leaf_whose_ca_is_missing_is_20_at_0(Shape::ExpiredLeafWhoseCaIsMissing, Some((20, 0)))]
 #[case::expired_self_signed_leaf_not_trusted_is_18_at_0(Shape::ExpiredSelfSignedLeafNotTrusted, Some((18, 0)))]
+#[case::two_expired_same_name_intermediates_take_the_one_expiring_last(Shape::TwoExpiredSameNameIntermediatesLaterOneFirst, Some((10, 1)))]
+#[case::rsa_and_ecdsa_cas_with_the_same_name_are_told_apart_by_key_type(
+    Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst,
+    None
+)]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -705,33 +742,144 @@ fn error_texts_follow_each_openssl() {
     );
 }
 
-/// No 1.1.1 here to ask: these follow `crypto/x509/x509_vfy.c` and `v3_purp.c` of 1.1.1.
+/// An OpenSSL 1.1.1 oracle, when one is at hand: the verify loop libssl runs
+/// (`X509_STORE_CTX_init` with the whole peer chain as untrusted, "ssl_server" defaults, a fixed
+/// time) with a callback that records every error and returns 1. It runs in a Python whose
+/// `cryptography` wheel bundles OpenSSL 1.1.1 (`cryptography==3.4.8` bundles 1.1.1l), named by
+/// `MRALAB_PYTHON_OPENSSL_1_1_1`.
+const OPENSSL_1_1_1_ORACLE: &str = r#"
+import sys, json, base64
+from cryptography.hazmat.bindings.openssl.binding import Binding
+b = Binding(); lib = b.lib; ffi = b.ffi
+req = json.load(open(sys.argv[1]))
+def load(der):
+    bio = lib.BIO_new_mem_buf(der, len(der))
+    x = lib.d2i_X509_bio(bio, ffi.NULL)
+    lib.BIO_free(bio)
+    return x
+store = lib.X509_STORE_new()
+for d in req["trusted"]:
+    lib.X509_STORE_add_cert(store, load(base64.b64decode(d)))
+peer = [load(base64.b64decode(d)) for d in req["peer"]]
+sk = lib.sk_X509_new_null()
+for x in peer:
+    lib.sk_X509_push(sk, x)
+ctx = lib.X509_STORE_CTX_new()
+lib.X509_STORE_CTX_init(ctx, store, peer[0], sk)
+lib.X509_STORE_CTX_set_default(ctx, b"ssl_server")
+lib.X509_VERIFY_PARAM_set_time(lib.X509_STORE_CTX_get0_param(ctx), req["time"])
+errors = []
+@ffi.callback("int (int, X509_STORE_CTX *)")
+def cb(ok, c):
+    if not ok:
+        errors.append([lib.X509_STORE_CTX_get_error(c), lib.X509_STORE_CTX_get_error_depth(c)])
+    return 1
+lib.X509_STORE_CTX_set_verify_cb(ctx, cb)
+lib.X509_verify_cert(ctx)
+print(json.dumps({"version": ffi.string(lib.OpenSSL_version(0)).decode(), "errors": errors}))
+"#;
+
+/// Every error OpenSSL 1.1.1 reports for the case, or `None` without an oracle.
+fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
+    use base64::Engine as _;
+    let python = std::env::var_os("MRALAB_PYTHON_OPENSSL_1_1_1")?;
+    let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d.as_ref());
+    let request = serde_json::json!({
+        "peer": case.peer.iter().map(b64).collect::<Vec<_>>(),
+        "trusted": case.trusted.iter().map(b64).collect::<Vec<_>>(),
+        "time": NOW,
+    });
+    std::fs::write(files.path("request.json"), request.to_string()).expect("write request");
+    std::fs::write(files.path("oracle.py"), OPENSSL_1_1_1_ORACLE).expect("write oracle");
+    let out = Command::new(python)
+        .arg(files.path("oracle.py"))
+        .arg(files.path("request.json"))
+        .output()
+        .expect("run the OpenSSL 1.1.1 oracle");
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
+    let version = answer["version"].as_str().unwrap_or_default();
+    assert!(
+        version.starts_with("OpenSSL 1.1.1"),
+        "the oracle runs {version}"
+    );
+    let errors = answer["errors"].as_array().expect("errors array");
+    Some(
+        errors
+            .iter()
+            .map(|e| {
+                let code = e[0].as_i64().expect("code") as i32;
+                let depth = e[1].as_u64().expect("depth") as usize;
+                (code, depth)
+            })
+            .collect(),
+    )
+}
+
+/// Every error, in order, that OpenSSL 1.1.1 reports with a callback that continues (ATS
+/// PERMISSIVE on Expressway X14.2). The literals were taken from OpenSSL 1.1.1l; with
+/// `MRALAB_PYTHON_OPENSSL_1_1_1` set, the test asks it again.
 #[rstest]
-// X509_check_issued refuses an issuer without keyCertSign while building: the leaf's issuer is
-// never found.
-#[case::intermediate_without_cert_sign_is_20_at_0_in_1_1_1(Shape::IntermediateWithoutCertSignKeyUsage, &[(20, 0), (21, 0)])]
-// internal_verify jumps to its end after 21: the leaf's dates are not checked.
-#[case::expired_lone_leaf_stops_after_21_in_1_1_1(Shape::ExpiredLeafWhoseCaIsMissing, &[(20, 0), (21, 0)])]
-// 1.1.1 calls a certificate self-signed only if its key usage, when present, allows keyCertSign:
-// a self-signed leaf with digitalSignature and keyEncipherment only is "unable to get local
-// issuer certificate", not "self signed certificate".
-#[case::self_signed_leaf_without_cert_sign_is_20_then_21_in_1_1_1(Shape::SelfSignedLeafNotTrusted, &[(20, 0), (21, 0)])]
-#[case::self_signed_leaf_with_cert_sign_is_18_in_1_1_1(Shape::SelfSignedLeafWithCertSignNotTrusted, &[(18, 0)])]
-#[case::intermediate_that_is_not_a_ca_is_24_at_1_in_1_1_1(Shape::IntermediateThatIsNotACa, &[(24, 1), (26, 1)])]
-#[case::good_chain_passes_in_1_1_1(Shape::GoodChain, &[])]
-#[case::reissued_ca_is_picked_by_akid_in_1_1_1(Shape::ReissuedCaPickedByAkid, &[])]
-fn openssl_1_1_1_differs_where_its_source_does(
-    #[case] shape: Shape,
-    #[case] expected: &[(i32, usize)],
-) {
+#[case::self_signed_leaf_not_trusted(Shape::SelfSignedLeafNotTrusted, &[(18, 0)])]
+#[case::self_signed_leaf_with_cert_sign_not_trusted(Shape::SelfSignedLeafWithCertSignNotTrusted, &[(18, 0)])]
+#[case::trusted_self_signed_leaf_with_ca_true(Shape::TrustedSelfSignedLeafWithCaTrue, &[])]
+#[case::trusted_self_signed_leaf_with_ca_false(Shape::TrustedSelfSignedLeafWithCaFalse, &[])]
+#[case::leaf_whose_ca_is_neither_trusted_nor_sent(Shape::LeafWhoseCaIsNeitherTrustedNorSent, &[(20, 0), (21, 0)])]
+#[case::chain_sent_without_root_and_root_not_trusted(Shape::ChainSentWithoutRootAndRootNotTrusted, &[(20, 1)])]
+#[case::untrusted_root_sent_in_chain(Shape::UntrustedRootSentInChain, &[(19, 2)])]
+#[case::only_issuing_intermediate_trusted(Shape::OnlyIssuingIntermediateTrusted, &[(2, 1)])]
+#[case::missing_intermediate(Shape::MissingIntermediate, &[(20, 0), (21, 0)])]
+#[case::good_chain(Shape::GoodChain, &[])]
+#[case::expired_leaf(Shape::ExpiredLeaf, &[(10, 0)])]
+#[case::expired_intermediate(Shape::ExpiredIntermediate, &[(10, 1)])]
+#[case::expired_trusted_root(Shape::ExpiredTrustedRoot, &[(10, 2)])]
+#[case::not_yet_valid_leaf(Shape::NotYetValidLeaf, &[(9, 0)])]
+#[case::client_auth_only_leaf(Shape::ClientAuthOnlyLeaf, &[(26, 0)])]
+#[case::chain_sent_in_wrong_order(Shape::ChainSentInWrongOrder, &[])]
+#[case::chain_with_extra_unrelated_certificate(Shape::ChainWithExtraUnrelatedCertificate, &[])]
+#[case::reissued_ca_picked_by_akid(Shape::ReissuedCaPickedByAkid, &[])]
+#[case::reissued_ca_without_akid_old_first(Shape::ReissuedCaWithoutAkidOldFirst, &[(7, 0)])]
+#[case::reissued_ca_without_akid_expired_old_first(Shape::ReissuedCaWithoutAkidExpiredOldFirst, &[])]
+#[case::bad_leaf_signature(Shape::BadLeafSignature, &[(7, 0)])]
+#[case::self_signed_leaf_with_bad_signature_not_trusted(Shape::SelfSignedLeafWithBadSignatureNotTrusted, &[(18, 0)])]
+#[case::self_signed_leaf_with_bad_signature_trusted(Shape::SelfSignedLeafWithBadSignatureTrusted, &[])]
+#[case::intermediate_that_is_not_a_ca_is_24_not_79(Shape::IntermediateThatIsNotACa, &[(24, 1), (26, 1)])]
+#[case::intermediate_without_cert_sign_key_usage(Shape::IntermediateWithoutCertSignKeyUsage, &[(24, 1), (26, 1), (32, 1)])]
+#[case::path_length_exceeded(Shape::PathLengthExceeded, &[(25, 2)])]
+#[case::unknown_critical_extension_on_leaf(Shape::UnknownCriticalExtensionOnLeaf, &[(34, 0)])]
+#[case::expired_leaf_whose_ca_is_missing(Shape::ExpiredLeafWhoseCaIsMissing, &[(20, 0), (21, 0), (10, 0)])]
+#[case::expired_self_signed_leaf_not_trusted(Shape::ExpiredSelfSignedLeafNotTrusted, &[(18, 0), (10, 0)])]
+// 1.1.1 falls back on the last expired candidate (the leaf's real issuer here), 3.0 on the one
+// that expires last (whose signature then fails: 10 at 1, then 7 at 0).
+#[case::two_expired_same_name_intermediates_take_the_last_one(Shape::TwoExpiredSameNameIntermediatesLaterOneFirst, &[(10, 1)])]
+#[case::rsa_and_ecdsa_cas_with_the_same_name(Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst, &[])]
+fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
-    let verdict = ours(&case, OpensslFlavour::V1_1_1, false);
-    let got: Vec<_> = verdict
-        .errors
-        .iter()
-        .map(|e| (e.code.code(OpensslFlavour::V1_1_1), e.depth))
-        .collect();
-    assert_eq!(got, expected);
+    let flavour = OpensslFlavour::V1_1_1;
+    let codes = |v: &ChainVerdict| -> Vec<(i32, usize)> {
+        v.errors
+            .iter()
+            .map(|e| (e.code.code(flavour), e.depth))
+            .collect()
+    };
+    assert_eq!(
+        codes(&ours(&case, flavour, false)),
+        expected,
+        "continue mode of {shape:?}"
+    );
+    assert_eq!(
+        codes(&ours(&case, flavour, true)),
+        expected.first().copied().into_iter().collect::<Vec<_>>(),
+        "ENFORCED verdict of {shape:?}"
+    );
+    let files = Files::write(&case);
+    if let Some(real) = openssl_1_1_1(&files, &case) {
+        assert_eq!(real, expected, "OpenSSL 1.1.1 itself on {shape:?}");
+    }
 }
 
 #[test]
