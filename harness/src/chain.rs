@@ -12,10 +12,12 @@
 //!    `X509_check_issued`), a time-valid issuer preferred; the chain's final error is 18, 19, 2,
 //!    20 or 22 at the depth of the topmost certificate.
 //! 2. `check_extensions` / `check_chain_extensions`: unhandled critical extensions (34), CA-ness of
-//!    every issuer (24), the purpose (26, `check_purpose_ssl_server` in `v3_purp.c`), path length
-//!    (25).
-//! 3. `internal_verify`: from the top down, key usage of the issuer (32, 3.0 only), the signature
-//!    (7), then the validity period (9, 10); a lone leaf whose issuer was never found gets 21.
+//!    every issuer (`X509_check_ca`: 24 in 1.1.1, 79 in 3.0), the purpose (26,
+//!    `check_purpose_ssl_server` in `v3_purp.c`), path length (25).
+//! 3. `internal_verify`: from the top down, key usage of the issuer (32), the signature (7), then
+//!    the validity period (9, 10); a lone leaf whose issuer was never found gets 21 first. The
+//!    self-signature of the top certificate is not checked (`X509_V_FLAG_CHECK_SS_SIGNATURE` is
+//!    off), so a trusted self-signed certificate with a broken signature passes, as in OpenSSL.
 //!
 //! With [`ChainInput::stop_at_first_error`] (ATS policy ENFORCED: the callback returns 0) the
 //! walk ends at the first error; without it (PERMISSIVE: the callback returns 1) it goes on and
@@ -243,6 +245,21 @@ pub struct ChainVerdict {
     pub trusted: bool,
 }
 
+impl ChainVerdict {
+    /// The verdict on an empty peer chain or a leaf that is not a certificate.
+    fn no_leaf() -> Self {
+        ChainVerdict {
+            built: Vec::new(),
+            errors: vec![ChainError {
+                code: VerifyErrorCode::Unspecified,
+                depth: 0,
+                subject: String::new(),
+            }],
+            trusted: false,
+        }
+    }
+}
+
 /// Verifies `input.peer_chain` as OpenSSL's `X509_verify_cert` does in a TLS client, with
 /// trusted-first on, partial chains off, default depth 100.
 ///
@@ -253,11 +270,14 @@ pub struct ChainVerdict {
 /// - choosing among several candidate issuers that all fit (same name, AKID and key type): both
 ///   take the first time-valid one; failing that, 1.1.1 takes the last candidate
 ///   (`find_issuer`), 3.0 the one that expires last (`get0_best_issuer_sk`);
+/// - a chain longer than the depth limit: 1.1.1 reports 22 and ends `build_chain`, 3.0 reports
+///   22 and then the usual untrusted-chain error (20 here) at the same depth;
 /// - path length counting (`check_chain_extensions` versus `check_extensions`), which agree
 ///   except for self-issued certificates.
 ///
-/// Certificates that do not parse are left out of the untrusted pool and the trust store; a leaf
-/// that does not parse yields [`VerifyErrorCode::Unspecified`] at depth 0.
+/// Certificates that do not parse are left out of the untrusted pool and the trust store (libssl
+/// would have refused such a Certificate message before verifying); an empty chain or a leaf that
+/// does not parse yields [`VerifyErrorCode::Unspecified`] at depth 0.
 pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
     let mut certs: Vec<Cert<'_>> = Vec::new();
     let mut pool = Vec::new();
@@ -268,30 +288,12 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
                 pool.push(certs.len());
                 certs.push(cert);
             }
-            None if position == 0 => {
-                return ChainVerdict {
-                    built: Vec::new(),
-                    errors: vec![ChainError {
-                        code: VerifyErrorCode::Unspecified,
-                        depth: 0,
-                        subject: String::new(),
-                    }],
-                    trusted: false,
-                };
-            }
+            None if position == 0 => return ChainVerdict::no_leaf(),
             None => {}
         }
     }
     let Some(&leaf) = pool.first() else {
-        return ChainVerdict {
-            built: Vec::new(),
-            errors: vec![ChainError {
-                code: VerifyErrorCode::Unspecified,
-                depth: 0,
-                subject: String::new(),
-            }],
-            trusted: false,
-        };
+        return ChainVerdict::no_leaf();
     };
     for (position, der) in input.trusted.iter().enumerate() {
         if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }) {
@@ -831,9 +833,14 @@ impl StoreCtx<'_, '_> {
             return true;
         }
         let top = num - 1;
-        let code = if num > max_depth {
-            VerifyErrorCode::CertChainTooLong
-        } else if self.certs[self.chain[top]].self_signed {
+        if num > max_depth {
+            // 1.1.1 returns here; 3.0 (CB_FAIL_IF) goes on to say why the chain is untrusted.
+            let go_on = self.report(top, VerifyErrorCode::CertChainTooLong);
+            if !go_on || self.flavour == OpensslFlavour::V1_1_1 {
+                return go_on;
+            }
+        }
+        let code = if self.certs[self.chain[top]].self_signed {
             if num == 1 {
                 VerifyErrorCode::DepthZeroSelfSignedCert
             } else {

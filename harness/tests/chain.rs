@@ -160,6 +160,10 @@ enum Shape {
     ExpiredSelfSignedLeafNotTrusted,
     TwoExpiredSameNameIntermediatesLaterOneFirst,
     RsaAndEcdsaCasWithTheSameNameRsaFirst,
+    IssuerNameDiffersOnlyInCaseAndSpaces,
+    TrustedSelfSignedLeafWithOnlyCertSignKeyUsage,
+    ChainLongerThanTheDepthLimit,
+    ChainAtTheDepthLimit,
 }
 
 fn build(shape: Shape) -> Case {
@@ -372,6 +376,52 @@ fn build(shape: Shape) -> Case {
             p.use_authority_key_identifier_extension = false;
             let leaf = issued(p, &root);
             case(vec![&leaf], vec![rsa.der(), root.der()])
+        }
+        Shape::IssuerNameDiffersOnlyInCaseAndSpaces => {
+            // The leaf names its issuer "STEVEN-DC-CA" with extra spaces; X509_NAME_cmp compares
+            // canonical forms (case-folded, whitespace collapsed).
+            let mut shouting = params("steven-DC-CA", Role::Ca, 1);
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::OrganizationName, "  CISCO ");
+            dn.push(DnType::CommonName, "STEVEN-DC-CA");
+            shouting.distinguished_name = dn;
+            let issuer = Issuer::new(shouting, &root.key);
+            let key = KeyPair::generate().expect("P-256 key");
+            let cert = leaf_params.signed_by(&key, &issuer).expect("signed");
+            let leaf = Node {
+                key,
+                params: leaf_params,
+                cert,
+            };
+            case(vec![&leaf], vec![root.der()])
+        }
+        Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage => {
+            let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            let leaf = self_signed(p);
+            let trusted = vec![leaf.der()];
+            case(vec![&leaf], trusted)
+        }
+        Shape::ChainLongerThanTheDepthLimit | Shape::ChainAtTheDepthLimit => {
+            // OpenSSL's default verify depth is 100 intermediates.
+            let count = if shape == Shape::ChainAtTheDepthLimit {
+                100
+            } else {
+                101
+            };
+            let mut cas = vec![issued(params("steven-CA-1", Role::Ca, 100), &root)];
+            for n in 2..=count {
+                let next = issued(
+                    params(&format!("steven-CA-{n}"), Role::Ca, 100 + n),
+                    &cas[cas.len() - 1],
+                );
+                cas.push(next);
+            }
+            let leaf = issued(leaf_params, &cas[cas.len() - 1]);
+            let mut peer = vec![&leaf];
+            peer.extend(cas.iter().rev());
+            case(peer, vec![root.der()])
         }
         Shape::ExpiredSelfSignedLeafNotTrusted => {
             let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
@@ -638,6 +688,13 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
     Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst,
     None
 )]
+#[case::issuer_name_that_differs_only_in_case_and_spaces_matches(
+    Shape::IssuerNameDiffersOnlyInCaseAndSpaces,
+    None
+)]
+#[case::trusted_self_signed_leaf_with_only_cert_sign_is_26_at_0(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, Some((26, 0)))]
+#[case::chain_longer_than_the_depth_limit_is_22(Shape::ChainLongerThanTheDepthLimit, Some((22, 101)))]
+#[case::chain_at_the_depth_limit_passes(Shape::ChainAtTheDepthLimit, None)]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -857,6 +914,11 @@ fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
 // that expires last (whose signature then fails: 10 at 1, then 7 at 0).
 #[case::two_expired_same_name_intermediates_take_the_last_one(Shape::TwoExpiredSameNameIntermediatesLaterOneFirst, &[(10, 1)])]
 #[case::rsa_and_ecdsa_cas_with_the_same_name(Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst, &[])]
+#[case::issuer_name_that_differs_only_in_case_and_spaces(Shape::IssuerNameDiffersOnlyInCaseAndSpaces, &[])]
+#[case::trusted_self_signed_leaf_with_only_cert_sign(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, &[(26, 0)])]
+// 1.1.1 stops build_chain at 22; 3.0 goes on to add 20 (see the s_client comparison).
+#[case::chain_longer_than_the_depth_limit(Shape::ChainLongerThanTheDepthLimit, &[(22, 101)])]
+#[case::chain_at_the_depth_limit(Shape::ChainAtTheDepthLimit, &[])]
 fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
     let flavour = OpensslFlavour::V1_1_1;
