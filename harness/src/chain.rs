@@ -186,10 +186,10 @@ pub struct ChainError {
     pub code: VerifyErrorCode,
     /// Depth in the built chain, 0 being the leaf.
     pub depth: usize,
-    /// Subject of the certificate at that depth, attributes in certificate order as
-    /// `KEY=value` joined by `, ` (x509-parser's rendering, e.g.
-    /// `C=BE, O=Cisco, CN=cucm.steven.lab`): OpenSSL's `-nameopt oneline` order without the
-    /// spaces around `=`.
+    /// Subject of the certificate at that depth (`X509_STORE_CTX_get_current_cert`), attributes
+    /// in certificate order as `KEY=value` joined by `, ` (x509-parser's rendering, e.g.
+    /// `C=BE, O=Cisco, CN=cucm.steven.lab`): what `openssl s_client` prints on its `depth=` line,
+    /// without the spaces around `=`.
     pub subject: String,
 }
 

@@ -1,17 +1,18 @@
 //! `harness::chain` against the real thing: every PKI shape is built with rcgen, written to a
-//! temporary folder and handed both to our walk and to OpenSSL 3.0 itself.
+//! temporary folder and handed both to our walk and to OpenSSL itself.
 //!
-//! Two oracles:
+//! OpenSSL 3.0 (installed here), two ways:
 //! - `openssl verify -purpose sslserver -attime T -CAfile trust.pem -untrusted sent.pem leaf.pem`,
 //!   whose callback prints every error and continues only on some codes (apps/verify.c: 10, 18,
-//!   24, 25, 26, 34, ...). Its first error is the ENFORCED verdict; its whole list is our
+//!   79, 25, 26, 34, ...). Its first error is the ENFORCED verdict; its whole list is our
 //!   "continue" list cut after the first code `openssl verify` would not continue on.
 //! - `openssl s_client` (its callback returns 1 on every error, as ATS's does in PERMISSIVE)
 //!   against `openssl s_server` serving the peer chain: its `verify error:num=N` lines, with the
-//!   `depth=D` line before each, are the whole "continue" list.
+//!   `depth=D subject` line before each, are the whole "continue" list, subjects included.
 //!
-//! Only OpenSSL 3.0 is installed here; 1.1.1 expectations read from its source are asserted
-//! separately and say so.
+//! OpenSSL 1.1.1 is not installed: its expectations are literals taken from 1.1.1l, and the test
+//! asks 1.1.1 again when `MRALAB_PYTHON_OPENSSL_1_1_1` names a Python whose `cryptography` wheel
+//! bundles it (`pip install cryptography==3.4.8` in a venv).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -164,6 +165,9 @@ enum Shape {
     TrustedSelfSignedLeafWithOnlyCertSignKeyUsage,
     ChainLongerThanTheDepthLimit,
     ChainAtTheDepthLimit,
+    LeafWithOnlyAnyExtendedKeyUsage,
+    IntermediateWithClientAuthOnlyEku,
+    RenewedIntermediateSentAfterExpiredOne,
 }
 
 fn build(shape: Shape) -> Case {
@@ -423,6 +427,35 @@ fn build(shape: Shape) -> Case {
             peer.extend(cas.iter().rev());
             case(peer, vec![root.der()])
         }
+        Shape::LeafWithOnlyAnyExtendedKeyUsage => {
+            let mut p = leaf_params;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::IntermediateWithClientAuthOnlyEku => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let intermediate = issued(p, &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::RenewedIntermediateSentAfterExpiredOne => {
+            // Same name and key, an expired and a renewed certificate: the valid one is taken.
+            let mut p = params("steven-Issuing-CA", Role::Ca, 6);
+            p.not_before = at(NOW - 800 * DAY);
+            p.not_after = at(NOW - 10 * DAY);
+            let expired_cert = p
+                .signed_by(&intermediate.key, &root.issuer())
+                .expect("signed");
+            let expired = Node {
+                key: KeyPair::generate().expect("P-256 key"),
+                params: p,
+                cert: expired_cert,
+            };
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &expired, &intermediate], vec![root.der()])
+        }
         Shape::ExpiredSelfSignedLeafNotTrusted => {
             let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
             p.not_before = at(NOW - 400 * DAY);
@@ -529,7 +562,7 @@ impl Drop for ServerGuard {
 
 /// `openssl s_client`'s verify errors against an `openssl s_server` serving the case: every
 /// error, since its callback continues.
-fn openssl_s_client(files: &Files, case: &Case) -> Vec<Reported> {
+fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
     let mut server = Command::new("openssl");
     server
         .args([
@@ -590,17 +623,19 @@ fn openssl_s_client(files: &Files, case: &Case) -> Vec<Reported> {
         .expect("run openssl s_client");
     drop(guard);
     let text = String::from_utf8_lossy(&out.stderr).to_string();
-    let mut depth = None;
+    // "depth=D <subject of the current certificate>", then "verify error:num=N:<text>".
+    let mut current: Option<(usize, String)> = None;
     let mut reported = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("depth=") {
-            depth = rest.split(' ').next().and_then(|d| d.parse().ok());
+            let (depth, subject) = rest.split_once(' ').unwrap_or((rest, ""));
+            current = depth.parse().ok().map(|d| (d, subject.replace(" = ", "=")));
         } else if let Some(rest) = line.strip_prefix("verify error:num=") {
             let (code, text) = rest.split_once(':').expect("num:text");
+            let (depth, subject) = current.clone().expect("a depth line before each error");
             reported.push((
-                code.parse().expect("numeric code"),
-                depth.expect("a depth line before each error"),
-                text.to_string(),
+                (code.parse().expect("numeric code"), depth, text.to_string()),
+                subject,
             ));
         }
     }
@@ -695,6 +730,12 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::trusted_self_signed_leaf_with_only_cert_sign_is_26_at_0(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, Some((26, 0)))]
 #[case::chain_longer_than_the_depth_limit_is_22(Shape::ChainLongerThanTheDepthLimit, Some((22, 101)))]
 #[case::chain_at_the_depth_limit_passes(Shape::ChainAtTheDepthLimit, None)]
+#[case::leaf_with_only_any_extended_key_usage_is_26_at_0(Shape::LeafWithOnlyAnyExtendedKeyUsage, Some((26, 0)))]
+#[case::intermediate_with_client_auth_only_eku_is_26_at_1(Shape::IntermediateWithClientAuthOnlyEku, Some((26, 1)))]
+#[case::renewed_intermediate_sent_after_expired_one_passes(
+    Shape::RenewedIntermediateSentAfterExpiredOne,
+    None
+)]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -732,6 +773,20 @@ fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Opti
 
     // Continue mode, whole: s_client's callback continues on everything, like ATS PERMISSIVE.
     let s_client = openssl_s_client(&files, &case);
+    let subjects: Vec<&str> = permissive
+        .errors
+        .iter()
+        .map(|e| e.subject.as_str())
+        .collect();
+    assert_eq!(
+        subjects,
+        s_client
+            .iter()
+            .map(|(_, subject)| subject.as_str())
+            .collect::<Vec<_>>(),
+        "subjects of the certificates in error, {shape:?}"
+    );
+    let s_client: Vec<Reported> = s_client.into_iter().map(|(reported, _)| reported).collect();
     assert_eq!(
         as_reported(&permissive.errors, flavour),
         s_client,
@@ -919,6 +974,9 @@ fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
 // 1.1.1 stops build_chain at 22; 3.0 goes on to add 20 (see the s_client comparison).
 #[case::chain_longer_than_the_depth_limit(Shape::ChainLongerThanTheDepthLimit, &[(22, 101)])]
 #[case::chain_at_the_depth_limit(Shape::ChainAtTheDepthLimit, &[])]
+#[case::leaf_with_only_any_extended_key_usage(Shape::LeafWithOnlyAnyExtendedKeyUsage, &[(26, 0)])]
+#[case::intermediate_with_client_auth_only_eku(Shape::IntermediateWithClientAuthOnlyEku, &[(26, 1)])]
+#[case::renewed_intermediate_sent_after_expired_one(Shape::RenewedIntermediateSentAfterExpiredOne, &[])]
 fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
     let flavour = OpensslFlavour::V1_1_1;
