@@ -1,0 +1,958 @@
+//! OpenSSL's certificate chain building and verification, reproduced step by step.
+//!
+//! The Expressway-C model (and the stock ATS 9.2 profile) must report what the traffic server's
+//! OpenSSL reports: the same error code, at the same depth, in the same order as OpenSSL's verify
+//! callback sees them. webpki cannot give that (no depth, no self-signed versus unknown issuer,
+//! dates checked before issuers), so this module walks the chain itself on `x509-parser`, in
+//! OpenSSL's order:
+//!
+//! 1. `build_chain` (`crypto/x509/x509_vfy.c`): trusted-first issuer search
+//!    (`X509_V_FLAG_TRUSTED_FIRST`, on by default since 1.1.0), the peer's certificates searched
+//!    as an unordered pool, issuers matched by name and AKID/SKID (`x509_likely_issued`,
+//!    `X509_check_issued`), a time-valid issuer preferred; the chain's final error is 18, 19, 2,
+//!    20 or 22 at the depth of the topmost certificate.
+//! 2. `check_extensions` / `check_chain_extensions`: unhandled critical extensions (34), CA-ness of
+//!    every issuer (`X509_check_ca`: 24 in 1.1.1, 79 in 3.0), the purpose (26,
+//!    `check_purpose_ssl_server` in `v3_purp.c`), path length (25).
+//! 3. `internal_verify`: from the top down, key usage of the issuer (32), the signature (7), then
+//!    the validity period (9, 10); a lone leaf whose issuer was never found gets 21 first. The
+//!    self-signature of the top certificate is not checked (`X509_V_FLAG_CHECK_SS_SIGNATURE` is
+//!    off), so a trusted self-signed certificate with a broken signature passes, as in OpenSSL.
+//!
+//! With [`ChainInput::stop_at_first_error`] (ATS policy ENFORCED: the callback returns 0) the
+//! walk ends at the first error; without it (PERMISSIVE: the callback returns 1) it goes on and
+//! records every error in the order OpenSSL's callback would see it.
+//!
+//! A failed verification is data, never an `Err` or a panic: [`verify`] always returns a
+//! [`ChainVerdict`], whatever bytes the peer sent.
+//!
+//! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
+//! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
+//! with trusted-first off), CRL/OCSP, policy and name-constraint checks, DANE, auxiliary trust
+//! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates,
+//! security levels (`check_auth_level`: keys below 80 bits).
+
+use rustls_pki_types::CertificateDer;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::prelude::{FromDer, X509Certificate, X509Name, X509Version};
+
+/// OpenSSL's verify depth default (`X509_VERIFY_PARAM` "default": 100). `build_chain` builds up to
+/// one more than that and then fails with `X509_V_ERR_CERT_CHAIN_TOO_LONG`.
+const DEFAULT_VERIFY_DEPTH: usize = 100;
+
+/// Which OpenSSL the traffic server links against; it decides a few error strings and a few
+/// chain-building rules (see [`verify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpensslFlavour {
+    /// OpenSSL 1.1.1, as in Expressway X14.2 (ATS 8.1 line): the late 1.1.1 releases, checked
+    /// against 1.1.1l. (Early 1.1.1 releases refused, while building, an issuer whose key usage
+    /// lacks keyCertSign and called such a self-issued certificate not self-signed; 1.1.1l, like
+    /// 3.0, accepts it and reports 32 in `internal_verify`. That older behaviour is not
+    /// modelled.)
+    V1_1_1,
+    /// OpenSSL 3.0, as in stock Apache Traffic Server 9.2 on Debian 12.
+    V3_0,
+}
+
+/// The purpose checked by `check_extensions`, as `X509_STORE_CTX_set_default(ctx, "ssl_server")`
+/// does in a TLS client (and `openssl verify -purpose sslserver`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// `X509_PURPOSE_SSL_SERVER`: EKU, if present, must allow serverAuth (or SGC); the leaf's key
+    /// usage, if present, must allow digitalSignature, keyEncipherment or keyAgreement.
+    SslServer,
+}
+
+/// An `X509_V_ERR_*` code, as OpenSSL passes it to the verify callback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum VerifyErrorCode {
+    /// 1: `X509_V_ERR_UNSPECIFIED`; used here for a leaf that is not a certificate at all (libssl
+    /// would have refused the Certificate message before verifying anything).
+    Unspecified,
+    /// 2: `X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT`: the topmost certificate came from the trust
+    /// store but is not self-signed, and its issuer is nowhere (partial chains are not allowed).
+    UnableToGetIssuerCert,
+    /// 7: `X509_V_ERR_CERT_SIGNATURE_FAILURE`.
+    CertSignatureFailure,
+    /// 9: `X509_V_ERR_CERT_NOT_YET_VALID`.
+    CertNotYetValid,
+    /// 10: `X509_V_ERR_CERT_HAS_EXPIRED`.
+    CertHasExpired,
+    /// 18: `X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT`.
+    DepthZeroSelfSignedCert,
+    /// 19: `X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN`.
+    SelfSignedCertInChain,
+    /// 20: `X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY`.
+    UnableToGetIssuerCertLocally,
+    /// 21: `X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE`.
+    UnableToVerifyLeafSignature,
+    /// 22: `X509_V_ERR_CERT_CHAIN_TOO_LONG`.
+    CertChainTooLong,
+    /// 24 in 1.1.1, 79 in 3.0: `X509_V_ERR_INVALID_CA`.
+    InvalidCa,
+    /// 25: `X509_V_ERR_PATH_LENGTH_EXCEEDED`.
+    PathLengthExceeded,
+    /// 26: `X509_V_ERR_INVALID_PURPOSE`.
+    InvalidPurpose,
+    /// 32: `X509_V_ERR_KEYUSAGE_NO_CERTSIGN`, reported by `internal_verify` at the issuer's depth.
+    KeyUsageNoCertSign,
+    /// 34: `X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION`.
+    UnhandledCriticalExtension,
+}
+
+impl VerifyErrorCode {
+    /// The numeric `X509_V_ERR_*` value in that OpenSSL's headers. They differ once:
+    /// OpenSSL 3.0 renumbered `X509_V_ERR_INVALID_CA` from 24 to 79 (24 is now
+    /// `X509_V_ERR_NO_ISSUER_PUBLIC_KEY`), so `openssl verify` 3.0 prints `error 79`.
+    pub fn code(self, flavour: OpensslFlavour) -> i32 {
+        match self {
+            Self::Unspecified => 1,
+            Self::UnableToGetIssuerCert => 2,
+            Self::CertSignatureFailure => 7,
+            Self::CertNotYetValid => 9,
+            Self::CertHasExpired => 10,
+            Self::DepthZeroSelfSignedCert => 18,
+            Self::SelfSignedCertInChain => 19,
+            Self::UnableToGetIssuerCertLocally => 20,
+            Self::UnableToVerifyLeafSignature => 21,
+            Self::CertChainTooLong => 22,
+            Self::InvalidCa => match flavour {
+                OpensslFlavour::V1_1_1 => 24,
+                OpensslFlavour::V3_0 => 79,
+            },
+            Self::PathLengthExceeded => 25,
+            Self::InvalidPurpose => 26,
+            Self::KeyUsageNoCertSign => 32,
+            Self::UnhandledCriticalExtension => 34,
+        }
+    }
+
+    /// The code for a numeric `X509_V_ERR_*` value of that OpenSSL, if this module knows it.
+    pub fn from_code(code: i32, flavour: OpensslFlavour) -> Option<Self> {
+        ALL_CODES.iter().copied().find(|c| c.code(flavour) == code)
+    }
+
+    /// `X509_verify_cert_error_string` of this code in that OpenSSL (`crypto/x509/x509_txt.c`):
+    /// 3.0 hyphenated "self-signed" and renamed "unsupported" to "unsuitable certificate purpose".
+    pub fn text(self, flavour: OpensslFlavour) -> &'static str {
+        let v3 = flavour == OpensslFlavour::V3_0;
+        match self {
+            Self::Unspecified => "unspecified certificate verification error",
+            Self::UnableToGetIssuerCert => "unable to get issuer certificate",
+            Self::CertSignatureFailure => "certificate signature failure",
+            Self::CertNotYetValid => "certificate is not yet valid",
+            Self::CertHasExpired => "certificate has expired",
+            Self::DepthZeroSelfSignedCert if v3 => "self-signed certificate",
+            Self::DepthZeroSelfSignedCert => "self signed certificate",
+            Self::SelfSignedCertInChain if v3 => "self-signed certificate in certificate chain",
+            Self::SelfSignedCertInChain => "self signed certificate in certificate chain",
+            Self::UnableToGetIssuerCertLocally => "unable to get local issuer certificate",
+            Self::UnableToVerifyLeafSignature => "unable to verify the first certificate",
+            Self::CertChainTooLong => "certificate chain too long",
+            Self::InvalidCa => "invalid CA certificate",
+            Self::PathLengthExceeded => "path length constraint exceeded",
+            Self::InvalidPurpose if v3 => "unsuitable certificate purpose",
+            Self::InvalidPurpose => "unsupported certificate purpose",
+            Self::KeyUsageNoCertSign => "key usage does not include certificate signing",
+            Self::UnhandledCriticalExtension => "unhandled critical extension",
+        }
+    }
+}
+
+const ALL_CODES: [VerifyErrorCode; 15] = [
+    VerifyErrorCode::Unspecified,
+    VerifyErrorCode::UnableToGetIssuerCert,
+    VerifyErrorCode::CertSignatureFailure,
+    VerifyErrorCode::CertNotYetValid,
+    VerifyErrorCode::CertHasExpired,
+    VerifyErrorCode::DepthZeroSelfSignedCert,
+    VerifyErrorCode::SelfSignedCertInChain,
+    VerifyErrorCode::UnableToGetIssuerCertLocally,
+    VerifyErrorCode::UnableToVerifyLeafSignature,
+    VerifyErrorCode::CertChainTooLong,
+    VerifyErrorCode::InvalidCa,
+    VerifyErrorCode::PathLengthExceeded,
+    VerifyErrorCode::InvalidPurpose,
+    VerifyErrorCode::KeyUsageNoCertSign,
+    VerifyErrorCode::UnhandledCriticalExtension,
+];
+
+/// One call of the verify callback with `ok == 0`: the error, `X509_STORE_CTX_get_error_depth`
+/// and the subject of `X509_STORE_CTX_get_current_cert`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainError {
+    /// The error OpenSSL reports.
+    pub code: VerifyErrorCode,
+    /// Depth in the built chain, 0 being the leaf.
+    pub depth: usize,
+    /// Subject of the certificate at that depth (`X509_STORE_CTX_get_current_cert`), attributes
+    /// in certificate order as `KEY=value` joined by `, ` (x509-parser's rendering, e.g.
+    /// `C=BE, O=Cisco, CN=cucm.steven.lab`): what `openssl s_client` prints on its `depth=` line,
+    /// without the spaces around `=`.
+    pub subject: String,
+}
+
+/// Where a certificate of the built chain came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkSource {
+    /// The peer's Certificate message, at this position (0 is the leaf).
+    Peer { position: usize },
+    /// The trust store, at this position of [`ChainInput::trusted`].
+    TrustStore { position: usize },
+}
+
+/// One certificate of the chain OpenSSL built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainLink {
+    /// Subject, rendered as in [`ChainError::subject`].
+    pub subject: String,
+    /// Issuer name, rendered the same way.
+    pub issuer: String,
+    /// Peer or trust store.
+    pub source: LinkSource,
+}
+
+/// What one verification is given.
+#[derive(Debug, Clone)]
+pub struct ChainInput<'a> {
+    /// The peer's certificates as sent, leaf first. The whole list (leaf included) is the
+    /// untrusted pool, as libssl passes it to `X509_STORE_CTX_init`: order after the leaf does not
+    /// matter, extra certificates are ignored unless they fit.
+    pub peer_chain: &'a [CertificateDer<'a>],
+    /// The trust store, in the order it was loaded (it breaks ties between same-subject CAs).
+    pub trusted: &'a [CertificateDer<'a>],
+    /// Validation time, Unix seconds (`X509_V_FLAG_USE_CHECK_TIME`, `openssl verify -attime`).
+    pub validation_time: i64,
+    /// The purpose to check; `None` skips purpose checks (`openssl verify` without `-purpose`).
+    pub purpose: Option<Purpose>,
+    /// Which OpenSSL to reproduce.
+    pub flavour: OpensslFlavour,
+    /// `true`: the callback returns 0 on the first error (ATS ENFORCED); `false`: it returns 1 and
+    /// OpenSSL goes on (ATS PERMISSIVE), reporting every later error too.
+    pub stop_at_first_error: bool,
+}
+
+/// The outcome of [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainVerdict {
+    /// The chain OpenSSL built, depth 0 (the leaf) first. Empty only if the leaf was not a
+    /// certificate.
+    pub built: Vec<ChainLink>,
+    /// Every error the callback saw, in order: at most one when stopping at the first error.
+    pub errors: Vec<ChainError>,
+    /// `true` when no error was reported: `X509_verify_cert` succeeds with `X509_V_OK`.
+    pub trusted: bool,
+}
+
+impl ChainVerdict {
+    /// The verdict on an empty peer chain or a leaf that is not a certificate.
+    fn no_leaf() -> Self {
+        ChainVerdict {
+            built: Vec::new(),
+            errors: vec![ChainError {
+                code: VerifyErrorCode::Unspecified,
+                depth: 0,
+                subject: String::new(),
+            }],
+            trusted: false,
+        }
+    }
+}
+
+/// Verifies `input.peer_chain` as OpenSSL's `X509_verify_cert` does in a TLS client, with
+/// trusted-first on, partial chains off, default depth 100.
+///
+/// Differences between the flavours that are reproduced (both checked against the real
+/// libraries, 1.1.1l and 3.0.x):
+/// - error strings (see [`VerifyErrorCode::text`]) and the number of `X509_V_ERR_INVALID_CA`
+///   (see [`VerifyErrorCode::code`]);
+/// - choosing among several candidate issuers that all fit (same name, AKID and key type): both
+///   take the first time-valid one; failing that, 1.1.1 takes the last candidate
+///   (`find_issuer`), 3.0 the one that expires last (`get0_best_issuer_sk`);
+/// - a chain longer than the depth limit: 1.1.1 reports 22 and ends `build_chain`, 3.0 reports
+///   22 and then the usual untrusted-chain error (20 here) at the same depth;
+/// - path length counting (`check_chain_extensions` versus `check_extensions`), which agree
+///   except for self-issued certificates.
+///
+/// Certificates that do not parse are left out of the untrusted pool and the trust store (libssl
+/// would have refused such a Certificate message before verifying); an empty chain or a leaf that
+/// does not parse yields [`VerifyErrorCode::Unspecified`] at depth 0.
+pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
+    let mut certs: Vec<Cert<'_>> = Vec::new();
+    let mut pool = Vec::new();
+    let mut store = Vec::new();
+    for (position, der) in input.peer_chain.iter().enumerate() {
+        match Cert::parse(der.as_ref(), LinkSource::Peer { position }) {
+            Some(cert) => {
+                pool.push(certs.len());
+                certs.push(cert);
+            }
+            None if position == 0 => return ChainVerdict::no_leaf(),
+            None => {}
+        }
+    }
+    let Some(&leaf) = pool.first() else {
+        return ChainVerdict::no_leaf();
+    };
+    for (position, der) in input.trusted.iter().enumerate() {
+        if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }) {
+            store.push(certs.len());
+            certs.push(cert);
+        }
+    }
+
+    let mut ctx = StoreCtx {
+        certs: &certs,
+        store,
+        flavour: input.flavour,
+        time: input.validation_time,
+        purpose: input.purpose,
+        stop_at_first_error: input.stop_at_first_error,
+        chain: vec![leaf],
+        num_untrusted: 1,
+        errors: Vec::new(),
+    };
+    ctx.verify_chain(pool);
+
+    let built = ctx
+        .chain
+        .iter()
+        .map(|&i| ChainLink {
+            subject: certs[i].subject_text.clone(),
+            issuer: certs[i].issuer_text.clone(),
+            source: certs[i].source,
+        })
+        .collect();
+    let errors = ctx.errors;
+    ChainVerdict {
+        built,
+        trusted: errors.is_empty(),
+        errors,
+    }
+}
+
+/// The facts OpenSSL caches per certificate (`x509v3_cache_extensions`), read once.
+struct Cert<'a> {
+    x509: X509Certificate<'a>,
+    der: &'a [u8],
+    source: LinkSource,
+    subject: Vec<Vec<CanonicalAttribute>>,
+    issuer: Vec<Vec<CanonicalAttribute>>,
+    subject_text: String,
+    issuer_text: String,
+    not_before: i64,
+    not_after: i64,
+    serial: &'a [u8],
+    skid: Option<&'a [u8]>,
+    akid: Option<Akid<'a>>,
+    /// `EXFLAG_BCONS`: `Some(ca)` when basicConstraints is present.
+    basic_constraints_ca: Option<bool>,
+    path_len: Option<u32>,
+    /// Key usage bits when the extension is present (`EXFLAG_KUSAGE`).
+    key_usage: Option<KeyUsageBits>,
+    /// `Some(allows serverAuth or SGC)` when EKU is present (`EXFLAG_XKUSAGE`).
+    eku_allows_server: Option<bool>,
+    version_1: bool,
+    unhandled_critical: bool,
+    /// `EXFLAG_SI`: subject equals issuer.
+    self_issued: bool,
+    /// `EXFLAG_SS`, by the flavour's rule.
+    self_signed: bool,
+    signature_family: Option<KeyFamily>,
+    key_family: Option<KeyFamily>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KeyUsageBits {
+    digital_signature: bool,
+    key_encipherment: bool,
+    key_agreement: bool,
+    key_cert_sign: bool,
+}
+
+struct Akid<'a> {
+    key_id: Option<&'a [u8]>,
+    serial: Option<&'a [u8]>,
+    issuer: Option<Vec<Vec<CanonicalAttribute>>>,
+}
+
+/// One attribute of a name in the spirit of OpenSSL's `canon_enc` (what `X509_NAME_cmp`
+/// compares): string values trimmed, inner whitespace collapsed, ASCII lower-cased; other values
+/// compared as raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CanonicalAttribute {
+    oid: Vec<u8>,
+    value: CanonicalValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CanonicalValue {
+    Text(String),
+    Raw(Vec<u8>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyFamily {
+    Rsa,
+    RsaPss,
+    Ec,
+    Ed25519,
+    Ed448,
+    Dsa,
+}
+
+fn canonical_name(name: &X509Name<'_>) -> Vec<Vec<CanonicalAttribute>> {
+    name.iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| CanonicalAttribute {
+                    oid: atv.attr_type().as_bytes().to_vec(),
+                    value: match atv.as_str() {
+                        Ok(s) => CanonicalValue::Text(
+                            s.split_ascii_whitespace()
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                                .to_ascii_lowercase(),
+                        ),
+                        Err(_) => CanonicalValue::Raw(atv.as_slice().to_vec()),
+                    },
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn signature_family(oid: &str) -> Option<KeyFamily> {
+    Some(match oid {
+        "1.2.840.113549.1.1.2"
+        | "1.2.840.113549.1.1.3"
+        | "1.2.840.113549.1.1.4"
+        | "1.2.840.113549.1.1.5"
+        | "1.2.840.113549.1.1.11"
+        | "1.2.840.113549.1.1.12"
+        | "1.2.840.113549.1.1.13"
+        | "1.2.840.113549.1.1.14" => KeyFamily::Rsa,
+        "1.2.840.113549.1.1.10" => KeyFamily::RsaPss,
+        "1.2.840.10045.4.1"
+        | "1.2.840.10045.4.3.1"
+        | "1.2.840.10045.4.3.2"
+        | "1.2.840.10045.4.3.3"
+        | "1.2.840.10045.4.3.4" => KeyFamily::Ec,
+        "1.3.101.112" => KeyFamily::Ed25519,
+        "1.3.101.113" => KeyFamily::Ed448,
+        "1.2.840.10040.4.3" | "2.16.840.1.101.3.4.3.1" | "2.16.840.1.101.3.4.3.2" => KeyFamily::Dsa,
+        _ => return None,
+    })
+}
+
+fn key_family(oid: &str) -> Option<KeyFamily> {
+    Some(match oid {
+        "1.2.840.113549.1.1.1" => KeyFamily::Rsa,
+        "1.2.840.113549.1.1.10" => KeyFamily::RsaPss,
+        "1.2.840.10045.2.1" => KeyFamily::Ec,
+        "1.3.101.112" => KeyFamily::Ed25519,
+        "1.3.101.113" => KeyFamily::Ed448,
+        "1.2.840.10040.4.1" => KeyFamily::Dsa,
+        _ => return None,
+    })
+}
+
+/// Extensions OpenSSL handles when critical (`X509_supported_extension`).
+const SUPPORTED_EXTENSIONS: [&str; 13] = [
+    "2.16.840.1.113730.1.1", // nsCertType
+    "2.5.29.15",             // keyUsage
+    "2.5.29.17",             // subjectAltName
+    "2.5.29.19",             // basicConstraints
+    "2.5.29.32",             // certificatePolicies
+    "2.5.29.37",             // extKeyUsage
+    "1.3.6.1.5.5.7.1.7",     // sbgp-ipAddrBlock
+    "1.3.6.1.5.5.7.1.8",     // sbgp-autonomousSysNum
+    "2.5.29.36",             // policyConstraints
+    "1.3.6.1.5.5.7.1.14",    // proxyCertInfo
+    "2.5.29.30",             // nameConstraints
+    "2.5.29.33",             // policyMappings
+    "2.5.29.54",             // inhibitAnyPolicy
+];
+
+/// serverAuth is `XKU_SSL_SERVER`; Netscape and Microsoft SGC count as `XKU_SGC`.
+const SGC_OIDS: [&str; 2] = ["2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"];
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[first..]
+}
+
+impl<'a> Cert<'a> {
+    fn parse(der: &'a [u8], source: LinkSource) -> Option<Self> {
+        let (_, x509) = X509Certificate::from_der(der).ok()?;
+        let subject = canonical_name(x509.subject());
+        let issuer = canonical_name(x509.issuer());
+        let mut cert = Cert {
+            der,
+            source,
+            subject_text: x509.subject().to_string(),
+            issuer_text: x509.issuer().to_string(),
+            not_before: x509.validity().not_before.timestamp(),
+            not_after: x509.validity().not_after.timestamp(),
+            serial: x509.raw_serial(),
+            skid: None,
+            akid: None,
+            basic_constraints_ca: None,
+            path_len: None,
+            key_usage: None,
+            eku_allows_server: None,
+            version_1: x509.version() == X509Version::V1,
+            unhandled_critical: false,
+            self_issued: subject == issuer,
+            self_signed: false,
+            signature_family: signature_family(
+                &x509.tbs_certificate.signature.algorithm.to_id_string(),
+            ),
+            key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
+            subject,
+            issuer,
+            x509,
+        };
+        for ext in cert.x509.extensions() {
+            let oid = ext.oid.to_id_string();
+            if ext.critical && !SUPPORTED_EXTENSIONS.contains(&oid.as_str()) {
+                cert.unhandled_critical = true;
+            }
+            match ext.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(id) => cert.skid = Some(id.0),
+                ParsedExtension::AuthorityKeyIdentifier(akid) => {
+                    let issuer = akid.authority_cert_issuer.as_ref().and_then(|names| {
+                        names.iter().find_map(|name| match name {
+                            GeneralName::DirectoryName(dn) => Some(canonical_name(dn)),
+                            _ => None,
+                        })
+                    });
+                    cert.akid = Some(Akid {
+                        key_id: akid.key_identifier.as_ref().map(|id| id.0),
+                        serial: akid.authority_cert_serial,
+                        issuer,
+                    });
+                }
+                ParsedExtension::BasicConstraints(bc) => {
+                    cert.basic_constraints_ca = Some(bc.ca);
+                    cert.path_len = if bc.ca { bc.path_len_constraint } else { None };
+                }
+                ParsedExtension::KeyUsage(ku) => {
+                    cert.key_usage = Some(KeyUsageBits {
+                        digital_signature: ku.digital_signature(),
+                        key_encipherment: ku.key_encipherment(),
+                        key_agreement: ku.key_agreement(),
+                        key_cert_sign: ku.key_cert_sign(),
+                    });
+                }
+                ParsedExtension::ExtendedKeyUsage(eku) => {
+                    let sgc = eku
+                        .other
+                        .iter()
+                        .any(|oid| SGC_OIDS.contains(&oid.to_id_string().as_str()));
+                    cert.eku_allows_server = Some(eku.server_auth || sgc);
+                }
+                _ => {}
+            }
+        }
+        // EXFLAG_SS (x509v3_cache_extensions): self-issued, the AKID fits its own SKID and the
+        // signature algorithm fits its own key. (Early 1.1.1 wanted keyCertSign instead of the
+        // last; 1.1.1l calls a self-signed leaf without keyCertSign "self signed".)
+        cert.self_signed =
+            cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
+        Some(cert)
+    }
+
+    /// `X509_check_akid(issuer, self->akid) == X509_V_OK`.
+    fn akid_matches(&self, issuer: &Cert<'_>) -> bool {
+        let Some(akid) = &self.akid else { return true };
+        if let (Some(key_id), Some(skid)) = (akid.key_id, issuer.skid)
+            && key_id != skid
+        {
+            return false;
+        }
+        if let Some(serial) = akid.serial
+            && strip_leading_zeros(serial) != strip_leading_zeros(issuer.serial)
+        {
+            return false;
+        }
+        if let Some(name) = &akid.issuer
+            && *name != issuer.issuer
+        {
+            return false;
+        }
+        true
+    }
+
+    /// `ku_reject(x, KU_KEY_CERT_SIGN)`.
+    fn key_usage_rejects_cert_sign(&self) -> bool {
+        self.key_usage.is_some_and(|ku| !ku.key_cert_sign)
+    }
+
+    /// 3.0 `check_sig_alg_match(issuer key, self)`.
+    fn signature_algorithm_fits(&self, issuer: &Cert<'_>) -> bool {
+        match (self.signature_family, issuer.key_family) {
+            (Some(sig), Some(key)) => {
+                sig == key || (sig == KeyFamily::RsaPss && key == KeyFamily::Rsa)
+            }
+            _ => false,
+        }
+    }
+
+    fn time_valid(&self, time: i64) -> bool {
+        // X509_cmp_time treats equality as "before": valid from notBefore, expired at notAfter.
+        self.not_before <= time && time < self.not_after
+    }
+
+    /// `X509_check_ca`: 0 means not a CA.
+    fn check_ca(&self) -> u8 {
+        if self.key_usage_rejects_cert_sign() {
+            return 0;
+        }
+        match self.basic_constraints_ca {
+            Some(ca) => u8::from(ca),
+            None if self.version_1 && self.self_signed => 3,
+            None if self.key_usage.is_some() => 4,
+            None => 0,
+        }
+    }
+
+    /// `X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, non_leaf)` accepts.
+    fn fits_ssl_server(&self, non_leaf: bool) -> bool {
+        if self.eku_allows_server == Some(false) {
+            return false;
+        }
+        if non_leaf {
+            return self.check_ca() != 0;
+        }
+        match self.key_usage {
+            Some(ku) => ku.digital_signature || ku.key_encipherment || ku.key_agreement,
+            None => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    Trusted,
+    Untrusted,
+}
+
+/// The state of `X509_STORE_CTX` that matters here; certificates are indices into `certs`.
+struct StoreCtx<'c, 'a> {
+    certs: &'c [Cert<'a>],
+    store: Vec<usize>,
+    flavour: OpensslFlavour,
+    time: i64,
+    purpose: Option<Purpose>,
+    stop_at_first_error: bool,
+    chain: Vec<usize>,
+    num_untrusted: usize,
+    errors: Vec<ChainError>,
+}
+
+impl StoreCtx<'_, '_> {
+    /// `verify_cb_cert`: records the error; `true` when verification goes on.
+    fn report(&mut self, depth: usize, code: VerifyErrorCode) -> bool {
+        let subject = self
+            .chain
+            .get(depth)
+            .map(|&i| self.certs[i].subject_text.clone())
+            .unwrap_or_default();
+        self.errors.push(ChainError {
+            code,
+            depth,
+            subject,
+        });
+        !self.stop_at_first_error
+    }
+
+    fn same_cert(&self, a: usize, b: usize) -> bool {
+        a == b || self.certs[a].der == self.certs[b].der
+    }
+
+    /// `check_issued(ctx, x, issuer)`, that is `x509_likely_issued(issuer, x)`: the issuer's
+    /// subject is `x`'s issuer name, `x`'s AKID (if any) fits the issuer's SKID, serial and name,
+    /// and `x`'s signature algorithm fits the issuer's key type. Key usage is not looked at here
+    /// (`internal_verify` reports it).
+    fn check_issued(&self, x: usize, issuer: usize) -> bool {
+        let (xc, ic) = (&self.certs[x], &self.certs[issuer]);
+        ic.subject == xc.issuer && xc.akid_matches(ic) && xc.signature_algorithm_fits(ic)
+    }
+
+    /// Picks among `candidates` that `check_issued` accepts: the first time-valid one, else
+    /// (1.1.1) the last one or (3.0) the one expiring last (`find_issuer` and
+    /// `X509_STORE_CTX_get1_issuer` in both, `get0_best_issuer_sk` in later 3.x). With `no_dup`,
+    /// certificates already in the chain are skipped, except for a self-issued leaf alone.
+    fn best_issuer(&self, x: usize, candidates: &[usize], no_dup: bool) -> Option<usize> {
+        let mut fallback: Option<usize> = None;
+        for &candidate in candidates {
+            if no_dup
+                && !(self.certs[x].self_issued && self.chain.len() == 1)
+                && self.chain.iter().any(|&c| self.same_cert(c, candidate))
+            {
+                continue;
+            }
+            if !self.check_issued(x, candidate) {
+                continue;
+            }
+            if self.certs[candidate].time_valid(self.time) {
+                return Some(candidate);
+            }
+            fallback = match (self.flavour, fallback) {
+                (OpensslFlavour::V1_1_1, _) | (OpensslFlavour::V3_0, None) => Some(candidate),
+                (OpensslFlavour::V3_0, Some(best)) => {
+                    if self.certs[candidate].not_after > self.certs[best].not_after {
+                        Some(candidate)
+                    } else {
+                        Some(best)
+                    }
+                }
+            };
+        }
+        fallback
+    }
+
+    /// `get1_trusted_issuer`: the trust store's certificates with the right subject, in load
+    /// order.
+    fn trusted_issuer(&self, x: usize) -> Option<usize> {
+        let wanted = &self.certs[x].issuer;
+        let candidates: Vec<usize> = self
+            .store
+            .iter()
+            .copied()
+            .filter(|&c| self.certs[c].subject == *wanted)
+            .collect();
+        // 1.1.1's check_issued also refuses a certificate already in the chain; 3.0 hides the
+        // chain from this lookup (get1_trusted_issuer).
+        self.best_issuer(x, &candidates, self.flavour == OpensslFlavour::V1_1_1)
+    }
+
+    /// `check_trust(ctx, num_untrusted)` without auxiliary trust or partial chains: a trust-store
+    /// certificate at or above `from` that is self-signed makes the chain trusted.
+    fn check_trust(&self, from: usize) -> Trust {
+        if self.chain[from.min(self.chain.len())..]
+            .iter()
+            .any(|&c| self.certs[c].self_signed)
+        {
+            Trust::Trusted
+        } else {
+            Trust::Untrusted
+        }
+    }
+
+    fn verify_chain(&mut self, pool: Vec<usize>) {
+        if !self.build_chain(pool) {
+            return;
+        }
+        if !self.check_extensions() {
+            return;
+        }
+        self.internal_verify();
+    }
+
+    /// `build_chain` with trusted-first and an untrusted pool (always present in TLS).
+    fn build_chain(&mut self, mut pool: Vec<usize>) -> bool {
+        let max_depth = DEFAULT_VERIFY_DEPTH + 1;
+        let mut search_untrusted = true;
+        let mut search_trusted = true;
+        let mut trust = Trust::Untrusted;
+
+        while search_untrusted || search_trusted {
+            let num = self.chain.len();
+            if search_trusted {
+                let curr = self.chain[num - 1];
+                let found = if num > max_depth {
+                    None
+                } else {
+                    self.trusted_issuer(curr)
+                };
+                if let Some(issuer) = found {
+                    let curr_self_signed = self.certs[curr].self_signed;
+                    let mut ok = true;
+                    let mut top_self_signed = curr_self_signed;
+                    let mut trust_from = num;
+                    if !curr_self_signed {
+                        self.chain.push(issuer);
+                        top_self_signed = self.certs[issuer].self_signed;
+                    } else if self.certs[curr].der != self.certs[issuer].der {
+                        // A self-signed untrusted mimic of a trust anchor.
+                        ok = false;
+                    } else {
+                        // Replace the untrusted self-signed certificate by its trusted twin.
+                        self.chain[num - 1] = issuer;
+                        self.num_untrusted = num - 1;
+                        trust_from = num - 1;
+                    }
+                    if ok {
+                        search_untrusted = false;
+                        trust = self.check_trust(trust_from);
+                        if trust == Trust::Trusted {
+                            break;
+                        }
+                        if !top_self_signed {
+                            continue;
+                        }
+                    }
+                }
+                if !search_untrusted {
+                    // No alternate chains with trusted-first.
+                    break;
+                }
+            }
+            if search_untrusted {
+                let num = self.chain.len();
+                let curr = self.chain[num - 1];
+                let issuer = if self.certs[curr].self_signed || num > max_depth {
+                    None
+                } else {
+                    self.best_issuer(curr, &pool, true)
+                };
+                match issuer {
+                    None => {
+                        search_untrusted = false;
+                        search_trusted = true;
+                    }
+                    Some(issuer) => {
+                        if let Some(at) = pool.iter().position(|&p| p == issuer) {
+                            pool.remove(at);
+                        }
+                        self.chain.push(issuer);
+                        self.num_untrusted += 1;
+                    }
+                }
+            }
+        }
+
+        let num = self.chain.len();
+        if num <= max_depth && trust == Trust::Untrusted && num == self.num_untrusted {
+            trust = self.check_trust(num);
+        }
+        if trust == Trust::Trusted {
+            return true;
+        }
+        let top = num - 1;
+        if num > max_depth {
+            // 1.1.1 returns here; 3.0 (CB_FAIL_IF) goes on to say why the chain is untrusted.
+            let go_on = self.report(top, VerifyErrorCode::CertChainTooLong);
+            if !go_on || self.flavour == OpensslFlavour::V1_1_1 {
+                return go_on;
+            }
+        }
+        let code = if self.certs[self.chain[top]].self_signed {
+            if num == 1 {
+                VerifyErrorCode::DepthZeroSelfSignedCert
+            } else {
+                VerifyErrorCode::SelfSignedCertInChain
+            }
+        } else if self.num_untrusted < num {
+            VerifyErrorCode::UnableToGetIssuerCert
+        } else {
+            VerifyErrorCode::UnableToGetIssuerCertLocally
+        };
+        self.report(top, code)
+    }
+
+    /// `check_extensions` (3.0) / `check_chain_extensions` (1.1.1), without strict mode.
+    fn check_extensions(&mut self) -> bool {
+        let num = self.chain.len();
+        let mut must_be_ca = false;
+        let mut plen: u64 = 0;
+        for i in 0..num {
+            let x = self.chain[i];
+            let cert = &self.certs[x];
+            let unhandled_critical = cert.unhandled_critical;
+            let ca = cert.check_ca();
+            let fits = match self.purpose {
+                Some(Purpose::SslServer) => cert.fits_ssl_server(must_be_ca),
+                None => true,
+            };
+            let path_len = cert.path_len;
+            let self_issued = cert.self_issued;
+
+            if unhandled_critical && !self.report(i, VerifyErrorCode::UnhandledCriticalExtension) {
+                return false;
+            }
+            if must_be_ca
+                && (ca == 0 || (i + 1 < num && ca != 1))
+                && !self.report(i, VerifyErrorCode::InvalidCa)
+            {
+                return false;
+            }
+            if !fits && !self.report(i, VerifyErrorCode::InvalidPurpose) {
+                return false;
+            }
+            let exceeded = match (self.flavour, path_len) {
+                (_, None) => false,
+                (OpensslFlavour::V3_0, Some(limit)) => i > 1 && plen > u64::from(limit),
+                (OpensslFlavour::V1_1_1, Some(limit)) => {
+                    i > 1 && !self_issued && plen > u64::from(limit) + 1
+                }
+            };
+            if exceeded && !self.report(i, VerifyErrorCode::PathLengthExceeded) {
+                return false;
+            }
+            let counts = match self.flavour {
+                OpensslFlavour::V3_0 => i > 0 && !self_issued,
+                OpensslFlavour::V1_1_1 => !self_issued,
+            };
+            if counts {
+                plen += 1;
+            }
+            must_be_ca = true;
+        }
+        true
+    }
+
+    /// `internal_verify`: signatures and validity periods, from the top of the chain down.
+    fn internal_verify(&mut self) -> bool {
+        let mut n = self.chain.len() - 1;
+        let mut xi = self.chain[n];
+        let mut xs = xi;
+        // check_issued(xi, xi): is the top self-issued (name, AKID, key type)?
+        if !self.certs[xi].self_signed {
+            if n > 0 {
+                n -= 1;
+                xs = self.chain[n];
+            } else {
+                // A lone leaf whose issuer was never found; its dates are still checked.
+                if !self.report(0, VerifyErrorCode::UnableToVerifyLeafSignature) {
+                    return false;
+                }
+            }
+        }
+        loop {
+            if xs != xi {
+                if self.certs[xi].key_usage_rejects_cert_sign()
+                    && !self.report(n + 1, VerifyErrorCode::KeyUsageNoCertSign)
+                {
+                    return false;
+                }
+                let signed = self.certs[xs]
+                    .x509
+                    .verify_signature(Some(self.certs[xi].x509.public_key()))
+                    .is_ok();
+                if !signed && !self.report(n, VerifyErrorCode::CertSignatureFailure) {
+                    return false;
+                }
+            }
+            let (not_yet, expired) = {
+                let c = &self.certs[xs];
+                (c.not_before > self.time, c.not_after <= self.time)
+            };
+            if not_yet && !self.report(n, VerifyErrorCode::CertNotYetValid) {
+                return false;
+            }
+            if expired && !self.report(n, VerifyErrorCode::CertHasExpired) {
+                return false;
+            }
+            if n == 0 {
+                return true;
+            }
+            n -= 1;
+            xi = xs;
+            xs = self.chain[n];
+        }
+    }
+}

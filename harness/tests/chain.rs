@@ -1,0 +1,1030 @@
+//! `harness::chain` against the real thing: every PKI shape is built with rcgen, written to a
+//! temporary folder and handed both to our walk and to OpenSSL itself.
+//!
+//! OpenSSL 3.0 (installed here), two ways:
+//! - `openssl verify -purpose sslserver -attime T -CAfile trust.pem -untrusted sent.pem leaf.pem`,
+//!   whose callback prints every error and continues only on some codes (apps/verify.c: 10, 18,
+//!   79, 25, 26, 34, ...). Its first error is the ENFORCED verdict; its whole list is our
+//!   "continue" list cut after the first code `openssl verify` would not continue on.
+//! - `openssl s_client` (its callback returns 1 on every error, as ATS's does in PERMISSIVE)
+//!   against `openssl s_server` serving the peer chain: its `verify error:num=N` lines, with the
+//!   `depth=D subject` line before each, are the whole "continue" list, subjects included.
+//!
+//! OpenSSL 1.1.1 is not installed: its expectations are literals taken from 1.1.1l, and the test
+//! asks 1.1.1 again when `MRALAB_PYTHON_OPENSSL_1_1_1` names a Python whose `cryptography` wheel
+//! bundles it (`pip install cryptography==3.4.8` in a venv).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use harness::chain::{
+    ChainError, ChainInput, ChainVerdict, LinkSource, OpensslFlavour, Purpose, VerifyErrorCode,
+    verify,
+};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
+use rstest::rstest;
+use rustls_pki_types::CertificateDer;
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+/// The pinned validation clock: 2027-01-15T08:00:00Z.
+const NOW: i64 = 1_800_000_000;
+const DAY: i64 = 86_400;
+
+/// A certificate with its key and parameters, so it can sign others.
+struct Node {
+    key: KeyPair,
+    params: CertificateParams,
+    cert: Certificate,
+}
+
+impl Node {
+    fn der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    fn issuer(&self) -> Issuer<'_, &KeyPair> {
+        Issuer::from_params(&self.params, &self.key)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Ca,
+    Leaf,
+}
+
+/// rcgen parameters with a pinned serial, validity around [`NOW`], and AKID on issued
+/// certificates (CUCM and Microsoft CAs write it; FIELD-NOTES).
+fn params(cn: &str, role: Role, serial: u64) -> CertificateParams {
+    let mut params = CertificateParams::new(match role {
+        Role::Ca => vec![],
+        Role::Leaf => vec!["cucm.steven.lab".to_string()],
+    })
+    .expect("valid SAN");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Cisco");
+    dn.push(DnType::CommonName, cn);
+    params.distinguished_name = dn;
+    params.serial_number = Some(serial.into());
+    params.not_before = at(NOW - 30 * DAY);
+    params.not_after = at(NOW + 365 * DAY);
+    params.use_authority_key_identifier_extension = true;
+    match role {
+        Role::Ca => {
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        }
+        Role::Leaf => {
+            params.is_ca = IsCa::NoCa;
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+    }
+    params
+}
+
+fn at(unix: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(unix).expect("valid time")
+}
+
+fn self_signed(mut params: CertificateParams) -> Node {
+    // A self-signed certificate's AKID would only repeat its SKID.
+    params.use_authority_key_identifier_extension = false;
+    let key = KeyPair::generate().expect("P-256 key");
+    let cert = params.self_signed(&key).expect("self-signed");
+    Node { key, params, cert }
+}
+
+fn issued(params: CertificateParams, by: &Node) -> Node {
+    let key = KeyPair::generate().expect("P-256 key");
+    let cert = params.signed_by(&key, &by.issuer()).expect("signed");
+    Node { key, params, cert }
+}
+
+/// The same DER with the last byte of the signature changed.
+fn corrupt_signature(der: &CertificateDer<'_>) -> CertificateDer<'static> {
+    let mut bytes = der.to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last ^= 0x01;
+    }
+    CertificateDer::from(bytes)
+}
+
+/// What a shape gives both verifiers.
+struct Case {
+    /// As the server sends it, leaf first.
+    peer: Vec<CertificateDer<'static>>,
+    trusted: Vec<CertificateDer<'static>>,
+    /// The leaf's private key, for `openssl s_server`.
+    leaf_key_pem: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    SelfSignedLeafNotTrusted,
+    SelfSignedLeafWithCertSignNotTrusted,
+    TrustedSelfSignedLeafWithCaTrue,
+    TrustedSelfSignedLeafWithCaFalse,
+    LeafWhoseCaIsNeitherTrustedNorSent,
+    ChainSentWithoutRootAndRootNotTrusted,
+    UntrustedRootSentInChain,
+    OnlyIssuingIntermediateTrusted,
+    MissingIntermediate,
+    GoodChain,
+    ExpiredLeaf,
+    ExpiredIntermediate,
+    ExpiredTrustedRoot,
+    NotYetValidLeaf,
+    ClientAuthOnlyLeaf,
+    ChainSentInWrongOrder,
+    ChainWithExtraUnrelatedCertificate,
+    ReissuedCaPickedByAkid,
+    ReissuedCaWithoutAkidOldFirst,
+    ReissuedCaWithoutAkidExpiredOldFirst,
+    BadLeafSignature,
+    SelfSignedLeafWithBadSignatureNotTrusted,
+    SelfSignedLeafWithBadSignatureTrusted,
+    IntermediateThatIsNotACa,
+    IntermediateWithoutCertSignKeyUsage,
+    PathLengthExceeded,
+    UnknownCriticalExtensionOnLeaf,
+    ExpiredLeafWhoseCaIsMissing,
+    ExpiredSelfSignedLeafNotTrusted,
+    TwoExpiredSameNameIntermediatesLaterOneFirst,
+    RsaAndEcdsaCasWithTheSameNameRsaFirst,
+    IssuerNameDiffersOnlyInCaseAndSpaces,
+    TrustedSelfSignedLeafWithOnlyCertSignKeyUsage,
+    ChainLongerThanTheDepthLimit,
+    ChainAtTheDepthLimit,
+    LeafWithOnlyAnyExtendedKeyUsage,
+    IntermediateWithClientAuthOnlyEku,
+    RenewedIntermediateSentAfterExpiredOne,
+}
+
+fn build(shape: Shape) -> Case {
+    let unrelated = self_signed(params("unrelated-CA", Role::Ca, 900));
+    let root = self_signed(params("steven-DC-CA", Role::Ca, 1));
+    let intermediate = issued(params("steven-Issuing-CA", Role::Ca, 2), &root);
+    let leaf_params = params("cucm-ms.steven.lab", Role::Leaf, 3);
+    let case = |peer: Vec<&Node>, trusted: Vec<CertificateDer<'static>>| Case {
+        leaf_key_pem: peer[0].key.serialize_pem(),
+        peer: peer.iter().map(|n| n.der()).collect(),
+        trusted,
+    };
+    match shape {
+        Shape::SelfSignedLeafNotTrusted => {
+            let leaf = self_signed(params("cucm-EC.steven.lab", Role::Leaf, 10));
+            case(vec![&leaf], vec![unrelated.der()])
+        }
+        Shape::SelfSignedLeafWithCertSignNotTrusted => {
+            let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages.push(KeyUsagePurpose::KeyCertSign);
+            let leaf = self_signed(p);
+            case(vec![&leaf], vec![unrelated.der()])
+        }
+        Shape::TrustedSelfSignedLeafWithCaTrue | Shape::TrustedSelfSignedLeafWithCaFalse => {
+            let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
+            p.is_ca = if shape == Shape::TrustedSelfSignedLeafWithCaTrue {
+                IsCa::Ca(BasicConstraints::Unconstrained)
+            } else {
+                IsCa::ExplicitNoCa
+            };
+            p.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+                KeyUsagePurpose::KeyCertSign,
+            ];
+            let leaf = self_signed(p);
+            let trusted = vec![leaf.der()];
+            case(vec![&leaf], trusted)
+        }
+        Shape::LeafWhoseCaIsNeitherTrustedNorSent => {
+            let leaf = issued(leaf_params, &root);
+            case(vec![&leaf], vec![unrelated.der()])
+        }
+        Shape::ChainSentWithoutRootAndRootNotTrusted => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![unrelated.der()])
+        }
+        Shape::UntrustedRootSentInChain => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate, &root], vec![unrelated.der()])
+        }
+        Shape::OnlyIssuingIntermediateTrusted => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf], vec![intermediate.der()])
+        }
+        Shape::MissingIntermediate => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf], vec![root.der()])
+        }
+        Shape::GoodChain => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ExpiredLeaf | Shape::NotYetValidLeaf => {
+            let mut p = leaf_params;
+            if shape == Shape::ExpiredLeaf {
+                p.not_before = at(NOW - 400 * DAY);
+                p.not_after = at(NOW - DAY);
+            } else {
+                p.not_before = at(NOW + DAY);
+                p.not_after = at(NOW + 400 * DAY);
+            }
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ExpiredIntermediate => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let intermediate = issued(p, &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ExpiredTrustedRoot => {
+            let mut p = params("steven-DC-CA", Role::Ca, 1);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let root = self_signed(p);
+            let intermediate = issued(params("steven-Issuing-CA", Role::Ca, 2), &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ClientAuthOnlyLeaf => {
+            let mut p = leaf_params;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ChainSentInWrongOrder => {
+            let second = issued(params("steven-Sub-CA", Role::Ca, 4), &intermediate);
+            let leaf = issued(leaf_params, &second);
+            case(vec![&leaf, &root, &intermediate, &second], vec![root.der()])
+        }
+        Shape::ChainWithExtraUnrelatedCertificate => {
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &unrelated, &intermediate], vec![root.der()])
+        }
+        Shape::ReissuedCaPickedByAkid => {
+            let old = self_signed(params("steven-DC-CA", Role::Ca, 20));
+            let leaf = issued(leaf_params, &root);
+            case(vec![&leaf], vec![old.der(), root.der()])
+        }
+        Shape::ReissuedCaWithoutAkidOldFirst | Shape::ReissuedCaWithoutAkidExpiredOldFirst => {
+            let mut p = params("steven-DC-CA", Role::Ca, 20);
+            if shape == Shape::ReissuedCaWithoutAkidExpiredOldFirst {
+                p.not_before = at(NOW - 800 * DAY);
+                p.not_after = at(NOW - 10 * DAY);
+            }
+            let old = self_signed(p);
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &root);
+            case(vec![&leaf], vec![old.der(), root.der()])
+        }
+        Shape::BadLeafSignature => {
+            let leaf = issued(leaf_params, &intermediate);
+            let mut c = case(vec![&leaf, &intermediate], vec![root.der()]);
+            c.peer[0] = corrupt_signature(&c.peer[0]);
+            c
+        }
+        Shape::SelfSignedLeafWithBadSignatureNotTrusted
+        | Shape::SelfSignedLeafWithBadSignatureTrusted => {
+            let leaf = self_signed(params("cucm-EC.steven.lab", Role::Leaf, 10));
+            let bad = corrupt_signature(&leaf.der());
+            let trusted = if shape == Shape::SelfSignedLeafWithBadSignatureTrusted {
+                vec![bad.clone()]
+            } else {
+                vec![unrelated.der()]
+            };
+            let mut c = case(vec![&leaf], trusted);
+            c.peer[0] = bad;
+            c
+        }
+        Shape::IntermediateThatIsNotACa => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.is_ca = IsCa::ExplicitNoCa;
+            p.key_usages = vec![];
+            let intermediate = issued(p, &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::IntermediateWithoutCertSignKeyUsage => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            let intermediate = issued(p, &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::PathLengthExceeded => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            let first = issued(p, &root);
+            let second = issued(params("steven-Sub-CA", Role::Ca, 4), &first);
+            let leaf = issued(leaf_params, &second);
+            case(vec![&leaf, &second, &first], vec![root.der()])
+        }
+        Shape::UnknownCriticalExtensionOnLeaf => {
+            let mut p = leaf_params;
+            let mut ext =
+                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 9, 99, 1], vec![0x05, 0x00]);
+            ext.set_criticality(true);
+            p.custom_extensions = vec![ext];
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::ExpiredLeafWhoseCaIsMissing => {
+            let mut p = leaf_params;
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf], vec![root.der()])
+        }
+        Shape::TwoExpiredSameNameIntermediatesLaterOneFirst => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let later = issued(p, &root);
+            let mut p = params("steven-Issuing-CA", Role::Ca, 5);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - 2 * DAY);
+            let earlier = issued(p, &root);
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &earlier);
+            case(vec![&leaf, &later, &earlier], vec![root.der()])
+        }
+        Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst => {
+            let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+            let rsa_params = params("steven-DC-CA", Role::Ca, 30);
+            let rsa_cert = rsa_params
+                .self_signed(&rsa_key)
+                .expect("self-signed RSA CA");
+            let rsa = Node {
+                key: rsa_key,
+                params: rsa_params,
+                cert: rsa_cert,
+            };
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &root);
+            case(vec![&leaf], vec![rsa.der(), root.der()])
+        }
+        Shape::IssuerNameDiffersOnlyInCaseAndSpaces => {
+            // The leaf names its issuer "STEVEN-DC-CA" with extra spaces; X509_NAME_cmp compares
+            // canonical forms (case-folded, whitespace collapsed).
+            let mut shouting = params("steven-DC-CA", Role::Ca, 1);
+            let mut dn = DistinguishedName::new();
+            dn.push(DnType::OrganizationName, "  CISCO ");
+            dn.push(DnType::CommonName, "STEVEN-DC-CA");
+            shouting.distinguished_name = dn;
+            let issuer = Issuer::new(shouting, &root.key);
+            let key = KeyPair::generate().expect("P-256 key");
+            let cert = leaf_params.signed_by(&key, &issuer).expect("signed");
+            let leaf = Node {
+                key,
+                params: leaf_params,
+                cert,
+            };
+            case(vec![&leaf], vec![root.der()])
+        }
+        Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage => {
+            let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+            let leaf = self_signed(p);
+            let trusted = vec![leaf.der()];
+            case(vec![&leaf], trusted)
+        }
+        Shape::ChainLongerThanTheDepthLimit | Shape::ChainAtTheDepthLimit => {
+            // OpenSSL's default verify depth is 100 intermediates.
+            let count = if shape == Shape::ChainAtTheDepthLimit {
+                100
+            } else {
+                101
+            };
+            let mut cas = vec![issued(params("steven-CA-1", Role::Ca, 100), &root)];
+            for n in 2..=count {
+                let next = issued(
+                    params(&format!("steven-CA-{n}"), Role::Ca, 100 + n),
+                    &cas[cas.len() - 1],
+                );
+                cas.push(next);
+            }
+            let leaf = issued(leaf_params, &cas[cas.len() - 1]);
+            let mut peer = vec![&leaf];
+            peer.extend(cas.iter().rev());
+            case(peer, vec![root.der()])
+        }
+        Shape::LeafWithOnlyAnyExtendedKeyUsage => {
+            let mut p = leaf_params;
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::Any];
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::IntermediateWithClientAuthOnlyEku => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+            let intermediate = issued(p, &root);
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
+        }
+        Shape::RenewedIntermediateSentAfterExpiredOne => {
+            // Same name and key, an expired and a renewed certificate: the valid one is taken.
+            let mut p = params("steven-Issuing-CA", Role::Ca, 6);
+            p.not_before = at(NOW - 800 * DAY);
+            p.not_after = at(NOW - 10 * DAY);
+            let expired_cert = p
+                .signed_by(&intermediate.key, &root.issuer())
+                .expect("signed");
+            let expired = Node {
+                key: KeyPair::generate().expect("P-256 key"),
+                params: p,
+                cert: expired_cert,
+            };
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &expired, &intermediate], vec![root.der()])
+        }
+        Shape::ExpiredSelfSignedLeafNotTrusted => {
+            let mut p = params("cucm-EC.steven.lab", Role::Leaf, 10);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - DAY);
+            let leaf = self_signed(p);
+            case(vec![&leaf], vec![unrelated.der()])
+        }
+    }
+}
+
+fn pem(ders: &[CertificateDer<'_>]) -> String {
+    ders.iter().map(pem_block).collect()
+}
+
+fn pem_block(der: &CertificateDer<'_>) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+/// The files both oracles read.
+struct Files {
+    dir: TempDir,
+}
+
+impl Files {
+    fn write(case: &Case) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let write = |name: &str, text: String| {
+            std::fs::write(dir.path().join(name), text).expect("write PEM");
+        };
+        write("leaf.pem", pem(&case.peer[..1]));
+        write("sent.pem", pem(&case.peer));
+        write("chain.pem", pem(&case.peer[1..]));
+        write("trust.pem", pem(&case.trusted));
+        write("leaf.key", case.leaf_key_pem.clone());
+        Files { dir }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+}
+
+/// (code, depth, text) as an oracle printed them.
+type Reported = (i32, usize, String);
+
+/// `openssl verify`'s error lines, in order.
+fn openssl_verify(files: &Files) -> Vec<Reported> {
+    let out = Command::new("openssl")
+        .args([
+            "verify",
+            "-no-CApath",
+            "-no-CAstore",
+            "-purpose",
+            "sslserver",
+            "-attime",
+        ])
+        .arg(NOW.to_string())
+        .arg("-CAfile")
+        .arg(files.path("trust.pem"))
+        .arg("-untrusted")
+        .arg(files.path("sent.pem"))
+        .arg(files.path("leaf.pem"))
+        .output()
+        .expect("run openssl verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reported: Vec<Reported> = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("error ")?;
+            let (code, rest) = rest.split_once(" at ")?;
+            let (depth, text) = rest.split_once(" depth lookup: ")?;
+            Some((code.parse().ok()?, depth.parse().ok()?, text.to_string()))
+        })
+        .collect();
+    assert_eq!(
+        out.status.success(),
+        reported.is_empty(),
+        "openssl verify exit status and error lines disagree:\n{text}"
+    );
+    reported
+}
+
+/// Kills the `openssl s_server` this test started when the test ends, pass or fail.
+struct ServerGuard(Child);
+
+impl Drop for ServerGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `openssl s_client`'s verify errors against an `openssl s_server` serving the case: every
+/// error, since its callback continues.
+fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
+    let mut server = Command::new("openssl");
+    server
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-naccept",
+            "1",
+            "-cert",
+        ])
+        .arg(files.path("leaf.pem"))
+        .arg("-key")
+        .arg(files.path("leaf.key"));
+    if case.peer.len() > 1 {
+        server.arg("-cert_chain").arg(files.path("chain.pem"));
+    }
+    let mut child = server
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start openssl s_server");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let guard = ServerGuard(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(addr) = line.strip_prefix("ACCEPT ") {
+                let _ = tx.send(addr.to_string());
+                break;
+            }
+        }
+        // Keep draining so the server never blocks on a full pipe.
+        for _ in lines {}
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("openssl s_server reports its address");
+    let out = Command::new("timeout")
+        .args([
+            "10",
+            "openssl",
+            "s_client",
+            "-connect",
+            &addr,
+            "-no-CApath",
+            "-no-CAstore",
+        ])
+        .arg("-CAfile")
+        .arg(files.path("trust.pem"))
+        .arg("-attime")
+        .arg(NOW.to_string())
+        .arg("-purpose")
+        .arg("sslserver")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run openssl s_client");
+    drop(guard);
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    // "depth=D <subject of the current certificate>", then "verify error:num=N:<text>".
+    let mut current: Option<(usize, String)> = None;
+    let mut reported = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("depth=") {
+            let (depth, subject) = rest.split_once(' ').unwrap_or((rest, ""));
+            current = depth.parse().ok().map(|d| (d, subject.replace(" = ", "=")));
+        } else if let Some(rest) = line.strip_prefix("verify error:num=") {
+            let (code, text) = rest.split_once(':').expect("num:text");
+            let (depth, subject) = current.clone().expect("a depth line before each error");
+            reported.push((
+                (code.parse().expect("numeric code"), depth, text.to_string()),
+                subject,
+            ));
+        }
+    }
+    assert!(
+        text.contains("verify return:") || !reported.is_empty(),
+        "s_client did not verify anything:\n{text}"
+    );
+    reported
+}
+
+fn ours(case: &Case, flavour: OpensslFlavour, stop_at_first_error: bool) -> ChainVerdict {
+    verify(&ChainInput {
+        peer_chain: &case.peer,
+        trusted: &case.trusted,
+        validation_time: NOW,
+        purpose: Some(Purpose::SslServer),
+        flavour,
+        stop_at_first_error,
+    })
+}
+
+fn as_reported(errors: &[ChainError], flavour: OpensslFlavour) -> Vec<Reported> {
+    errors
+        .iter()
+        .map(|e| {
+            (
+                e.code.code(flavour),
+                e.depth,
+                e.code.text(flavour).to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Codes on which `openssl verify`'s callback returns 1 (apps/verify.c `cb`).
+const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
+
+/// The shapes, with the first error `openssl verify` (3.0) reports: (code, depth), or `None`
+/// for OK. The oracle decides; these literals document the expected outcome and catch a
+/// changed oracle.
+#[rstest]
+#[case::self_signed_leaf_not_trusted_is_18_at_0(Shape::SelfSignedLeafNotTrusted, Some((18, 0)))]
+#[case::self_signed_leaf_with_cert_sign_not_trusted_is_18_at_0(Shape::SelfSignedLeafWithCertSignNotTrusted, Some((18, 0)))]
+#[case::trusted_self_signed_leaf_with_ca_true_passes(Shape::TrustedSelfSignedLeafWithCaTrue, None)]
+#[case::trusted_self_signed_leaf_with_ca_false_passes(
+    Shape::TrustedSelfSignedLeafWithCaFalse,
+    None
+)]
+#[case::leaf_whose_ca_is_neither_trusted_nor_sent_is_20_at_0(Shape::LeafWhoseCaIsNeitherTrustedNorSent, Some((20, 0)))]
+#[case::chain_sent_without_root_and_root_not_trusted_is_20_at_top(Shape::ChainSentWithoutRootAndRootNotTrusted, Some((20, 1)))]
+#[case::untrusted_root_sent_in_chain_is_19(Shape::UntrustedRootSentInChain, Some((19, 2)))]
+#[case::only_issuing_intermediate_trusted_is_2_at_1(Shape::OnlyIssuingIntermediateTrusted, Some((2, 1)))]
+#[case::missing_intermediate_is_20_at_0(Shape::MissingIntermediate, Some((20, 0)))]
+#[case::good_chain_passes(Shape::GoodChain, None)]
+#[case::expired_leaf_is_10_at_0(Shape::ExpiredLeaf, Some((10, 0)))]
+#[case::expired_intermediate_is_10_at_1(Shape::ExpiredIntermediate, Some((10, 1)))]
+#[case::expired_trusted_root_is_10_at_2(Shape::ExpiredTrustedRoot, Some((10, 2)))]
+#[case::not_yet_valid_leaf_is_9_at_0(Shape::NotYetValidLeaf, Some((9, 0)))]
+#[case::client_auth_only_leaf_is_26_at_0(Shape::ClientAuthOnlyLeaf, Some((26, 0)))]
+#[case::chain_sent_in_wrong_order_passes(Shape::ChainSentInWrongOrder, None)]
+#[case::chain_with_extra_unrelated_certificate_passes(
+    Shape::ChainWithExtraUnrelatedCertificate,
+    None
+)]
+#[case::reissued_ca_is_picked_by_akid(Shape::ReissuedCaPickedByAkid, None)]
+#[case::reissued_ca_without_akid_takes_the_first_valid_one_and_fails_its_signature(Shape::ReissuedCaWithoutAkidOldFirst, Some((7, 0)))]
+#[case::reissued_ca_without_akid_prefers_the_valid_one(
+    Shape::ReissuedCaWithoutAkidExpiredOldFirst,
+    None
+)]
+#[case::bad_leaf_signature_is_7_at_0(Shape::BadLeafSignature, Some((7, 0)))]
+#[case::self_signed_leaf_with_bad_signature_not_trusted_is_18(Shape::SelfSignedLeafWithBadSignatureNotTrusted, Some((18, 0)))]
+#[case::self_signed_leaf_with_bad_signature_trusted_passes(
+    Shape::SelfSignedLeafWithBadSignatureTrusted,
+    None
+)]
+#[case::intermediate_that_is_not_a_ca_is_invalid_ca_at_1(Shape::IntermediateThatIsNotACa, Some((79, 1)))]
+#[case::intermediate_without_cert_sign_key_usage_is_invalid_ca_at_1(Shape::IntermediateWithoutCertSignKeyUsage, Some((79, 1)))]
+#[case::path_length_exceeded_is_25_at_2(Shape::PathLengthExceeded, Some((25, 2)))]
+#[case::unknown_critical_extension_on_leaf_is_34_at_0(Shape::UnknownCriticalExtensionOnLeaf, Some((34, 0)))]
+#[case::expired_leaf_whose_ca_is_missing_is_20_at_0(Shape::ExpiredLeafWhoseCaIsMissing, Some((20, 0)))]
+#[case::expired_self_signed_leaf_not_trusted_is_18_at_0(Shape::ExpiredSelfSignedLeafNotTrusted, Some((18, 0)))]
+#[case::two_expired_same_name_intermediates_take_the_one_expiring_last(Shape::TwoExpiredSameNameIntermediatesLaterOneFirst, Some((10, 1)))]
+#[case::rsa_and_ecdsa_cas_with_the_same_name_are_told_apart_by_key_type(
+    Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst,
+    None
+)]
+#[case::issuer_name_that_differs_only_in_case_and_spaces_matches(
+    Shape::IssuerNameDiffersOnlyInCaseAndSpaces,
+    None
+)]
+#[case::trusted_self_signed_leaf_with_only_cert_sign_is_26_at_0(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, Some((26, 0)))]
+#[case::chain_longer_than_the_depth_limit_is_22(Shape::ChainLongerThanTheDepthLimit, Some((22, 101)))]
+#[case::chain_at_the_depth_limit_passes(Shape::ChainAtTheDepthLimit, None)]
+#[case::leaf_with_only_any_extended_key_usage_is_26_at_0(Shape::LeafWithOnlyAnyExtendedKeyUsage, Some((26, 0)))]
+#[case::intermediate_with_client_auth_only_eku_is_26_at_1(Shape::IntermediateWithClientAuthOnlyEku, Some((26, 1)))]
+#[case::renewed_intermediate_sent_after_expired_one_passes(
+    Shape::RenewedIntermediateSentAfterExpiredOne,
+    None
+)]
+fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
+    let case = build(shape);
+    let files = Files::write(&case);
+    let flavour = OpensslFlavour::V3_0;
+
+    // ENFORCED: the first error, or none.
+    let cli = openssl_verify(&files);
+    let enforced = ours(&case, flavour, true);
+    assert_eq!(
+        cli.first().map(|(code, depth, _)| (*code, *depth)),
+        expected_first,
+        "openssl verify changed its mind on {shape:?}: {cli:?}"
+    );
+    assert_eq!(
+        as_reported(&enforced.errors, flavour),
+        cli.first().cloned().into_iter().collect::<Vec<_>>(),
+        "ENFORCED verdict of {shape:?}"
+    );
+    assert_eq!(enforced.trusted, cli.is_empty());
+
+    // Continue mode, cut where `openssl verify` stops.
+    let permissive = ours(&case, flavour, false);
+    let mut cut = Vec::new();
+    for error in as_reported(&permissive.errors, flavour) {
+        let continues = VERIFY_CLI_CONTINUES.contains(&error.0);
+        cut.push(error);
+        if !continues {
+            break;
+        }
+    }
+    assert_eq!(
+        cut, cli,
+        "continue-mode errors of {shape:?}, as far as openssl verify goes"
+    );
+
+    // Continue mode, whole: s_client's callback continues on everything, like ATS PERMISSIVE.
+    let s_client = openssl_s_client(&files, &case);
+    let subjects: Vec<&str> = permissive
+        .errors
+        .iter()
+        .map(|e| e.subject.as_str())
+        .collect();
+    assert_eq!(
+        subjects,
+        s_client
+            .iter()
+            .map(|(_, subject)| subject.as_str())
+            .collect::<Vec<_>>(),
+        "subjects of the certificates in error, {shape:?}"
+    );
+    let s_client: Vec<Reported> = s_client.into_iter().map(|(reported, _)| reported).collect();
+    assert_eq!(
+        as_reported(&permissive.errors, flavour),
+        s_client,
+        "continue-mode errors of {shape:?}, against openssl s_client"
+    );
+}
+
+#[test]
+fn an_untrusted_lone_leaf_in_permissive_mode_reports_20_then_21() {
+    let case = build(Shape::MissingIntermediate);
+    let verdict = ours(&case, OpensslFlavour::V3_0, false);
+    let codes: Vec<_> = verdict.errors.iter().map(|e| (e.code, e.depth)).collect();
+    assert_eq!(
+        codes,
+        [
+            (VerifyErrorCode::UnableToGetIssuerCertLocally, 0),
+            (VerifyErrorCode::UnableToVerifyLeafSignature, 0)
+        ]
+    );
+    assert_eq!(
+        verdict.errors[1].code.text(OpensslFlavour::V3_0),
+        "unable to verify the first certificate"
+    );
+}
+
+#[test]
+fn the_built_chain_says_where_each_certificate_came_from() {
+    let case = build(Shape::ChainSentInWrongOrder);
+    let verdict = ours(&case, OpensslFlavour::V3_0, true);
+    let sources: Vec<_> = verdict.built.iter().map(|l| l.source).collect();
+    assert_eq!(
+        sources,
+        [
+            LinkSource::Peer { position: 0 },
+            LinkSource::Peer { position: 3 },
+            LinkSource::Peer { position: 2 },
+            LinkSource::TrustStore { position: 0 },
+        ]
+    );
+    assert_eq!(verdict.built[0].subject, "O=Cisco, CN=cucm-ms.steven.lab");
+    assert_eq!(verdict.built[0].issuer, "O=Cisco, CN=steven-Sub-CA");
+}
+
+#[test]
+fn error_texts_follow_each_openssl() {
+    use OpensslFlavour::{V1_1_1, V3_0};
+    let code = VerifyErrorCode::DepthZeroSelfSignedCert;
+    assert_eq!(code.text(V1_1_1), "self signed certificate");
+    assert_eq!(code.text(V3_0), "self-signed certificate");
+    let code = VerifyErrorCode::SelfSignedCertInChain;
+    assert_eq!(
+        code.text(V1_1_1),
+        "self signed certificate in certificate chain"
+    );
+    assert_eq!(
+        code.text(V3_0),
+        "self-signed certificate in certificate chain"
+    );
+    let code = VerifyErrorCode::InvalidPurpose;
+    assert_eq!(code.text(V1_1_1), "unsupported certificate purpose");
+    assert_eq!(code.text(V3_0), "unsuitable certificate purpose");
+    assert_eq!(
+        VerifyErrorCode::from_code(20, V3_0),
+        Some(VerifyErrorCode::UnableToGetIssuerCertLocally)
+    );
+}
+
+/// An OpenSSL 1.1.1 oracle, when one is at hand: the verify loop libssl runs
+/// (`X509_STORE_CTX_init` with the whole peer chain as untrusted, "ssl_server" defaults, a fixed
+/// time) with a callback that records every error and returns 1. It runs in a Python whose
+/// `cryptography` wheel bundles OpenSSL 1.1.1 (`cryptography==3.4.8` bundles 1.1.1l), named by
+/// `MRALAB_PYTHON_OPENSSL_1_1_1`.
+const OPENSSL_1_1_1_ORACLE: &str = r#"
+import sys, json, base64
+from cryptography.hazmat.bindings.openssl.binding import Binding
+b = Binding(); lib = b.lib; ffi = b.ffi
+req = json.load(open(sys.argv[1]))
+def load(der):
+    bio = lib.BIO_new_mem_buf(der, len(der))
+    x = lib.d2i_X509_bio(bio, ffi.NULL)
+    lib.BIO_free(bio)
+    return x
+store = lib.X509_STORE_new()
+for d in req["trusted"]:
+    lib.X509_STORE_add_cert(store, load(base64.b64decode(d)))
+peer = [load(base64.b64decode(d)) for d in req["peer"]]
+sk = lib.sk_X509_new_null()
+for x in peer:
+    lib.sk_X509_push(sk, x)
+ctx = lib.X509_STORE_CTX_new()
+lib.X509_STORE_CTX_init(ctx, store, peer[0], sk)
+lib.X509_STORE_CTX_set_default(ctx, b"ssl_server")
+lib.X509_VERIFY_PARAM_set_time(lib.X509_STORE_CTX_get0_param(ctx), req["time"])
+errors = []
+@ffi.callback("int (int, X509_STORE_CTX *)")
+def cb(ok, c):
+    if not ok:
+        errors.append([lib.X509_STORE_CTX_get_error(c), lib.X509_STORE_CTX_get_error_depth(c)])
+    return 1
+lib.X509_STORE_CTX_set_verify_cb(ctx, cb)
+lib.X509_verify_cert(ctx)
+print(json.dumps({"version": ffi.string(lib.OpenSSL_version(0)).decode(), "errors": errors}))
+"#;
+
+/// Every error OpenSSL 1.1.1 reports for the case, or `None` without an oracle.
+fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
+    use base64::Engine as _;
+    let python = std::env::var_os("MRALAB_PYTHON_OPENSSL_1_1_1")?;
+    let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d.as_ref());
+    let request = serde_json::json!({
+        "peer": case.peer.iter().map(b64).collect::<Vec<_>>(),
+        "trusted": case.trusted.iter().map(b64).collect::<Vec<_>>(),
+        "time": NOW,
+    });
+    std::fs::write(files.path("request.json"), request.to_string()).expect("write request");
+    std::fs::write(files.path("oracle.py"), OPENSSL_1_1_1_ORACLE).expect("write oracle");
+    let out = Command::new(python)
+        .arg(files.path("oracle.py"))
+        .arg(files.path("request.json"))
+        .output()
+        .expect("run the OpenSSL 1.1.1 oracle");
+    assert!(
+        out.status.success(),
+        "oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
+    let version = answer["version"].as_str().unwrap_or_default();
+    assert!(
+        version.starts_with("OpenSSL 1.1.1"),
+        "the oracle runs {version}"
+    );
+    let errors = answer["errors"].as_array().expect("errors array");
+    Some(
+        errors
+            .iter()
+            .map(|e| {
+                let code = e[0].as_i64().expect("code") as i32;
+                let depth = e[1].as_u64().expect("depth") as usize;
+                (code, depth)
+            })
+            .collect(),
+    )
+}
+
+/// Every error, in order, that OpenSSL 1.1.1 reports with a callback that continues (ATS
+/// PERMISSIVE on Expressway X14.2). The literals were taken from OpenSSL 1.1.1l; with
+/// `MRALAB_PYTHON_OPENSSL_1_1_1` set, the test asks it again.
+#[rstest]
+#[case::self_signed_leaf_not_trusted(Shape::SelfSignedLeafNotTrusted, &[(18, 0)])]
+#[case::self_signed_leaf_with_cert_sign_not_trusted(Shape::SelfSignedLeafWithCertSignNotTrusted, &[(18, 0)])]
+#[case::trusted_self_signed_leaf_with_ca_true(Shape::TrustedSelfSignedLeafWithCaTrue, &[])]
+#[case::trusted_self_signed_leaf_with_ca_false(Shape::TrustedSelfSignedLeafWithCaFalse, &[])]
+#[case::leaf_whose_ca_is_neither_trusted_nor_sent(Shape::LeafWhoseCaIsNeitherTrustedNorSent, &[(20, 0), (21, 0)])]
+#[case::chain_sent_without_root_and_root_not_trusted(Shape::ChainSentWithoutRootAndRootNotTrusted, &[(20, 1)])]
+#[case::untrusted_root_sent_in_chain(Shape::UntrustedRootSentInChain, &[(19, 2)])]
+#[case::only_issuing_intermediate_trusted(Shape::OnlyIssuingIntermediateTrusted, &[(2, 1)])]
+#[case::missing_intermediate(Shape::MissingIntermediate, &[(20, 0), (21, 0)])]
+#[case::good_chain(Shape::GoodChain, &[])]
+#[case::expired_leaf(Shape::ExpiredLeaf, &[(10, 0)])]
+#[case::expired_intermediate(Shape::ExpiredIntermediate, &[(10, 1)])]
+#[case::expired_trusted_root(Shape::ExpiredTrustedRoot, &[(10, 2)])]
+#[case::not_yet_valid_leaf(Shape::NotYetValidLeaf, &[(9, 0)])]
+#[case::client_auth_only_leaf(Shape::ClientAuthOnlyLeaf, &[(26, 0)])]
+#[case::chain_sent_in_wrong_order(Shape::ChainSentInWrongOrder, &[])]
+#[case::chain_with_extra_unrelated_certificate(Shape::ChainWithExtraUnrelatedCertificate, &[])]
+#[case::reissued_ca_picked_by_akid(Shape::ReissuedCaPickedByAkid, &[])]
+#[case::reissued_ca_without_akid_old_first(Shape::ReissuedCaWithoutAkidOldFirst, &[(7, 0)])]
+#[case::reissued_ca_without_akid_expired_old_first(Shape::ReissuedCaWithoutAkidExpiredOldFirst, &[])]
+#[case::bad_leaf_signature(Shape::BadLeafSignature, &[(7, 0)])]
+#[case::self_signed_leaf_with_bad_signature_not_trusted(Shape::SelfSignedLeafWithBadSignatureNotTrusted, &[(18, 0)])]
+#[case::self_signed_leaf_with_bad_signature_trusted(Shape::SelfSignedLeafWithBadSignatureTrusted, &[])]
+#[case::intermediate_that_is_not_a_ca_is_24_not_79(Shape::IntermediateThatIsNotACa, &[(24, 1), (26, 1)])]
+#[case::intermediate_without_cert_sign_key_usage(Shape::IntermediateWithoutCertSignKeyUsage, &[(24, 1), (26, 1), (32, 1)])]
+#[case::path_length_exceeded(Shape::PathLengthExceeded, &[(25, 2)])]
+#[case::unknown_critical_extension_on_leaf(Shape::UnknownCriticalExtensionOnLeaf, &[(34, 0)])]
+#[case::expired_leaf_whose_ca_is_missing(Shape::ExpiredLeafWhoseCaIsMissing, &[(20, 0), (21, 0), (10, 0)])]
+#[case::expired_self_signed_leaf_not_trusted(Shape::ExpiredSelfSignedLeafNotTrusted, &[(18, 0), (10, 0)])]
+// 1.1.1 falls back on the last expired candidate (the leaf's real issuer here), 3.0 on the one
+// that expires last (whose signature then fails: 10 at 1, then 7 at 0).
+#[case::two_expired_same_name_intermediates_take_the_last_one(Shape::TwoExpiredSameNameIntermediatesLaterOneFirst, &[(10, 1)])]
+#[case::rsa_and_ecdsa_cas_with_the_same_name(Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst, &[])]
+#[case::issuer_name_that_differs_only_in_case_and_spaces(Shape::IssuerNameDiffersOnlyInCaseAndSpaces, &[])]
+#[case::trusted_self_signed_leaf_with_only_cert_sign(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, &[(26, 0)])]
+// 1.1.1 stops build_chain at 22; 3.0 goes on to add 20 (see the s_client comparison).
+#[case::chain_longer_than_the_depth_limit(Shape::ChainLongerThanTheDepthLimit, &[(22, 101)])]
+#[case::chain_at_the_depth_limit(Shape::ChainAtTheDepthLimit, &[])]
+#[case::leaf_with_only_any_extended_key_usage(Shape::LeafWithOnlyAnyExtendedKeyUsage, &[(26, 0)])]
+#[case::intermediate_with_client_auth_only_eku(Shape::IntermediateWithClientAuthOnlyEku, &[(26, 1)])]
+#[case::renewed_intermediate_sent_after_expired_one(Shape::RenewedIntermediateSentAfterExpiredOne, &[])]
+fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
+    let case = build(shape);
+    let flavour = OpensslFlavour::V1_1_1;
+    let codes = |v: &ChainVerdict| -> Vec<(i32, usize)> {
+        v.errors
+            .iter()
+            .map(|e| (e.code.code(flavour), e.depth))
+            .collect()
+    };
+    assert_eq!(
+        codes(&ours(&case, flavour, false)),
+        expected,
+        "continue mode of {shape:?}"
+    );
+    assert_eq!(
+        codes(&ours(&case, flavour, true)),
+        expected.first().copied().into_iter().collect::<Vec<_>>(),
+        "ENFORCED verdict of {shape:?}"
+    );
+    let files = Files::write(&case);
+    if let Some(real) = openssl_1_1_1(&files, &case) {
+        assert_eq!(real, expected, "OpenSSL 1.1.1 itself on {shape:?}");
+    }
+}
+
+#[test]
+fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
+    let garbage = [
+        CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]),
+        CertificateDer::from(vec![]),
+    ];
+    let verdict = verify(&ChainInput {
+        peer_chain: &garbage,
+        trusted: &[],
+        validation_time: NOW,
+        purpose: Some(Purpose::SslServer),
+        flavour: OpensslFlavour::V3_0,
+        stop_at_first_error: false,
+    });
+    assert!(!verdict.trusted);
+    assert_eq!(verdict.errors[0].code, VerifyErrorCode::Unspecified);
+    let empty = verify(&ChainInput {
+        peer_chain: &[],
+        trusted: &[],
+        validation_time: NOW,
+        purpose: None,
+        flavour: OpensslFlavour::V1_1_1,
+        stop_at_first_error: true,
+    });
+    assert!(!empty.trusted);
+}
