@@ -7,4 +7,5 @@ pub mod ciphers;
 pub mod expressway;
 pub mod mra;
 pub mod pki;
+pub mod verifier;
 pub mod source;

@@ -1,0 +1,519 @@
+//! The built-in Expressway-C model: a rustls client whose certificate check is the traffic
+//! server's (OpenSSL-order chain walk from [`crate::chain`], then ATS's name check), with
+//! Expressway's cipher order, attempts and log lines.
+//!
+//! The handshake is real: the node sees Expressway-C's ClientHello (and picks its RSA or ECDSA
+//! certificate from it), and a failed check aborts the handshake with an alert, as OpenSSL
+//! does. rustls decides the alert: `unknown_ca` for chain errors and `certificate_expired` match
+//! ATS; a name mismatch sends `bad_certificate` where ATS sends `internal_error`.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, TcpStream};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientConfig, Resumption};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::{CertificateError, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::log::{LogWriter, Profile};
+use super::name::name_matches;
+use super::{Change, Failure, OriginRequest, Outcome, Purpose, ServedCert, Session, Verifier, VerifierFault};
+use crate::chain::{self, ChainInput, Purpose as ChainPurpose, VerifyErrorCode};
+use crate::ciphers::{CipherList, openssl_name};
+use crate::expressway::{Policy, Properties, TlsVersion};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The Expressway-C model, in one of its profiles.
+#[derive(Debug)]
+pub struct BuiltinVerifier {
+    profile: Profile,
+    allow_non_loopback: bool,
+    state: Option<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    session: Session,
+    config: Arc<ClientConfig>,
+    record: Arc<Mutex<Record>>,
+    log: LogWriter,
+}
+
+/// What the check does for the connection being made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// No verification (before X14.2, or VerifyOriginServer Off).
+    Disabled,
+    /// The traffic server's origin verification.
+    TrafficServer { policy: Policy, properties: Properties },
+    /// Discovery with "TLS verify mode" On: chain, validity, and the address in a SAN.
+    Discovery,
+}
+
+/// Filled by the certificate check during one handshake.
+#[derive(Debug)]
+struct Record {
+    mode: Mode,
+    host: String,
+    modelled_ip: IpAddr,
+    warnings: Vec<String>,
+    failure: Option<Failure>,
+    served: Vec<ServedCert>,
+}
+
+impl Record {
+    fn new() -> Record {
+        Record {
+            mode: Mode::Disabled,
+            host: String::new(),
+            modelled_ip: IpAddr::from([0, 0, 0, 0]),
+            warnings: Vec::new(),
+            failure: None,
+            served: Vec::new(),
+        }
+    }
+}
+
+fn lock(record: &Mutex<Record>) -> MutexGuard<'_, Record> {
+    record.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl BuiltinVerifier {
+    /// The model in `profile`, dialling loopback only.
+    pub fn new(profile: Profile) -> BuiltinVerifier {
+        BuiltinVerifier { profile, allow_non_loopback: false, state: None }
+    }
+
+    /// The model allowed to dial any address: only `cargo xtask verify`, aimed by a person at
+    /// their own servers, uses this.
+    pub fn danger_allow_non_loopback(profile: Profile) -> BuiltinVerifier {
+        BuiltinVerifier { profile, allow_non_loopback: true, state: None }
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    fn fault(&self, message: impl Into<String>) -> VerifierFault {
+        VerifierFault::Config { verifier: self.name(), message: message.into() }
+    }
+
+    fn build_config(&self, session: &Session, record: &Arc<Mutex<Record>>) -> Result<Arc<ClientConfig>, VerifierFault> {
+        let ciphers = CipherList::parse(&session.expressway.ciphers())
+            .map_err(|e| self.fault(format!("xConfiguration Ciphers: {e}")))?;
+        let tls13 = session.expressway.tls.contains(&TlsVersion::Tls13);
+        let provider = Arc::new(ciphers.crypto_provider(tls13));
+        let mut versions = Vec::new();
+        if session.expressway.tls.contains(&TlsVersion::Tls12) {
+            versions.push(&rustls::version::TLS12);
+        }
+        if tls13 {
+            versions.push(&rustls::version::TLS13);
+        }
+        let check = ModelCheck {
+            record: record.clone(),
+            trusted: session.trust.ders(),
+            validation_time: session.validation_time.unix_timestamp(),
+            profile: self.profile,
+            provider: provider.clone(),
+        };
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&versions)
+            .map_err(|e| {
+                self.fault(format!("cipher list '{}' leaves no suite for {:?}: {e}", ciphers.source(), session.expressway.tls))
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(check));
+        let mut config = match &session.client_identity {
+            Some(identity) => builder
+                .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
+                .map_err(|e| self.fault(format!("client certificate: {e}")))?,
+            None => builder.with_no_client_auth(),
+        };
+        config.resumption =
+            if self.profile.resumes_sessions() { Resumption::in_memory_sessions(256) } else { Resumption::disabled() };
+        Ok(Arc::new(config))
+    }
+}
+
+impl Verifier for BuiltinVerifier {
+    fn name(&self) -> String {
+        format!("builtin:{}", self.profile)
+    }
+
+    fn open(&mut self, session: &Session) -> Result<(), VerifierFault> {
+        let record = Arc::new(Mutex::new(Record::new()));
+        let config = self.build_config(session, &record)?;
+        self.state =
+            Some(State { session: session.clone(), config, record, log: LogWriter::new(self.profile, session.log.clone()) });
+        Ok(())
+    }
+
+    fn reconfigure(&mut self, session: &Session, _change: Change) -> Result<(), VerifierFault> {
+        let Some(state) = &self.state else { return self.open(session) };
+        let record = state.record.clone();
+        let config = self.build_config(session, &record)?;
+        if let Some(state) = &mut self.state {
+            state.session = session.clone();
+            state.config = config;
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
+        let name = self.name();
+        let profile = self.profile;
+        if !self.allow_non_loopback && !request.dial.ip().is_loopback() {
+            return Err(VerifierFault::Request {
+                verifier: name,
+                message: format!("refusing to dial {}: the harness dials loopback only", request.dial),
+            });
+        }
+        let state = self.state.as_mut().ok_or_else(|| VerifierFault::Request {
+            verifier: name.clone(),
+            message: "request before the session was opened".into(),
+        })?;
+        let expressway = &state.session.expressway;
+        let mode = match (expressway.policy(), request.purpose) {
+            (Policy::Disabled, Purpose::Discovery { tls_verify_mode: true }) => Mode::Discovery,
+            (Policy::Disabled, _) => Mode::Disabled,
+            (policy, _) => Mode::TrafficServer { policy, properties: expressway.properties() },
+        };
+        let attempts = expressway.attempts.max(1);
+        let mut outcome = Outcome::default();
+        let log = &mut state.log;
+        log.advance(time::Duration::milliseconds(10));
+        let txn = log.next_txn();
+        if request.purpose == Purpose::Mra {
+            let front = format!(
+                "{} http://{}:{}{}",
+                request.method,
+                expressway.front_name,
+                request.port,
+                crate::mra::encode(&expressway.domain, &request.host, request.port, &request.path)
+            );
+            outcome.log.extend(log.http_message("Receive Request", txn, &front));
+        }
+        outcome.log.extend(log.http_message("Sending Request", txn, &format!("{} {} HTTP/1.1", request.method, request.path)));
+
+        let mut response = None;
+        for _ in 0..attempts {
+            outcome.attempts += 1;
+            {
+                let mut record = lock(&state.record);
+                *record = Record::new();
+                record.mode = mode;
+                record.host = request.host.clone();
+                record.modelled_ip = request.modelled_ip;
+            }
+            let result = attempt(&state.config, request);
+            let mut record = lock(&state.record);
+            for warning in record.warnings.drain(..) {
+                outcome.log.push(log.net(&warning));
+            }
+            if !record.served.is_empty() {
+                outcome.served = std::mem::take(&mut record.served);
+            }
+            if outcome.failure.is_none() {
+                outcome.failure = record.failure.take();
+            }
+            match result {
+                Ok(ok) => {
+                    outcome.tls = Some(ok.tls.clone());
+                    response = Some(ok);
+                    break;
+                }
+                Err(AttemptError::Connect(reason)) => {
+                    outcome.failure.get_or_insert(Failure::Connect { reason });
+                }
+                Err(AttemptError::Tls { error, verify_failed }) => {
+                    let openssl = if verify_failed {
+                        profile.verify_failed_error().to_string()
+                    } else {
+                        if outcome.failure.is_none() {
+                            outcome.failure = Some(Failure::Handshake { reason: error.clone() });
+                        }
+                        match error.strip_prefix("received fatal alert: ") {
+                            Some(alert) => profile.alert_error(alert),
+                            None => profile.alert_error("internal_error"),
+                        }
+                    };
+                    let line = format!("SSL connection failed for '{}': {openssl}", request.host);
+                    match profile {
+                        Profile::ExpresswayX14_2 => outcome.log.push(log.net(&format!("ERROR: {line}"))),
+                        Profile::Ats9_2 => outcome.debug.push(log.debug("ssl.error", &line)),
+                    }
+                }
+            }
+        }
+        match response {
+            Some(ok) => {
+                outcome.status = ok.status;
+                outcome.reason = ok.reason.clone();
+                outcome.body = ok.body;
+            }
+            None => {
+                outcome.status = 502;
+                outcome.reason = profile.bad_gateway_reason().to_string();
+            }
+        }
+        let status_line = format!("HTTP/1.1 {} {}", outcome.status, outcome.reason);
+        outcome.log.extend(log.http_message("Sending Response", txn, status_line.trim_end()));
+        Ok(outcome)
+    }
+}
+
+struct Response {
+    status: u16,
+    reason: String,
+    body: String,
+    tls: (String, String),
+}
+
+enum AttemptError {
+    Connect(String),
+    Tls { error: String, verify_failed: bool },
+}
+
+/// One connection: TCP, TLS handshake (the check runs inside it), one HTTP/1.1 exchange.
+fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest) -> Result<Response, AttemptError> {
+    let tcp = TcpStream::connect_timeout(&request.dial, CONNECT_TIMEOUT)
+        .map_err(|e| AttemptError::Connect(format!("{}: {e}", request.host)))?;
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));
+    let server_name = match request.host.parse::<IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => ServerName::try_from(request.host.clone())
+            .map_err(|e| AttemptError::Connect(format!("'{}' is not a host name: {e}", request.host)))?,
+    };
+    let conn = ClientConnection::new(config.clone(), server_name)
+        .map_err(|e| AttemptError::Tls { error: e.to_string(), verify_failed: false })?;
+    let mut tls = StreamOwned::new(conn, tcp);
+    let tls_error = |e: std::io::Error| {
+        let verify_failed = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+        AttemptError::Tls { error: e.to_string(), verify_failed }
+    };
+    while tls.conn.is_handshaking() {
+        tls.conn.complete_io(&mut tls.sock).map_err(tls_error)?;
+    }
+    let version = match tls.conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        _ => "TLSv1.2",
+    };
+    let suite = tls
+        .conn
+        .negotiated_cipher_suite()
+        .and_then(|s| openssl_name(s.suite()))
+        .unwrap_or("unknown")
+        .to_string();
+    let message = format!(
+        "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: mralab-expressway-model\r\nConnection: close\r\n\r\n",
+        request.method, request.path, request.host, request.port
+    );
+    tls.write_all(message.as_bytes()).map_err(tls_error)?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match tls.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // A node that closes without close_notify has still answered if bytes came.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
+            Err(e) => return Err(tls_error(e)),
+        }
+        if raw.len() > 4 * 1024 * 1024 {
+            break;
+        }
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut headers);
+    let body_at = match parsed.parse(&raw) {
+        Ok(httparse::Status::Complete(at)) => at,
+        _ => {
+            return Err(AttemptError::Tls { error: "the node's response is not HTTP".into(), verify_failed: false });
+        }
+    };
+    Ok(Response {
+        status: parsed.code.unwrap_or(0),
+        reason: parsed.reason.unwrap_or_default().to_string(),
+        body: String::from_utf8_lossy(&raw[body_at..]).into_owned(),
+        tls: (version.to_string(), suite),
+    })
+}
+
+/// The traffic server's certificate check, inside rustls.
+#[derive(Debug)]
+struct ModelCheck {
+    record: Arc<Mutex<Record>>,
+    trusted: Vec<CertificateDer<'static>>,
+    validation_time: i64,
+    profile: Profile,
+    provider: Arc<CryptoProvider>,
+}
+
+/// The rustls error (and so the alert) for an OpenSSL verify error.
+fn rustls_error(code: VerifyErrorCode) -> rustls::Error {
+    let error = match code {
+        VerifyErrorCode::CertHasExpired => CertificateError::Expired,
+        VerifyErrorCode::CertNotYetValid => CertificateError::NotValidYet,
+        VerifyErrorCode::CertSignatureFailure => CertificateError::BadSignature,
+        VerifyErrorCode::InvalidPurpose => CertificateError::InvalidPurpose,
+        _ => CertificateError::UnknownIssuer,
+    };
+    rustls::Error::InvalidCertificate(error)
+}
+
+/// A served certificate, for people.
+pub fn describe(der: &[u8]) -> ServedCert {
+    match X509Certificate::from_der(der) {
+        Ok((_, cert)) => {
+            let key = match cert.public_key().parsed() {
+                Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("rsa-{}", rsa.key_size()),
+                Ok(x509_parser::public_key::PublicKey::EC(ec)) => format!("ecdsa-p{}", ec.key_size()),
+                _ => "other key".to_string(),
+            };
+            ServedCert { subject: cert.subject().to_string(), issuer: cert.issuer().to_string(), key }
+        }
+        Err(_) => ServedCert { subject: "(not a certificate)".into(), issuer: String::new(), key: String::new() },
+    }
+}
+
+impl ServerCertVerifier for ModelCheck {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut record = lock(&self.record);
+        let mut chain: Vec<CertificateDer<'_>> = vec![end_entity.clone()];
+        chain.extend(intermediates.iter().cloned());
+        record.served = chain.iter().map(|c| describe(c)).collect();
+        let host = record.host.clone();
+        let ip = record.modelled_ip;
+        let flavour = self.profile.flavour();
+        match record.mode {
+            Mode::Disabled => Ok(ServerCertVerified::assertion()),
+            Mode::TrafficServer { policy, properties } => {
+                let enforce = policy == Policy::Enforced;
+                let action = if enforce { "Terminate" } else { "Continue" };
+                if properties.signature() {
+                    let verdict = chain::verify(&ChainInput {
+                        peer_chain: &chain,
+                        trusted: &self.trusted,
+                        validation_time: self.validation_time,
+                        purpose: Some(ChainPurpose::SslServer),
+                        flavour,
+                        stop_at_first_error: enforce,
+                    });
+                    for error in &verdict.errors {
+                        let text = error.code.text(flavour);
+                        record.warnings.push(format!(
+                            "WARNING: Core server certificate verification failed for ({host}). Action={action} Error={text} server={host}({ip}) depth={}",
+                            error.depth
+                        ));
+                        if record.failure.is_none() {
+                            record.failure = Some(Failure::Chain {
+                                code: error.code.code(flavour),
+                                text: text.to_string(),
+                                depth: error.depth,
+                            });
+                        }
+                    }
+                    if enforce && let Some(first) = verdict.errors.first() {
+                        return Err(rustls_error(first.code));
+                    }
+                }
+                if properties.name() {
+                    let matched = X509Certificate::from_der(end_entity)
+                        .map(|(_, cert)| name_matches(&cert, &host, self.profile.ip_sans_count()))
+                        .unwrap_or(false);
+                    if !matched {
+                        record.warnings.push(format!(
+                            "WARNING: SNI ({host}) not in certificate. Action={action} server={host}({ip})"
+                        ));
+                        record.failure.get_or_insert(Failure::Name { checked: host.clone() });
+                        if enforce {
+                            return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName));
+                        }
+                    }
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+            Mode::Discovery => {
+                let verdict = chain::verify(&ChainInput {
+                    peer_chain: &chain,
+                    trusted: &self.trusted,
+                    validation_time: self.validation_time,
+                    purpose: Some(ChainPurpose::SslServer),
+                    flavour,
+                    stop_at_first_error: true,
+                });
+                if let Some(error) = verdict.errors.first() {
+                    record.failure = Some(Failure::Chain {
+                        code: error.code.code(flavour),
+                        text: error.code.text(flavour).to_string(),
+                        depth: error.depth,
+                    });
+                    return Err(rustls_error(error.code));
+                }
+                // TLS verify mode matches the address typed in against the SANs: FQDN or IP.
+                let in_san = X509Certificate::from_der(end_entity)
+                    .ok()
+                    .and_then(|(_, cert)| cert.subject_alternative_name().ok().flatten().map(|san| san.value.clone()))
+                    .is_some_and(|san| {
+                        san.general_names.iter().any(|name| match name {
+                            x509_parser::extensions::GeneralName::DNSName(dns) => dns.eq_ignore_ascii_case(&host),
+                            x509_parser::extensions::GeneralName::IPAddress(bytes) => {
+                                host.parse::<IpAddr>().is_ok_and(|want| match want {
+                                    IpAddr::V4(v4) => *bytes == v4.octets(),
+                                    IpAddr::V6(v6) => *bytes == v6.octets(),
+                                })
+                            }
+                            _ => false,
+                        })
+                    });
+                if !in_san {
+                    record.failure = Some(Failure::Name { checked: host });
+                    return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName));
+                }
+                Ok(ServerCertVerified::assertion())
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

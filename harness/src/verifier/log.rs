@@ -1,0 +1,225 @@
+//! The traffic server's log lines, stamped with a pinned clock and pid so that snapshots are
+//! byte-identical on every run.
+//!
+//! Two profiles decide the wording around the same facts:
+//! - `expressway-x14.2`: Expressway X14.2's traffic server (ATS 8.1 line, OpenSSL 1.1.1), lines
+//!   as Expressway's syslog writes them, as in the seed:
+//!   `2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: ...`,
+//!   with the `ERROR: SSL connection failed ...` line and `502 connect failed`;
+//! - `ats-9.2`: stock Apache Traffic Server 9.2 with OpenSSL 3, lines as its `diags.log` writes
+//!   them (`[Jul 11 16:55:26.016] [ET_NET 0] WARNING: ...`), the SSL error only as a debug line,
+//!   and `502` with an empty reason.
+//!
+//! The seed cuts Expressway's request lines short (`UTCTime="..." Module="netw`); this module
+//! writes them in one documented form: `UTCTime="<utc>" Module="network.http.trafficserver"
+//! Level="DEBUG": Detail="<what>" Txn-id="<n>" HTTPMSG:` followed by a `|<request or status line>`
+//! line, as the seed shows them.
+
+use time::macros::format_description;
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use crate::chain::OpensslFlavour;
+
+/// Which traffic server the lines and checks imitate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// Expressway X14.2's traffic server (ATS 8.1 line, OpenSSL 1.1.1).
+    ExpresswayX14_2,
+    /// Stock Apache Traffic Server 9.2 with OpenSSL 3.
+    Ats9_2,
+}
+
+impl Profile {
+    /// Every profile.
+    pub const ALL: [Profile; 2] = [Profile::ExpresswayX14_2, Profile::Ats9_2];
+
+    /// `expressway-x14.2` or `ats-9.2`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::ExpresswayX14_2 => "expressway-x14.2",
+            Profile::Ats9_2 => "ats-9.2",
+        }
+    }
+
+    /// Parses a profile name.
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// The OpenSSL whose chain rules and error texts apply.
+    pub fn flavour(self) -> OpensslFlavour {
+        match self {
+            Profile::ExpresswayX14_2 => OpensslFlavour::V1_1_1,
+            Profile::Ats9_2 => OpensslFlavour::V3_0,
+        }
+    }
+
+    /// The reason phrase of a 502.
+    pub fn bad_gateway_reason(self) -> &'static str {
+        match self {
+            Profile::ExpresswayX14_2 => "connect failed",
+            Profile::Ats9_2 => "",
+        }
+    }
+
+    /// Whether IP SANs count when a node is reached by IP. Stock ATS 9.2 ignores them
+    /// (observed); Expressway is modelled the same way, not confirmed for Cisco's build.
+    pub fn ip_sans_count(self) -> bool {
+        false
+    }
+
+    /// Whether origin TLS sessions are resumed (stock ATS: on by default, and a resumed
+    /// session is not verified again). Expressway's build is modelled without it.
+    pub fn resumes_sessions(self) -> bool {
+        matches!(self, Profile::Ats9_2)
+    }
+
+    /// The libssl error for a failed certificate verification, as `ERR_error_string` prints it.
+    pub fn verify_failed_error(self) -> &'static str {
+        match self {
+            Profile::ExpresswayX14_2 => {
+                "error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed"
+            }
+            Profile::Ats9_2 => "error:0A000086:SSL routines::certificate verify failed",
+        }
+    }
+
+    /// The libssl error for a fatal alert received from the node.
+    pub fn alert_error(self, alert: &str) -> String {
+        let (code, text) = match alert {
+            "unknown_ca" | "UnknownCA" => (0x418, "tlsv1 alert unknown ca"),
+            "bad_certificate" | "BadCertificate" => (0x412, "sslv3 alert bad certificate"),
+            "certificate_required" | "CertificateRequired" => (0x45c, "tlsv13 alert certificate required"),
+            "handshake_failure" | "HandshakeFailure" => (0x410, "sslv3 alert handshake failure"),
+            "certificate_expired" | "CertificateExpired" => (0x415, "sslv3 alert certificate expired"),
+            _ => (0x450, "tlsv1 alert internal error"),
+        };
+        match self {
+            Profile::ExpresswayX14_2 => format!("error:14094{code:03X}:SSL routines:ssl3_read_bytes:{text}"),
+            Profile::Ats9_2 => format!("error:0A000{code:03X}:SSL routines::{text}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How lines are stamped: a pinned start time, pid and host name.
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    /// The clock's start (a scenario pins it to its validation time).
+    pub start: OffsetDateTime,
+    /// Expressway's local time offset, as its syslog shows it.
+    pub utc_offset: UtcOffset,
+    /// The traffic_server pid.
+    pub pid: u32,
+    /// Expressway-C's host name.
+    pub hostname: String,
+}
+
+impl LogSettings {
+    /// The seed's stamps: +02:00, pid 18242, host `vcsc`.
+    pub fn seed(start: OffsetDateTime) -> LogSettings {
+        LogSettings { start, utc_offset: UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC), pid: 18242, hostname: "vcsc".into() }
+    }
+}
+
+/// Writes lines for one profile, advancing a virtual clock by a millisecond per line.
+#[derive(Debug, Clone)]
+pub struct LogWriter {
+    profile: Profile,
+    settings: LogSettings,
+    now: OffsetDateTime,
+    txn: u64,
+}
+
+impl LogWriter {
+    /// A writer whose clock starts at `settings.start`.
+    pub fn new(profile: Profile, settings: LogSettings) -> LogWriter {
+        LogWriter { profile, now: settings.start, settings, txn: 0 }
+    }
+
+    /// Moves the clock on.
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+
+    /// The next transaction id.
+    pub fn next_txn(&mut self) -> u64 {
+        self.txn += 1;
+        self.txn
+    }
+
+    fn prefix(&mut self) -> String {
+        self.now += Duration::milliseconds(1);
+        match self.profile {
+            Profile::ExpresswayX14_2 => {
+                let local = self.now.to_offset(self.settings.utc_offset);
+                let stamp = local
+                    .format(format_description!(
+                        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
+                    ))
+                    .unwrap_or_default();
+                format!("{stamp} {} traffic_server[{}]: ", self.settings.hostname, self.settings.pid)
+            }
+            Profile::Ats9_2 => {
+                let stamp = self
+                    .now
+                    .format(format_description!(
+                        "[month repr:short] [day] [hour]:[minute]:[second].[subsecond digits:3]"
+                    ))
+                    .unwrap_or_default();
+                format!("[{stamp}] ")
+            }
+        }
+    }
+
+    /// A line from a network thread: `[ET_NET 0] WARNING: ...`.
+    pub fn net(&mut self, body: &str) -> String {
+        format!("{}[ET_NET 0] {body}", self.prefix())
+    }
+
+    /// A request or response message line and its `|...` continuation (Expressway only).
+    pub fn http_message(&mut self, detail: &str, txn: u64, message: &str) -> Vec<String> {
+        if self.profile != Profile::ExpresswayX14_2 {
+            return Vec::new();
+        }
+        let utc = self
+            .now
+            .checked_add(Duration::milliseconds(1))
+            .unwrap_or(self.now)
+            .format(format_description!("[year]-[month]-[day] [hour]:[minute]:[second],[subsecond digits:3]"))
+            .unwrap_or_default();
+        let head = format!(
+            "{}UTCTime=\"{utc}\" Module=\"network.http.trafficserver\" Level=\"DEBUG\": Detail=\"{detail}\" Txn-id=\"{txn}\" HTTPMSG:",
+            self.prefix()
+        );
+        vec![head, format!("|{message}")]
+    }
+
+    /// A debug-tag line (stock ATS `ssl.error`), same stamp, with its tag.
+    pub fn debug(&mut self, tag: &str, body: &str) -> String {
+        format!("{}[ET_NET 0] DEBUG: <{tag}> {body}", self.prefix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn expressway_lines_carry_the_seed_prefix() {
+        let mut w = LogWriter::new(Profile::ExpresswayX14_2, LogSettings::seed(datetime!(2022-07-11 16:55:26.015 UTC)));
+        assert_eq!(w.net("WARNING: x"), "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: x");
+    }
+
+    #[test]
+    fn ats_lines_carry_the_diags_prefix() {
+        let mut w = LogWriter::new(Profile::Ats9_2, LogSettings::seed(datetime!(2022-07-11 16:55:26.015 UTC)));
+        assert_eq!(w.net("WARNING: x"), "[Jul 11 16:55:26.016] [ET_NET 0] WARNING: x");
+    }
+}

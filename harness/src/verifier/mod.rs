@@ -1,0 +1,233 @@
+//! The `Verifier` interface: Expressway-C's traffic server, as anything that can answer
+//! "what happens to this MRA request?".
+//!
+//! A verifier is opened with the Expressway-C configuration in force for one peer (a
+//! [`Session`]), told of every change to it, and asked one [`OriginRequest`] at a time. Each
+//! answer is an [`Outcome`]: the status the MRA client gets, the traffic server's log lines in
+//! order, what the node served, and which check failed. A failed verification is an outcome;
+//! only a harness fault (a verifier that cannot run, a file that cannot be written) is an `Err`.
+//!
+//! The built-in model ([`builtin::BuiltinVerifier`]) implements it with rustls and an
+//! OpenSSL-order chain walk; a real Apache Traffic Server and external commands implement the
+//! same trait.
+
+pub mod builtin;
+pub mod log;
+mod name;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use time::OffsetDateTime;
+
+use crate::expressway::{ExpresswaySpec, TrustStore};
+pub use log::{LogSettings, Profile};
+pub use name::name_matches;
+
+/// Expressway-C's own certificate and key, presented when a node asks for one (6972).
+#[derive(Debug)]
+pub struct ClientIdentity {
+    /// The chain, leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The key.
+    pub key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientIdentity {
+    fn clone(&self) -> Self {
+        ClientIdentity { chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
+/// The Expressway-C configuration in force for one peer.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The peer's name (`vcsc`, `vcsc2`).
+    pub peer: String,
+    /// Version, ciphers, policy, attempts, discovery.
+    pub expressway: ExpresswaySpec,
+    /// This peer's trust store.
+    pub trust: TrustStore,
+    /// The client certificate for nodes that ask for one.
+    pub client_identity: Option<ClientIdentity>,
+    /// What "now" is for certificate validity.
+    pub validation_time: OffsetDateTime,
+    /// How log lines are stamped.
+    pub log: LogSettings,
+}
+
+/// What changed in a session, for verifiers that reconfigure rather than reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The trust store.
+    TrustStore,
+    /// The cipher list.
+    Ciphers,
+    /// VerifyOriginServer, policy or properties.
+    Verification,
+    /// The version (an upgrade).
+    Version,
+}
+
+/// Why a request is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// An MRA client's request, proxied by the traffic server.
+    Mra,
+    /// Expressway-C discovering a cluster from the publisher address typed in; with "TLS
+    /// verify mode" On, that address is checked (SAN, validity, trusted CA) even before X14.2.
+    Discovery {
+        /// The server entry's TLS verify mode.
+        tls_verify_mode: bool,
+    },
+}
+
+/// One request to one origin.
+#[derive(Debug, Clone)]
+pub struct OriginRequest {
+    /// The target host as the request names it: an FQDN or an IP (what is checked).
+    pub host: String,
+    /// The address the real network would use (what logs show).
+    pub modelled_ip: IpAddr,
+    /// The origin port (8443, 6972).
+    pub port: u16,
+    /// The loopback socket to dial.
+    pub dial: SocketAddr,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query at the origin.
+    pub path: String,
+    /// Why the request is made.
+    pub purpose: Purpose,
+}
+
+/// A certificate as the node served it, for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedCert {
+    /// Subject, `KEY=value, ...`.
+    pub subject: String,
+    /// Issuer, same form.
+    pub issuer: String,
+    /// `rsa-2048`, `ecdsa-p256`, ...
+    pub key: String,
+}
+
+impl fmt::Display for ServedCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.subject == self.issuer {
+            write!(f, "{} (self-signed, {})", self.subject, self.key)
+        } else {
+            write!(f, "{} (issuer {}, {})", self.subject, self.issuer, self.key)
+        }
+    }
+}
+
+/// Which check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The chain check, as OpenSSL reports it.
+    Chain {
+        /// `X509_V_ERR_*`.
+        code: i32,
+        /// OpenSSL's text for it.
+        text: String,
+        /// Depth in the built chain.
+        depth: usize,
+    },
+    /// The name check: `checked` is not in the certificate.
+    Name {
+        /// The SNI or IP string that was checked.
+        checked: String,
+    },
+    /// The handshake failed for another reason (an alert from the node, no common cipher).
+    Handshake {
+        /// What happened.
+        reason: String,
+    },
+    /// No TCP connection.
+    Connect {
+        /// What happened.
+        reason: String,
+    },
+    /// The request was refused before any connection (not a discovered node).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Chain { code, text, depth } => write!(f, "chain: {text} (error {code} at depth {depth})"),
+            Failure::Name { checked } => write!(f, "name: {checked} not in certificate"),
+            Failure::Handshake { reason } => write!(f, "handshake: {reason}"),
+            Failure::Connect { reason } => write!(f, "connect: {reason}"),
+            Failure::Refused { reason } => write!(f, "refused: {reason}"),
+        }
+    }
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The HTTP status the MRA client gets.
+    pub status: u16,
+    /// Its reason phrase (`connect failed`, or empty as stock ATS sends it).
+    pub reason: String,
+    /// The traffic server's log lines, in order.
+    pub log: Vec<String>,
+    /// Debug-only lines (stock ATS's `ssl.error` tag): shown, never compared.
+    pub debug: Vec<String>,
+    /// The chain the node served on the last attempt, leaf first.
+    pub served: Vec<ServedCert>,
+    /// Negotiated version and suite (OpenSSL names) of the last completed handshake.
+    pub tls: Option<(String, String)>,
+    /// The first check that failed, if any (the request may still succeed in PERMISSIVE).
+    pub failure: Option<Failure>,
+    /// Handshakes attempted.
+    pub attempts: u32,
+    /// The response body (discovery reads the node list from it).
+    pub body: String,
+}
+
+impl Outcome {
+    /// Whether the MRA client got a 200.
+    pub fn ok(&self) -> bool {
+        self.status == 200
+    }
+}
+
+/// A fault of the verifier itself: never a verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierFault {
+    /// The configuration cannot be used (a cipher string OpenSSL refuses, a bad key).
+    #[error("verifier {verifier}: {message}")]
+    Config {
+        /// The verifier's name.
+        verifier: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The request cannot be made at all (a target outside loopback).
+    #[error("verifier {verifier}: {message}")]
+    Request {
+        /// The verifier's name.
+        verifier: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Expressway-C's traffic server, or anything standing in for it.
+pub trait Verifier: Send {
+    /// `builtin:expressway-x14.2`, `ats`, `cmd:./adapters/curl.sh`.
+    fn name(&self) -> String;
+    /// Starts a session with the configuration in force.
+    fn open(&mut self, session: &Session) -> Result<(), VerifierFault>;
+    /// The configuration changed; `session` is the new one.
+    fn reconfigure(&mut self, session: &Session, change: Change) -> Result<(), VerifierFault>;
+    /// Answers one request. Blocking; every network wait is bounded.
+    fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault>;
+}
