@@ -141,7 +141,13 @@ pub fn signed(cn: &str, sans: &[&str], key: KeyPair, issuer_cn: &str, issuer: &M
 impl Lab {
     pub fn new() -> Lab {
         let ca = ca("steven-DC-CA");
-        let sans = ["cucm.steven.lab", "cucm-ms.steven.lab"];
+        let sans = [
+            "cucm.steven.lab",
+            "cucm-ms.steven.lab",
+            "cucm-sub.steven.lab",
+            "imp.steven.lab",
+            "unity.steven.lab",
+        ];
         let tomcat = signed("cucm-ms.steven.lab", &sans, rsa_key(), "steven-DC-CA", &ca);
         let callmanager = signed("cucm.steven.lab", &sans, rsa_key(), "steven-DC-CA", &ca);
         let tomcat_ecdsa = self_signed("cucm-EC.steven.lab", &["cucm.steven.lab"], ec_key());
@@ -287,4 +293,48 @@ pub async fn wait_for_event(fleet: &Fleet, node: &str, needle: &str) -> Vec<Node
         }
     })
     .await
+}
+
+/// `curl` through `--resolve <fqdn>:<port>:<loopback>`, trusting `ca_file`, asking for an
+/// ECDHE-RSA suite (the CA-signed RSA certificates). Returns the status and the body.
+pub async fn curl(
+    addr: SocketAddr,
+    fqdn: &str,
+    ca_file: &Path,
+    method: &str,
+    path: &str,
+) -> (u16, String) {
+    let port = addr.port();
+    let mut args = vec![
+        "-sS".to_owned(),
+        "--max-time".to_owned(),
+        "10".to_owned(),
+        "--resolve".to_owned(),
+        format!("{fqdn}:{port}:{}", addr.ip()),
+        "--cacert".to_owned(),
+        ca_file.to_str().unwrap().to_owned(),
+        "--ciphers".to_owned(),
+        "ECDHE-RSA-AES256-GCM-SHA384".to_owned(),
+        "-X".to_owned(),
+        method.to_owned(),
+        "-w".to_owned(),
+        "\n%{http_code}".to_owned(),
+    ];
+    if method == "POST" {
+        args.push("-d".to_owned());
+        args.push("<login/>".to_owned());
+    }
+    args.push(format!("https://{fqdn}:{port}{path}"));
+    let out = run("curl", args).await;
+    let (body, status) = out
+        .stdout
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("curl failed: {}", out.all()));
+    (
+        status
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("curl: {}", out.all())),
+        body.to_owned(),
+    )
 }
