@@ -42,7 +42,7 @@ pub enum TlsSetupError {
         source: Error,
     },
     /// The key is of the other algorithm than the slot it was given in.
-    #[error("identity '{identity}' has a {found} key but was given as the {expected} identity")]
+    #[error("identity '{identity}' has an {found} key but was given as the {expected} identity")]
     WrongAlgorithm {
         /// The identity's name.
         identity: String,
