@@ -98,7 +98,8 @@ impl fmt::Display for EventKind {
 /// One entry of a node's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeEvent {
-    /// Position in this node's log, from 0; stable across [`crate::Fleet::take_events`] calls.
+    /// When it was logged on this node, from 0; stable across [`crate::Fleet::take_events`]
+    /// calls. Logs are returned grouped by connection, so ordinals need not ascend.
     pub ordinal: u64,
     /// The node's name.
     pub node: String,
@@ -186,10 +187,65 @@ impl EventLog {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<NodeEvent> {
-        self.lock().events.clone()
+        grouped(self.lock().events.clone())
     }
 
     pub(crate) fn drain(&self) -> Vec<NodeEvent> {
-        std::mem::take(&mut self.lock().events)
+        grouped(std::mem::take(&mut self.lock().events))
+    }
+}
+
+/// Orders events so that each connection's events sit together at the place of its `Connected`
+/// event. A node logs a handshake's end just after the client sees it, so a quick next client
+/// can otherwise slip its `Connected` in between; grouping makes sequential clients give the
+/// same log on every run. Node-wide events (connection 0) keep their place.
+fn grouped(mut events: Vec<NodeEvent>) -> Vec<NodeEvent> {
+    let mut opened: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for e in &events {
+        if e.connection != 0 {
+            opened.entry(e.connection).or_insert(e.ordinal);
+        }
+    }
+    events.sort_by_key(|e| {
+        let anchor = if e.connection == 0 {
+            e.ordinal
+        } else {
+            opened.get(&e.connection).copied().unwrap_or(e.ordinal)
+        };
+        (anchor, e.ordinal)
+    });
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_late_handshake_line_is_grouped_with_its_connection() {
+        let log = EventLog::new("pub");
+        let first = log.connected(8443);
+        let second = log.connected(8443);
+        log.push(8443, first, EventKind::Response { status: 200 });
+        log.push(
+            0,
+            0,
+            EventKind::Reconfigured {
+                what: "x".to_owned(),
+            },
+        );
+        log.push(8443, second, EventKind::Response { status: 404 });
+        let lines: Vec<String> = log.drain().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "pub #0 :8443 conn 1: connected",
+                "pub #2 :8443 conn 1: response 200",
+                "pub #1 :8443 conn 2: connected",
+                "pub #4 :8443 conn 2: response 404",
+                "pub #3: reconfigured: x",
+            ]
+        );
+        assert!(log.snapshot().is_empty());
     }
 }

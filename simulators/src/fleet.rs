@@ -610,7 +610,8 @@ impl Fleet {
         Ok(())
     }
 
-    /// A copy of one node's log (empty for an unknown node), oldest first.
+    /// A copy of one node's log (empty for an unknown node): each connection's events together,
+    /// connections in accept order, node-wide changes in their place.
     pub fn events(&self, node: &str) -> Vec<NodeEvent> {
         self.shared
             .node(node)
@@ -618,7 +619,8 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    /// Drains every node's log: nodes in configuration order, each node's events by ordinal.
+    /// Drains every node's log: nodes in configuration order, each node's events grouped as
+    /// [`Fleet::events`] groups them.
     pub fn take_events(&self) -> Vec<NodeEvent> {
         self.shared
             .nodes
