@@ -189,12 +189,19 @@ pub(crate) fn decide(
             },
         },
         CertChoice::ServerOrder(order) => {
+            let preferred = order
+                .iter()
+                .find(|alg| candidates.iter().any(|c| c.alg == **alg));
             for alg in order {
                 if let Some((c, _)) = client_picks.iter().find(|(c, _)| c.alg == *alg) {
-                    return Decision {
-                        alg: c.alg,
-                        why: format!("server order prefers {alg} → {}", c.name),
+                    let why = match preferred {
+                        Some(p) if p != alg => format!(
+                            "server order prefers {p}, client cannot take it → {}",
+                            c.name
+                        ),
+                        _ => format!("server order prefers {alg} → {}", c.name),
                     };
+                    return Decision { alg: c.alg, why };
                 }
             }
             let fallback = order
@@ -209,5 +216,156 @@ pub(crate) fn decide(
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use rustls::sign::SigningKey;
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    use super::*;
+
+    fn key(alg: &'static rcgen::SignatureAlgorithm) -> Arc<dyn SigningKey> {
+        let pair = rcgen::KeyPair::generate_for(alg).unwrap();
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pair.serialize_der()));
+        rustls::crypto::aws_lc_rs::default_provider()
+            .key_provider
+            .load_private_key(der)
+            .unwrap()
+    }
+
+    fn keys() -> (Arc<dyn SigningKey>, Arc<dyn SigningKey>) {
+        use std::sync::OnceLock;
+        static RSA: OnceLock<Arc<dyn SigningKey>> = OnceLock::new();
+        let rsa = RSA.get_or_init(|| key(&rcgen::PKCS_RSA_SHA256)).clone();
+        (rsa, key(&rcgen::PKCS_ECDSA_P256_SHA256))
+    }
+
+    #[track_caller]
+    fn check(
+        suites: &[CipherSuite],
+        schemes: &[SignatureScheme],
+        tls13: bool,
+        choice: &CertChoice,
+        expected: (KeyAlg, &str),
+    ) {
+        let (rsa, ecdsa) = keys();
+        let candidates = [
+            Candidate {
+                name: "tomcat",
+                alg: KeyAlg::Rsa,
+                key: rsa.as_ref(),
+            },
+            Candidate {
+                name: "tomcat-ECDSA",
+                alg: KeyAlg::Ecdsa,
+                key: ecdsa.as_ref(),
+            },
+        ];
+        let d = decide(suites, schemes, tls13, choice, &candidates);
+        assert_eq!((d.alg, d.why.as_str()), expected);
+    }
+
+    use CipherSuite as C;
+    use SignatureScheme as S;
+
+    #[test]
+    fn tls12_first_servable_suite_decides_skipping_suites_rustls_lacks() {
+        check(
+            &[
+                C::TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA,
+                C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            &[S::ECDSA_NISTP256_SHA256],
+            false,
+            &CertChoice::ClientOrder,
+            (
+                KeyAlg::Rsa,
+                "client offered ECDHE-RSA-AES128-GCM-SHA256 first → tomcat",
+            ),
+        );
+    }
+
+    #[test]
+    fn tls13_suites_are_ignored_when_the_node_has_tls13_off() {
+        check(
+            &[
+                C::TLS13_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ],
+            &[S::RSA_PSS_SHA256, S::ECDSA_NISTP256_SHA256],
+            false,
+            &CertChoice::ClientOrder,
+            (
+                KeyAlg::Ecdsa,
+                "client offered ECDHE-ECDSA-CHACHA20-POLY1305 first → tomcat-ECDSA",
+            ),
+        );
+    }
+
+    #[test]
+    fn tls13_skips_pkcs1_and_schemes_no_key_can_sign() {
+        check(
+            &[
+                C::TLS13_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            &[
+                S::RSA_PKCS1_SHA256,
+                S::ECDSA_NISTP384_SHA384,
+                S::RSA_PSS_SHA384,
+                S::ECDSA_NISTP256_SHA256,
+            ],
+            true,
+            &CertChoice::ClientOrder,
+            (
+                KeyAlg::Rsa,
+                "client offered rsa_pss_rsae_sha384 first → tomcat",
+            ),
+        );
+    }
+
+    #[test]
+    fn server_order_falls_back_when_the_client_cannot_take_its_preference() {
+        let order = CertChoice::ServerOrder(vec![KeyAlg::Ecdsa, KeyAlg::Rsa]);
+        check(
+            &[
+                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+            ],
+            &[],
+            false,
+            &order,
+            (KeyAlg::Ecdsa, "server order prefers ECDSA → tomcat-ECDSA"),
+        );
+        check(
+            &[C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384],
+            &[],
+            false,
+            &order,
+            (
+                KeyAlg::Rsa,
+                "server order prefers ECDSA, client cannot take it → tomcat",
+            ),
+        );
+    }
+
+    #[test]
+    fn a_client_offering_nothing_servable_gets_the_first_identity_and_a_reason() {
+        check(
+            &[C::TLS_RSA_WITH_AES_128_GCM_SHA256],
+            &[],
+            false,
+            &CertChoice::ClientOrder,
+            (
+                KeyAlg::Rsa,
+                "client offered nothing the node can serve → tomcat",
+            ),
+        );
     }
 }

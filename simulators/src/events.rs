@@ -218,6 +218,7 @@ fn grouped(mut events: Vec<NodeEvent>) -> Vec<NodeEvent> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

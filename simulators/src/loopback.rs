@@ -45,6 +45,7 @@ pub(crate) fn blocks_for(nodes: usize) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
