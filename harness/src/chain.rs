@@ -250,11 +250,7 @@ impl ChainVerdict {
     fn no_leaf() -> Self {
         ChainVerdict {
             built: Vec::new(),
-            errors: vec![ChainError {
-                code: VerifyErrorCode::Unspecified,
-                depth: 0,
-                subject: String::new(),
-            }],
+            errors: vec![ChainError { code: VerifyErrorCode::Unspecified, depth: 0, subject: String::new() }],
             trusted: false,
         }
     }
@@ -325,11 +321,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         })
         .collect();
     let errors = ctx.errors;
-    ChainVerdict {
-        built,
-        trusted: errors.is_empty(),
-        errors,
-    }
+    ChainVerdict { built, trusted: errors.is_empty(), errors }
 }
 
 /// The facts OpenSSL caches per certificate (`x509v3_cache_extensions`), read once.
@@ -410,10 +402,7 @@ fn canonical_name(name: &X509Name<'_>) -> Vec<Vec<CanonicalAttribute>> {
                     oid: atv.attr_type().as_bytes().to_vec(),
                     value: match atv.as_str() {
                         Ok(s) => CanonicalValue::Text(
-                            s.split_ascii_whitespace()
-                                .collect::<Vec<_>>()
-                                .join(" ")
-                                .to_ascii_lowercase(),
+                            s.split_ascii_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase(),
                         ),
                         Err(_) => CanonicalValue::Raw(atv.as_slice().to_vec()),
                     },
@@ -506,9 +495,7 @@ impl<'a> Cert<'a> {
             unhandled_critical: false,
             self_issued: subject == issuer,
             self_signed: false,
-            signature_family: signature_family(
-                &x509.tbs_certificate.signature.algorithm.to_id_string(),
-            ),
+            signature_family: signature_family(&x509.tbs_certificate.signature.algorithm.to_id_string()),
             key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
             subject,
             issuer,
@@ -547,10 +534,7 @@ impl<'a> Cert<'a> {
                     });
                 }
                 ParsedExtension::ExtendedKeyUsage(eku) => {
-                    let sgc = eku
-                        .other
-                        .iter()
-                        .any(|oid| SGC_OIDS.contains(&oid.to_id_string().as_str()));
+                    let sgc = eku.other.iter().any(|oid| SGC_OIDS.contains(&oid.to_id_string().as_str()));
                     cert.eku_allows_server = Some(eku.server_auth || sgc);
                 }
                 _ => {}
@@ -559,8 +543,7 @@ impl<'a> Cert<'a> {
         // EXFLAG_SS (x509v3_cache_extensions): self-issued, the AKID fits its own SKID and the
         // signature algorithm fits its own key. (Early 1.1.1 wanted keyCertSign instead of the
         // last; 1.1.1l calls a self-signed leaf without keyCertSign "self signed".)
-        cert.self_signed =
-            cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
+        cert.self_signed = cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
         Some(cert)
     }
 
@@ -593,9 +576,7 @@ impl<'a> Cert<'a> {
     /// 3.0 `check_sig_alg_match(issuer key, self)`.
     fn signature_algorithm_fits(&self, issuer: &Cert<'_>) -> bool {
         match (self.signature_family, issuer.key_family) {
-            (Some(sig), Some(key)) => {
-                sig == key || (sig == KeyFamily::RsaPss && key == KeyFamily::Rsa)
-            }
+            (Some(sig), Some(key)) => sig == key || (sig == KeyFamily::RsaPss && key == KeyFamily::Rsa),
             _ => false,
         }
     }
@@ -655,16 +636,8 @@ struct StoreCtx<'c, 'a> {
 impl StoreCtx<'_, '_> {
     /// `verify_cb_cert`: records the error; `true` when verification goes on.
     fn report(&mut self, depth: usize, code: VerifyErrorCode) -> bool {
-        let subject = self
-            .chain
-            .get(depth)
-            .map(|&i| self.certs[i].subject_text.clone())
-            .unwrap_or_default();
-        self.errors.push(ChainError {
-            code,
-            depth,
-            subject,
-        });
+        let subject = self.chain.get(depth).map(|&i| self.certs[i].subject_text.clone()).unwrap_or_default();
+        self.errors.push(ChainError { code, depth, subject });
         !self.stop_at_first_error
     }
 
@@ -718,12 +691,7 @@ impl StoreCtx<'_, '_> {
     /// order.
     fn trusted_issuer(&self, x: usize) -> Option<usize> {
         let wanted = &self.certs[x].issuer;
-        let candidates: Vec<usize> = self
-            .store
-            .iter()
-            .copied()
-            .filter(|&c| self.certs[c].subject == *wanted)
-            .collect();
+        let candidates: Vec<usize> = self.store.iter().copied().filter(|&c| self.certs[c].subject == *wanted).collect();
         // 1.1.1's check_issued also refuses a certificate already in the chain; 3.0 hides the
         // chain from this lookup (get1_trusted_issuer).
         self.best_issuer(x, &candidates, self.flavour == OpensslFlavour::V1_1_1)
@@ -732,10 +700,7 @@ impl StoreCtx<'_, '_> {
     /// `check_trust(ctx, num_untrusted)` without auxiliary trust or partial chains: a trust-store
     /// certificate at or above `from` that is self-signed makes the chain trusted.
     fn check_trust(&self, from: usize) -> Trust {
-        if self.chain[from.min(self.chain.len())..]
-            .iter()
-            .any(|&c| self.certs[c].self_signed)
-        {
+        if self.chain[from.min(self.chain.len())..].iter().any(|&c| self.certs[c].self_signed) {
             Trust::Trusted
         } else {
             Trust::Untrusted
@@ -763,11 +728,7 @@ impl StoreCtx<'_, '_> {
             let num = self.chain.len();
             if search_trusted {
                 let curr = self.chain[num - 1];
-                let found = if num > max_depth {
-                    None
-                } else {
-                    self.trusted_issuer(curr)
-                };
+                let found = if num > max_depth { None } else { self.trusted_issuer(curr) };
                 if let Some(issuer) = found {
                     let curr_self_signed = self.certs[curr].self_signed;
                     let mut ok = true;
@@ -841,11 +802,7 @@ impl StoreCtx<'_, '_> {
             }
         }
         let code = if self.certs[self.chain[top]].self_signed {
-            if num == 1 {
-                VerifyErrorCode::DepthZeroSelfSignedCert
-            } else {
-                VerifyErrorCode::SelfSignedCertInChain
-            }
+            if num == 1 { VerifyErrorCode::DepthZeroSelfSignedCert } else { VerifyErrorCode::SelfSignedCertInChain }
         } else if self.num_untrusted < num {
             VerifyErrorCode::UnableToGetIssuerCert
         } else {
@@ -874,10 +831,7 @@ impl StoreCtx<'_, '_> {
             if unhandled_critical && !self.report(i, VerifyErrorCode::UnhandledCriticalExtension) {
                 return false;
             }
-            if must_be_ca
-                && (ca == 0 || (i + 1 < num && ca != 1))
-                && !self.report(i, VerifyErrorCode::InvalidCa)
-            {
+            if must_be_ca && (ca == 0 || (i + 1 < num && ca != 1)) && !self.report(i, VerifyErrorCode::InvalidCa) {
                 return false;
             }
             if !fits && !self.report(i, VerifyErrorCode::InvalidPurpose) {
@@ -886,9 +840,7 @@ impl StoreCtx<'_, '_> {
             let exceeded = match (self.flavour, path_len) {
                 (_, None) => false,
                 (OpensslFlavour::V3_0, Some(limit)) => i > 1 && plen > u64::from(limit),
-                (OpensslFlavour::V1_1_1, Some(limit)) => {
-                    i > 1 && !self_issued && plen > u64::from(limit) + 1
-                }
+                (OpensslFlavour::V1_1_1, Some(limit)) => i > 1 && !self_issued && plen > u64::from(limit) + 1,
             };
             if exceeded && !self.report(i, VerifyErrorCode::PathLengthExceeded) {
                 return false;
@@ -929,10 +881,7 @@ impl StoreCtx<'_, '_> {
                 {
                     return false;
                 }
-                let signed = self.certs[xs]
-                    .x509
-                    .verify_signature(Some(self.certs[xi].x509.public_key()))
-                    .is_ok();
+                let signed = self.certs[xs].x509.verify_signature(Some(self.certs[xi].x509.public_key())).is_ok();
                 if !signed && !self.report(n, VerifyErrorCode::CertSignatureFailure) {
                     return false;
                 }

@@ -422,13 +422,7 @@ pub fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Strin
 /// The subject CN of a certificate (empty when it has none).
 pub fn common_name(der: &[u8]) -> Result<String, String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    Ok(cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_string())
+    Ok(cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_string())
 }
 
 #[cfg(test)]

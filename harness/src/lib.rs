@@ -5,7 +5,9 @@
 pub mod chain;
 pub mod ciphers;
 pub mod expressway;
+pub mod fleet;
 pub mod mra;
 pub mod pki;
-pub mod verifier;
+pub mod scenario;
 pub mod source;
+pub mod verifier;

@@ -20,8 +20,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use harness::chain::{
-    ChainError, ChainInput, ChainVerdict, LinkSource, OpensslFlavour, Purpose, VerifyErrorCode,
-    verify,
+    ChainError, ChainInput, ChainVerdict, LinkSource, OpensslFlavour, Purpose, VerifyErrorCode, verify,
 };
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -82,10 +81,7 @@ fn params(cn: &str, role: Role, serial: u64) -> CertificateParams {
         }
         Role::Leaf => {
             params.is_ca = IsCa::NoCa;
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         }
     }
@@ -199,11 +195,8 @@ fn build(shape: Shape) -> Case {
             } else {
                 IsCa::ExplicitNoCa
             };
-            p.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-                KeyUsagePurpose::KeyCertSign,
-            ];
+            p.key_usages =
+                vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment, KeyUsagePurpose::KeyCertSign];
             let leaf = self_signed(p);
             let trusted = vec![leaf.der()];
             case(vec![&leaf], trusted)
@@ -299,8 +292,7 @@ fn build(shape: Shape) -> Case {
             c.peer[0] = corrupt_signature(&c.peer[0]);
             c
         }
-        Shape::SelfSignedLeafWithBadSignatureNotTrusted
-        | Shape::SelfSignedLeafWithBadSignatureTrusted => {
+        Shape::SelfSignedLeafWithBadSignatureNotTrusted | Shape::SelfSignedLeafWithBadSignatureTrusted => {
             let leaf = self_signed(params("cucm-EC.steven.lab", Role::Leaf, 10));
             let bad = corrupt_signature(&leaf.der());
             let trusted = if shape == Shape::SelfSignedLeafWithBadSignatureTrusted {
@@ -337,8 +329,7 @@ fn build(shape: Shape) -> Case {
         }
         Shape::UnknownCriticalExtensionOnLeaf => {
             let mut p = leaf_params;
-            let mut ext =
-                CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 9, 99, 1], vec![0x05, 0x00]);
+            let mut ext = CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 9, 99, 1], vec![0x05, 0x00]);
             ext.set_criticality(true);
             p.custom_extensions = vec![ext];
             let leaf = issued(p, &intermediate);
@@ -368,14 +359,8 @@ fn build(shape: Shape) -> Case {
         Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst => {
             let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
             let rsa_params = params("steven-DC-CA", Role::Ca, 30);
-            let rsa_cert = rsa_params
-                .self_signed(&rsa_key)
-                .expect("self-signed RSA CA");
-            let rsa = Node {
-                key: rsa_key,
-                params: rsa_params,
-                cert: rsa_cert,
-            };
+            let rsa_cert = rsa_params.self_signed(&rsa_key).expect("self-signed RSA CA");
+            let rsa = Node { key: rsa_key, params: rsa_params, cert: rsa_cert };
             let mut p = leaf_params;
             p.use_authority_key_identifier_extension = false;
             let leaf = issued(p, &root);
@@ -392,11 +377,7 @@ fn build(shape: Shape) -> Case {
             let issuer = Issuer::new(shouting, &root.key);
             let key = KeyPair::generate().expect("P-256 key");
             let cert = leaf_params.signed_by(&key, &issuer).expect("signed");
-            let leaf = Node {
-                key,
-                params: leaf_params,
-                cert,
-            };
+            let leaf = Node { key, params: leaf_params, cert };
             case(vec![&leaf], vec![root.der()])
         }
         Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage => {
@@ -409,17 +390,10 @@ fn build(shape: Shape) -> Case {
         }
         Shape::ChainLongerThanTheDepthLimit | Shape::ChainAtTheDepthLimit => {
             // OpenSSL's default verify depth is 100 intermediates.
-            let count = if shape == Shape::ChainAtTheDepthLimit {
-                100
-            } else {
-                101
-            };
+            let count = if shape == Shape::ChainAtTheDepthLimit { 100 } else { 101 };
             let mut cas = vec![issued(params("steven-CA-1", Role::Ca, 100), &root)];
             for n in 2..=count {
-                let next = issued(
-                    params(&format!("steven-CA-{n}"), Role::Ca, 100 + n),
-                    &cas[cas.len() - 1],
-                );
+                let next = issued(params(&format!("steven-CA-{n}"), Role::Ca, 100 + n), &cas[cas.len() - 1]);
                 cas.push(next);
             }
             let leaf = issued(leaf_params, &cas[cas.len() - 1]);
@@ -445,14 +419,8 @@ fn build(shape: Shape) -> Case {
             let mut p = params("steven-Issuing-CA", Role::Ca, 6);
             p.not_before = at(NOW - 800 * DAY);
             p.not_after = at(NOW - 10 * DAY);
-            let expired_cert = p
-                .signed_by(&intermediate.key, &root.issuer())
-                .expect("signed");
-            let expired = Node {
-                key: KeyPair::generate().expect("P-256 key"),
-                params: p,
-                cert: expired_cert,
-            };
+            let expired_cert = p.signed_by(&intermediate.key, &root.issuer()).expect("signed");
+            let expired = Node { key: KeyPair::generate().expect("P-256 key"), params: p, cert: expired_cert };
             let leaf = issued(leaf_params, &intermediate);
             case(vec![&leaf, &expired, &intermediate], vec![root.der()])
         }
@@ -512,14 +480,7 @@ type Reported = (i32, usize, String);
 /// `openssl verify`'s error lines, in order.
 fn openssl_verify(files: &Files) -> Vec<Reported> {
     let out = Command::new("openssl")
-        .args([
-            "verify",
-            "-no-CApath",
-            "-no-CAstore",
-            "-purpose",
-            "sslserver",
-            "-attime",
-        ])
+        .args(["verify", "-no-CApath", "-no-CAstore", "-purpose", "sslserver", "-attime"])
         .arg(NOW.to_string())
         .arg("-CAfile")
         .arg(files.path("trust.pem"))
@@ -528,11 +489,7 @@ fn openssl_verify(files: &Files) -> Vec<Reported> {
         .arg(files.path("leaf.pem"))
         .output()
         .expect("run openssl verify");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let reported: Vec<Reported> = text
         .lines()
         .filter_map(|line| {
@@ -565,14 +522,7 @@ impl Drop for ServerGuard {
 fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
     let mut server = Command::new("openssl");
     server
-        .args([
-            "s_server",
-            "-accept",
-            "127.0.0.1:0",
-            "-naccept",
-            "1",
-            "-cert",
-        ])
+        .args(["s_server", "-accept", "127.0.0.1:0", "-naccept", "1", "-cert"])
         .arg(files.path("leaf.pem"))
         .arg("-key")
         .arg(files.path("leaf.key"));
@@ -599,19 +549,9 @@ fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
         // Keep draining so the server never blocks on a full pipe.
         for _ in lines {}
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("openssl s_server reports its address");
+    let addr = rx.recv_timeout(Duration::from_secs(10)).expect("openssl s_server reports its address");
     let out = Command::new("timeout")
-        .args([
-            "10",
-            "openssl",
-            "s_client",
-            "-connect",
-            &addr,
-            "-no-CApath",
-            "-no-CAstore",
-        ])
+        .args(["10", "openssl", "s_client", "-connect", &addr, "-no-CApath", "-no-CAstore"])
         .arg("-CAfile")
         .arg(files.path("trust.pem"))
         .arg("-attime")
@@ -633,16 +573,10 @@ fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
         } else if let Some(rest) = line.strip_prefix("verify error:num=") {
             let (code, text) = rest.split_once(':').expect("num:text");
             let (depth, subject) = current.clone().expect("a depth line before each error");
-            reported.push((
-                (code.parse().expect("numeric code"), depth, text.to_string()),
-                subject,
-            ));
+            reported.push(((code.parse().expect("numeric code"), depth, text.to_string()), subject));
         }
     }
-    assert!(
-        text.contains("verify return:") || !reported.is_empty(),
-        "s_client did not verify anything:\n{text}"
-    );
+    assert!(text.contains("verify return:") || !reported.is_empty(), "s_client did not verify anything:\n{text}");
     reported
 }
 
@@ -658,16 +592,7 @@ fn ours(case: &Case, flavour: OpensslFlavour, stop_at_first_error: bool) -> Chai
 }
 
 fn as_reported(errors: &[ChainError], flavour: OpensslFlavour) -> Vec<Reported> {
-    errors
-        .iter()
-        .map(|e| {
-            (
-                e.code.code(flavour),
-                e.depth,
-                e.code.text(flavour).to_string(),
-            )
-        })
-        .collect()
+    errors.iter().map(|e| (e.code.code(flavour), e.depth, e.code.text(flavour).to_string())).collect()
 }
 
 /// Codes on which `openssl verify`'s callback returns 1 (apps/verify.c `cb`).
@@ -680,10 +605,7 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::self_signed_leaf_not_trusted_is_18_at_0(Shape::SelfSignedLeafNotTrusted, Some((18, 0)))]
 #[case::self_signed_leaf_with_cert_sign_not_trusted_is_18_at_0(Shape::SelfSignedLeafWithCertSignNotTrusted, Some((18, 0)))]
 #[case::trusted_self_signed_leaf_with_ca_true_passes(Shape::TrustedSelfSignedLeafWithCaTrue, None)]
-#[case::trusted_self_signed_leaf_with_ca_false_passes(
-    Shape::TrustedSelfSignedLeafWithCaFalse,
-    None
-)]
+#[case::trusted_self_signed_leaf_with_ca_false_passes(Shape::TrustedSelfSignedLeafWithCaFalse, None)]
 #[case::leaf_whose_ca_is_neither_trusted_nor_sent_is_20_at_0(Shape::LeafWhoseCaIsNeitherTrustedNorSent, Some((20, 0)))]
 #[case::chain_sent_without_root_and_root_not_trusted_is_20_at_top(Shape::ChainSentWithoutRootAndRootNotTrusted, Some((20, 1)))]
 #[case::untrusted_root_sent_in_chain_is_19(Shape::UntrustedRootSentInChain, Some((19, 2)))]
@@ -696,22 +618,13 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::not_yet_valid_leaf_is_9_at_0(Shape::NotYetValidLeaf, Some((9, 0)))]
 #[case::client_auth_only_leaf_is_26_at_0(Shape::ClientAuthOnlyLeaf, Some((26, 0)))]
 #[case::chain_sent_in_wrong_order_passes(Shape::ChainSentInWrongOrder, None)]
-#[case::chain_with_extra_unrelated_certificate_passes(
-    Shape::ChainWithExtraUnrelatedCertificate,
-    None
-)]
+#[case::chain_with_extra_unrelated_certificate_passes(Shape::ChainWithExtraUnrelatedCertificate, None)]
 #[case::reissued_ca_is_picked_by_akid(Shape::ReissuedCaPickedByAkid, None)]
 #[case::reissued_ca_without_akid_takes_the_first_valid_one_and_fails_its_signature(Shape::ReissuedCaWithoutAkidOldFirst, Some((7, 0)))]
-#[case::reissued_ca_without_akid_prefers_the_valid_one(
-    Shape::ReissuedCaWithoutAkidExpiredOldFirst,
-    None
-)]
+#[case::reissued_ca_without_akid_prefers_the_valid_one(Shape::ReissuedCaWithoutAkidExpiredOldFirst, None)]
 #[case::bad_leaf_signature_is_7_at_0(Shape::BadLeafSignature, Some((7, 0)))]
 #[case::self_signed_leaf_with_bad_signature_not_trusted_is_18(Shape::SelfSignedLeafWithBadSignatureNotTrusted, Some((18, 0)))]
-#[case::self_signed_leaf_with_bad_signature_trusted_passes(
-    Shape::SelfSignedLeafWithBadSignatureTrusted,
-    None
-)]
+#[case::self_signed_leaf_with_bad_signature_trusted_passes(Shape::SelfSignedLeafWithBadSignatureTrusted, None)]
 #[case::intermediate_that_is_not_a_ca_is_invalid_ca_at_1(Shape::IntermediateThatIsNotACa, Some((79, 1)))]
 #[case::intermediate_without_cert_sign_key_usage_is_invalid_ca_at_1(Shape::IntermediateWithoutCertSignKeyUsage, Some((79, 1)))]
 #[case::path_length_exceeded_is_25_at_2(Shape::PathLengthExceeded, Some((25, 2)))]
@@ -723,19 +636,13 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
     Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst,
     None
 )]
-#[case::issuer_name_that_differs_only_in_case_and_spaces_matches(
-    Shape::IssuerNameDiffersOnlyInCaseAndSpaces,
-    None
-)]
+#[case::issuer_name_that_differs_only_in_case_and_spaces_matches(Shape::IssuerNameDiffersOnlyInCaseAndSpaces, None)]
 #[case::trusted_self_signed_leaf_with_only_cert_sign_is_26_at_0(Shape::TrustedSelfSignedLeafWithOnlyCertSignKeyUsage, Some((26, 0)))]
 #[case::chain_longer_than_the_depth_limit_is_22(Shape::ChainLongerThanTheDepthLimit, Some((22, 101)))]
 #[case::chain_at_the_depth_limit_passes(Shape::ChainAtTheDepthLimit, None)]
 #[case::leaf_with_only_any_extended_key_usage_is_26_at_0(Shape::LeafWithOnlyAnyExtendedKeyUsage, Some((26, 0)))]
 #[case::intermediate_with_client_auth_only_eku_is_26_at_1(Shape::IntermediateWithClientAuthOnlyEku, Some((26, 1)))]
-#[case::renewed_intermediate_sent_after_expired_one_passes(
-    Shape::RenewedIntermediateSentAfterExpiredOne,
-    None
-)]
+#[case::renewed_intermediate_sent_after_expired_one_passes(Shape::RenewedIntermediateSentAfterExpiredOne, None)]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -766,24 +673,14 @@ fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Opti
             break;
         }
     }
-    assert_eq!(
-        cut, cli,
-        "continue-mode errors of {shape:?}, as far as openssl verify goes"
-    );
+    assert_eq!(cut, cli, "continue-mode errors of {shape:?}, as far as openssl verify goes");
 
     // Continue mode, whole: s_client's callback continues on everything, like ATS PERMISSIVE.
     let s_client = openssl_s_client(&files, &case);
-    let subjects: Vec<&str> = permissive
-        .errors
-        .iter()
-        .map(|e| e.subject.as_str())
-        .collect();
+    let subjects: Vec<&str> = permissive.errors.iter().map(|e| e.subject.as_str()).collect();
     assert_eq!(
         subjects,
-        s_client
-            .iter()
-            .map(|(_, subject)| subject.as_str())
-            .collect::<Vec<_>>(),
+        s_client.iter().map(|(_, subject)| subject.as_str()).collect::<Vec<_>>(),
         "subjects of the certificates in error, {shape:?}"
     );
     let s_client: Vec<Reported> = s_client.into_iter().map(|(reported, _)| reported).collect();
@@ -801,15 +698,9 @@ fn an_untrusted_lone_leaf_in_permissive_mode_reports_20_then_21() {
     let codes: Vec<_> = verdict.errors.iter().map(|e| (e.code, e.depth)).collect();
     assert_eq!(
         codes,
-        [
-            (VerifyErrorCode::UnableToGetIssuerCertLocally, 0),
-            (VerifyErrorCode::UnableToVerifyLeafSignature, 0)
-        ]
+        [(VerifyErrorCode::UnableToGetIssuerCertLocally, 0), (VerifyErrorCode::UnableToVerifyLeafSignature, 0)]
     );
-    assert_eq!(
-        verdict.errors[1].code.text(OpensslFlavour::V3_0),
-        "unable to verify the first certificate"
-    );
+    assert_eq!(verdict.errors[1].code.text(OpensslFlavour::V3_0), "unable to verify the first certificate");
 }
 
 #[test]
@@ -837,21 +728,12 @@ fn error_texts_follow_each_openssl() {
     assert_eq!(code.text(V1_1_1), "self signed certificate");
     assert_eq!(code.text(V3_0), "self-signed certificate");
     let code = VerifyErrorCode::SelfSignedCertInChain;
-    assert_eq!(
-        code.text(V1_1_1),
-        "self signed certificate in certificate chain"
-    );
-    assert_eq!(
-        code.text(V3_0),
-        "self-signed certificate in certificate chain"
-    );
+    assert_eq!(code.text(V1_1_1), "self signed certificate in certificate chain");
+    assert_eq!(code.text(V3_0), "self-signed certificate in certificate chain");
     let code = VerifyErrorCode::InvalidPurpose;
     assert_eq!(code.text(V1_1_1), "unsupported certificate purpose");
     assert_eq!(code.text(V3_0), "unsuitable certificate purpose");
-    assert_eq!(
-        VerifyErrorCode::from_code(20, V3_0),
-        Some(VerifyErrorCode::UnableToGetIssuerCertLocally)
-    );
+    assert_eq!(VerifyErrorCode::from_code(20, V3_0), Some(VerifyErrorCode::UnableToGetIssuerCertLocally));
 }
 
 /// An OpenSSL 1.1.1 oracle, when one is at hand: the verify loop libssl runs
@@ -908,17 +790,10 @@ fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
         .arg(files.path("request.json"))
         .output()
         .expect("run the OpenSSL 1.1.1 oracle");
-    assert!(
-        out.status.success(),
-        "oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
     let version = answer["version"].as_str().unwrap_or_default();
-    assert!(
-        version.starts_with("OpenSSL 1.1.1"),
-        "the oracle runs {version}"
-    );
+    assert!(version.starts_with("OpenSSL 1.1.1"), "the oracle runs {version}");
     let errors = answer["errors"].as_array().expect("errors array");
     Some(
         errors
@@ -980,17 +855,9 @@ fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
 fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
     let flavour = OpensslFlavour::V1_1_1;
-    let codes = |v: &ChainVerdict| -> Vec<(i32, usize)> {
-        v.errors
-            .iter()
-            .map(|e| (e.code.code(flavour), e.depth))
-            .collect()
-    };
-    assert_eq!(
-        codes(&ours(&case, flavour, false)),
-        expected,
-        "continue mode of {shape:?}"
-    );
+    let codes =
+        |v: &ChainVerdict| -> Vec<(i32, usize)> { v.errors.iter().map(|e| (e.code.code(flavour), e.depth)).collect() };
+    assert_eq!(codes(&ours(&case, flavour, false)), expected, "continue mode of {shape:?}");
     assert_eq!(
         codes(&ours(&case, flavour, true)),
         expected.first().copied().into_iter().collect::<Vec<_>>(),
@@ -1004,10 +871,7 @@ fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, 
 
 #[test]
 fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
-    let garbage = [
-        CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]),
-        CertificateDer::from(vec![]),
-    ];
+    let garbage = [CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]), CertificateDer::from(vec![])];
     let verdict = verify(&ChainInput {
         peer_chain: &garbage,
         trusted: &[],

@@ -26,51 +26,15 @@ pub(crate) struct Decision {
 /// The suites rustls (aws-lc-rs provider) can negotiate, with their OpenSSL names and the key
 /// they need (`None` for TLS 1.3 suites, which say nothing about the key).
 const SUITES: &[(CipherSuite, &str, Option<KeyAlg>)] = &[
-    (
-        CipherSuite::TLS13_AES_256_GCM_SHA384,
-        "TLS_AES_256_GCM_SHA384",
-        None,
-    ),
-    (
-        CipherSuite::TLS13_AES_128_GCM_SHA256,
-        "TLS_AES_128_GCM_SHA256",
-        None,
-    ),
-    (
-        CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
-        "TLS_CHACHA20_POLY1305_SHA256",
-        None,
-    ),
-    (
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-        "ECDHE-ECDSA-AES256-GCM-SHA384",
-        Some(KeyAlg::Ecdsa),
-    ),
-    (
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-        "ECDHE-ECDSA-AES128-GCM-SHA256",
-        Some(KeyAlg::Ecdsa),
-    ),
-    (
-        CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-        "ECDHE-ECDSA-CHACHA20-POLY1305",
-        Some(KeyAlg::Ecdsa),
-    ),
-    (
-        CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-        "ECDHE-RSA-AES256-GCM-SHA384",
-        Some(KeyAlg::Rsa),
-    ),
-    (
-        CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
-        "ECDHE-RSA-AES128-GCM-SHA256",
-        Some(KeyAlg::Rsa),
-    ),
-    (
-        CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
-        "ECDHE-RSA-CHACHA20-POLY1305",
-        Some(KeyAlg::Rsa),
-    ),
+    (CipherSuite::TLS13_AES_256_GCM_SHA384, "TLS_AES_256_GCM_SHA384", None),
+    (CipherSuite::TLS13_AES_128_GCM_SHA256, "TLS_AES_128_GCM_SHA256", None),
+    (CipherSuite::TLS13_CHACHA20_POLY1305_SHA256, "TLS_CHACHA20_POLY1305_SHA256", None),
+    (CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, "ECDHE-ECDSA-AES256-GCM-SHA384", Some(KeyAlg::Ecdsa)),
+    (CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, "ECDHE-ECDSA-AES128-GCM-SHA256", Some(KeyAlg::Ecdsa)),
+    (CipherSuite::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, "ECDHE-ECDSA-CHACHA20-POLY1305", Some(KeyAlg::Ecdsa)),
+    (CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, "ECDHE-RSA-AES256-GCM-SHA384", Some(KeyAlg::Rsa)),
+    (CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, "ECDHE-RSA-AES128-GCM-SHA256", Some(KeyAlg::Rsa)),
+    (CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256, "ECDHE-RSA-CHACHA20-POLY1305", Some(KeyAlg::Rsa)),
 ];
 
 fn suite_entry(suite: CipherSuite) -> Option<&'static (CipherSuite, &'static str, Option<KeyAlg>)> {
@@ -122,10 +86,7 @@ fn usable_in_tls13(scheme: SignatureScheme) -> bool {
 /// Whether TLS 1.3 will be negotiated: the node enables it and the client offers a TLS 1.3
 /// suite (OpenSSL leaves them out of a ClientHello capped at TLS 1.2).
 pub(crate) fn will_use_tls13(client_suites: &[CipherSuite], tls13_enabled: bool) -> bool {
-    tls13_enabled
-        && client_suites
-            .iter()
-            .any(|s| matches!(suite_entry(*s), Some((_, _, None))))
+    tls13_enabled && client_suites.iter().any(|s| matches!(suite_entry(*s), Some((_, _, None))))
 }
 
 /// Decides which identity to present. `candidates` holds the identities the service has (one
@@ -139,16 +100,10 @@ pub(crate) fn decide(
 ) -> Decision {
     let Some(first) = candidates.first() else {
         // Invariant upheld by the caller (a service always has an identity); stay total anyway.
-        return Decision {
-            alg: KeyAlg::Rsa,
-            why: "no identity".to_owned(),
-        };
+        return Decision { alg: KeyAlg::Rsa, why: "no identity".to_owned() };
     };
     if candidates.len() == 1 {
-        return Decision {
-            alg: first.alg,
-            why: format!("only {} identity → {}", first.alg, first.name),
-        };
+        return Decision { alg: first.alg, why: format!("only {} identity → {}", first.alg, first.name) };
     }
     let tls13 = will_use_tls13(client_suites, tls13_enabled);
 
@@ -158,20 +113,16 @@ pub(crate) fn decide(
             .iter()
             .filter(|s| usable_in_tls13(**s))
             .filter_map(|s| {
-                candidates
-                    .iter()
-                    .find(|c| c.key.choose_scheme(&[*s]).is_some())
-                    .map(|c| (c, scheme_name(*s)))
+                candidates.iter().find(|c| c.key.choose_scheme(&[*s]).is_some()).map(|c| (c, scheme_name(*s)))
             })
             .collect()
     } else {
         client_suites
             .iter()
             .filter_map(|s| match suite_entry(*s) {
-                Some((_, name, Some(alg))) => candidates
-                    .iter()
-                    .find(|c| c.alg == *alg)
-                    .map(|c| (c, (*name).to_owned())),
+                Some((_, name, Some(alg))) => {
+                    candidates.iter().find(|c| c.alg == *alg).map(|c| (c, (*name).to_owned()))
+                }
                 _ => None,
             })
             .collect()
@@ -179,41 +130,29 @@ pub(crate) fn decide(
 
     match choice {
         CertChoice::ClientOrder => match client_picks.first() {
-            Some((c, offered)) => Decision {
-                alg: c.alg,
-                why: format!("client offered {offered} first → {}", c.name),
-            },
+            Some((c, offered)) => {
+                Decision { alg: c.alg, why: format!("client offered {offered} first → {}", c.name) }
+            }
             None => Decision {
                 alg: first.alg,
                 why: format!("client offered nothing the node can serve → {}", first.name),
             },
         },
         CertChoice::ServerOrder(order) => {
-            let preferred = order
-                .iter()
-                .find(|alg| candidates.iter().any(|c| c.alg == **alg));
+            let preferred = order.iter().find(|alg| candidates.iter().any(|c| c.alg == **alg));
             for alg in order {
                 if let Some((c, _)) = client_picks.iter().find(|(c, _)| c.alg == *alg) {
                     let why = match preferred {
-                        Some(p) if p != alg => format!(
-                            "server order prefers {p}, client cannot take it → {}",
-                            c.name
-                        ),
+                        Some(p) if p != alg => format!("server order prefers {p}, client cannot take it → {}", c.name),
                         _ => format!("server order prefers {alg} → {}", c.name),
                     };
                     return Decision { alg: c.alg, why };
                 }
             }
-            let fallback = order
-                .iter()
-                .find_map(|alg| candidates.iter().find(|c| c.alg == *alg))
-                .unwrap_or(first);
+            let fallback = order.iter().find_map(|alg| candidates.iter().find(|c| c.alg == *alg)).unwrap_or(first);
             Decision {
                 alg: fallback.alg,
-                why: format!(
-                    "server order: client accepts none of its algorithms → {}",
-                    fallback.name
-                ),
+                why: format!("server order: client accepts none of its algorithms → {}", fallback.name),
             }
         }
     }
@@ -232,10 +171,7 @@ mod tests {
     fn key(alg: &'static rcgen::SignatureAlgorithm) -> Arc<dyn SigningKey> {
         let pair = rcgen::KeyPair::generate_for(alg).unwrap();
         let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pair.serialize_der()));
-        rustls::crypto::aws_lc_rs::default_provider()
-            .key_provider
-            .load_private_key(der)
-            .unwrap()
+        rustls::crypto::aws_lc_rs::default_provider().key_provider.load_private_key(der).unwrap()
     }
 
     fn keys() -> (Arc<dyn SigningKey>, Arc<dyn SigningKey>) {
@@ -255,16 +191,8 @@ mod tests {
     ) {
         let (rsa, ecdsa) = keys();
         let candidates = [
-            Candidate {
-                name: "tomcat",
-                alg: KeyAlg::Rsa,
-                key: rsa.as_ref(),
-            },
-            Candidate {
-                name: "tomcat-ECDSA",
-                alg: KeyAlg::Ecdsa,
-                key: ecdsa.as_ref(),
-            },
+            Candidate { name: "tomcat", alg: KeyAlg::Rsa, key: rsa.as_ref() },
+            Candidate { name: "tomcat-ECDSA", alg: KeyAlg::Ecdsa, key: ecdsa.as_ref() },
         ];
         let d = decide(suites, schemes, tls13, choice, &candidates);
         assert_eq!((d.alg, d.why.as_str()), expected);
@@ -284,49 +212,29 @@ mod tests {
             &[S::ECDSA_NISTP256_SHA256],
             false,
             &CertChoice::ClientOrder,
-            (
-                KeyAlg::Rsa,
-                "client offered ECDHE-RSA-AES128-GCM-SHA256 first → tomcat",
-            ),
+            (KeyAlg::Rsa, "client offered ECDHE-RSA-AES128-GCM-SHA256 first → tomcat"),
         );
     }
 
     #[test]
     fn tls13_suites_are_ignored_when_the_node_has_tls13_off() {
         check(
-            &[
-                C::TLS13_AES_256_GCM_SHA384,
-                C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-            ],
+            &[C::TLS13_AES_256_GCM_SHA384, C::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256],
             &[S::RSA_PSS_SHA256, S::ECDSA_NISTP256_SHA256],
             false,
             &CertChoice::ClientOrder,
-            (
-                KeyAlg::Ecdsa,
-                "client offered ECDHE-ECDSA-CHACHA20-POLY1305 first → tomcat-ECDSA",
-            ),
+            (KeyAlg::Ecdsa, "client offered ECDHE-ECDSA-CHACHA20-POLY1305 first → tomcat-ECDSA"),
         );
     }
 
     #[test]
     fn tls13_skips_pkcs1_and_schemes_no_key_can_sign() {
         check(
-            &[
-                C::TLS13_AES_256_GCM_SHA384,
-                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-            ],
-            &[
-                S::RSA_PKCS1_SHA256,
-                S::ECDSA_NISTP384_SHA384,
-                S::RSA_PSS_SHA384,
-                S::ECDSA_NISTP256_SHA256,
-            ],
+            &[C::TLS13_AES_256_GCM_SHA384, C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
+            &[S::RSA_PKCS1_SHA256, S::ECDSA_NISTP384_SHA384, S::RSA_PSS_SHA384, S::ECDSA_NISTP256_SHA256],
             true,
             &CertChoice::ClientOrder,
-            (
-                KeyAlg::Rsa,
-                "client offered rsa_pss_rsae_sha384 first → tomcat",
-            ),
+            (KeyAlg::Rsa, "client offered rsa_pss_rsae_sha384 first → tomcat"),
         );
     }
 
@@ -334,10 +242,7 @@ mod tests {
     fn server_order_falls_back_when_the_client_cannot_take_its_preference() {
         let order = CertChoice::ServerOrder(vec![KeyAlg::Ecdsa, KeyAlg::Rsa]);
         check(
-            &[
-                C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
-                C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-            ],
+            &[C::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, C::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384],
             &[],
             false,
             &order,
@@ -348,10 +253,7 @@ mod tests {
             &[],
             false,
             &order,
-            (
-                KeyAlg::Rsa,
-                "server order prefers ECDSA, client cannot take it → tomcat",
-            ),
+            (KeyAlg::Rsa, "server order prefers ECDSA, client cannot take it → tomcat"),
         );
     }
 
@@ -362,10 +264,7 @@ mod tests {
             &[],
             false,
             &CertChoice::ClientOrder,
-            (
-                KeyAlg::Rsa,
-                "client offered nothing the node can serve → tomcat",
-            ),
+            (KeyAlg::Rsa, "client offered nothing the node can serve → tomcat"),
         );
     }
 }

@@ -73,11 +73,7 @@ pub struct Identity {
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
-        Identity {
-            name: self.name.clone(),
-            chain: self.chain.clone(),
-            key: self.key.clone_key(),
-        }
+        Identity { name: self.name.clone(), chain: self.chain.clone(), key: self.key.clone_key() }
     }
 }
 

@@ -73,23 +73,18 @@ impl fmt::Display for EventKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             EventKind::Connected => f.write_str("connected"),
-            EventKind::Handshake {
-                version,
-                suite,
-                identity,
-                why,
-            } => write!(f, "handshake {version} {suite}, served {identity} ({why})"),
+            EventKind::Handshake { version, suite, identity, why } => {
+                write!(f, "handshake {version} {suite}, served {identity} ({why})")
+            }
             EventKind::ClientCertificate { subject } => write!(f, "client certificate: {subject}"),
             EventKind::AlertReceived { description } => write!(f, "alert received: {description}"),
             EventKind::HandshakeFailed { reason } => write!(f, "handshake failed: {reason}"),
             EventKind::Request { method, path } => write!(f, "request {method} {path}"),
             EventKind::Response { status } => write!(f, "response {status}"),
-            EventKind::TimedOut {
-                phase: TimeoutPhase::Handshake,
-            } => f.write_str("timed out waiting for the handshake"),
-            EventKind::TimedOut {
-                phase: TimeoutPhase::Idle,
-            } => f.write_str("timed out waiting for a request"),
+            EventKind::TimedOut { phase: TimeoutPhase::Handshake } => {
+                f.write_str("timed out waiting for the handshake")
+            }
+            EventKind::TimedOut { phase: TimeoutPhase::Idle } => f.write_str("timed out waiting for a request"),
             EventKind::Reconfigured { what } => write!(f, "reconfigured: {what}"),
         }
     }
@@ -141,17 +136,12 @@ struct LogInner {
 
 impl EventLog {
     pub(crate) fn new(node: &str) -> Self {
-        EventLog {
-            node: node.to_owned(),
-            inner: Mutex::new(LogInner::default()),
-        }
+        EventLog { node: node.to_owned(), inner: Mutex::new(LogInner::default()) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         // A poisoned lock only means a panic elsewhere while pushing; the Vec is still valid.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Numbers a new connection and logs it as connected.
@@ -159,13 +149,7 @@ impl EventLog {
         let mut inner = self.lock();
         inner.next_connection += 1;
         let connection = inner.next_connection;
-        Self::push_locked(
-            &mut inner,
-            &self.node,
-            port,
-            connection,
-            EventKind::Connected,
-        );
+        Self::push_locked(&mut inner, &self.node, port, connection, EventKind::Connected);
         connection
     }
 
@@ -177,13 +161,7 @@ impl EventLog {
     fn push_locked(inner: &mut LogInner, node: &str, port: u16, connection: u64, kind: EventKind) {
         let ordinal = inner.next_ordinal;
         inner.next_ordinal += 1;
-        inner.events.push(NodeEvent {
-            ordinal,
-            node: node.to_owned(),
-            port,
-            connection,
-            kind,
-        });
+        inner.events.push(NodeEvent { ordinal, node: node.to_owned(), port, connection, kind });
     }
 
     pub(crate) fn snapshot(&self) -> Vec<NodeEvent> {
@@ -207,11 +185,8 @@ fn grouped(mut events: Vec<NodeEvent>) -> Vec<NodeEvent> {
         }
     }
     events.sort_by_key(|e| {
-        let anchor = if e.connection == 0 {
-            e.ordinal
-        } else {
-            opened.get(&e.connection).copied().unwrap_or(e.ordinal)
-        };
+        let anchor =
+            if e.connection == 0 { e.ordinal } else { opened.get(&e.connection).copied().unwrap_or(e.ordinal) };
         (anchor, e.ordinal)
     });
     events
@@ -228,13 +203,7 @@ mod tests {
         let first = log.connected(8443);
         let second = log.connected(8443);
         log.push(8443, first, EventKind::Response { status: 200 });
-        log.push(
-            0,
-            0,
-            EventKind::Reconfigured {
-                what: "x".to_owned(),
-            },
-        );
+        log.push(0, 0, EventKind::Reconfigured { what: "x".to_owned() });
         log.push(8443, second, EventKind::Response { status: 404 });
         let lines: Vec<String> = log.drain().iter().map(ToString::to_string).collect();
         assert_eq!(

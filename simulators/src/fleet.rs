@@ -169,10 +169,7 @@ struct Service {
 impl Service {
     fn current(&self) -> Arc<ServiceTls> {
         // A poisoned lock still holds a complete Arc: writers only swap it.
-        self.tls
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.tls.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -191,10 +188,7 @@ struct Node {
 
 impl Node {
     fn system_server(&self) -> String {
-        self.system_server
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.system_server.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     fn service(&self, port: u16) -> Option<&Arc<Service>> {
@@ -214,17 +208,11 @@ impl Shared {
         self.by_name
             .get(name)
             .and_then(|i| self.nodes.get(*i))
-            .ok_or_else(|| FleetError::UnknownNode {
-                node: name.to_owned(),
-            })
+            .ok_or_else(|| FleetError::UnknownNode { node: name.to_owned() })
     }
 
     fn cluster_servers(&self, cluster: &str) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|n| n.cluster == cluster && n.role.is_cucm())
-            .map(|n| n.system_server())
-            .collect()
+        self.nodes.iter().filter(|n| n.cluster == cluster && n.role.is_cucm()).map(|n| n.system_server()).collect()
     }
 }
 
@@ -238,10 +226,7 @@ pub struct Fleet {
 
 impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fleet")
-            .field("nodes", &self.shared.nodes.len())
-            .field("listeners", &self.tasks.len())
-            .finish()
+        f.debug_struct("Fleet").field("nodes", &self.shared.nodes.len()).field("listeners", &self.tasks.len()).finish()
     }
 }
 
@@ -265,55 +250,27 @@ fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
     let mut prepared = Vec::with_capacity(config.nodes.len());
     for node in &config.nodes {
         if !names.insert(node.name.as_str()) {
-            return Err(FleetError::DuplicateNode {
-                node: node.name.clone(),
-            });
+            return Err(FleetError::DuplicateNode { node: node.name.clone() });
         }
         if let Some(addr) = node.loopback
             && !addr.is_loopback()
         {
-            return Err(FleetError::NotLoopback {
-                node: node.name.clone(),
-                addr,
-            });
+            return Err(FleetError::NotLoopback { node: node.name.clone(), addr });
         }
         let mut ports = HashSet::new();
         let mut services = Vec::with_capacity(node.services.len());
         for svc in &node.services {
             if !ports.insert(svc.port) {
-                return Err(FleetError::DuplicatePort {
-                    node: node.name.clone(),
-                    port: svc.port,
-                });
+                return Err(FleetError::DuplicatePort { node: node.name.clone(), port: svc.port });
             }
             if svc.rsa.is_none() && svc.ecdsa.is_none() {
-                return Err(FleetError::NoIdentity {
-                    node: node.name.clone(),
-                    port: svc.port,
-                });
+                return Err(FleetError::NoIdentity { node: node.name.clone(), port: svc.port });
             }
-            let tls_err = |source| FleetError::Tls {
-                node: node.name.clone(),
-                port: svc.port,
-                source,
-            };
-            let base = ConfigBase::build(
-                provider.clone(),
-                node.tls13,
-                &svc.client_auth,
-                config.key_log,
-            )
-            .map_err(tls_err)?;
-            let tls = base
-                .service_tls(svc.rsa.as_ref(), svc.ecdsa.as_ref())
-                .map_err(tls_err)?;
-            services.push((
-                svc.port,
-                svc.choice.clone(),
-                client_auth_kind(&svc.client_auth),
-                base,
-                tls,
-            ));
+            let tls_err = |source| FleetError::Tls { node: node.name.clone(), port: svc.port, source };
+            let base =
+                ConfigBase::build(provider.clone(), node.tls13, &svc.client_auth, config.key_log).map_err(tls_err)?;
+            let tls = base.service_tls(svc.rsa.as_ref(), svc.ecdsa.as_ref()).map_err(tls_err)?;
+            services.push((svc.port, svc.choice.clone(), client_auth_kind(&svc.client_auth), base, tls));
         }
         // Keys and chains now live in `services`; keep the rest of the node's description.
         let mut config = node.clone();
@@ -331,8 +288,7 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// Binds every port of every node; returns the listeners in node order.
 fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, FleetError> {
-    let mut bound: Vec<Option<Vec<std::net::TcpListener>>> =
-        prepared.iter().map(|_| None).collect();
+    let mut bound: Vec<Option<Vec<std::net::TcpListener>>> = prepared.iter().map(|_| None).collect();
     // Explicit addresses first: a taken one is the caller's error, not something to route around.
     for (i, node) in prepared.iter().enumerate() {
         let Some(ip) = node.config.loopback else {
@@ -341,14 +297,11 @@ fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, Fl
         let mut listeners = Vec::with_capacity(node.services.len());
         for (port, ..) in &node.services {
             let addr = SocketAddr::new(IpAddr::V4(ip), *port);
-            listeners
-                .push(bind(addr).map_err(|source| bind_error(&node.config.name, addr, source))?);
+            listeners.push(bind(addr).map_err(|source| bind_error(&node.config.name, addr, source))?);
         }
         bound[i] = Some(listeners);
     }
-    let auto: Vec<usize> = (0..prepared.len())
-        .filter(|i| prepared[*i].config.loopback.is_none())
-        .collect();
+    let auto: Vec<usize> = (0..prepared.len()).filter(|i| prepared[*i].config.loopback.is_none()).collect();
     if !auto.is_empty() {
         let blocks = loopback::blocks_for(auto.len());
         let mut last_taken = None;
@@ -369,11 +322,7 @@ fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, Fl
         }
         if !placed {
             let (node, port) = last_taken.unwrap_or_default();
-            return Err(FleetError::NoFreeLoopback {
-                node,
-                port,
-                attempts: ALLOCATION_ATTEMPTS,
-            });
+            return Err(FleetError::NoFreeLoopback { node, port, attempts: ALLOCATION_ATTEMPTS });
         }
     }
     Ok(bound.into_iter().map(Option::unwrap_or_default).collect())
@@ -400,10 +349,7 @@ fn bind_auto(
                 Ok(l) => listeners.push(l),
                 // Dropping `all` and `listeners` releases this attempt's sockets.
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    return Err(AutoBindError::Taken {
-                        node: node.config.name.clone(),
-                        port: *port,
-                    });
+                    return Err(AutoBindError::Taken { node: node.config.name.clone(), port: *port });
                 }
                 Err(e) => {
                     return Err(AutoBindError::Other(bind_error(&node.config.name, addr, e)));
@@ -417,16 +363,9 @@ fn bind_auto(
 
 fn bind_error(node: &str, addr: SocketAddr, source: io::Error) -> FleetError {
     if source.kind() == io::ErrorKind::AddrInUse {
-        FleetError::PortInUse {
-            node: node.to_owned(),
-            addr,
-        }
+        FleetError::PortInUse { node: node.to_owned(), addr }
     } else {
-        FleetError::Bind {
-            node: node.to_owned(),
-            addr,
-            source,
-        }
+        FleetError::Bind { node: node.to_owned(), addr, source }
     }
 }
 
@@ -445,9 +384,7 @@ impl Fleet {
         for (i, (p, listeners)) in prepared.into_iter().zip(listeners).enumerate() {
             let mut services = Vec::with_capacity(p.services.len());
             let mut loopback = p.config.loopback;
-            for ((port, choice, client_auth, base, tls), listener) in
-                p.services.into_iter().zip(listeners)
-            {
+            for ((port, choice, client_auth, base, tls), listener) in p.services.into_iter().zip(listeners) {
                 let addr = listener.local_addr().map_err(|source| FleetError::Bind {
                     node: p.config.name.clone(),
                     addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
@@ -456,20 +393,13 @@ impl Fleet {
                 if let IpAddr::V4(ip) = addr.ip() {
                     loopback = Some(ip);
                 }
-                let listener =
-                    TcpListener::from_std(listener).map_err(|source| FleetError::Bind {
-                        node: p.config.name.clone(),
-                        addr,
-                        source,
-                    })?;
-                let service = Arc::new(Service {
-                    port,
+                let listener = TcpListener::from_std(listener).map_err(|source| FleetError::Bind {
+                    node: p.config.name.clone(),
                     addr,
-                    choice,
-                    client_auth,
-                    base,
-                    tls: RwLock::new(Arc::new(tls)),
-                });
+                    source,
+                })?;
+                let service =
+                    Arc::new(Service { port, addr, choice, client_auth, base, tls: RwLock::new(Arc::new(tls)) });
                 to_serve.push((i, service.clone(), listener));
                 services.push(service);
             }
@@ -498,20 +428,10 @@ impl Fleet {
         let tasks = to_serve
             .into_iter()
             .map(|(i, service, listener)| {
-                tokio::spawn(accept_loop(
-                    shared.clone(),
-                    i,
-                    service,
-                    listener,
-                    shutdown.subscribe(),
-                ))
+                tokio::spawn(accept_loop(shared.clone(), i, service, listener, shutdown.subscribe()))
             })
             .collect();
-        Ok(Fleet {
-            shared,
-            shutdown,
-            tasks,
-        })
+        Ok(Fleet { shared, shutdown, tasks })
     }
 
     /// Every node, in configuration order, with its bound addresses and current identities.
@@ -564,24 +484,15 @@ impl Fleet {
         ecdsa: Option<Identity>,
     ) -> Result<(), FleetError> {
         let n = self.shared.node(node)?;
-        let service = n.service(port).ok_or_else(|| FleetError::UnknownService {
+        let service = n.service(port).ok_or_else(|| FleetError::UnknownService { node: node.to_owned(), port })?;
+        if rsa.is_none() && ecdsa.is_none() {
+            return Err(FleetError::NoIdentity { node: node.to_owned(), port });
+        }
+        let tls = service.base.service_tls(rsa.as_ref(), ecdsa.as_ref()).map_err(|source| FleetError::Tls {
             node: node.to_owned(),
             port,
+            source,
         })?;
-        if rsa.is_none() && ecdsa.is_none() {
-            return Err(FleetError::NoIdentity {
-                node: node.to_owned(),
-                port,
-            });
-        }
-        let tls = service
-            .base
-            .service_tls(rsa.as_ref(), ecdsa.as_ref())
-            .map_err(|source| FleetError::Tls {
-                node: node.to_owned(),
-                port,
-                source,
-            })?;
         let name = |s: &Option<Identity>| s.as_ref().map_or("none".to_owned(), |i| i.name.clone());
         let what = format!("identities rsa={} ecdsa={}", name(&rsa), name(&ecdsa));
         *service.tls.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(tls);
@@ -593,49 +504,27 @@ impl Fleet {
     /// from the next request on. Logs a `Reconfigured` event.
     pub fn set_system_server(&self, node: &str, name: &str) -> Result<(), FleetError> {
         let n = self.shared.node(node)?;
-        let old = std::mem::replace(
-            &mut *n
-                .system_server
-                .write()
-                .unwrap_or_else(PoisonError::into_inner),
-            name.to_owned(),
-        );
-        n.log.push(
-            0,
-            0,
-            EventKind::Reconfigured {
-                what: format!("system server {old} → {name}"),
-            },
-        );
+        let old =
+            std::mem::replace(&mut *n.system_server.write().unwrap_or_else(PoisonError::into_inner), name.to_owned());
+        n.log.push(0, 0, EventKind::Reconfigured { what: format!("system server {old} → {name}") });
         Ok(())
     }
 
     /// A copy of one node's log (empty for an unknown node): each connection's events together,
     /// connections in accept order, node-wide changes in their place.
     pub fn events(&self, node: &str) -> Vec<NodeEvent> {
-        self.shared
-            .node(node)
-            .map(|n| n.log.snapshot())
-            .unwrap_or_default()
+        self.shared.node(node).map(|n| n.log.snapshot()).unwrap_or_default()
     }
 
     /// Drains every node's log: nodes in configuration order, each node's events grouped as
     /// [`Fleet::events`] groups them.
     pub fn take_events(&self) -> Vec<NodeEvent> {
-        self.shared
-            .nodes
-            .iter()
-            .flat_map(|n| n.log.drain())
-            .collect()
+        self.shared.nodes.iter().flat_map(|n| n.log.drain()).collect()
     }
 
     /// Stops accepting, closes every connection and waits until all tasks and sockets are gone.
     pub async fn stop(self) {
-        let Fleet {
-            shared: _,
-            shutdown,
-            tasks,
-        } = self;
+        let Fleet { shared: _, shutdown, tasks } = self;
         // Receivers see the change (or the sender's drop) and wind down their connections.
         let _ = shutdown.send(true);
         for task in tasks {
@@ -682,24 +571,17 @@ async fn accept_loop(
 
 /// The rustls error inside an I/O error from tokio-rustls, if any.
 fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 fn handshake_failure(e: &io::Error) -> EventKind {
     match rustls_error(e) {
-        Some(rustls::Error::AlertReceived(alert)) => EventKind::AlertReceived {
-            description: tls::alert_name(*alert),
-        },
-        Some(err) => EventKind::HandshakeFailed {
-            reason: tls::describe_error(err),
-        },
+        Some(rustls::Error::AlertReceived(alert)) => EventKind::AlertReceived { description: tls::alert_name(*alert) },
+        Some(err) => EventKind::HandshakeFailed { reason: tls::describe_error(err) },
         None if e.kind() == io::ErrorKind::UnexpectedEof => EventKind::HandshakeFailed {
             reason: "client closed the connection before the handshake completed".to_owned(),
         },
-        None => EventKind::HandshakeFailed {
-            reason: e.kind().to_string(),
-        },
+        None => EventKind::HandshakeFailed { reason: e.kind().to_string() },
     }
 }
 
@@ -714,21 +596,9 @@ async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> io::Result
     let tls = service.current();
     let (alg, why) = {
         let hello = start.client_hello();
-        let candidates: Vec<Candidate<'_>> = tls
-            .all()
-            .map(|s| Candidate {
-                name: &s.name,
-                alg: s.alg,
-                key: s.key.key.as_ref(),
-            })
-            .collect();
-        let d = choice::decide(
-            hello.cipher_suites(),
-            hello.signature_schemes(),
-            tls13,
-            &service.choice,
-            &candidates,
-        );
+        let candidates: Vec<Candidate<'_>> =
+            tls.all().map(|s| Candidate { name: &s.name, alg: s.alg, key: s.key.key.as_ref() }).collect();
+        let d = choice::decide(hello.cipher_suites(), hello.signature_schemes(), tls13, &service.choice, &candidates);
         (d.alg, d.why)
     };
     // The decision names an identity the service has; fall back to any one to stay total.
@@ -738,35 +608,15 @@ async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> io::Result
         .or_else(|| tls.served(KeyAlg::Ecdsa))
         .ok_or_else(|| io::Error::other("service has no identity"))?;
     let stream = start.into_stream(served.config.clone()).await?;
-    Ok(Established {
-        stream,
-        identity: served.name.clone(),
-        why,
-    })
+    Ok(Established { stream, identity: served.name.clone(), why })
 }
 
-async fn serve_connection(
-    shared: Arc<Shared>,
-    node: Arc<Node>,
-    service: Arc<Service>,
-    tcp: TcpStream,
-) {
+async fn serve_connection(shared: Arc<Shared>, node: Arc<Node>, service: Arc<Service>, tcp: TcpStream) {
     let port = service.port;
     let conn = node.log.connected(port);
-    let established = match tokio::time::timeout(
-        shared.handshake_timeout,
-        handshake(&service, node.tls13, tcp),
-    )
-    .await
-    {
+    let established = match tokio::time::timeout(shared.handshake_timeout, handshake(&service, node.tls13, tcp)).await {
         Err(_) => {
-            node.log.push(
-                port,
-                conn,
-                EventKind::TimedOut {
-                    phase: TimeoutPhase::Handshake,
-                },
-            );
+            node.log.push(port, conn, EventKind::TimedOut { phase: TimeoutPhase::Handshake });
             return;
         }
         Ok(Err(e)) => {
@@ -775,11 +625,7 @@ async fn serve_connection(
         }
         Ok(Ok(established)) => established,
     };
-    let Established {
-        stream,
-        identity,
-        mut why,
-    } = established;
+    let Established { stream, identity, mut why } = established;
     {
         let (_, state) = stream.get_ref();
         let version = match state.protocol_version() {
@@ -788,30 +634,17 @@ async fn serve_connection(
             Some(other) => format!("{other:?}"),
             None => "unknown".to_owned(),
         };
-        let suite = state.negotiated_cipher_suite().map_or_else(
-            || "unknown".to_owned(),
-            |s| choice::openssl_suite_name(s.suite()),
-        );
+        let suite = state
+            .negotiated_cipher_suite()
+            .map_or_else(|| "unknown".to_owned(), |s| choice::openssl_suite_name(s.suite()));
         if state.handshake_kind() == Some(rustls::HandshakeKind::Resumed) {
             why.push_str("; resumed session, no certificate sent");
         }
-        node.log.push(
-            port,
-            conn,
-            EventKind::Handshake {
-                version,
-                suite,
-                identity,
-                why,
-            },
-        );
+        node.log.push(port, conn, EventKind::Handshake { version, suite, identity, why });
         if service.client_auth != "off" {
-            let subject = state
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map_or_else(|| "none".to_owned(), tls::subject_of);
-            node.log
-                .push(port, conn, EventKind::ClientCertificate { subject });
+            let subject =
+                state.peer_certificates().and_then(|c| c.first()).map_or_else(|| "none".to_owned(), tls::subject_of);
+            node.log.push(port, conn, EventKind::ClientCertificate { subject });
         }
     }
 
@@ -825,74 +658,31 @@ async fn serve_connection(
         })
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.idle_timeout)
-        .keep_alive(true);
+    builder.timer(TokioTimer::new()).header_read_timeout(shared.idle_timeout).keep_alive(true);
     if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
         if e.is_timeout() {
-            node.log.push(
-                port,
-                conn,
-                EventKind::TimedOut {
-                    phase: TimeoutPhase::Idle,
-                },
-            );
-        } else if let Some(rustls::Error::AlertReceived(alert)) = std::error::Error::source(&e)
-            .and_then(|s| s.downcast_ref::<io::Error>())
-            .and_then(rustls_error)
+            node.log.push(port, conn, EventKind::TimedOut { phase: TimeoutPhase::Idle });
+        } else if let Some(rustls::Error::AlertReceived(alert)) =
+            std::error::Error::source(&e).and_then(|s| s.downcast_ref::<io::Error>()).and_then(rustls_error)
         {
-            node.log.push(
-                port,
-                conn,
-                EventKind::AlertReceived {
-                    description: tls::alert_name(*alert),
-                },
-            );
+            node.log.push(port, conn, EventKind::AlertReceived { description: tls::alert_name(*alert) });
         }
     }
 }
 
-fn answer(
-    shared: &Shared,
-    node: &Node,
-    port: u16,
-    conn: u64,
-    req: &Request<Incoming>,
-) -> Response<Full<Bytes>> {
+fn answer(shared: &Shared, node: &Node, port: u16, conn: u64, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let method = req.method().as_str().to_owned();
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
-    node.log.push(
-        port,
-        conn,
-        EventKind::Request {
-            method: method.clone(),
-            path: target.clone(),
-        },
-    );
+    let target = req.uri().path_and_query().map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    node.log.push(port, conn, EventKind::Request { method: method.clone(), path: target.clone() });
     let servers = || shared.cluster_servers(&node.cluster);
-    let view = NodeView {
-        role: node.role,
-        fqdn: &node.fqdn,
-        cluster_servers: &servers,
-    };
+    let view = NodeView { role: node.role, fqdn: &node.fqdn, cluster_servers: &servers };
     let reply = http::respond(&view, port, &method, &target);
-    node.log.push(
-        port,
-        conn,
-        EventKind::Response {
-            status: reply.status,
-        },
-    );
+    node.log.push(port, conn, EventKind::Response { status: reply.status });
     let mut response = Response::new(Full::new(Bytes::from(reply.body)));
-    *response.status_mut() = hyper::StatusCode::from_u16(reply.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(reply.content_type),
-    );
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(reply.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(reply.content_type));
     response
 }

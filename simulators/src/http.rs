@@ -23,11 +23,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     fn xml(body: String) -> Self {
-        Reply {
-            status: 200,
-            content_type: "text/xml",
-            body: body.into_bytes(),
-        }
+        Reply { status: 200, content_type: "text/xml", body: body.into_bytes() }
     }
 
     fn status(status: u16) -> Self {
@@ -40,8 +36,7 @@ impl Reply {
         Reply {
             status,
             content_type: "text/xml",
-            body: format!("<error><code>{status}</code><message>{reason}</message></error>\n")
-                .into_bytes(),
+            body: format!("<error><code>{status}</code><message>{reason}</message></error>\n").into_bytes(),
         }
     }
 }
@@ -85,13 +80,10 @@ pub(crate) fn respond(node: &NodeView<'_>, port: u16, method: &str, target: &str
         (TOMCAT_PORT, ["cucm-uds", "version"]) if node.role.is_cucm() => {
             Some(("GET", Box::new(|| Reply::xml(uds_version(node.fqdn)))))
         }
-        (TOMCAT_PORT, ["cucm-uds", "servers"]) if node.role.is_cucm() => Some((
-            "GET",
-            Box::new(|| Reply::xml(uds_servers(&(node.cluster_servers)()))),
-        )),
-        (TOMCAT_PORT, ["cucm-uds", "user", user, "devices"])
-            if node.role.is_cucm() && !user.is_empty() =>
-        {
+        (TOMCAT_PORT, ["cucm-uds", "servers"]) if node.role.is_cucm() => {
+            Some(("GET", Box::new(|| Reply::xml(uds_servers(&(node.cluster_servers)())))))
+        }
+        (TOMCAT_PORT, ["cucm-uds", "user", user, "devices"]) if node.role.is_cucm() && !user.is_empty() => {
             Some(("GET", Box::new(move || uds_devices(user, query))))
         }
         (TOMCAT_PORT, ["EPASSoap", "service", "v105"]) if node.role == Role::Imp => {
@@ -105,36 +97,25 @@ pub(crate) fn respond(node: &NodeView<'_>, port: u16, method: &str, target: &str
         }
         (TFTP_PORT, ["ITLFile.tlv"]) if node.role.is_cucm() => Some((
             "GET",
-            Box::new(|| Reply {
-                status: 200,
-                content_type: "application/octet-stream",
-                body: itl_file(node.fqdn),
-            }),
+            Box::new(|| Reply { status: 200, content_type: "application/octet-stream", body: itl_file(node.fqdn) }),
         )),
         (TFTP_PORT, [file]) if node.role.is_cucm() => match file.strip_suffix(".cnf.xml.sgn") {
-            Some(device) if is_device_name(device) => Some((
-                "GET",
-                Box::new(move || Reply::xml(device_config(device, node.fqdn))),
-            )),
+            Some(device) if is_device_name(device) => {
+                Some(("GET", Box::new(move || Reply::xml(device_config(device, node.fqdn)))))
+            }
             _ => None,
         },
         _ => None,
     };
     match route {
         None => Reply::status(404),
-        Some((allowed, _)) if allowed != method && !(allowed == "GET" && method == "HEAD") => {
-            Reply::status(405)
-        }
+        Some((allowed, _)) if allowed != method && !(allowed == "GET" && method == "HEAD") => Reply::status(405),
         Some((_, body)) => body(),
     }
 }
 
 fn is_device_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn uds_version(fqdn: &str) -> String {
@@ -147,8 +128,7 @@ fn uds_version(fqdn: &str) -> String {
 }
 
 fn uds_servers(servers: &[String]) -> String {
-    let mut body =
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<servers>");
+    let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<servers>");
     for s in servers {
         body.push_str("<server>");
         body.push_str(&xml_escape(s));
@@ -176,18 +156,10 @@ fn uds_devices(user: &str, query: Option<&str>) -> Reply {
             }
         }
     }
-    let upper: String = user
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    let mut body =
-        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<devices>");
+    let upper: String = user.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_uppercase()).collect();
+    let mut body = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<devices>");
     for (prefix, model) in DEVICE_PREFIXES.iter().take(max) {
-        body.push_str(&format!(
-            "<device><name>{prefix}{}</name><model>{model}</model></device>",
-            xml_escape(&upper)
-        ));
+        body.push_str(&format!("<device><name>{prefix}{}</name><model>{model}</model></device>", xml_escape(&upper)));
     }
     body.push_str("</devices>\n");
     Reply::xml(body)
@@ -243,21 +215,14 @@ mod tests {
     use super::*;
 
     fn view(role: Role) -> (Role, Vec<String>) {
-        (
-            role,
-            vec!["cucm.steven.lab".to_owned(), "10.48.36.216".to_owned()],
-        )
+        (role, vec!["cucm.steven.lab".to_owned(), "10.48.36.216".to_owned()])
     }
 
     #[track_caller]
     fn check(role: Role, port: u16, method: &str, target: &str, status: u16, contains: &str) {
         let (role, servers) = view(role);
         let f = move || servers.clone();
-        let node = NodeView {
-            role,
-            fqdn: "cucm.steven.lab",
-            cluster_servers: &f,
-        };
+        let node = NodeView { role, fqdn: "cucm.steven.lab", cluster_servers: &f };
         let reply = respond(&node, port, method, target);
         assert_eq!(reply.status, status, "{method} {target}");
         let body = String::from_utf8_lossy(&reply.body);
@@ -268,62 +233,20 @@ mod tests {
     fn routes_answer_as_documented() {
         let p = Role::CucmPublisher;
         check(p, 8443, "GET", "/cucm-uds/version", 200, CUCM_VERSION);
-        check(
-            p,
-            8443,
-            "GET",
-            "/cucm-uds/servers",
-            200,
-            "<server>10.48.36.216</server>",
-        );
-        check(
-            p,
-            8443,
-            "GET",
-            "/cucm-uds/user/emusk/devices?max=2",
-            200,
-            "BOTEMUSK",
-        );
-        check(
-            p,
-            8443,
-            "GET",
-            "/cucm-uds/user/emusk/devices?max=1",
-            200,
-            "CSFEMUSK",
-        );
-        check(
-            p,
-            8443,
-            "GET",
-            "/cucm-uds/user/emusk/devices?max=x",
-            400,
-            "400",
-        );
+        check(p, 8443, "GET", "/cucm-uds/servers", 200, "<server>10.48.36.216</server>");
+        check(p, 8443, "GET", "/cucm-uds/user/emusk/devices?max=2", 200, "BOTEMUSK");
+        check(p, 8443, "GET", "/cucm-uds/user/emusk/devices?max=1", 200, "CSFEMUSK");
+        check(p, 8443, "GET", "/cucm-uds/user/emusk/devices?max=x", 400, "400");
         check(p, 8443, "POST", "/cucm-uds/version", 405, "405");
         check(p, 8443, "GET", "/nothing", 404, "404");
         check(p, 6972, "GET", "/SPDefault.cnf.xml", 200, "SPDefaultConfig");
         check(p, 6972, "GET", "/CSFEMUSK.cnf.xml.sgn", 200, "CSFEMUSK");
         check(p, 6972, "GET", "/ITLFile.tlv", 200, "cucm.steven.lab");
         check(p, 6972, "GET", "/cucm-uds/version", 404, "404");
-        check(
-            Role::Imp,
-            8443,
-            "POST",
-            "/EPASSoap/service/v105",
-            200,
-            "Envelope",
-        );
+        check(Role::Imp, 8443, "POST", "/EPASSoap/service/v105", 200, "Envelope");
         check(Role::Imp, 8443, "GET", "/EPASSoap/service/v105", 405, "405");
         check(Role::Imp, 8443, "GET", "/cucm-uds/version", 404, "404");
-        check(
-            Role::Unity,
-            8443,
-            "GET",
-            "/vmrest/version/product",
-            200,
-            "Unity",
-        );
+        check(Role::Unity, 8443, "GET", "/vmrest/version/product", 200, "Unity");
     }
 
     #[test]

@@ -17,9 +17,7 @@ mod http;
 mod loopback;
 mod tls;
 
-pub use config::{
-    CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig,
-};
+pub use config::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
 pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo};
 pub use http::{TFTP_PORT, TOMCAT_PORT};

@@ -12,8 +12,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{
-    AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, Error,
-    KeyLogFile, RootCertStore, ServerConfig, SignatureScheme,
+    AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, Error, KeyLogFile, RootCertStore,
+    ServerConfig, SignatureScheme,
 };
 use rustls_pki_types::{CertificateDer, UnixTime};
 
@@ -69,10 +69,7 @@ pub(crate) struct Served {
 
 impl fmt::Debug for Served {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Served")
-            .field("name", &self.name)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
+        f.debug_struct("Served").field("name", &self.name).field("alg", &self.alg).finish_non_exhaustive()
     }
 }
 
@@ -124,34 +121,19 @@ impl ConfigBase {
         key_log: bool,
     ) -> Result<Self, TlsSetupError> {
         let verifier = client_verifier(&provider, client_auth)?;
-        Ok(ConfigBase {
-            provider,
-            tls13,
-            verifier,
-            key_log: key_log.then(|| Arc::new(KeyLogFile::new())),
-        })
+        Ok(ConfigBase { provider, tls13, verifier, key_log: key_log.then(|| Arc::new(KeyLogFile::new())) })
     }
 
     fn load(&self, identity: &Identity, expected: KeyAlg) -> Result<Served, TlsSetupError> {
         if identity.chain.is_empty() {
-            return Err(TlsSetupError::EmptyChain {
-                identity: identity.name.clone(),
-            });
+            return Err(TlsSetupError::EmptyChain { identity: identity.name.clone() });
         }
-        let key = CertifiedKey::from_der(
-            identity.chain.clone(),
-            identity.key.clone_key(),
-            &self.provider,
-        )
-        .map_err(|source| TlsSetupError::Key {
-            identity: identity.name.clone(),
-            source,
-        })?;
+        let key = CertifiedKey::from_der(identity.chain.clone(), identity.key.clone_key(), &self.provider)
+            .map_err(|source| TlsSetupError::Key { identity: identity.name.clone(), source })?;
         let found = key.key.algorithm();
         let matches = matches!(
             (expected, found),
-            (KeyAlg::Rsa, rustls::SignatureAlgorithm::RSA)
-                | (KeyAlg::Ecdsa, rustls::SignatureAlgorithm::ECDSA)
+            (KeyAlg::Rsa, rustls::SignatureAlgorithm::RSA) | (KeyAlg::Ecdsa, rustls::SignatureAlgorithm::ECDSA)
         );
         if !matches {
             return Err(TlsSetupError::WrongAlgorithm {
@@ -161,17 +143,11 @@ impl ConfigBase {
             });
         }
         let key = Arc::new(key);
-        let versions: &[&'static rustls::SupportedProtocolVersion] = if self.tls13 {
-            &[&rustls::version::TLS12, &rustls::version::TLS13]
-        } else {
-            &[&rustls::version::TLS12]
-        };
+        let versions: &[&'static rustls::SupportedProtocolVersion] =
+            if self.tls13 { &[&rustls::version::TLS12, &rustls::version::TLS13] } else { &[&rustls::version::TLS12] };
         let builder = ServerConfig::builder_with_provider(self.provider.clone())
             .with_protocol_versions(versions)
-            .map_err(|source| TlsSetupError::Key {
-                identity: identity.name.clone(),
-                source,
-            })?;
+            .map_err(|source| TlsSetupError::Key { identity: identity.name.clone(), source })?;
         let builder = match &self.verifier {
             Some(v) => builder.with_client_cert_verifier(v.clone()),
             None => builder.with_no_client_auth(),
@@ -180,12 +156,7 @@ impl ConfigBase {
         if let Some(log) = &self.key_log {
             config.key_log = log.clone();
         }
-        Ok(Served {
-            name: identity.name.clone(),
-            alg: expected,
-            key,
-            config: Arc::new(config),
-        })
+        Ok(Served { name: identity.name.clone(), alg: expected, key, config: Arc::new(config) })
     }
 
     pub(crate) fn service_tls(
@@ -225,11 +196,7 @@ fn client_verifier(
     } else {
         None
     };
-    Ok(Some(Arc::new(TrustHintVerifier {
-        hints,
-        chain_check,
-        provider: provider.clone(),
-    })))
+    Ok(Some(Arc::new(TrustHintVerifier { hints, chain_check, provider: provider.clone() })))
 }
 
 /// The 6972 verifier: always sends a CertificateRequest whose acceptable CA names are the trust
@@ -273,12 +240,7 @@ impl ClientCertVerifier for TrustHintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -287,18 +249,11 @@ impl ClientCertVerifier for TrustHintVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -17,12 +17,7 @@ async fn curl_fetches_every_endpoint_with_the_expected_status_and_body() {
     let publisher = lab.node(
         "pub",
         Role::CucmPublisher,
-        vec![
-            lab.tomcat_service(),
-            lab.tftp_service(ClientAuth::Request {
-                trust: vec![lab.ca.der.clone()],
-            }),
-        ],
+        vec![lab.tomcat_service(), lab.tftp_service(ClientAuth::Request { trust: vec![lab.ca.der.clone()] })],
     );
     let mut subscriber = lab.node("sub", Role::CucmSubscriber, vec![lab.tomcat_service()]);
     subscriber.fqdn = "cucm-sub.steven.lab".to_owned();
@@ -39,14 +34,7 @@ async fn curl_fetches_every_endpoint_with_the_expected_status_and_body() {
     let pub_tftp = fleet.socket("pub", 6972).unwrap();
     let fqdn = "cucm.steven.lab";
     let cases: Vec<(std::net::SocketAddr, &str, &str, &str, u16, &str)> = vec![
-        (
-            pub_tomcat,
-            fqdn,
-            "GET",
-            "/cucm-uds/version",
-            200,
-            "<version>14.0.1.11900-132</version>",
-        ),
+        (pub_tomcat, fqdn, "GET", "/cucm-uds/version", 200, "<version>14.0.1.11900-132</version>"),
         (
             pub_tomcat,
             fqdn,
@@ -55,46 +43,11 @@ async fn curl_fetches_every_endpoint_with_the_expected_status_and_body() {
             200,
             "<servers><server>cucm.steven.lab</server><server>10.48.36.216</server></servers>",
         ),
-        (
-            pub_tomcat,
-            fqdn,
-            "GET",
-            "/cucm-uds/user/emusk/devices?max=100",
-            200,
-            "<name>CSFEMUSK</name>",
-        ),
-        (
-            pub_tomcat,
-            fqdn,
-            "GET",
-            "/cucm-uds/user/emusk/devices?max=100",
-            200,
-            "<name>TABEMUSK</name>",
-        ),
-        (
-            pub_tomcat,
-            fqdn,
-            "GET",
-            "/cucm-uds/nothing-here",
-            404,
-            "<code>404</code>",
-        ),
-        (
-            pub_tomcat,
-            fqdn,
-            "POST",
-            "/cucm-uds/version",
-            405,
-            "<code>405</code>",
-        ),
-        (
-            fleet.socket("sub", 8443).unwrap(),
-            "cucm-sub.steven.lab",
-            "GET",
-            "/cucm-uds/version",
-            200,
-            "14.0.1",
-        ),
+        (pub_tomcat, fqdn, "GET", "/cucm-uds/user/emusk/devices?max=100", 200, "<name>CSFEMUSK</name>"),
+        (pub_tomcat, fqdn, "GET", "/cucm-uds/user/emusk/devices?max=100", 200, "<name>TABEMUSK</name>"),
+        (pub_tomcat, fqdn, "GET", "/cucm-uds/nothing-here", 404, "<code>404</code>"),
+        (pub_tomcat, fqdn, "POST", "/cucm-uds/version", 405, "<code>405</code>"),
+        (fleet.socket("sub", 8443).unwrap(), "cucm-sub.steven.lab", "GET", "/cucm-uds/version", 200, "14.0.1"),
         (
             fleet.socket("imp", 8443).unwrap(),
             "imp.steven.lab",
@@ -103,22 +56,8 @@ async fn curl_fetches_every_endpoint_with_the_expected_status_and_body() {
             200,
             "<soapenv:Envelope",
         ),
-        (
-            fleet.socket("imp", 8443).unwrap(),
-            "imp.steven.lab",
-            "GET",
-            "/EPASSoap/service/v105",
-            405,
-            "405",
-        ),
-        (
-            fleet.socket("imp", 8443).unwrap(),
-            "imp.steven.lab",
-            "GET",
-            "/cucm-uds/version",
-            404,
-            "404",
-        ),
+        (fleet.socket("imp", 8443).unwrap(), "imp.steven.lab", "GET", "/EPASSoap/service/v105", 405, "405"),
+        (fleet.socket("imp", 8443).unwrap(), "imp.steven.lab", "GET", "/cucm-uds/version", 404, "404"),
         (
             fleet.socket("unity", 8443).unwrap(),
             "unity.steven.lab",
@@ -127,50 +66,19 @@ async fn curl_fetches_every_endpoint_with_the_expected_status_and_body() {
             200,
             "<ProductName>Cisco Unity Connection</ProductName>",
         ),
-        (
-            pub_tftp,
-            fqdn,
-            "GET",
-            "/SPDefault.cnf.xml",
-            200,
-            "<tftpServer>cucm.steven.lab</tftpServer>",
-        ),
-        (
-            pub_tftp,
-            fqdn,
-            "GET",
-            "/CSFEMUSK.cnf.xml.sgn",
-            200,
-            "<deviceName>CSFEMUSK</deviceName>",
-        ),
-        (
-            pub_tftp,
-            fqdn,
-            "GET",
-            "/ITLFile.tlv",
-            200,
-            "cucm.steven.lab",
-        ),
+        (pub_tftp, fqdn, "GET", "/SPDefault.cnf.xml", 200, "<tftpServer>cucm.steven.lab</tftpServer>"),
+        (pub_tftp, fqdn, "GET", "/CSFEMUSK.cnf.xml.sgn", 200, "<deviceName>CSFEMUSK</deviceName>"),
+        (pub_tftp, fqdn, "GET", "/ITLFile.tlv", 200, "cucm.steven.lab"),
         (pub_tftp, fqdn, "GET", "/nothing.txt", 404, "404"),
         (pub_tftp, fqdn, "DELETE", "/SPDefault.cnf.xml", 405, "405"),
     ];
     for (addr, host, method, path, status, needle) in cases {
         let (got, body) = curl(addr, host, &ca_file, method, path).await;
         assert_eq!(got, status, "{method} https://{host}{path}: {body}");
-        assert!(
-            body.contains(needle),
-            "{method} https://{host}{path}: {body}"
-        );
+        assert!(body.contains(needle), "{method} https://{host}{path}: {body}");
     }
 
-    let (_, two) = curl(
-        pub_tomcat,
-        fqdn,
-        &ca_file,
-        "GET",
-        "/cucm-uds/user/emusk/devices?max=2",
-    )
-    .await;
+    let (_, two) = curl(pub_tomcat, fqdn, &ca_file, "GET", "/cucm-uds/user/emusk/devices?max=2").await;
     assert_eq!(two.matches("<device>").count(), 2, "{two}");
     within(fleet.stop()).await;
 }
@@ -180,33 +88,15 @@ async fn a_system_server_change_shows_in_the_next_servers_answer_and_in_the_log(
     let lab = Lab::new();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = write(dir.path(), "ca.pem", &lab.ca.pem());
-    let fleet = start(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![lab.tomcat_service()],
-    )])
-    .await;
+    let fleet = start(vec![lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()])]).await;
     let addr = fleet.socket("pub", 8443).unwrap();
 
     fleet.set_system_server("pub", "10.48.36.215").unwrap();
-    let (status, body) = curl(
-        addr,
-        "cucm.steven.lab",
-        &ca_file,
-        "GET",
-        "/cucm-uds/servers",
-    )
-    .await;
+    let (status, body) = curl(addr, "cucm.steven.lab", &ca_file, "GET", "/cucm-uds/servers").await;
     assert_eq!(status, 200);
-    assert!(
-        body.contains("<servers><server>10.48.36.215</server></servers>"),
-        "{body}"
-    );
+    assert!(body.contains("<servers><server>10.48.36.215</server></servers>"), "{body}");
     assert_eq!(fleet.nodes()[0].system_server, "10.48.36.215");
-    assert!(matches!(
-        fleet.set_system_server("nobody", "x"),
-        Err(simulators::FleetError::UnknownNode { .. })
-    ));
+    assert!(matches!(fleet.set_system_server("nobody", "x"), Err(simulators::FleetError::UnknownNode { .. })));
 
     let events = wait_for_event(&fleet, "pub", "response").await;
     assert_eq!(
@@ -222,10 +112,7 @@ async fn a_system_server_change_shows_in_the_next_servers_answer_and_in_the_log(
     );
     let drained = fleet.take_events();
     assert_eq!(drained.len(), 5);
-    assert_eq!(
-        drained[3].to_string(),
-        "pub #3 :8443 conn 1: request GET /cucm-uds/servers"
-    );
+    assert_eq!(drained[3].to_string(), "pub #3 :8443 conn 1: request GET /cucm-uds/servers");
     assert!(fleet.take_events().is_empty());
     within(fleet.stop()).await;
 }

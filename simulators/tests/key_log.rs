@@ -15,22 +15,14 @@ fn a_fleet_with_key_log_writes_tls_secrets_to_sslkeylogfile() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("keys.log");
     let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            CHILD_TEST,
-            "--include-ignored",
-            "--test-threads=1",
-        ])
+        .args(["--exact", CHILD_TEST, "--include-ignored", "--test-threads=1"])
         .env("SSLKEYLOGFILE", &log)
         .env("SIMULATORS_KEY_LOG_CHILD", "1")
         .status()
         .unwrap();
     assert!(status.success());
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.lines().any(|l| l.starts_with("CLIENT_RANDOM ")),
-        "no TLS 1.2 secret logged: {text}"
-    );
+    assert!(text.lines().any(|l| l.starts_with("CLIENT_RANDOM ")), "no TLS 1.2 secret logged: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,11 +32,7 @@ async fn child_fleet_writes_tls_secrets_to_sslkeylogfile() {
         return;
     }
     let lab = Lab::new();
-    let mut config = fleet_config(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![lab.tomcat_service()],
-    )]);
+    let mut config = fleet_config(vec![lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()])]);
     config.key_log = true;
     let fleet = within(Fleet::start(config)).await.unwrap();
     let out = s_client(fleet.socket("pub", 8443).unwrap(), &["-cipher", "EECDH"]).await;

@@ -25,11 +25,7 @@ async fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     }
 }
 
-async fn start_with_timeouts(
-    nodes: Vec<simulators::NodeConfig>,
-    handshake: Duration,
-    idle: Duration,
-) -> Fleet {
+async fn start_with_timeouts(nodes: Vec<simulators::NodeConfig>, handshake: Duration, idle: Duration) -> Fleet {
     let mut config = fleet_config(nodes);
     config.handshake_timeout = handshake;
     config.idle_timeout = idle;
@@ -43,12 +39,7 @@ fn kinds(fleet: &Fleet, node: &str) -> Vec<EventKind> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_are_refused_logged_and_the_node_keeps_serving() {
     let lab = Lab::new();
-    let fleet = start(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![lab.tomcat_service()],
-    )])
-    .await;
+    let fleet = start(vec![lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()])]).await;
     let addr = fleet.socket("pub", 8443).unwrap();
 
     for garbage in [
@@ -63,10 +54,7 @@ async fn garbage_bytes_are_refused_logged_and_the_node_keeps_serving() {
     let events = wait_for_event(&fleet, "pub", "handshake failed").await;
     let failures = within(async {
         loop {
-            let n = kinds(&fleet, "pub")
-                .iter()
-                .filter(|k| matches!(k, EventKind::HandshakeFailed { .. }))
-                .count();
+            let n = kinds(&fleet, "pub").iter().filter(|k| matches!(k, EventKind::HandshakeFailed { .. })).count();
             if n == 3 {
                 return n;
             }
@@ -94,11 +82,7 @@ async fn garbage_bytes_are_refused_logged_and_the_node_keeps_serving() {
     );
 
     let out = s_client(addr, &["-cipher", "EECDH"]).await;
-    assert!(
-        out.stdout.contains("CN = cucm-EC.steven.lab"),
-        "{}",
-        out.all()
-    );
+    assert!(out.stdout.contains("CN = cucm-EC.steven.lab"), "{}", out.all());
     within(fleet.stop()).await;
 }
 
@@ -115,11 +99,7 @@ async fn a_truncated_client_hello_and_a_silent_client_time_out_and_are_logged() 
 
     // A record header announcing 512 bytes of handshake, then only the first few.
     let mut truncated = within(TcpStream::connect(addr)).await.unwrap();
-    within(truncated.write_all(&[
-        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
-    ]))
-    .await
-    .unwrap();
+    within(truncated.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])).await.unwrap();
     let mut silent = within(TcpStream::connect(addr)).await.unwrap();
 
     // The node closes both when the handshake timeout expires.
@@ -128,25 +108,14 @@ async fn a_truncated_client_hello_and_a_silent_client_time_out_and_are_logged() 
 
     // A truncated hello whose client then hangs up is a failure, not a timeout.
     let mut hangs_up = within(TcpStream::connect(addr)).await.unwrap();
-    within(hangs_up.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
-        .await
-        .unwrap();
+    within(hangs_up.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])).await.unwrap();
     drop(hangs_up);
 
     let events = within(async {
         loop {
             let k = kinds(&fleet, "pub");
-            let timeouts = k
-                .iter()
-                .filter(|k| {
-                    **k == EventKind::TimedOut {
-                        phase: TimeoutPhase::Handshake,
-                    }
-                })
-                .count();
-            let failed = k
-                .iter()
-                .any(|k| matches!(k, EventKind::HandshakeFailed { .. }));
+            let timeouts = k.iter().filter(|k| **k == EventKind::TimedOut { phase: TimeoutPhase::Handshake }).count();
+            let failed = k.iter().any(|k| matches!(k, EventKind::HandshakeFailed { .. }));
             if timeouts == 2 && failed {
                 return k;
             }
@@ -203,11 +172,7 @@ async fn a_thousand_idle_connections_time_out_while_other_connections_and_nodes_
     // While they hang, both the crowded node and its neighbour still hand out certificates.
     for node in ["pub", "sub"] {
         let out = s_client(fleet.socket(node, 8443).unwrap(), &["-cipher", "EECDH"]).await;
-        assert!(
-            out.stdout.contains("CN = cucm-EC.steven.lab"),
-            "{node}: {}",
-            out.all()
-        );
+        assert!(out.stdout.contains("CN = cucm-EC.steven.lab"), "{node}: {}", out.all());
     }
     for stream in &mut idle {
         read_to_close(stream).await;
@@ -216,11 +181,7 @@ async fn a_thousand_idle_connections_time_out_while_other_connections_and_nodes_
         loop {
             let n = kinds(&fleet, "pub")
                 .iter()
-                .filter(|k| {
-                    **k == EventKind::TimedOut {
-                        phase: TimeoutPhase::Handshake,
-                    }
-                })
+                .filter(|k| **k == EventKind::TimedOut { phase: TimeoutPhase::Handshake })
                 .count();
             if n >= 1000 {
                 return n;
@@ -238,36 +199,18 @@ async fn two_fleets_started_at_once_in_one_process_do_not_collide() {
     let lab = Lab::new();
     let nodes = |prefix: &str| {
         (0..300)
-            .map(|i| {
-                lab.node(
-                    &format!("{prefix}{i}"),
-                    Role::CucmSubscriber,
-                    vec![lab.tomcat_service()],
-                )
-            })
+            .map(|i| lab.node(&format!("{prefix}{i}"), Role::CucmSubscriber, vec![lab.tomcat_service()]))
             .collect::<Vec<_>>()
     };
-    let (a, b) = within(async {
-        tokio::join!(
-            Fleet::start(fleet_config(nodes("a"))),
-            Fleet::start(fleet_config(nodes("b")))
-        )
-    })
-    .await;
+    let (a, b) =
+        within(async { tokio::join!(Fleet::start(fleet_config(nodes("a"))), Fleet::start(fleet_config(nodes("b")))) })
+            .await;
     let (a, b) = (a.unwrap(), b.unwrap());
     let mut seen = std::collections::HashSet::new();
     for info in a.nodes().into_iter().chain(b.nodes()) {
         assert!(info.loopback.is_loopback());
-        assert_eq!(
-            info.services[0].addr,
-            SocketAddr::new(IpAddr::V4(info.loopback), 8443)
-        );
-        assert!(
-            seen.insert(info.loopback),
-            "{} shares {}",
-            info.name,
-            info.loopback
-        );
+        assert_eq!(info.services[0].addr, SocketAddr::new(IpAddr::V4(info.loopback), 8443));
+        assert!(seen.insert(info.loopback), "{} shares {}", info.name, info.loopback);
     }
     assert_eq!(seen.len(), 600);
     within(a.stop()).await;
@@ -277,26 +220,14 @@ async fn two_fleets_started_at_once_in_one_process_do_not_collide() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_explicit_loopback_that_is_taken_is_an_error_naming_the_node_and_port() {
     let lab = Lab::new();
-    let first = start(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![lab.tomcat_service()],
-    )])
-    .await;
+    let first = start(vec![lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()])]).await;
     let taken = first.nodes()[0].loopback;
 
     let mut clash = lab.node("clash", Role::CucmSubscriber, vec![lab.tomcat_service()]);
     clash.loopback = Some(taken);
-    let err = within(Fleet::start(fleet_config(vec![clash])))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, FleetError::PortInUse { node, addr } if node == "clash" && addr.port() == 8443)
-    );
-    assert_eq!(
-        err.to_string(),
-        format!("node 'clash': {taken}:8443 is already in use")
-    );
+    let err = within(Fleet::start(fleet_config(vec![clash]))).await.unwrap_err();
+    assert!(matches!(&err, FleetError::PortInUse { node, addr } if node == "clash" && addr.port() == 8443));
+    assert_eq!(err.to_string(), format!("node 'clash': {taken}:8443 is already in use"));
     within(first.stop()).await;
 }
 
@@ -305,9 +236,7 @@ async fn a_non_loopback_explicit_address_is_refused() {
     let lab = Lab::new();
     let mut node = lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()]);
     node.loopback = Some(Ipv4Addr::new(10, 48, 36, 215));
-    let err = within(Fleet::start(fleet_config(vec![node])))
-        .await
-        .unwrap_err();
+    let err = within(Fleet::start(fleet_config(vec![node]))).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "node 'pub': 10.48.36.215 is not a loopback address (simulators bind 127.0.0.0/8 only)"
@@ -326,13 +255,9 @@ async fn bad_configurations_are_errors_naming_the_node() {
 
     let mut swapped = lab.tomcat_service();
     swapped.rsa = Some(lab.tomcat_ecdsa.identity("tomcat-ECDSA", &[]));
-    let err = within(Fleet::start(fleet_config(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![swapped],
-    )])))
-    .await
-    .unwrap_err();
+    let err = within(Fleet::start(fleet_config(vec![lab.node("pub", Role::CucmPublisher, vec![swapped])])))
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "node 'pub' port 8443: identity 'tomcat-ECDSA' has an ECDSA key but was given as the RSA identity"
@@ -341,17 +266,9 @@ async fn bad_configurations_are_errors_naming_the_node() {
     let mut empty = lab.tomcat_service();
     empty.rsa = None;
     empty.ecdsa = None;
-    let err = within(Fleet::start(fleet_config(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![empty],
-    )])))
-    .await
-    .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "node 'pub': port 8443 has no identity to serve"
-    );
+    let err =
+        within(Fleet::start(fleet_config(vec![lab.node("pub", Role::CucmPublisher, vec![empty])]))).await.unwrap_err();
+    assert_eq!(err.to_string(), "node 'pub': port 8443 has no identity to serve");
 
     let mut wrong_key = lab.tomcat_service();
     wrong_key.ecdsa = Some(simulators::Identity {
@@ -359,25 +276,16 @@ async fn bad_configurations_are_errors_naming_the_node() {
         chain: vec![lab.tomcat_ecdsa.der.clone()],
         key: lab.callmanager_ecdsa.key_der(),
     });
-    let err = within(Fleet::start(fleet_config(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![wrong_key],
-    )])))
-    .await
-    .unwrap_err();
+    let err = within(Fleet::start(fleet_config(vec![lab.node("pub", Role::CucmPublisher, vec![wrong_key])])))
+        .await
+        .unwrap_err();
     assert!(matches!(err, FleetError::Tls { .. }), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_closes_open_connections_and_releases_every_socket() {
     let lab = Lab::new();
-    let fleet = start(vec![lab.node(
-        "pub",
-        Role::CucmPublisher,
-        vec![lab.tomcat_service()],
-    )])
-    .await;
+    let fleet = start(vec![lab.node("pub", Role::CucmPublisher, vec![lab.tomcat_service()])]).await;
     let addr = fleet.socket("pub", 8443).unwrap();
     let mut open = within(TcpStream::connect(addr)).await.unwrap();
     wait_for_event(&fleet, "pub", "connected").await;

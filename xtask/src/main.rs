@@ -4,6 +4,7 @@
 mod bench;
 mod ciphers;
 mod pki;
+mod scenarios;
 
 use clap::{Parser, Subcommand};
 
@@ -17,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the scenario catalogue against a verifier and compare with the snapshots.
+    Scenarios(scenarios::ScenariosArgs),
     /// Build a PKI topology, print its tree, and optionally write every file.
     Pki(pki::PkiArgs),
     /// Show where the RSA key cache lives, or clear it.
@@ -31,6 +34,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Scenarios(args) => scenarios::run(args),
         Command::Pki(args) => pki::run(args),
         Command::Keys(args) => pki::keys(args),
         Command::Ciphers(args) => ciphers::run(args),

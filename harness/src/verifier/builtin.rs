@@ -127,7 +127,11 @@ impl BuiltinVerifier {
         let builder = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&versions)
             .map_err(|e| {
-                self.fault(format!("cipher list '{}' leaves no suite for {:?}: {e}", ciphers.source(), session.expressway.tls))
+                self.fault(format!(
+                    "cipher list '{}' leaves no suite for {:?}: {e}",
+                    ciphers.source(),
+                    session.expressway.tls
+                ))
             })?
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(check));
@@ -151,8 +155,12 @@ impl Verifier for BuiltinVerifier {
     fn open(&mut self, session: &Session) -> Result<(), VerifierFault> {
         let record = Arc::new(Mutex::new(Record::new()));
         let config = self.build_config(session, &record)?;
-        self.state =
-            Some(State { session: session.clone(), config, record, log: LogWriter::new(self.profile, session.log.clone()) });
+        self.state = Some(State {
+            session: session.clone(),
+            config,
+            record,
+            log: LogWriter::new(self.profile, session.log.clone()),
+        });
         Ok(())
     }
 
@@ -201,7 +209,11 @@ impl Verifier for BuiltinVerifier {
             );
             outcome.log.extend(log.http_message("Receive Request", txn, &front));
         }
-        outcome.log.extend(log.http_message("Sending Request", txn, &format!("{} {} HTTP/1.1", request.method, request.path)));
+        outcome.log.extend(log.http_message(
+            "Sending Request",
+            txn,
+            &format!("{} {} HTTP/1.1", request.method, request.path),
+        ));
 
         let mut response = None;
         for _ in 0..attempts {
@@ -311,12 +323,8 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest) -> Result<Respon
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         _ => "TLSv1.2",
     };
-    let suite = tls
-        .conn
-        .negotiated_cipher_suite()
-        .and_then(|s| openssl_name(s.suite()))
-        .unwrap_or("unknown")
-        .to_string();
+    let suite =
+        tls.conn.negotiated_cipher_suite().and_then(|s| openssl_name(s.suite())).unwrap_or("unknown").to_string();
     let message = format!(
         "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: mralab-expressway-model\r\nConnection: close\r\n\r\n",
         request.method, request.path, request.host, request.port
@@ -515,5 +523,23 @@ impl ServerCertVerifier for ModelCheck {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Makes built-in verifiers of one profile, for the scenario runner.
+#[derive(Debug, Clone, Copy)]
+pub struct BuiltinFactory(pub Profile);
+
+impl crate::scenario::VerifierFactory for BuiltinFactory {
+    fn name(&self) -> String {
+        format!("builtin:{}", self.0)
+    }
+
+    fn family(&self) -> crate::scenario::spec::Family {
+        crate::scenario::spec::Family::Builtin
+    }
+
+    fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
+        Ok(Box::new(BuiltinVerifier::new(self.0)))
     }
 }

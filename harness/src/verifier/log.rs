@@ -123,7 +123,12 @@ pub struct LogSettings {
 impl LogSettings {
     /// The seed's stamps: +02:00, pid 18242, host `vcsc`.
     pub fn seed(start: OffsetDateTime) -> LogSettings {
-        LogSettings { start, utc_offset: UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC), pid: 18242, hostname: "vcsc".into() }
+        LogSettings {
+            start,
+            utc_offset: UtcOffset::from_hms(2, 0, 0).unwrap_or(UtcOffset::UTC),
+            pid: 18242,
+            hostname: "vcsc".into(),
+        }
     }
 }
 
@@ -214,7 +219,10 @@ mod tests {
     #[test]
     fn expressway_lines_carry_the_seed_prefix() {
         let mut w = LogWriter::new(Profile::ExpresswayX14_2, LogSettings::seed(datetime!(2022-07-11 16:55:26.015 UTC)));
-        assert_eq!(w.net("WARNING: x"), "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: x");
+        assert_eq!(
+            w.net("WARNING: x"),
+            "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: x"
+        );
     }
 
     #[test]

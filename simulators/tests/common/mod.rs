@@ -9,23 +9,15 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
-    PKCS_RSA_SHA256,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use simulators::{
-    CertChoice, ClientAuth, Fleet, FleetConfig, Identity, NodeConfig, NodeEvent, Role,
-    ServiceConfig,
-};
+use simulators::{CertChoice, ClientAuth, Fleet, FleetConfig, Identity, NodeConfig, NodeEvent, Role, ServiceConfig};
 
 /// The one RSA-2048 key every RSA leaf shares: generation costs up to 130 ms.
 pub fn rsa_key() -> KeyPair {
     static PEM: OnceLock<String> = OnceLock::new();
-    let pem = PEM.get_or_init(|| {
-        KeyPair::generate_for(&PKCS_RSA_SHA256)
-            .unwrap()
-            .serialize_pem()
-    });
+    let pem = PEM.get_or_init(|| KeyPair::generate_for(&PKCS_RSA_SHA256).unwrap().serialize_pem());
     KeyPair::from_pem(pem).unwrap()
 }
 
@@ -34,8 +26,7 @@ pub fn ec_key() -> KeyPair {
 }
 
 fn params(cn: &str, sans: &[&str], ca: bool) -> CertificateParams {
-    let mut p =
-        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    let mut p = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
     p.distinguished_name = rcgen::DistinguishedName::new();
     p.distinguished_name.push(DnType::CountryName, "BE");
     p.distinguished_name.push(DnType::OrganizationName, "Cisco");
@@ -54,10 +45,7 @@ pub struct Made {
 
 impl Made {
     pub fn pem(&self) -> String {
-        format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            base64(self.der.as_ref())
-        )
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64(self.der.as_ref()))
     }
 
     pub fn key_der(&self) -> PrivateKeyDer<'static> {
@@ -67,11 +55,7 @@ impl Made {
     pub fn identity(&self, name: &str, chain_extra: &[&Made]) -> Identity {
         let mut chain = vec![self.der.clone()];
         chain.extend(chain_extra.iter().map(|m| m.der.clone()));
-        Identity {
-            name: name.to_owned(),
-            chain,
-            key: self.key_der(),
-        }
+        Identity { name: name.to_owned(), chain, key: self.key_der() }
     }
 }
 
@@ -82,11 +66,7 @@ fn base64(bytes: &[u8]) -> String {
         if i > 0 && i % 16 == 0 {
             out.push('\n');
         }
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for k in 0..4 {
             if k <= chunk.len() {
@@ -109,56 +89,33 @@ pub struct Lab {
 }
 
 pub fn self_signed(cn: &str, sans: &[&str], key: KeyPair) -> Made {
-    let der = params(cn, sans, false)
-        .self_signed(&key)
-        .unwrap()
-        .der()
-        .clone();
+    let der = params(cn, sans, false).self_signed(&key).unwrap().der().clone();
     Made { der, key }
 }
 
 pub fn ca(cn: &str) -> Made {
     let key = ec_key();
-    let der = params(cn, &[], true)
-        .self_signed(&key)
-        .unwrap()
-        .der()
-        .clone();
+    let der = params(cn, &[], true).self_signed(&key).unwrap().der().clone();
     Made { der, key }
 }
 
 pub fn signed(cn: &str, sans: &[&str], key: KeyPair, issuer_cn: &str, issuer: &Made) -> Made {
     let issuer_params = params(issuer_cn, &[], true);
     let issuer = Issuer::from_params(&issuer_params, &issuer.key);
-    let der = params(cn, sans, false)
-        .signed_by(&key, &issuer)
-        .unwrap()
-        .der()
-        .clone();
+    let der = params(cn, sans, false).signed_by(&key, &issuer).unwrap().der().clone();
     Made { der, key }
 }
 
 impl Lab {
     pub fn new() -> Lab {
         let ca = ca("steven-DC-CA");
-        let sans = [
-            "cucm.steven.lab",
-            "cucm-ms.steven.lab",
-            "cucm-sub.steven.lab",
-            "imp.steven.lab",
-            "unity.steven.lab",
-        ];
+        let sans =
+            ["cucm.steven.lab", "cucm-ms.steven.lab", "cucm-sub.steven.lab", "imp.steven.lab", "unity.steven.lab"];
         let tomcat = signed("cucm-ms.steven.lab", &sans, rsa_key(), "steven-DC-CA", &ca);
         let callmanager = signed("cucm.steven.lab", &sans, rsa_key(), "steven-DC-CA", &ca);
         let tomcat_ecdsa = self_signed("cucm-EC.steven.lab", &["cucm.steven.lab"], ec_key());
         let callmanager_ecdsa = self_signed("cucm-EC.steven.lab", &["cucm.steven.lab"], ec_key());
-        Lab {
-            ca,
-            tomcat,
-            tomcat_ecdsa,
-            callmanager,
-            callmanager_ecdsa,
-        }
+        Lab { ca, tomcat, tomcat_ecdsa, callmanager, callmanager_ecdsa }
     }
 
     pub fn tomcat_service(&self) -> ServiceConfig {
@@ -211,9 +168,7 @@ pub async fn start(nodes: Vec<NodeConfig>) -> Fleet {
 
 /// Every network await in these tests goes through this.
 pub async fn within<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f)
-        .await
-        .expect("timed out")
+    tokio::time::timeout(Duration::from_secs(20), f).await.expect("timed out")
 }
 
 /// The output of a command run off the runtime, killed after 15 s.
@@ -251,11 +206,7 @@ pub async fn run(program: &str, args: Vec<String>) -> Output {
 
 /// `openssl s_client -connect <addr> <extra...> </dev/null`.
 pub async fn s_client(addr: SocketAddr, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "s_client".to_owned(),
-        "-connect".to_owned(),
-        addr.to_string(),
-    ];
+    let mut args = vec!["s_client".to_owned(), "-connect".to_owned(), addr.to_string()];
     args.extend(extra.iter().map(|s| s.to_string()));
     run("openssl", args).await
 }
@@ -297,13 +248,7 @@ pub async fn wait_for_event(fleet: &Fleet, node: &str, needle: &str) -> Vec<Node
 
 /// `curl` through `--resolve <fqdn>:<port>:<loopback>`, trusting `ca_file`, asking for an
 /// ECDHE-RSA suite (the CA-signed RSA certificates). Returns the status and the body.
-pub async fn curl(
-    addr: SocketAddr,
-    fqdn: &str,
-    ca_file: &Path,
-    method: &str,
-    path: &str,
-) -> (u16, String) {
+pub async fn curl(addr: SocketAddr, fqdn: &str, ca_file: &Path, method: &str, path: &str) -> (u16, String) {
     let port = addr.port();
     let mut args = vec![
         "-sS".to_owned(),
@@ -326,17 +271,8 @@ pub async fn curl(
     }
     args.push(format!("https://{fqdn}:{port}{path}"));
     let out = run("curl", args).await;
-    let (body, status) = out
-        .stdout
-        .rsplit_once('\n')
-        .unwrap_or_else(|| panic!("curl failed: {}", out.all()));
-    (
-        status
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("curl: {}", out.all())),
-        body.to_owned(),
-    )
+    let (body, status) = out.stdout.rsplit_once('\n').unwrap_or_else(|| panic!("curl failed: {}", out.all()));
+    (status.trim().parse().unwrap_or_else(|_| panic!("curl: {}", out.all())), body.to_owned())
 }
 
 /// A client verifier that accepts any server certificate: these tests look at what the node
@@ -362,12 +298,7 @@ impl rustls::client::danger::ServerCertVerifier for DangerAcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -376,12 +307,7 @@ impl rustls::client::danger::ServerCertVerifier for DangerAcceptAnyServerCert {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

@@ -1,0 +1,394 @@
+//! The fleet description: which CUCM, IM&P and Unity Connection nodes exist, where they are,
+//! and which certificates each serves on 8443 and 6972. This is the TOML format of a scenario's
+//! `[fleet]` table and of standalone fleet files; [`ResolvedFleet::config`] turns it and a
+//! built PKI into the `simulators` crate's plain [`FleetConfig`].
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::Deserialize;
+use simulators::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
+
+use crate::pki::{Pki, PkiError, Role as PkiRole};
+use crate::source::did_you_mean;
+
+/// A fleet: nodes by name. A node's certificates are the topology's `<name>/<kind>` ids.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    /// Nodes by name (`cucm`, `cucm-sub1`, `cups`, `unity`).
+    pub nodes: BTreeMap<String, NodeSpec>,
+}
+
+/// The product a node stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoleSpec {
+    /// CUCM publisher: 8443 and 6972.
+    CucmPublisher,
+    /// CUCM subscriber: 8443 and 6972.
+    CucmSubscriber,
+    /// IM and Presence: 8443.
+    Imp,
+    /// Unity Connection: 8443.
+    Unity,
+}
+
+impl RoleSpec {
+    fn role(self) -> Role {
+        match self {
+            RoleSpec::CucmPublisher => Role::CucmPublisher,
+            RoleSpec::CucmSubscriber => Role::CucmSubscriber,
+            RoleSpec::Imp => Role::Imp,
+            RoleSpec::Unity => Role::Unity,
+        }
+    }
+
+    fn is_cucm(self) -> bool {
+        matches!(self, RoleSpec::CucmPublisher | RoleSpec::CucmSubscriber)
+    }
+}
+
+/// One node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSpec {
+    /// What it is.
+    pub role: RoleSpec,
+    /// Its cluster (`cucm` for CUCM and IM&P nodes, `unity` for Unity by default).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// Its FQDN.
+    pub fqdn: String,
+    /// The address the real network would use; logs and snapshots show it.
+    pub ip: IpAddr,
+    /// CUCM System > Server: what the publisher advertises (FQDN or IP); the FQDN by default.
+    #[serde(default)]
+    pub system_server: Option<String>,
+    /// A fixed loopback address; allocated when absent.
+    #[serde(default)]
+    pub loopback: Option<Ipv4Addr>,
+    /// TLS 1.3 beside TLS 1.2.
+    #[serde(default)]
+    pub tls13: bool,
+    /// Per-port settings, keyed `"8443"` / `"6972"`; the role's ports exist regardless.
+    #[serde(default)]
+    pub ports: BTreeMap<String, PortSpec>,
+}
+
+/// One listener's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSpec {
+    /// The RSA certificate id, `"none"` for no RSA identity; `<node>/tomcat` (8443) or
+    /// `<node>/CallManager` (6972) by default.
+    #[serde(default)]
+    pub rsa: Option<String>,
+    /// The ECDSA certificate id, `"none"` for none; the `-ECDSA` kind by default.
+    #[serde(default)]
+    pub ecdsa: Option<String>,
+    /// `client` (follow the client's cipher order, as CUCM does), `server-ecdsa` or `server-rsa`.
+    #[serde(default)]
+    pub order: Option<OrderSpec>,
+    /// `off`, `request` (6972's default: a CertificateRequest, anything accepted) or `require`.
+    #[serde(default)]
+    pub client_auth: Option<ClientAuthSpec>,
+    /// CallManager-trust: certificate ids a client certificate must chain to; every root of
+    /// the topology by default.
+    #[serde(default)]
+    pub client_trust: Option<Vec<String>>,
+}
+
+/// Whose order decides between RSA and ECDSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderSpec {
+    /// The client's cipher order.
+    Client,
+    /// The node's own order, ECDSA first.
+    ServerEcdsa,
+    /// The node's own order, RSA first.
+    ServerRsa,
+}
+
+/// Client certificate policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAuthSpec {
+    /// No CertificateRequest.
+    Off,
+    /// A CertificateRequest; anything accepted.
+    Request,
+    /// A certificate chaining to CallManager-trust is required.
+    Require,
+}
+
+/// Errors in a fleet description.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetSpecError {
+    /// A certificate id the topology lacks.
+    #[error("fleet node '{node}' port {port}: field '{field}': {source}")]
+    Cert {
+        /// The node.
+        node: String,
+        /// The port.
+        port: u16,
+        /// `rsa`, `ecdsa` or `client_trust`.
+        field: &'static str,
+        /// The PKI's error.
+        source: PkiError,
+    },
+    /// An RSA slot given an ECDSA certificate or the reverse.
+    #[error("fleet node '{node}' port {port}: field '{field}' names '{cert}', whose key is {key}")]
+    WrongKey {
+        /// The node.
+        node: String,
+        /// The port.
+        port: u16,
+        /// `rsa` or `ecdsa`.
+        field: &'static str,
+        /// The certificate.
+        cert: String,
+        /// Its key type.
+        key: String,
+    },
+    /// A port with no certificate at all.
+    #[error(
+        "fleet node '{node}' port {port} has no certificate: the topology has neither '{rsa}' nor '{ecdsa}'; name them with ports.\"{port}\".rsa / .ecdsa"
+    )]
+    NoIdentity {
+        /// The node.
+        node: String,
+        /// The port.
+        port: u16,
+        /// The default RSA id looked for.
+        rsa: String,
+        /// The default ECDSA id looked for.
+        ecdsa: String,
+    },
+    /// A port key that is not one of the role's ports.
+    #[error("fleet node '{node}': ports.\"{port}\" is not a port of a {role} node (it has {ports:?})")]
+    UnknownPort {
+        /// The node.
+        node: String,
+        /// The key written.
+        port: String,
+        /// The role.
+        role: String,
+        /// The role's ports.
+        ports: Vec<u16>,
+    },
+    /// A node name the fleet lacks.
+    #[error("no node '{node}' in the fleet{suggestion}")]
+    UnknownNode {
+        /// The name.
+        node: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+}
+
+/// One listener, resolved to certificate ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPort {
+    /// 8443 or 6972.
+    pub port: u16,
+    /// RSA certificate id.
+    pub rsa: Option<String>,
+    /// ECDSA certificate id.
+    pub ecdsa: Option<String>,
+    /// Who decides.
+    pub order: OrderSpec,
+    /// Client certificate policy.
+    pub client_auth: ClientAuthSpec,
+    /// CallManager-trust ids.
+    pub client_trust: Vec<String>,
+}
+
+/// One node, resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedNode {
+    /// Name.
+    pub name: String,
+    /// The description it came from.
+    pub spec: NodeSpec,
+    /// Cluster.
+    pub cluster: String,
+    /// Listeners.
+    pub ports: Vec<ResolvedPort>,
+}
+
+impl ResolvedNode {
+    /// The System > Server name in the description (the FQDN unless set).
+    pub fn system_server(&self) -> String {
+        self.spec.system_server.clone().unwrap_or_else(|| self.spec.fqdn.clone())
+    }
+}
+
+/// A fleet description checked against a PKI: every node's listeners and certificate ids.
+#[derive(Debug, Clone)]
+pub struct ResolvedFleet {
+    /// Nodes in name order.
+    pub nodes: Vec<ResolvedNode>,
+}
+
+fn role_ports(role: RoleSpec) -> Vec<u16> {
+    if role.is_cucm() { vec![8443, 6972] } else { vec![8443] }
+}
+
+impl ResolvedFleet {
+    /// Checks `spec` against `pki` and fills every default.
+    pub fn resolve(spec: &FleetSpec, pki: &Pki) -> Result<ResolvedFleet, FleetSpecError> {
+        let roots: Vec<String> = pki.certs().filter(|c| c.role == PkiRole::Root).map(|c| c.id.clone()).collect();
+        let mut nodes = Vec::new();
+        for (name, node) in &spec.nodes {
+            let ports = role_ports(node.role);
+            for key in node.ports.keys() {
+                if !key.parse::<u16>().is_ok_and(|p| ports.contains(&p)) {
+                    return Err(FleetSpecError::UnknownPort {
+                        node: name.clone(),
+                        port: key.clone(),
+                        role: format!("{:?}", node.role),
+                        ports,
+                    });
+                }
+            }
+            let mut resolved_ports = Vec::new();
+            for port in ports {
+                let settings = node.ports.get(&port.to_string()).cloned().unwrap_or_default();
+                let (rsa_kind, ecdsa_kind) =
+                    if port == 6972 { ("CallManager", "CallManager-ECDSA") } else { ("tomcat", "tomcat-ECDSA") };
+                let default_rsa = format!("{name}/{rsa_kind}");
+                let default_ecdsa = format!("{name}/{ecdsa_kind}");
+                let pick = |given: &Option<String>, default: &str, field: &'static str, want_rsa: bool| {
+                    let id = match given.as_deref() {
+                        Some("none") => return Ok(None),
+                        Some(id) => id.to_string(),
+                        None if pki.cert(default).is_ok() => default.to_string(),
+                        None => return Ok(None),
+                    };
+                    let cert = pki.cert(&id).map_err(|source| FleetSpecError::Cert {
+                        node: name.clone(),
+                        port,
+                        field,
+                        source,
+                    })?;
+                    if cert.key_type().is_rsa() != want_rsa {
+                        return Err(FleetSpecError::WrongKey {
+                            node: name.clone(),
+                            port,
+                            field,
+                            cert: id,
+                            key: cert.key_type().to_string(),
+                        });
+                    }
+                    Ok(Some(id))
+                };
+                let rsa = pick(&settings.rsa, &default_rsa, "rsa", true)?;
+                let ecdsa = pick(&settings.ecdsa, &default_ecdsa, "ecdsa", false)?;
+                if rsa.is_none() && ecdsa.is_none() {
+                    return Err(FleetSpecError::NoIdentity {
+                        node: name.clone(),
+                        port,
+                        rsa: default_rsa,
+                        ecdsa: default_ecdsa,
+                    });
+                }
+                let client_trust = settings.client_trust.clone().unwrap_or_else(|| roots.clone());
+                for id in &client_trust {
+                    pki.cert(id).map_err(|source| FleetSpecError::Cert {
+                        node: name.clone(),
+                        port,
+                        field: "client_trust",
+                        source,
+                    })?;
+                }
+                let default_auth = if port == 6972 { ClientAuthSpec::Request } else { ClientAuthSpec::Off };
+                resolved_ports.push(ResolvedPort {
+                    port,
+                    rsa,
+                    ecdsa,
+                    order: settings.order.unwrap_or(OrderSpec::Client),
+                    client_auth: settings.client_auth.unwrap_or(default_auth),
+                    client_trust,
+                });
+            }
+            let cluster = node
+                .cluster
+                .clone()
+                .unwrap_or_else(|| if node.role == RoleSpec::Unity { "unity".into() } else { "cucm".into() });
+            nodes.push(ResolvedNode { name: name.clone(), spec: node.clone(), cluster, ports: resolved_ports });
+        }
+        Ok(ResolvedFleet { nodes })
+    }
+
+    /// One node by name.
+    pub fn node(&self, name: &str) -> Result<&ResolvedNode, FleetSpecError> {
+        self.nodes.iter().find(|n| n.name == name).ok_or_else(|| FleetSpecError::UnknownNode {
+            node: name.to_string(),
+            suggestion: did_you_mean(name, self.nodes.iter().map(|n| n.name.as_str())),
+        })
+    }
+
+    /// The node a name or address refers to: its FQDN, its modelled IP, or its
+    /// System > Server name.
+    pub fn find_by_host(&self, host: &str) -> Option<&ResolvedNode> {
+        self.nodes.iter().find(|n| {
+            n.spec.fqdn.eq_ignore_ascii_case(host) || n.spec.ip.to_string() == host || n.system_server() == host
+        })
+    }
+
+    /// The identities a listener serves now, built from `pki`.
+    pub fn identities(&self, pki: &Pki, port: &ResolvedPort) -> Result<(Option<Identity>, Option<Identity>), PkiError> {
+        let make = |id: &Option<String>| -> Result<Option<Identity>, PkiError> {
+            let Some(id) = id else { return Ok(None) };
+            let cert = pki.cert(id)?;
+            let name = cert.identity().map(|(_, kind)| kind.name().to_string()).unwrap_or_else(|| id.clone());
+            Ok(Some(Identity { name, chain: pki.sent_chain(id)?, key: cert.private_key() }))
+        };
+        Ok((make(&port.rsa)?, make(&port.ecdsa)?))
+    }
+
+    /// The simulators' configuration: every node with its DER chains and keys.
+    pub fn config(&self, pki: &Pki) -> Result<FleetConfig, PkiError> {
+        let mut nodes = Vec::new();
+        for node in &self.nodes {
+            let mut services = Vec::new();
+            for port in &node.ports {
+                let (rsa, ecdsa) = self.identities(pki, port)?;
+                let trust = port
+                    .client_trust
+                    .iter()
+                    .map(|id| pki.cert(id).map(|c| c.der.clone()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                services.push(ServiceConfig {
+                    port: port.port,
+                    rsa,
+                    ecdsa,
+                    choice: match port.order {
+                        OrderSpec::Client => CertChoice::ClientOrder,
+                        OrderSpec::ServerEcdsa => CertChoice::ServerOrder(vec![KeyAlg::Ecdsa, KeyAlg::Rsa]),
+                        OrderSpec::ServerRsa => CertChoice::ServerOrder(vec![KeyAlg::Rsa, KeyAlg::Ecdsa]),
+                    },
+                    client_auth: match port.client_auth {
+                        ClientAuthSpec::Off => ClientAuth::Off,
+                        ClientAuthSpec::Request => ClientAuth::Request { trust },
+                        ClientAuthSpec::Require => ClientAuth::Require { trust },
+                    },
+                });
+            }
+            nodes.push(NodeConfig {
+                name: node.name.clone(),
+                role: node.spec.role.role(),
+                cluster: node.cluster.clone(),
+                fqdn: node.spec.fqdn.clone(),
+                modelled_ip: node.spec.ip,
+                system_server: node.system_server(),
+                loopback: node.spec.loopback,
+                tls13: node.spec.tls13,
+                services,
+            });
+        }
+        Ok(FleetConfig { nodes, ..FleetConfig::default() })
+    }
+}

@@ -1,0 +1,235 @@
+//! Running many scenarios at once: in parallel on the machine's cores, each compared with its
+//! snapshot, with reports for people (a table) and for CI systems (md, json, junit).
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::catalogue::{Catalogue, SnapshotState};
+use super::run::{RunOptions, ScenarioRun, run};
+
+/// One scenario's result in a batch.
+#[derive(Debug, Clone)]
+pub struct BatchEntry {
+    /// The id (or the file name when the id cannot be known).
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+    /// The run and its snapshot comparison, or why it could not run.
+    pub result: Result<(ScenarioRun, SnapshotState), String>,
+    /// Wall time.
+    pub elapsed: std::time::Duration,
+}
+
+impl BatchEntry {
+    /// Whether this entry fails the batch: it could not run, an expectation did not hold, or
+    /// its snapshot is not the stored one.
+    pub fn failed(&self) -> bool {
+        match &self.result {
+            Err(_) => true,
+            Ok((run, state)) => !run.mismatches().is_empty() || *state != SnapshotState::Same,
+        }
+    }
+
+    /// `ok`, `MISMATCH`, `CHANGED`, `NEW`, `ERROR`.
+    pub fn verdict(&self) -> &'static str {
+        match &self.result {
+            Err(_) => "ERROR",
+            Ok((run, _)) if !run.mismatches().is_empty() => "MISMATCH",
+            Ok((_, SnapshotState::Changed(_))) => "CHANGED",
+            Ok((_, SnapshotState::New)) => "NEW",
+            Ok(_) => "ok",
+        }
+    }
+
+    /// The last checked step's expectation and outcome.
+    pub fn expected_actual(&self) -> (String, String) {
+        match &self.result {
+            Err(e) => ("-".into(), e.lines().next().unwrap_or_default().to_string()),
+            Ok((run, _)) => run
+                .steps
+                .iter()
+                .rev()
+                .find(|s| s.expected.is_some())
+                .map(|s| (s.expected.clone().unwrap_or_default(), s.outcome.clone()))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Runs `files` with `threads` workers; `progress(done, total, id)` is called as each ends.
+pub fn run_files(
+    catalogue: &Catalogue,
+    files: &[PathBuf],
+    options: &RunOptions<'_>,
+    snapshot_dir: &str,
+    threads: usize,
+    progress: &(dyn Fn(usize, usize, &BatchEntry) + Sync),
+) -> Vec<BatchEntry> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, BatchEntry)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(path) = files.get(i) else { break };
+                    let start = std::time::Instant::now();
+                    let id = catalogue.id_of(path).unwrap_or_else(|| path.display().to_string());
+                    let result = catalogue.load(path).and_then(|scenario| run(&scenario, options)).map(|run| {
+                        let state = catalogue.compare(&catalogue.snapshot_path(snapshot_dir, &run.id), &run.snapshot);
+                        (run, state)
+                    });
+                    let entry = BatchEntry {
+                        id,
+                        path: path.clone(),
+                        result: result.map_err(|e| e.to_string()),
+                        elapsed: start.elapsed(),
+                    };
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    progress(n, files.len(), &entry);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((i, entry));
+                }
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, e)| e).collect()
+}
+
+/// The summary table people read.
+pub fn table(entries: &[BatchEntry]) -> String {
+    let mut rows =
+        vec![["scenario".to_string(), "expected".into(), "actual".into(), "snapshot".into(), "result".into()]];
+    for e in entries {
+        let (expected, actual) = e.expected_actual();
+        let snapshot = match &e.result {
+            Ok((_, state)) => state.label().to_string(),
+            Err(_) => "-".into(),
+        };
+        rows.push([e.id.clone(), expected, actual, snapshot, e.verdict().to_string()]);
+    }
+    let widths: Vec<usize> =
+        (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).min(60)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| {
+                let cell: String = if cell.chars().count() > *w {
+                    cell.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
+                } else {
+                    cell.clone()
+                };
+                format!("{cell:<w$}")
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A Markdown report.
+pub fn markdown(entries: &[BatchEntry], verifier: &str) -> String {
+    let mut out = format!(
+        "# mralab scenarios ({verifier})\n\n| scenario | expected | actual | snapshot | result |\n|---|---|---|---|---|\n"
+    );
+    for e in entries {
+        let (expected, actual) = e.expected_actual();
+        let snapshot = e.result.as_ref().map(|(_, s)| s.label()).unwrap_or("-");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            e.id,
+            expected.replace('|', "\\|"),
+            actual.replace('|', "\\|"),
+            snapshot,
+            e.verdict()
+        ));
+    }
+    for e in entries.iter().filter(|e| e.failed()) {
+        out.push_str(&format!("\n## {}\n\n```\n{}\n```\n", e.id, details(e)));
+    }
+    out
+}
+
+/// Why an entry failed, for people.
+pub fn details(entry: &BatchEntry) -> String {
+    match &entry.result {
+        Err(e) => format!("could not run: {e}"),
+        Ok((run, state)) => {
+            let mut out: Vec<String> = run.mismatches().into_iter().map(|m| format!("expectation: {m}")).collect();
+            match state {
+                SnapshotState::Changed(diff) => out.push(diff.clone()),
+                SnapshotState::New => out.push("no snapshot yet: run with --accept to write it".into()),
+                SnapshotState::Same => {}
+            }
+            out.join("\n")
+        }
+    }
+}
+
+/// A JSON report.
+pub fn json(entries: &[BatchEntry], verifier: &str) -> String {
+    let scenarios: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let (expected, actual) = e.expected_actual();
+            serde_json::json!({
+                "id": e.id,
+                "result": e.verdict(),
+                "expected": expected,
+                "actual": actual,
+                "snapshot": e.result.as_ref().map(|(_, s)| s.label()).unwrap_or("-"),
+                "mismatches": e.result.as_ref().map(|(r, _)| r.mismatches()).unwrap_or_default(),
+                "error": e.result.as_ref().err(),
+                "diff": match &e.result { Ok((_, super::catalogue::SnapshotState::Changed(d))) => Some(d.clone()), _ => None },
+                "steps": e.result.as_ref().map(|(r, _)| r.steps.iter().map(|s| serde_json::json!({
+                    "index": s.index, "title": s.title, "expected": s.expected, "outcome": s.outcome, "mismatches": s.mismatches,
+                })).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    let report = serde_json::json!({
+        "verifier": verifier,
+        "total": entries.len(),
+        "failed": entries.iter().filter(|e| e.failed()).count(),
+        "scenarios": scenarios,
+    });
+    serde_json::to_string_pretty(&report).unwrap_or_default()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A JUnit XML report.
+pub fn junit(entries: &[BatchEntry], verifier: &str) -> String {
+    let failures = entries.iter().filter(|e| e.failed() && e.result.is_ok()).count();
+    let errors = entries.iter().filter(|e| e.result.is_err()).count();
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"mralab scenarios ({})\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\">\n",
+        xml_escape(verifier),
+        entries.len()
+    );
+    for e in entries {
+        out.push_str(&format!(
+            "  <testcase classname=\"scenarios\" name=\"{}\" time=\"{:.3}\">",
+            xml_escape(&e.id),
+            e.elapsed.as_secs_f64()
+        ));
+        match &e.result {
+            Err(err) => out.push_str(&format!("<error message=\"{}\"/>", xml_escape(err))),
+            Ok(_) if e.failed() => {
+                out.push_str(&format!("<failure message=\"{}\">{}</failure>", e.verdict(), xml_escape(&details(e))))
+            }
+            Ok(_) => {}
+        }
+        out.push_str("</testcase>\n");
+    }
+    out.push_str("</testsuite>\n");
+    out
+}

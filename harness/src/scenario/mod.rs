@@ -1,0 +1,189 @@
+//! Scenario files, their runs and their snapshots: the product's main job.
+//!
+//! A scenario (`scenarios/<namespace>/<kebab-id>.toml`, id `namespace::kebab-id`) holds a PKI,
+//! a fleet, Expressway-C's configuration and steps with written expectations. [`run::run`]
+//! plays it against a verifier; [`render`] turns the run into the text snapshotted under
+//! `snapshots/`; [`catalogue`] finds files and reads and writes snapshots in insta's format.
+
+pub mod batch;
+pub mod catalogue;
+pub mod login;
+pub mod render;
+pub mod run;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+pub use catalogue::Catalogue;
+pub use run::{RunOptions, ScenarioRun, StepReport, VerifierFactory};
+pub use spec::ScenarioSpec;
+
+use crate::pki::PkiError;
+use crate::source::{Source, did_you_mean};
+use crate::verifier::VerifierFault;
+
+/// Why a scenario could not run (as opposed to running and differing).
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario (its message has line and column).
+    #[error("{message}")]
+    Parse {
+        /// File, line, column, field, suggestion.
+        message: String,
+    },
+    /// The scenario's content does not hold together.
+    #[error("scenario '{id}': {message}")]
+    Invalid {
+        /// The scenario id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The PKI could not be built.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The fleet could not be described or started (a port that is taken).
+    #[error("scenario '{id}': fleet: {message}")]
+    Fleet {
+        /// The scenario id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The verifier failed as a program.
+    #[error(transparent)]
+    Verifier(#[from] VerifierFault),
+}
+
+/// A loaded scenario file.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// `namespace::kebab-id`.
+    pub id: String,
+    /// The file.
+    pub path: PathBuf,
+    /// Its text, for positions in messages.
+    pub source: Source,
+    /// Its content.
+    pub spec: ScenarioSpec,
+}
+
+/// The step kinds, for suggestions.
+const STEP_KINDS: [&str; 12] = [
+    "discover",
+    "refresh-discovery",
+    "login",
+    "request",
+    "upgrade",
+    "set-ciphers",
+    "set-verify-origin",
+    "set-policy",
+    "trust-store-add",
+    "trust-store-remove",
+    "set-system-server",
+    "reissue",
+];
+
+/// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
+/// "unknown variant" messages.
+pub fn with_suggestion(message: &str) -> String {
+    let Some(start) = message.find("unknown field `").or_else(|| message.find("unknown variant `")) else {
+        return message.to_string();
+    };
+    let rest = &message[start..];
+    let Some(open) = rest.find('`') else { return message.to_string() };
+    let Some(close) = rest[open + 1..].find('`') else { return message.to_string() };
+    let wanted = &rest[open + 1..open + 1 + close];
+    let expected: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+    let candidates: Vec<&str> = if expected.is_empty() { STEP_KINDS.to_vec() } else { expected };
+    let suggestion = did_you_mean(wanted, candidates);
+    if suggestion.is_empty() {
+        return message.to_string();
+    }
+    let line_end = message[start..].find('\n').map(|i| start + i).unwrap_or(message.len());
+    format!("{}{}{}", &message[..line_end], suggestion, &message[line_end..])
+}
+
+impl Scenario {
+    /// The id of a file under `root`: `seed/tftp-self-signed-ecdsa.toml` is
+    /// `seed::tftp-self-signed-ecdsa`.
+    pub fn id_of(root: &Path, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(root).ok()?;
+        let parts: Vec<String> = rel.with_extension("").iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        (parts.len() >= 2).then(|| parts.join("::"))
+    }
+
+    /// Reads and checks one scenario file.
+    pub fn load(root: &Path, path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.into(), source })?;
+        let id = Scenario::id_of(root, path).ok_or_else(|| ScenarioError::Parse {
+            message: format!("{}: scenarios live in scenarios/<namespace>/<id>.toml", path.display()),
+        })?;
+        Scenario::from_text(id, path, &text)
+    }
+
+    /// Checks a scenario from its text.
+    pub fn from_text(id: String, path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        let source = Source::new(path.display().to_string(), text);
+        let spec: ScenarioSpec = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            message: format!("{}: {}", path.display(), with_suggestion(&e.to_string())),
+        })?;
+        let scenario = Scenario { id, path: path.into(), source, spec };
+        scenario.check()?;
+        Ok(scenario)
+    }
+
+    fn check(&self) -> Result<(), ScenarioError> {
+        let invalid = |message: String| ScenarioError::Invalid { id: self.id.clone(), message };
+        if self.spec.steps.is_empty() {
+            return Err(invalid("no steps".into()));
+        }
+        for (i, step) in self.spec.steps.iter().enumerate() {
+            if let spec::Step::Request(request) = step
+                && request.expect.is_empty()
+            {
+                return Err(invalid(format!(
+                    "step {} (request): state the expected outcome, e.g. expect = {{ status = 502 }}",
+                    i + 1
+                )));
+            }
+        }
+        if !self.spec.steps.iter().any(|s| {
+            matches!(
+                s,
+                spec::Step::Discover(_)
+                    | spec::Step::RefreshDiscovery(_)
+                    | spec::Step::Login(_)
+                    | spec::Step::Request(_)
+            )
+        }) {
+            return Err(invalid("no discover, login or request step: nothing is checked".into()));
+        }
+        run::topology_of(self)?;
+        Ok(())
+    }
+
+    /// The first paragraph of the description, on one line.
+    pub fn summary(&self) -> String {
+        self.spec.title.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_fields_get_a_suggestion() {
+        let m = with_suggestion("unknown field `statuss`, expected one of `status`, `failed`");
+        assert!(m.contains("(did you mean 'status'?)"), "{m}");
+    }
+}

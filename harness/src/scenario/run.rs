@@ -1,0 +1,772 @@
+//! Running one scenario: build its PKI, start its fleet, open a verifier per Expressway-C
+//! peer, play the steps in order, and record what happened for the snapshot and the
+//! expectation check.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use simulators::{EventKind, Fleet, NodeEvent};
+use time::OffsetDateTime;
+
+use super::login::{LoginSpec, Service};
+use super::spec::{
+    Acceptance, By, CheckExpect, DiscoverStep, Family, LoginStep, LoginVerdict, OnOff, RequestExpect, RequestStep,
+    ScenarioSpec, Step, Works,
+};
+use super::{Scenario, ScenarioError};
+use crate::expressway::{ExpresswaySpec, TrustStore};
+use crate::fleet::{ResolvedFleet, ResolvedNode};
+use crate::pki::{KeyCache, Pki, Topology, TopologySpec, builtin};
+use crate::source::did_you_mean;
+use crate::verifier::{
+    Change, ClientIdentity, Failure, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault,
+};
+
+/// Makes one verifier per Expressway-C peer.
+pub trait VerifierFactory: Sync {
+    /// The verifier's name as reports show it.
+    fn name(&self) -> String;
+    /// Whose written expectations apply.
+    fn family(&self) -> Family;
+    /// A fresh verifier for one peer of one scenario.
+    fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault>;
+    /// Whether the PKI must be built at the real current time (real verifiers read the clock).
+    fn needs_real_clock(&self) -> bool {
+        false
+    }
+}
+
+/// What to run a scenario with.
+pub struct RunOptions<'a> {
+    /// The verifier.
+    pub verifier: &'a dyn VerifierFactory,
+    /// Where keys come from.
+    pub keys: KeyCache,
+    /// The login every `login` step replays.
+    pub login: LoginSpec,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("verifier", &self.verifier.name()).finish_non_exhaustive()
+    }
+}
+
+/// The result of one step.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// 1-based.
+    pub index: usize,
+    /// `request GET https://cucm.steven.lab:6972/SPDefault.cnf.xml via vcsc`.
+    pub title: String,
+    /// What happened, for people (log lines, served certificates, node events).
+    pub lines: Vec<String>,
+    /// The outcome in one line.
+    pub outcome: String,
+    /// The written expectation in one line, for steps that have one.
+    pub expected: Option<String>,
+    /// Expectations that did not hold.
+    pub mismatches: Vec<String>,
+}
+
+/// The result of one scenario.
+#[derive(Debug, Clone)]
+pub struct ScenarioRun {
+    /// The scenario id.
+    pub id: String,
+    /// Steps, in order.
+    pub steps: Vec<StepReport>,
+    /// The snapshot text.
+    pub snapshot: String,
+}
+
+impl ScenarioRun {
+    /// Every expectation that did not hold, as `step N: ...`.
+    pub fn mismatches(&self) -> Vec<String> {
+        self.steps.iter().flat_map(|s| s.mismatches.iter().map(move |m| format!("step {}: {m}", s.index))).collect()
+    }
+}
+
+/// The runtime the fleets of every scenario in this process run on.
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mralab-fleet")
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
+    })
+}
+
+/// A discovered node: the name the publisher advertises and the fleet node behind it.
+#[derive(Debug, Clone)]
+struct Advertised {
+    name: String,
+    node: String,
+}
+
+struct Peer {
+    name: String,
+    session: Session,
+    verifier: Box<dyn Verifier>,
+}
+
+struct Runner<'a> {
+    scenario: &'a Scenario,
+    options: &'a RunOptions<'a>,
+    pki: Pki,
+    fleet: ResolvedFleet,
+    running: Fleet,
+    expressway: ExpresswaySpec,
+    peers: Vec<Peer>,
+    discovered: Option<Vec<Advertised>>,
+    validation_time: OffsetDateTime,
+}
+
+/// The topology a scenario names or writes inline.
+pub fn topology_of(scenario: &Scenario) -> Result<Topology, ScenarioError> {
+    let spec = &scenario.spec;
+    match (&spec.topology, &spec.certs) {
+        (Some(name), None) => Ok(builtin::topology(name)?),
+        (None, Some(certs)) => Ok(Topology::from_spec(
+            TopologySpec { description: Some(spec.title.clone()), certs: certs.clone() },
+            Some(&scenario.source),
+        )?),
+        _ => Err(ScenarioError::Invalid {
+            id: scenario.id.clone(),
+            message: "give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables, not both or neither"
+                .into(),
+        }),
+    }
+}
+
+/// Runs a scenario.
+pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    let spec: &ScenarioSpec = &scenario.spec;
+    let topology = topology_of(scenario)?;
+    let validation_time =
+        if options.verifier.needs_real_clock() { OffsetDateTime::now_utc() } else { spec.validation_time };
+    let pki = Pki::build(&topology, validation_time, &options.keys)?;
+    let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
+        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+    let config = fleet.config(&pki)?;
+    let running = runtime()
+        .block_on(Fleet::start(config))
+        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+    let mut runner = Runner {
+        scenario,
+        options,
+        pki,
+        fleet,
+        running,
+        expressway: spec.expressway.clone(),
+        peers: Vec::new(),
+        discovered: None,
+        validation_time,
+    };
+    let result = runner.play();
+    let Runner { running, .. } = runner;
+    runtime().block_on(running.stop());
+    result
+}
+
+impl Runner<'_> {
+    fn invalid(&self, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid { id: self.scenario.id.clone(), message: message.into() }
+    }
+
+    fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
+        self.open_peers()?;
+        let _ = self.running.take_events();
+        let mut steps = Vec::new();
+        for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
+            let mut report = StepReport {
+                index: i + 1,
+                title: step.kind().to_string(),
+                lines: Vec::new(),
+                outcome: String::new(),
+                expected: None,
+                mismatches: Vec::new(),
+            };
+            self.step(step, &mut report)?;
+            steps.push(report);
+        }
+        let snapshot = super::render::snapshot(self.scenario, &self.pki, &self.fleet, &steps, self.validation_time);
+        Ok(ScenarioRun { id: self.scenario.id.clone(), steps, snapshot })
+    }
+
+    fn trust_store(&self, peer: &str) -> Result<TrustStore, ScenarioError> {
+        let mut store = TrustStore::default();
+        for id in self.expressway.trust_of(peer) {
+            let cert = self.pki.cert(id)?;
+            store.add(id, cert.der.clone()).map_err(|e| self.invalid(format!("[expressway] trust: {e}")))?;
+        }
+        Ok(store)
+    }
+
+    fn client_identity(&self) -> Result<Option<ClientIdentity>, ScenarioError> {
+        let id = match &self.expressway.client_cert {
+            Some(id) => id.clone(),
+            None => match self.pki.certs().find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway")) {
+                Some(cert) => cert.id.clone(),
+                None => return Ok(None),
+            },
+        };
+        let cert = self.pki.cert(&id)?;
+        Ok(Some(ClientIdentity { chain: self.pki.sent_chain(&id)?, key: cert.private_key() }))
+    }
+
+    fn open_peers(&mut self) -> Result<(), ScenarioError> {
+        for peer in self.expressway.peer_trust.keys() {
+            if !self.expressway.peers.contains(peer) {
+                return Err(self.invalid(format!(
+                    "[expressway] peer_trust names '{peer}', not one of peers {:?}{}",
+                    self.expressway.peers,
+                    did_you_mean(peer, self.expressway.peers.iter().map(String::as_str))
+                )));
+            }
+        }
+        let identity = self.client_identity()?;
+        for name in self.expressway.peers.clone() {
+            let session = Session {
+                peer: name.clone(),
+                expressway: self.expressway.clone(),
+                trust: self.trust_store(&name)?,
+                client_identity: identity.clone(),
+                validation_time: self.validation_time,
+                log: LogSettings { hostname: name.clone(), ..LogSettings::seed(self.scenario.spec.validation_time) },
+            };
+            let mut verifier = self.options.verifier.make()?;
+            verifier.open(&session)?;
+            self.peers.push(Peer { name, session, verifier });
+        }
+        Ok(())
+    }
+
+    fn peer_names(&self, via: &Option<String>) -> Result<Vec<String>, ScenarioError> {
+        match via {
+            None => Ok(self.peers.iter().map(|p| p.name.clone()).collect()),
+            Some(via) if self.peers.iter().any(|p| &p.name == via) => Ok(vec![via.clone()]),
+            Some(via) => Err(self.invalid(format!(
+                "unknown Expressway-C peer '{via}'{}",
+                did_you_mean(via, self.peers.iter().map(|p| p.name.as_str()))
+            ))),
+        }
+    }
+
+    fn reconfigure(&mut self, change: Change) -> Result<(), ScenarioError> {
+        for i in 0..self.peers.len() {
+            let name = self.peers[i].name.clone();
+            let mut session = self.peers[i].session.clone();
+            session.expressway = self.expressway.clone();
+            if change == Change::TrustStore {
+                // Trust stores are per peer and edited in place by the trust-store steps.
+            } else {
+                session.trust = self.peers[i].session.trust.clone();
+            }
+            let _ = name;
+            self.peers[i].verifier.reconfigure(&session, change)?;
+            self.peers[i].session = session;
+        }
+        Ok(())
+    }
+
+    fn step(&mut self, step: &Step, report: &mut StepReport) -> Result<(), ScenarioError> {
+        match step {
+            Step::Discover(discover) | Step::RefreshDiscovery(discover) => self.discover(discover, report)?,
+            Step::Login(login) => self.login(login, report)?,
+            Step::Request(request) => self.request(request, report)?,
+            Step::Upgrade(upgrade) => {
+                let from = self.expressway.version.clone();
+                self.expressway.upgrade(upgrade.to.clone());
+                report.title = format!("upgrade {from} -> {}", upgrade.to);
+                report.outcome = format!(
+                    "now {} (upgraded from {from}); policy {}; ciphers {}",
+                    self.expressway.version,
+                    self.expressway.policy(),
+                    self.expressway.ciphers()
+                );
+                self.reconfigure(Change::Version)?;
+            }
+            Step::SetCiphers(set) => {
+                let ciphers = if set.ciphers == "default" { None } else { Some(set.ciphers.clone()) };
+                if let Some(c) = &ciphers {
+                    crate::ciphers::CipherList::parse(c).map_err(|e| self.invalid(format!("set-ciphers: {e}")))?;
+                }
+                self.expressway.ciphers = ciphers;
+                report.title = format!("xConfiguration Ciphers: {}", self.expressway.ciphers());
+                let list = crate::ciphers::CipherList::parse(&self.expressway.ciphers())
+                    .map_err(|e| self.invalid(format!("set-ciphers: {e}")))?;
+                report.outcome = format!(
+                    "origin cipher order: {}; a client-order node serves {}",
+                    list.suite_names().join(":"),
+                    list.preferred_key().map(|k| k.to_string()).unwrap_or_else(|| "nothing".into())
+                );
+                self.reconfigure(Change::Ciphers)?;
+            }
+            Step::SetVerifyOrigin(set) => {
+                self.expressway.verify_origin_server = set.value == OnOff::On;
+                report.title = format!(
+                    "xConfiguration EdgeConfigServer VerifyOriginServer: {}",
+                    if set.value == OnOff::On { "On" } else { "Off" }
+                );
+                report.outcome = format!("policy {}", self.expressway.policy());
+                self.reconfigure(Change::Verification)?;
+            }
+            Step::SetPolicy(set) => {
+                self.expressway.policy = Some(set.policy);
+                if let Some(p) = set.properties {
+                    self.expressway.properties = Some(p);
+                }
+                report.title =
+                    format!("traffic server policy {} properties {}", set.policy, self.expressway.properties());
+                report.outcome = format!("policy {}", self.expressway.policy());
+                self.reconfigure(Change::Verification)?;
+            }
+            Step::TrustStoreAdd(add) => {
+                let peers = self.peer_names(&add.peer)?;
+                report.title = format!("trust-store-add {} on {}", add.certs.join(", "), peers.join(", "));
+                let mut refused = Vec::new();
+                for peer in &peers {
+                    for id in &add.certs {
+                        let der = self.pki.cert(id)?.der.clone();
+                        let entry = self.peers.iter_mut().find(|p| &p.name == peer);
+                        if let Some(p) = entry
+                            && let Err(e) = p.session.trust.add(id, der)
+                        {
+                            report.lines.push(format!("{peer}: {e}"));
+                            refused.push(e);
+                        }
+                    }
+                }
+                let got = if refused.is_empty() { Acceptance::Accepted } else { Acceptance::Refused };
+                report.outcome = if refused.is_empty() { "accepted".into() } else { "refused".into() };
+                let want = add.expect.unwrap_or(Acceptance::Accepted);
+                if got != want {
+                    report.mismatches.push(format!("expected the upload {want:?}, it was {got:?}"));
+                }
+                self.reconfigure(Change::TrustStore)?;
+            }
+            Step::TrustStoreRemove(remove) => {
+                let peers = self.peer_names(&remove.peer)?;
+                report.title = format!("trust-store-remove {} on {}", remove.certs.join(", "), peers.join(", "));
+                let mut removed = 0;
+                for p in self.peers.iter_mut().filter(|p| peers.contains(&p.name)) {
+                    for id in &remove.certs {
+                        removed += p.session.trust.remove(id);
+                    }
+                }
+                report.outcome = format!("{removed} certificate(s) removed");
+                self.reconfigure(Change::TrustStore)?;
+            }
+            Step::SetSystemServer(set) => {
+                let node = self.fleet.node(&set.node).map_err(|e| self.invalid(e.to_string()))?.name.clone();
+                self.running.set_system_server(&node, &set.name).map_err(|e| self.invalid(e.to_string()))?;
+                if let Some(n) = self.fleet.nodes.iter_mut().find(|n| n.name == node) {
+                    n.spec.system_server = Some(set.name.clone());
+                }
+                report.title = format!("CUCM System > Server: {node} advertised as {}", set.name);
+                report.outcome = "saved; Expressway-C sees it after a discovery refresh".into();
+            }
+            Step::Reissue(reissue) => {
+                let issuer = reissue.issuer.clone();
+                if let Some(issuer) = &issuer {
+                    self.pki.cert(issuer)?;
+                }
+                let cert = self.pki.reissue(&reissue.cert, |spec| {
+                    spec.san.extend(reissue.add_san.iter().cloned());
+                    if let Some(t) = reissue.not_before {
+                        spec.not_before = t;
+                    }
+                    if let Some(t) = reissue.not_after {
+                        spec.not_after = t;
+                    }
+                    if let Some(issuer) = &issuer {
+                        spec.issuer = Some(toml::Spanned::new(0..0, issuer.clone()));
+                        spec.ca = None;
+                    }
+                })?;
+                report.title = format!("reissue {}", reissue.cert);
+                report.outcome =
+                    format!("{} now: SAN {}; {}", cert.id, cert.san_list(), cert.validity(self.validation_time));
+                let users: Vec<(String, u16)> = self
+                    .fleet
+                    .nodes
+                    .iter()
+                    .flat_map(|n| n.ports.iter().map(move |p| (n, p)))
+                    .filter(|(_, p)| p.rsa.as_ref() == Some(&reissue.cert) || p.ecdsa.as_ref() == Some(&reissue.cert))
+                    .map(|(n, p)| (n.name.clone(), p.port))
+                    .collect();
+                for (node, port) in users {
+                    let resolved = self.fleet.node(&node).map_err(|e| self.invalid(e.to_string()))?;
+                    let Some(port_spec) = resolved.ports.iter().find(|p| p.port == port) else { continue };
+                    let (rsa, ecdsa) = self.fleet.identities(&self.pki, port_spec)?;
+                    self.running.set_identities(&node, port, rsa, ecdsa).map_err(|e| self.invalid(e.to_string()))?;
+                    report
+                        .lines
+                        .push(format!("{node}:{port} serves the re-issued certificate from the next handshake"));
+                }
+            }
+        }
+        self.collect_events(report);
+        Ok(())
+    }
+
+    /// Node events since the last step, one line each, repeats folded.
+    fn collect_events(&mut self, report: &mut StepReport) {
+        let events: Vec<NodeEvent> = self.running.take_events();
+        let mut lines: Vec<(String, usize)> = Vec::new();
+        for event in events {
+            if matches!(event.kind, EventKind::Connected) {
+                continue;
+            }
+            let line = if event.port == 0 {
+                format!("node {}: {}", event.node, event.kind)
+            } else {
+                format!("node {}:{}: {}", event.node, event.port, event.kind)
+            };
+            match lines.last_mut() {
+                Some((last, n)) if *last == line => *n += 1,
+                _ => lines.push((line, 1)),
+            }
+        }
+        for (line, n) in lines {
+            report.lines.push(if n > 1 { format!("{line} (x{n})") } else { line });
+        }
+    }
+
+    /// Sends one request through one peer and renders it.
+    fn send(&mut self, peer: &str, request: &OriginRequest, lines: &mut Vec<String>) -> Result<Outcome, ScenarioError> {
+        let Some(p) = self.peers.iter_mut().find(|p| p.name == peer) else {
+            return Err(self.invalid(format!("unknown peer '{peer}'")));
+        };
+        let outcome = p.verifier.request(request)?;
+        lines.push(format!("{peer} -> {} https://{}:{}{}", request.method, request.host, request.port, request.path));
+        for (i, served) in outcome.served.iter().enumerate() {
+            let validity = self.validity_of(&served.subject);
+            lines.push(format!("  served[{i}] {served}{validity}"));
+        }
+        if let Some((version, suite)) = &outcome.tls {
+            lines.push(format!("  tls {version} {suite}"));
+        }
+        for line in &outcome.log {
+            lines.push(format!("  | {line}"));
+        }
+        for line in &outcome.debug {
+            lines.push(format!("  (debug) {line}"));
+        }
+        lines.push(format!(
+            "  <- {} {}{}",
+            outcome.status,
+            outcome.reason,
+            outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
+        ));
+        Ok(outcome)
+    }
+
+    /// `; valid -30d .. +365d` for a served subject the PKI knows.
+    fn validity_of(&self, subject: &str) -> String {
+        self.pki
+            .certs()
+            .find(|c| crate::verifier::builtin::describe(&c.der).subject == subject)
+            .map(|c| format!("; {}", c.validity(self.validation_time)))
+            .unwrap_or_default()
+    }
+
+    fn origin(
+        &self,
+        node: &ResolvedNode,
+        host: &str,
+        port: u16,
+        method: &str,
+        path: &str,
+        purpose: Purpose,
+    ) -> Result<OriginRequest, ScenarioError> {
+        let dial = self
+            .running
+            .socket(&node.name, port)
+            .ok_or_else(|| self.invalid(format!("node '{}' has no listener on port {port}", node.name)))?;
+        Ok(OriginRequest {
+            host: host.to_string(),
+            modelled_ip: node.spec.ip,
+            port,
+            dial,
+            method: method.to_string(),
+            path: path.to_string(),
+            purpose,
+        })
+    }
+
+    fn discover(&mut self, step: &DiscoverStep, report: &mut StepReport) -> Result<(), ScenarioError> {
+        let publisher = self.expressway.discovery.publisher.clone();
+        let tls_verify_mode = self.expressway.discovery.tls_verify_mode;
+        report.title =
+            format!("discover from {publisher} (TLS verify mode {})", if tls_verify_mode { "On" } else { "Off" });
+        let peer = self.peers.first().map(|p| p.name.clone()).unwrap_or_default();
+        let Some(node) = self.fleet.find_by_host(&publisher).cloned() else {
+            return Err(self.invalid(format!("discovery publisher '{publisher}' is no node of the fleet")));
+        };
+        let request =
+            self.origin(&node, &publisher, 8443, "GET", "/cucm-uds/servers", Purpose::Discovery { tls_verify_mode })?;
+        let mut lines = Vec::new();
+        let outcome = self.send(&peer, &request, &mut lines)?;
+        report.lines.extend(lines);
+        let got = if outcome.ok() { Works::Works } else { Works::Fails };
+        let mut advertised = Vec::new();
+        if outcome.ok() {
+            for name in servers_in(&outcome.body) {
+                match self.fleet.find_by_host(&name) {
+                    Some(n) => advertised.push(Advertised { name, node: n.name.clone() }),
+                    None => report.lines.push(format!("advertised '{name}' matches no node")),
+                }
+            }
+            for unity in self.fleet.nodes.iter().filter(|n| n.spec.role == crate::fleet::RoleSpec::Unity) {
+                advertised.push(Advertised { name: unity.spec.fqdn.clone(), node: unity.name.clone() });
+            }
+            report.outcome = format!(
+                "works: {}",
+                advertised.iter().map(|a| format!("{} ({})", a.name, a.node)).collect::<Vec<_>>().join(", ")
+            );
+            self.discovered = Some(advertised.clone());
+        } else {
+            report.outcome = format!(
+                "fails: {} {}{}",
+                outcome.status,
+                outcome.reason,
+                outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
+            );
+        }
+        let want = match (self.options.verifier.family(), step.ats) {
+            (Family::Ats, Some(ats)) => ats,
+            _ => step.expect,
+        };
+        report.expected = Some(format!("discovery {}", format!("{want:?}").to_lowercase()));
+        if self.options.verifier.family() != Family::Other {
+            if got != want {
+                report.mismatches.push(format!("expected discovery {want:?}, got {got:?}"));
+            }
+            if let (Some(names), Works::Works) = (&step.advertised, got) {
+                let got_names: Vec<&str> = advertised.iter().map(|a| a.name.as_str()).collect();
+                if names.iter().map(String::as_str).collect::<Vec<_>>() != got_names {
+                    report.mismatches.push(format!("expected advertised {names:?}, got {got_names:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn login(&mut self, step: &LoginStep, report: &mut StepReport) -> Result<(), ScenarioError> {
+        let Some(discovered) = self.discovered.clone() else {
+            return Err(self.invalid("a login step needs a discover step before it"));
+        };
+        let peers = self.peer_names(&step.via)?;
+        report.title = format!("login as {} via {}", self.options.login.user, peers.join(", "));
+        let login = self.options.login.clone();
+        let mut verdicts = Vec::new();
+        for peer in &peers {
+            let mut answered: BTreeMap<usize, bool> = BTreeMap::new();
+            let mut any_failed = false;
+            for (i, req) in login.requests.iter().enumerate() {
+                let nodes: Vec<&Advertised> = discovered
+                    .iter()
+                    .filter(|a| {
+                        let Ok(node) = self.fleet.node(&a.node) else { return false };
+                        match req.service {
+                            Service::Uds | Service::Tftp => node.spec.role.is_cucm_role(),
+                            Service::Imp => node.spec.role == crate::fleet::RoleSpec::Imp,
+                            Service::Unity => node.spec.role == crate::fleet::RoleSpec::Unity,
+                        }
+                    })
+                    .collect();
+                for advertised in nodes {
+                    let node = self.fleet.node(&advertised.node).map_err(|e| self.invalid(e.to_string()))?.clone();
+                    let path = login.expand(&req.path);
+                    let request =
+                        self.origin(&node, &advertised.name, req.service.port(), &req.method, &path, Purpose::Mra)?;
+                    let mut lines = Vec::new();
+                    let outcome = self.send(peer, &request, &mut lines)?;
+                    report.lines.extend(lines);
+                    let ok = outcome.ok();
+                    any_failed |= !ok;
+                    let entry = answered.entry(i).or_insert(false);
+                    *entry |= ok;
+                }
+            }
+            let required_ok = login
+                .requests
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.required)
+                .all(|(i, _)| answered.get(&i).copied().unwrap_or(true));
+            let verdict = match (required_ok, any_failed) {
+                (true, false) => LoginVerdict::Works,
+                (true, true) => LoginVerdict::Degraded,
+                (false, _) => LoginVerdict::Fails,
+            };
+            verdicts.push((peer.clone(), verdict));
+        }
+        report.outcome = verdicts
+            .iter()
+            .map(|(peer, v)| format!("{peer}: login {}", format!("{v:?}").to_lowercase()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let family = self.options.verifier.family();
+        let base = if family == Family::Ats { step.ats.unwrap_or(step.expect) } else { step.expect };
+        report.expected = Some(format!("login {}", format!("{base:?}").to_lowercase()));
+        if family != Family::Other {
+            for (peer, got) in &verdicts {
+                let base = step.per_peer.get(peer).copied().unwrap_or(step.expect);
+                let want = if family == Family::Ats { step.ats.unwrap_or(base) } else { base };
+                if *got != want {
+                    report.mismatches.push(format!(
+                        "{peer}: expected login {}, got {}",
+                        format!("{want:?}").to_lowercase(),
+                        format!("{got:?}").to_lowercase()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, step: &RequestStep, report: &mut StepReport) -> Result<(), ScenarioError> {
+        let (node, host) = match (&step.host, &step.node) {
+            (Some(host), _) => {
+                let node = self
+                    .fleet
+                    .find_by_host(host)
+                    .cloned()
+                    .ok_or_else(|| self.invalid(format!("request host '{host}' is no node of the fleet")))?;
+                (node, host.clone())
+            }
+            (None, Some(name)) => {
+                let node = self.fleet.node(name).map_err(|e| self.invalid(e.to_string()))?.clone();
+                let host = match step.by {
+                    By::Fqdn => node.spec.fqdn.clone(),
+                    By::Ip => node.spec.ip.to_string(),
+                    By::Advertised => node.system_server(),
+                };
+                (node, host)
+            }
+            (None, None) => return Err(self.invalid("a request step needs `node` or `host`")),
+        };
+        let peers = self.peer_names(&step.via)?;
+        report.title =
+            format!("request {} https://{host}:{}{} via {}", step.method, step.port, step.path, peers.join(", "));
+        let family = self.options.verifier.family();
+        let expect = step.expect.for_family(family);
+        if step.expect.is_empty() {
+            return Err(self.invalid(format!("step {}: a request must state an expectation", report.index)));
+        }
+        report.expected = Some(describe_expect(&expect));
+        let mut outcomes = Vec::new();
+        for peer in &peers {
+            let request = self.origin(&node, &host, step.port, &step.method, &step.path, Purpose::Mra)?;
+            let mut lines = Vec::new();
+            let outcome = self.send(peer, &request, &mut lines)?;
+            report.lines.extend(lines);
+            if family != Family::Other {
+                for m in check_request(&expect, &outcome, &node, step.port, &self.fleet) {
+                    report.mismatches.push(format!("{peer}: {m}"));
+                }
+            }
+            outcomes.push(format!("{peer}: {} {}", outcome.status, outcome.reason).trim_end().to_string());
+        }
+        report.outcome = outcomes.join("; ");
+        Ok(())
+    }
+}
+
+impl crate::fleet::RoleSpec {
+    /// Whether the node is a CUCM node (UDS and TFTP).
+    pub fn is_cucm_role(self) -> bool {
+        matches!(self, crate::fleet::RoleSpec::CucmPublisher | crate::fleet::RoleSpec::CucmSubscriber)
+    }
+}
+
+/// The `<server>` names of a `/cucm-uds/servers` answer, in order.
+fn servers_in(body: &str) -> Vec<String> {
+    body.split("<server>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</server>").map(|(name, _)| name.trim().to_string()))
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// A request expectation in words.
+fn describe_expect(expect: &RequestExpect) -> String {
+    let mut parts = Vec::new();
+    if let Some(status) = expect.status {
+        parts.push(format!("status {status}"));
+    }
+    if let Some(failed) = expect.failed {
+        parts.push(format!("{} check fails", format!("{failed:?}").to_lowercase()));
+    }
+    if let Some(code) = expect.code {
+        parts.push(format!("error {code}"));
+    }
+    if let Some(depth) = expect.depth {
+        parts.push(format!("depth {depth}"));
+    }
+    if let Some(served) = &expect.served {
+        parts.push(format!("{served} served"));
+    }
+    parts.join(", ")
+}
+
+/// The expectations of a request that do not hold.
+fn check_request(
+    expect: &RequestExpect,
+    outcome: &Outcome,
+    node: &ResolvedNode,
+    port: u16,
+    _fleet: &ResolvedFleet,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(status) = expect.status
+        && status != outcome.status
+    {
+        out.push(format!("expected status {status}, got {}", outcome.status));
+    }
+    let failed = match &outcome.failure {
+        None => CheckExpect::None,
+        Some(Failure::Chain { .. }) => CheckExpect::Chain,
+        Some(Failure::Name { .. }) => CheckExpect::Name,
+        Some(Failure::Handshake { .. }) => CheckExpect::Handshake,
+        Some(Failure::Connect { .. } | Failure::Refused { .. }) => CheckExpect::Connect,
+    };
+    if let Some(want) = expect.failed
+        && want != failed
+    {
+        out.push(format!("expected failed check {want:?}, got {failed:?}"));
+    }
+    if let Some(code) = expect.code {
+        match &outcome.failure {
+            Some(Failure::Chain { code: got, .. }) if *got == code => {}
+            other => out.push(format!("expected chain error {code}, got {other:?}")),
+        }
+    }
+    if let Some(depth) = expect.depth {
+        match &outcome.failure {
+            Some(Failure::Chain { depth: got, .. }) if *got == depth => {}
+            other => out.push(format!("expected depth {depth}, got {other:?}")),
+        }
+    }
+    if let Some(served) = &expect.served {
+        let got = served_identity(outcome, node, port);
+        if got.as_deref() != Some(served.as_str()) {
+            out.push(format!("expected {served} served, got {}", got.unwrap_or_else(|| "nothing".into())));
+        }
+    }
+    out
+}
+
+/// The CUCM name of the identity a node served, from the served leaf's key type.
+fn served_identity(outcome: &Outcome, node: &ResolvedNode, port: u16) -> Option<String> {
+    let leaf = outcome.served.first()?;
+    let port = node.ports.iter().find(|p| p.port == port)?;
+    let id = if leaf.key.starts_with("rsa") { port.rsa.as_ref() } else { port.ecdsa.as_ref() }?;
+    Some(id.split_once('/').map(|(_, kind)| kind.to_string()).unwrap_or_else(|| id.clone()))
+}

@@ -1,0 +1,439 @@
+//! The scenario file format: `scenarios/<namespace>/<kebab-id>.toml`, one scenario per file.
+//!
+//! ```toml
+//! title = "X14.0.7 -> X14.2: 6972 fails on the self-signed CallManager-ECDSA"
+//! description = """(Markdown: what a TAC engineer learns, the chain drawn as text)"""
+//! validation_time = "2022-07-11T16:55:26Z"
+//! topology = "steven-lab"                 # a built-in name, or inline [certs."id"] tables
+//! diagnosis = [{ server = "cucm.steven.lab", port = 6972, class = "self-signed" }]
+//!
+//! [fleet.nodes.cucm]                      # the fleet format (harness::fleet)
+//! role = "cucm-publisher"
+//! fqdn = "cucm.steven.lab"
+//! ip = "10.48.36.215"
+//!
+//! [expressway]                            # harness::expressway::ExpresswaySpec
+//! version = "X14.0.7"
+//! trust = ["steven-DC-CA"]
+//! discovery = { publisher = "cucm.steven.lab" }
+//!
+//! [[steps]]
+//! discover = { expect = "works" }
+//! [[steps]]
+//! upgrade = { to = "X14.2" }
+//! [[steps]]
+//! request = { node = "cucm", port = 6972, path = "/SPDefault.cnf.xml", expect = { status = 502 } }
+//! [[steps]]
+//! login = { expect = "fails" }
+//! ```
+//!
+//! Every `discover`, `login` and `request` step states its expected outcome; a file without one
+//! is refused. Unknown fields are refused with the file, line, column and a suggestion.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::expressway::{ExpresswaySpec, Policy, Properties, Version};
+use crate::fleet::FleetSpec;
+use crate::pki::{CertSpec, San, TimeSpec};
+
+/// A whole scenario file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// One line: what happens.
+    pub title: String,
+    /// Markdown for people: what to learn, the chain drawn as text.
+    pub description: String,
+    /// The pinned validation time (RFC 3339); certificates' validity is relative to it.
+    #[serde(deserialize_with = "rfc3339")]
+    pub validation_time: OffsetDateTime,
+    /// The PKI by built-in name (`steven-lab`, `vngtp:3`); or write `[certs.*]` tables inline.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// An inline topology: certificates by id, as in a topology file.
+    #[serde(default)]
+    pub certs: Option<std::collections::BTreeMap<String, CertSpec>>,
+    /// The fleet.
+    pub fleet: FleetSpec,
+    /// Expressway-C's configuration at the start.
+    pub expressway: ExpresswaySpec,
+    /// The diagnosis `cargo xtask diagnose` must give for this scenario's log.
+    #[serde(default)]
+    pub diagnosis: Vec<Diagnosis>,
+    /// The steps, run in order.
+    pub steps: Vec<Step>,
+}
+
+fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+    let s = String::deserialize(d)?;
+    OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| serde::de::Error::custom(format!("'{s}' is not an RFC 3339 time (2022-07-11T16:55:26Z)")))
+}
+
+/// A server and the class of failure a diagnosis must find for it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diagnosis {
+    /// Name or address as the traffic server logs it.
+    pub server: String,
+    /// The port.
+    pub port: u16,
+    /// The class.
+    pub class: DiagnosisClass,
+}
+
+/// The closed set of diagnosis classes (SPEC's troubleshooting flow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiagnosisClass {
+    /// A self-signed certificate at depth 0: upload it.
+    SelfSigned,
+    /// `unable to get local issuer certificate`: upload the issuing CA chain, or send intermediates.
+    UnknownIssuer,
+    /// `self signed certificate in certificate chain`: upload that root.
+    UntrustedRoot,
+    /// `unable to get issuer certificate`: upload the root above the uploaded intermediate.
+    MissingRoot,
+    /// Expired: re-issue.
+    Expired,
+    /// Not yet valid: re-issue (or fix the clock).
+    NotYetValid,
+    /// The EKU does not allow serverAuth: re-issue.
+    WrongPurpose,
+    /// `SNI (<addr>) not in certificate`: add the address, or advertise a name it holds.
+    NameNotInCertificate,
+}
+
+/// One step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Expressway-C discovers the cluster from the publisher address typed in.
+    Discover(DiscoverStep),
+    /// Discovery again, after a change on CUCM.
+    RefreshDiscovery(DiscoverStep),
+    /// A Jabber client logs in over MRA.
+    Login(LoginStep),
+    /// One request to one node.
+    Request(RequestStep),
+    /// Expressway-C is upgraded.
+    Upgrade(UpgradeStep),
+    /// `xConfiguration Ciphers`.
+    SetCiphers(SetCiphersStep),
+    /// `xConfiguration EdgeConfigServer VerifyOriginServer`.
+    SetVerifyOrigin(SetVerifyOriginStep),
+    /// ATS policy override (PERMISSIVE / DISABLED labs).
+    SetPolicy(SetPolicyStep),
+    /// Maintenance > Security > Trusted CA certificate: upload.
+    TrustStoreAdd(TrustStoreStep),
+    /// Maintenance > Security > Trusted CA certificate: delete.
+    TrustStoreRemove(TrustStoreStep),
+    /// CUCM System > Server: change what a node is advertised as.
+    SetSystemServer(SetSystemServerStep),
+    /// CUCM re-issues a certificate.
+    Reissue(ReissueStep),
+}
+
+impl Step {
+    /// The kebab-case name of the step kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Discover(_) => "discover",
+            Step::RefreshDiscovery(_) => "refresh-discovery",
+            Step::Login(_) => "login",
+            Step::Request(_) => "request",
+            Step::Upgrade(_) => "upgrade",
+            Step::SetCiphers(_) => "set-ciphers",
+            Step::SetVerifyOrigin(_) => "set-verify-origin",
+            Step::SetPolicy(_) => "set-policy",
+            Step::TrustStoreAdd(_) => "trust-store-add",
+            Step::TrustStoreRemove(_) => "trust-store-remove",
+            Step::SetSystemServer(_) => "set-system-server",
+            Step::Reissue(_) => "reissue",
+        }
+    }
+}
+
+/// Works or fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Works {
+    /// It works.
+    Works,
+    /// It fails.
+    Fails,
+}
+
+/// `discover` / `refresh-discovery`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoverStep {
+    /// `works` or `fails`.
+    pub expect: Works,
+    /// The names the publisher must advertise, in order, when it works.
+    #[serde(default)]
+    pub advertised: Option<Vec<String>>,
+    /// Differences for one verifier family.
+    #[serde(default)]
+    pub ats: Option<Works>,
+}
+
+/// A login's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginVerdict {
+    /// Every required service answered 200 and no node failed.
+    Works,
+    /// Every required service answered on at least one node, but some node failed.
+    Degraded,
+    /// A required service answered on no node.
+    Fails,
+}
+
+/// `login`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginStep {
+    /// The expected verdict.
+    pub expect: LoginVerdict,
+    /// One Expressway-C peer; every peer when absent.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// Per-peer expectations that differ from `expect`.
+    #[serde(default)]
+    pub per_peer: std::collections::BTreeMap<String, LoginVerdict>,
+    /// The verdict the real traffic server gives when it differs.
+    #[serde(default)]
+    pub ats: Option<LoginVerdict>,
+}
+
+/// Which check failed, in a person's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckExpect {
+    /// Nothing failed.
+    None,
+    /// The chain.
+    Chain,
+    /// The name.
+    Name,
+    /// The handshake, otherwise.
+    Handshake,
+    /// The connection.
+    Connect,
+}
+
+/// What a request must give.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestExpect {
+    /// The status the MRA client gets.
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// Which check fails.
+    #[serde(default)]
+    pub failed: Option<CheckExpect>,
+    /// The OpenSSL error code of the chain failure.
+    #[serde(default)]
+    pub code: Option<i32>,
+    /// Its depth.
+    #[serde(default)]
+    pub depth: Option<usize>,
+    /// The certificate the node serves (its CUCM name, `tomcat-ECDSA`).
+    #[serde(default)]
+    pub served: Option<String>,
+    /// Where the built-in model differs from the rest.
+    #[serde(default)]
+    pub builtin: Option<Box<RequestExpect>>,
+    /// Where the real traffic server differs.
+    #[serde(default)]
+    pub ats: Option<Box<RequestExpect>>,
+}
+
+impl RequestExpect {
+    /// Whether it states anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.failed.is_none() && self.code.is_none() && self.served.is_none()
+    }
+
+    /// This expectation with one family's differences applied.
+    pub fn for_family(&self, family: Family) -> RequestExpect {
+        let over = match family {
+            Family::Builtin => self.builtin.as_deref(),
+            Family::Ats => self.ats.as_deref(),
+            Family::Other => None,
+        };
+        let mut out = self.clone();
+        out.builtin = None;
+        out.ats = None;
+        if let Some(over) = over {
+            out.status = over.status.or(out.status);
+            out.failed = over.failed.or(out.failed);
+            out.code = over.code.or(out.code);
+            out.depth = over.depth.or(out.depth);
+            out.served = over.served.clone().or(out.served);
+        }
+        out
+    }
+}
+
+/// Verifier families whose expectations may legitimately differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// The built-in model.
+    Builtin,
+    /// The real Apache Traffic Server.
+    Ats,
+    /// Anything else: written expectations do not apply.
+    Other,
+}
+
+/// How a request names its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum By {
+    /// The FQDN.
+    #[default]
+    Fqdn,
+    /// The modelled IP.
+    Ip,
+    /// What System > Server advertises now.
+    Advertised,
+}
+
+/// `request`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestStep {
+    /// The node (fleet name); or `host` names it directly.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// How `node` is named in the request.
+    #[serde(default)]
+    pub by: By,
+    /// The host as the request names it (FQDN or IP); overrides `node`/`by`.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The origin port.
+    pub port: u16,
+    /// The method.
+    #[serde(default = "get")]
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// One peer; every peer when absent.
+    #[serde(default)]
+    pub via: Option<String>,
+    /// The expected outcome.
+    pub expect: RequestExpect,
+}
+
+fn get() -> String {
+    "GET".into()
+}
+
+/// `upgrade`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradeStep {
+    /// The new version.
+    pub to: Version,
+}
+
+/// `set-ciphers`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetCiphersStep {
+    /// The OpenSSL cipher string; `"default"` restores the version's default.
+    pub ciphers: String,
+}
+
+/// On or Off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum OnOff {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
+
+/// `set-verify-origin`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetVerifyOriginStep {
+    /// `On` or `Off`.
+    pub value: OnOff,
+}
+
+/// `set-policy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPolicyStep {
+    /// ENFORCED, PERMISSIVE or DISABLED (lowercase in files).
+    pub policy: Policy,
+    /// Properties, when they change too.
+    #[serde(default)]
+    pub properties: Option<Properties>,
+}
+
+/// Accepted or refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Acceptance {
+    /// Accepted.
+    Accepted,
+    /// Refused.
+    Refused,
+}
+
+/// `trust-store-add` / `trust-store-remove`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustStoreStep {
+    /// Certificate ids, uploaded or deleted in order.
+    pub certs: Vec<String>,
+    /// One peer; every peer when absent.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// For uploads: `accepted` (the default) or `refused`.
+    #[serde(default)]
+    pub expect: Option<Acceptance>,
+}
+
+/// `set-system-server`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetSystemServerStep {
+    /// The node.
+    pub node: String,
+    /// The new name (FQDN or IP).
+    pub name: String,
+}
+
+/// `reissue`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueStep {
+    /// The certificate id.
+    pub cert: String,
+    /// SANs to add.
+    #[serde(default)]
+    pub add_san: Vec<San>,
+    /// New start of validity.
+    #[serde(default)]
+    pub not_before: Option<TimeSpec>,
+    /// New end of validity.
+    #[serde(default)]
+    pub not_after: Option<TimeSpec>,
+    /// A new issuer (a CA-signed re-issue of a self-signed certificate).
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// The modelled IP of a request target, when the host is one.
+pub fn host_ip(host: &str) -> Option<IpAddr> {
+    host.parse().ok()
+}

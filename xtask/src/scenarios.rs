@@ -1,0 +1,191 @@
+//! `cargo xtask scenarios`: run the catalogue, compare with snapshots, report.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use harness::pki::KeyCache;
+use harness::scenario::batch::{self, BatchEntry};
+use harness::scenario::catalogue::SnapshotState;
+use harness::scenario::login::LoginSpec;
+use harness::scenario::{Catalogue, RunOptions, VerifierFactory};
+use harness::verifier::Profile;
+use harness::verifier::builtin::BuiltinFactory;
+
+#[derive(Debug, Args)]
+pub struct ScenariosArgs {
+    /// Only scenarios whose id contains this (`*` matches anything): `seed::`, `*expired*`.
+    pattern: Option<String>,
+    /// List the scenarios with their titles and stop.
+    #[arg(long)]
+    list: bool,
+    /// Write changed and new snapshots.
+    #[arg(long)]
+    accept: bool,
+    /// The verifier: `builtin` (the model, in --profile) or `builtin:<profile>`.
+    #[arg(long, default_value = "builtin")]
+    verifier: String,
+    /// The built-in model's profile: expressway-x14.2 or ats-9.2.
+    #[arg(long, default_value = "expressway-x14.2")]
+    profile: String,
+    /// Write a report: `--report md PATH`, `--report json PATH`, `--report junit PATH`.
+    #[arg(long, num_args = 2, value_names = ["FORMAT", "PATH"], action = clap::ArgAction::Append)]
+    report: Vec<String>,
+    /// Run one slice, as nextest counts: `--partition 2/4` runs the 2nd of every 4.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// The workspace whose scenarios/ and snapshots/ to use (default: this one).
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+fn matches(pattern: &str, id: &str) -> bool {
+    if !pattern.contains('*') {
+        return id.contains(pattern);
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut at = 0;
+    for (i, part) in parts.iter().enumerate() {
+        if part.is_empty() {
+            continue;
+        }
+        match id[at..].find(part) {
+            Some(found) if i > 0 || found == 0 => at += found + part.len(),
+            _ => return false,
+        }
+    }
+    parts.last().is_none_or(|last| last.is_empty() || id.ends_with(last))
+}
+
+fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
+    let (k, n) = spec.split_once('/').context("--partition takes k/n, e.g. 1/3")?;
+    let (k, n): (usize, usize) = (k.parse().context("--partition k")?, n.parse().context("--partition n")?);
+    if n == 0 || k == 0 || k > n {
+        bail!("--partition {spec}: k must be from 1 to n");
+    }
+    Ok((k, n))
+}
+
+/// The verifier named on the command line, and the snapshot folder it uses.
+pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
+    let profile_name = match verifier.split_once(':') {
+        Some(("builtin", p)) => p,
+        None if verifier == "builtin" => profile,
+        _ => bail!("unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2"),
+    };
+    let profile = Profile::from_name(profile_name).with_context(|| {
+        format!("unknown profile '{profile_name}'; profiles: {}", Profile::ALL.map(Profile::name).join(", "))
+    })?;
+    let dir = match profile {
+        Profile::ExpresswayX14_2 => "builtin".to_string(),
+        other => format!("builtin-{other}"),
+    };
+    Ok((Box::new(BuiltinFactory(profile)), dir))
+}
+
+pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
+    let root = args.root.clone().unwrap_or_else(Catalogue::workspace_root);
+    let catalogue = Catalogue::at(&root);
+    let mut files = catalogue.files()?;
+    if let Some(pattern) = &args.pattern {
+        files.retain(|f| catalogue.id_of(f).is_some_and(|id| matches(pattern, &id)));
+    }
+    if let Some(spec) = &args.partition {
+        let (k, n) = partition(spec)?;
+        files = files.into_iter().enumerate().filter(|(i, _)| i % n == k - 1).map(|(_, f)| f).collect();
+    }
+    if files.is_empty() {
+        bail!("no scenario matches{}", args.pattern.as_ref().map(|p| format!(" '{p}'")).unwrap_or_default());
+    }
+    if args.list {
+        for file in &files {
+            match catalogue.load(file) {
+                Ok(s) => println!("{:<48} {}", s.id, s.summary()),
+                Err(e) => println!("{:<48} (cannot load: {e})", catalogue.id_of(file).unwrap_or_default()),
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
+    let login_path = root.join("scenarios").join("jabber-login.toml");
+    let login: LoginSpec = toml::from_str(
+        &std::fs::read_to_string(&login_path).with_context(|| format!("reading {}", login_path.display()))?,
+    )
+    .with_context(|| format!("{}", login_path.display()))?;
+    let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
+    let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let tty = std::io::stderr().is_terminal();
+    let progress = |done: usize, total: usize, entry: &BatchEntry| {
+        if tty {
+            eprint!("\r\x1b[K[{done}/{total}] {} {}", entry.verdict(), entry.id);
+        } else {
+            eprintln!("[{done}/{total}] {} {} ({} ms)", entry.verdict(), entry.id, entry.elapsed.as_millis());
+        }
+    };
+    let start = std::time::Instant::now();
+    let entries = batch::run_files(&catalogue, &files, &options, &snapshot_dir, threads, &progress);
+    if tty {
+        eprintln!();
+    }
+    println!("\n{}", batch::table(&entries));
+
+    let mut written = 0;
+    for entry in &entries {
+        let Ok((run, state)) = &entry.result else { continue };
+        let changed = *state != SnapshotState::Same;
+        if changed && args.accept {
+            let path = catalogue.snapshot_path(&snapshot_dir, &run.id);
+            catalogue.write_snapshot(&path, &run.snapshot).with_context(|| format!("writing {}", path.display()))?;
+            written += 1;
+        }
+    }
+    let failed: Vec<&BatchEntry> = entries
+        .iter()
+        .filter(|e| match &e.result {
+            Ok((run, _)) if args.accept => !run.mismatches().is_empty(),
+            _ => e.failed(),
+        })
+        .collect();
+    for entry in &failed {
+        println!("--- {} ({})\n{}\n", entry.id, entry.verdict(), batch::details(entry));
+    }
+    for pair in args.report.chunks(2) {
+        let [format, path] = pair else { continue };
+        let text = match format.as_str() {
+            "md" => batch::markdown(&entries, &verifier.name()),
+            "json" => batch::json(&entries, &verifier.name()),
+            "junit" => batch::junit(&entries, &verifier.name()),
+            other => bail!("unknown report format '{other}'; use md, json or junit"),
+        };
+        std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
+        println!("report: {path} ({format})");
+    }
+    println!(
+        "{} scenarios with {} in {:.2} s: {} passed, {} failed{}",
+        entries.len(),
+        verifier.name(),
+        start.elapsed().as_secs_f64(),
+        entries.len() - failed.len(),
+        failed.len(),
+        if args.accept { format!(", {written} snapshot(s) written") } else { String::new() }
+    );
+    Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn patterns_match_substrings_and_wildcards() {
+        assert!(matches("seed::", "seed::tftp-self-signed-ecdsa"));
+        assert!(matches("*self-signed*", "seed::tftp-self-signed-ecdsa"));
+        assert!(matches("seed::*ecdsa", "seed::tftp-self-signed-ecdsa"));
+        assert!(!matches("beyond::*", "seed::tftp-self-signed-ecdsa"));
+    }
+}
