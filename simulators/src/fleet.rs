@@ -201,6 +201,10 @@ struct Shared {
     by_name: HashMap<String, usize>,
     handshake_timeout: Duration,
     idle_timeout: Duration,
+    /// Connections accepted and not yet finished, across the fleet.
+    open: std::sync::atomic::AtomicUsize,
+    /// Woken whenever `open` drops to zero.
+    idle: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -209,6 +213,12 @@ impl Shared {
             .get(name)
             .and_then(|i| self.nodes.get(*i))
             .ok_or_else(|| FleetError::UnknownNode { node: name.to_owned() })
+    }
+
+    fn connection_done(&self) {
+        if self.open.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
     }
 
     fn cluster_servers(&self, cluster: &str) -> Vec<String> {
@@ -423,6 +433,8 @@ impl Fleet {
             by_name,
             handshake_timeout: config.handshake_timeout,
             idle_timeout: config.idle_timeout,
+            open: std::sync::atomic::AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
         });
         let (shutdown, _) = watch::channel(false);
         let tasks = to_serve
@@ -522,6 +534,25 @@ impl Fleet {
         self.shared.nodes.iter().flat_map(|n| n.log.drain()).collect()
     }
 
+    /// Waits until every accepted connection has finished and logged its last event, or
+    /// `timeout` passes; returns whether the fleet went quiet. A client that has finished
+    /// talking to the fleet calls this before reading the event log, so that the log does not
+    /// depend on how fast the node's side of a closed connection winds down.
+    pub async fn settle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.shared.open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
+    }
+
     /// Stops accepting, closes every connection and waits until all tasks and sockets are gone.
     pub async fn stop(self) {
         let Fleet { shared: _, shutdown, tasks } = self;
@@ -552,12 +583,13 @@ async fn accept_loop(
                 Ok((tcp, _peer)) => {
                     // Without it small TLS records wait for delayed ACKs (FIELD-NOTES).
                     let _ = tcp.set_nodelay(true);
-                    connections.spawn(serve_connection(
-                        shared.clone(),
-                        node.clone(),
-                        service.clone(),
-                        tcp,
-                    ));
+                    shared.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let conn_shared = shared.clone();
+                    let serving = serve_connection(shared.clone(), node.clone(), service.clone(), tcp);
+                    connections.spawn(async move {
+                        serving.await;
+                        conn_shared.connection_done();
+                    });
                 }
                 // Out of descriptors or similar: back off briefly rather than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,

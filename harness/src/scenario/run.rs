@@ -410,12 +410,12 @@ impl Runner<'_> {
                 }
             }
         }
-        self.collect_events(report);
+        self.collect_events(&mut report.lines);
         Ok(())
     }
 
-    /// Node events since the last step, one line each, repeats folded.
-    fn collect_events(&mut self, report: &mut StepReport) {
+    /// Node events since the last call, one line each, repeats folded.
+    fn collect_events(&mut self, out: &mut Vec<String>) {
         let events: Vec<NodeEvent> = self.running.take_events();
         let mut lines: Vec<(String, usize)> = Vec::new();
         for event in events {
@@ -433,7 +433,7 @@ impl Runner<'_> {
             }
         }
         for (line, n) in lines {
-            report.lines.push(if n > 1 { format!("{line} (x{n})") } else { line });
+            out.push(if n > 1 { format!("  {line} (x{n})") } else { format!("  {line}") });
         }
     }
 
@@ -443,6 +443,9 @@ impl Runner<'_> {
             return Err(self.invalid(format!("unknown peer '{peer}'")));
         };
         let outcome = p.verifier.request(request)?;
+        // The node's side of the last connection may still be winding down (a client alert
+        // it has yet to read): wait for the fleet to go quiet so that the log is complete.
+        let settled = runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
         lines.push(format!("{peer} -> {} https://{}:{}{}", request.method, request.host, request.port, request.path));
         for (i, served) in outcome.served.iter().enumerate() {
             let validity = self.validity_of(&served.subject);
@@ -463,6 +466,10 @@ impl Runner<'_> {
             outcome.reason,
             outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
         ));
+        if !settled {
+            lines.push("  (the fleet did not go quiet within 10 s; node events may be incomplete)".into());
+        }
+        self.collect_events(lines);
         Ok(outcome)
     }
 

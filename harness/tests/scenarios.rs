@@ -1,0 +1,62 @@
+//! One test per scenario file, found at run time (a new file needs no code): run it with the
+//! built-in model, check its written expectations, and compare its snapshot with insta, so
+//! that `cargo insta review` works on `snapshots/`. Under `CI=true` insta writes nothing and a
+//! mismatch fails.
+
+use std::path::Path;
+
+use harness::pki::KeyCache;
+use harness::scenario::login::LoginSpec;
+use harness::scenario::{Catalogue, RunOptions, run::run};
+use harness::verifier::Profile;
+use harness::verifier::builtin::BuiltinFactory;
+use libtest_mimic::{Arguments, Failed, Trial};
+
+fn check(catalogue: &Catalogue, path: &Path) -> Result<(), Failed> {
+    let scenario = catalogue.load(path).map_err(|e| Failed::from(e.to_string()))?;
+    let factory = BuiltinFactory(Profile::ExpresswayX14_2);
+    let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let run = run(&scenario, &options).map_err(|e| Failed::from(format!("could not run: {e}")))?;
+    let mismatches = run.mismatches();
+    if !mismatches.is_empty() {
+        return Err(format!("expectations that do not hold:\n{}", mismatches.join("\n")).into());
+    }
+    let snapshot_path = catalogue.snapshot_path("builtin", &run.id);
+    let dir = snapshot_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = snapshot_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let snapshot = run.snapshot;
+    let outcome = std::panic::catch_unwind(|| {
+        insta::with_settings!({ snapshot_path => dir, prepend_module_to_snapshot => false, omit_expression => false }, {
+            insta::assert_snapshot!(name, snapshot);
+        });
+    });
+    outcome.map_err(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "snapshot mismatch".into());
+        Failed::from(message)
+    })
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let catalogue = Catalogue::at(&Catalogue::workspace_root());
+    let files = match catalogue.files() {
+        Ok(files) => files,
+        Err(e) => {
+            eprintln!("cannot list scenarios: {e}");
+            std::process::exit(2);
+        }
+    };
+    let trials = files
+        .into_iter()
+        .map(|path| {
+            let id = catalogue.id_of(&path).unwrap_or_else(|| path.display().to_string());
+            let catalogue = catalogue.clone();
+            Trial::test(format!("scenario::{id}"), move || check(&catalogue, &path))
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
