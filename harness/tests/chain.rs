@@ -616,6 +616,11 @@ type Reported = (i32, usize, String);
 
 /// `openssl verify`'s error lines, in order.
 fn openssl_verify(files: &Files) -> Vec<Reported> {
+    openssl_verify_at(files, DEBIAN_SECURITY_LEVEL)
+}
+
+/// `openssl verify` with `-auth_level`.
+fn openssl_verify_at(files: &Files, auth_level: u8) -> Vec<Reported> {
     let out = Command::new("openssl")
         .args([
             "verify",
@@ -625,7 +630,7 @@ fn openssl_verify(files: &Files) -> Vec<Reported> {
             "sslserver",
             "-auth_level",
         ])
-        .arg(DEBIAN_SECURITY_LEVEL.to_string())
+        .arg(auth_level.to_string())
         .arg("-attime")
         .arg(NOW.to_string())
         .arg("-CAfile")
@@ -957,6 +962,141 @@ fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Opti
         .zip(permissive.errors.iter().map(|e| e.subject.clone()))
         .collect();
     check_agreement(shape, flavour, Mode::Continue, with_subjects, s_client);
+}
+
+fn real_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// rcgen cannot sign with SHA-1: `openssl x509 -req -sha1` signs the leaf with an rcgen RSA CA.
+fn sha1_signed_case() -> Case {
+    let dir = TempDir::new().expect("temp dir");
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    // `openssl x509 -days` counts from the real clock: so does everything in this case.
+    let mut ca_params = params("steven-DC-CA", Role::Ca, 1);
+    ca_params.not_before = at(real_now() - DAY);
+    ca_params.not_after = at(real_now() + 3650 * DAY);
+    let ca = ca_params.self_signed(&ca_key).expect("self-signed");
+    let leaf_key = KeyPair::generate().expect("P-256 key");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("ca.pem", &ca.pem());
+    write("ca.key", &ca_key.serialize_pem());
+    write("leaf.key", &leaf_key.serialize_pem());
+    write(
+        "ext.cnf",
+        "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n",
+    );
+    let run = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl {args:?} failed");
+    };
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "leaf.key",
+        "-subj",
+        "/O=Cisco/CN=cucm-ms.steven.lab",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "3",
+        "-sha1",
+        "-days",
+        "3650",
+        "-extfile",
+        "ext.cnf",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ]);
+    let leaf = std::fs::read(dir.path().join("leaf.der")).expect("read leaf");
+    Case {
+        peer: vec![CertificateDer::from(leaf)],
+        trusted: vec![ca.der().clone()],
+        leaf_key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+/// OpenSSL 3.0 rates SHA-1 signatures at 63 bits, under level 1's 80; 1.1.1 rated them at 80.
+#[test]
+fn a_sha1_signed_leaf_fails_from_security_level_1_in_3_0_and_from_level_2_in_1_1_1() {
+    let case = sha1_signed_case();
+    let files = Files::write(&case);
+    for level in 0..=2u8 {
+        let verdict = |flavour| {
+            verify(&ChainInput {
+                peer_chain: &case.peer,
+                trusted: &case.trusted,
+                validation_time: real_now() + DAY,
+                purpose: Some(Purpose::SslServer),
+                flavour,
+                stop_at_first_error: true,
+                security_level: level,
+            })
+        };
+        let v3 = verdict(OpensslFlavour::V3_0);
+        let cli = {
+            let out = Command::new("openssl")
+                .args([
+                    "verify",
+                    "-no-CApath",
+                    "-no-CAstore",
+                    "-purpose",
+                    "sslserver",
+                    "-auth_level",
+                ])
+                .arg(level.to_string())
+                .arg("-attime")
+                .arg((real_now() + DAY).to_string())
+                .arg("-CAfile")
+                .arg(files.path("trust.pem"))
+                .arg(files.path("leaf.pem"))
+                .output()
+                .expect("run openssl verify");
+            String::from_utf8_lossy(&out.stderr).to_string()
+        };
+        let expected_v3: &[(i32, usize)] = if level >= 1 { &[(68, 0)] } else { &[] };
+        let got: Vec<_> = v3
+            .errors
+            .iter()
+            .map(|e| (e.code.code(OpensslFlavour::V3_0), e.depth))
+            .collect();
+        assert_eq!(got, expected_v3, "3.0 at level {level}");
+        assert_eq!(
+            cli.contains("error 68 at 0 depth lookup"),
+            level >= 1,
+            "openssl verify at level {level}: {cli}"
+        );
+        let v1 = verdict(OpensslFlavour::V1_1_1);
+        let expected_v1: &[(i32, usize)] = if level >= 2 { &[(68, 0)] } else { &[] };
+        let got: Vec<_> = v1
+            .errors
+            .iter()
+            .map(|e| (e.code.code(OpensslFlavour::V1_1_1), e.depth))
+            .collect();
+        assert_eq!(
+            got, expected_v1,
+            "1.1.1 at level {level} (from its source: SHA-1 is 80 bits)"
+        );
+    }
 }
 
 #[test]
