@@ -530,6 +530,84 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
     }
 }
 
+/// `X509_verify(subject, issuer key)`. aws-lc (behind x509-parser) refuses RSA keys under 2048
+/// bits, which OpenSSL verifies (a security level rejects them separately, with 66 or 67): those
+/// are checked here with PKCS #1 v1.5 by hand, for SHA-256 and SHA-384.
+fn signature_verifies(subject: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    subject.verify_signature(Some(issuer.public_key())).is_ok()
+        || legacy_rsa_pkcs1_verifies(subject, issuer.public_key())
+}
+
+fn legacy_rsa_pkcs1_verifies(
+    subject: &X509Certificate<'_>,
+    issuer_key: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> bool {
+    use rustls::SupportedCipherSuite;
+    use rustls::crypto::aws_lc_rs::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384,
+    };
+    use x509_parser::num_bigint::BigUint;
+    use x509_parser::public_key::PublicKey;
+
+    // DigestInfo prefixes (RFC 8017, 9.2 note 1).
+    const SHA256_PREFIX: [u8; 19] = [
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    const SHA384_PREFIX: [u8; 19] = [
+        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02,
+        0x05, 0x00, 0x04, 0x30,
+    ];
+    let (suite, prefix) = match subject
+        .signature_algorithm
+        .algorithm
+        .to_id_string()
+        .as_str()
+    {
+        "1.2.840.113549.1.1.11" => (TLS13_AES_128_GCM_SHA256, SHA256_PREFIX),
+        "1.2.840.113549.1.1.12" => (TLS13_AES_256_GCM_SHA384, SHA384_PREFIX),
+        _ => return false,
+    };
+    let SupportedCipherSuite::Tls13(suite) = suite else {
+        return false;
+    };
+    let Ok(PublicKey::RSA(rsa)) = issuer_key.parsed() else {
+        return false;
+    };
+    let modulus = strip_leading_zeros(rsa.modulus);
+    if modulus.is_empty() || modulus.len() * 8 >= 2048 + 8 {
+        return false;
+    }
+    let n = BigUint::from_bytes_be(modulus);
+    let e = BigUint::from_bytes_be(rsa.exponent);
+    let signature = BigUint::from_bytes_be(&subject.signature_value.data);
+    if signature >= n {
+        return false;
+    }
+    let m = signature.modpow(&e, &n).to_bytes_be();
+    let k = modulus.len();
+    if m.len() > k {
+        return false;
+    }
+    // EM = 0x00 || 0x01 || PS (0xff, at least 8) || 0x00 || DigestInfo
+    let mut em = vec![0u8; k - m.len()];
+    em.extend_from_slice(&m);
+    let digest = suite
+        .common
+        .hash_provider
+        .hash(subject.tbs_certificate.as_ref());
+    let mut expected = vec![0x00, 0x01];
+    let tail = prefix.len() + digest.as_ref().len();
+    if k < tail + 11 {
+        return false;
+    }
+    expected.resize(k - tail - 1, 0xff);
+    expected.push(0x00);
+    expected.extend_from_slice(&prefix);
+    expected.extend_from_slice(digest.as_ref());
+    em == expected
+}
+
 /// Extensions OpenSSL handles when critical (`X509_supported_extension`).
 const SUPPORTED_EXTENSIONS: [&str; 13] = [
     "2.16.840.1.113730.1.1", // nsCertType
@@ -1101,10 +1179,7 @@ impl StoreCtx<'_, '_> {
                 {
                     return false;
                 }
-                let signed = self.certs[xs]
-                    .x509
-                    .verify_signature(Some(self.certs[xi].x509.public_key()))
-                    .is_ok();
+                let signed = signature_verifies(&self.certs[xs].x509, &self.certs[xi].x509);
                 if !signed && !self.report(n, VerifyErrorCode::CertSignatureFailure) {
                     return false;
                 }
