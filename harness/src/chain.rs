@@ -28,6 +28,14 @@
 //! A failed verification is data, never an `Err` or a panic: [`verify`] always returns a
 //! [`ChainVerdict`], whatever bytes the peer sent.
 //!
+//! Checked against the real libraries (OpenSSL 3.0.19's `openssl verify` and `s_client`, and
+//! OpenSSL 1.1.1l through its verify callback) in `harness/tests/chain.rs`.
+//!
+//! Signatures are checked with aws-lc through x509-parser (RSA PKCS #1 with SHA-1/256/384/512,
+//! RSA-PSS, ECDSA P-256/P-384 with SHA-256/384, Ed25519), plus RSA keys under 2048 bits with
+//! SHA-256/384 by hand. Anything else (P-521, ECDSA with SHA-512, Ed448, DSA) reads as a
+//! signature failure (7) where OpenSSL may accept it.
+//!
 //! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
 //! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
 //! with trusted-first off), CRL/OCSP, policy and name-constraint checks, DANE, auxiliary trust
@@ -37,9 +45,10 @@ use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name, X509Version};
 
-/// OpenSSL's verify depth default (`X509_VERIFY_PARAM` "default": 100). `build_chain` builds up to
-/// one more than that and then fails with `X509_V_ERR_CERT_CHAIN_TOO_LONG`.
-const DEFAULT_VERIFY_DEPTH: usize = 100;
+/// OpenSSL's verify depth when nobody sets one (`X509_VERIFY_PARAM` "default": 100
+/// intermediates). ATS sets its own from `proxy.config.ssl.client.verify.depth`
+/// (`SSL_CTX_set_verify_depth` in `SSLInitClientContext`).
+pub const OPENSSL_DEFAULT_VERIFY_DEPTH: usize = 100;
 
 /// Which OpenSSL the traffic server links against; it decides a few error strings and a few
 /// chain-building rules (see [`verify`]).
@@ -253,6 +262,10 @@ pub struct ChainInput<'a> {
     /// 1; Debian 12 builds its OpenSSL 3.0 with 2 (so stock ATS 9.2 there runs at 2 and RSA-1024
     /// fails); `openssl verify` uses 0 unless given `-auth_level`.
     pub security_level: u8,
+    /// `SSL_CTX_set_verify_depth`: how many certificates may stand between the leaf and the
+    /// trust anchor. `build_chain` builds one further and then reports 22 (certificate chain too
+    /// long) at the top. [`OPENSSL_DEFAULT_VERIFY_DEPTH`] unless the application sets one.
+    pub verify_depth: usize,
 }
 
 /// The outcome of [`verify`].
@@ -283,7 +296,7 @@ impl ChainVerdict {
 }
 
 /// Verifies `input.peer_chain` as OpenSSL's `X509_verify_cert` does in a TLS client, with
-/// trusted-first on, partial chains off, default depth 100.
+/// trusted-first on and partial chains off.
 ///
 /// Differences between the flavours that are reproduced (both checked against the real
 /// libraries, 1.1.1l and 3.0.x):
@@ -332,6 +345,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         purpose: input.purpose,
         stop_at_first_error: input.stop_at_first_error,
         security_level: input.security_level,
+        verify_depth: input.verify_depth,
         chain: vec![leaf],
         num_untrusted: 1,
         errors: Vec::new(),
@@ -840,6 +854,7 @@ struct StoreCtx<'c, 'a> {
     purpose: Option<Purpose>,
     stop_at_first_error: bool,
     security_level: u8,
+    verify_depth: usize,
     chain: Vec<usize>,
     num_untrusted: usize,
     errors: Vec<ChainError>,
@@ -1004,7 +1019,8 @@ impl StoreCtx<'_, '_> {
 
     /// `build_chain` with trusted-first and an untrusted pool (always present in TLS).
     fn build_chain(&mut self, mut pool: Vec<usize>) -> bool {
-        let max_depth = DEFAULT_VERIFY_DEPTH + 1;
+        // As OpenSSL clamps it: still absurdly large, but arithmetically safe.
+        let max_depth = self.verify_depth.min(i32::MAX as usize / 2) + 1;
         let mut search_untrusted = true;
         let mut search_trusted = true;
         let mut trust = Trust::Untrusted;

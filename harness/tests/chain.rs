@@ -20,8 +20,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use harness::chain::{
-    ChainError, ChainInput, ChainVerdict, LinkSource, OpensslFlavour, Purpose, VerifyErrorCode,
-    verify,
+    ChainError, ChainInput, ChainVerdict, LinkSource, OPENSSL_DEFAULT_VERIFY_DEPTH, OpensslFlavour,
+    Purpose, VerifyErrorCode, verify,
 };
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
@@ -621,12 +621,7 @@ impl Files {
 type Reported = (i32, usize, String);
 
 /// `openssl verify`'s error lines, in order.
-fn openssl_verify(files: &Files) -> Vec<Reported> {
-    openssl_verify_at(files, DEBIAN_SECURITY_LEVEL)
-}
-
-/// `openssl verify` with `-auth_level`.
-fn openssl_verify_at(files: &Files, auth_level: u8) -> Vec<Reported> {
+fn openssl_verify(files: &Files, verify_depth: usize) -> Vec<Reported> {
     let out = Command::new("openssl")
         .args([
             "verify",
@@ -636,7 +631,9 @@ fn openssl_verify_at(files: &Files, auth_level: u8) -> Vec<Reported> {
             "sslserver",
             "-auth_level",
         ])
-        .arg(auth_level.to_string())
+        .arg(DEBIAN_SECURITY_LEVEL.to_string())
+        .arg("-verify_depth")
+        .arg(verify_depth.to_string())
         .arg("-attime")
         .arg(NOW.to_string())
         .arg("-CAfile")
@@ -680,7 +677,7 @@ impl Drop for ServerGuard {
 
 /// `openssl s_client`'s verify errors against an `openssl s_server` serving the case: every
 /// error, since its callback continues.
-fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
+fn openssl_s_client(files: &Files, case: &Case, verify_depth: usize) -> Vec<(Reported, String)> {
     let mut server = Command::new("openssl");
     server
         .args([
@@ -739,6 +736,8 @@ fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
         .arg(NOW.to_string())
         .arg("-purpose")
         .arg("sslserver")
+        .arg("-verify_depth")
+        .arg(verify_depth.to_string())
         .stdin(Stdio::null())
         .output()
         .expect("run openssl s_client");
@@ -772,6 +771,20 @@ fn openssl_s_client(files: &Files, case: &Case) -> Vec<(Reported, String)> {
 const DEBIAN_SECURITY_LEVEL: u8 = 2;
 
 fn ours(case: &Case, flavour: OpensslFlavour, stop_at_first_error: bool) -> ChainVerdict {
+    ours_at_depth(
+        case,
+        flavour,
+        stop_at_first_error,
+        OPENSSL_DEFAULT_VERIFY_DEPTH,
+    )
+}
+
+fn ours_at_depth(
+    case: &Case,
+    flavour: OpensslFlavour,
+    stop_at_first_error: bool,
+    verify_depth: usize,
+) -> ChainVerdict {
     verify(&ChainInput {
         peer_chain: &case.peer,
         trusted: &case.trusted,
@@ -784,6 +797,7 @@ fn ours(case: &Case, flavour: OpensslFlavour, stop_at_first_error: bool) -> Chai
             OpensslFlavour::V3_0 => DEBIAN_SECURITY_LEVEL,
             OpensslFlavour::V1_1_1 => 0,
         },
+        verify_depth,
     })
 }
 
@@ -913,7 +927,7 @@ fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Opti
     let flavour = OpensslFlavour::V3_0;
 
     // ENFORCED: the first error, or none.
-    let cli = openssl_verify(&files);
+    let cli = openssl_verify(&files, OPENSSL_DEFAULT_VERIFY_DEPTH);
     let enforced = ours(&case, flavour, true);
     assert_eq!(
         cli.first().map(|(code, depth, _)| (*code, *depth)),
@@ -943,7 +957,7 @@ fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Opti
     );
 
     // Continue mode, whole: s_client's callback continues on everything, like ATS PERMISSIVE.
-    let s_client = openssl_s_client(&files, &case);
+    let s_client = openssl_s_client(&files, &case, OPENSSL_DEFAULT_VERIFY_DEPTH);
     let with_subjects: Vec<(Reported, String)> = as_reported(&permissive.errors, flavour)
         .into_iter()
         .zip(permissive.errors.iter().map(|e| e.subject.clone()))
@@ -1037,6 +1051,7 @@ fn a_sha1_signed_leaf_fails_from_security_level_1_in_3_0_and_from_level_2_in_1_1
                 flavour,
                 stop_at_first_error: true,
                 security_level: level,
+                verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
             })
         };
         let v3 = verdict(OpensslFlavour::V3_0);
@@ -1083,6 +1098,51 @@ fn a_sha1_signed_leaf_fails_from_security_level_1_in_3_0_and_from_level_2_in_1_1
             got, expected_v1,
             "1.1.1 at level {level} (from its source: SHA-1 is 80 bits)"
         );
+    }
+}
+
+/// A short verify depth (ATS sets one from `proxy.config.ssl.client.verify.depth`), against
+/// `openssl verify -verify_depth`, `openssl s_client -verify_depth` and, when at hand, 1.1.1.
+#[rstest]
+fn verify_depth_limits_match_openssl(
+    #[values(0, 1, 2, 3)] verify_depth: usize,
+    #[values(
+        Shape::GoodChain,
+        Shape::PathLengthExceeded,
+        Shape::UntrustedRootSentInChain,
+        Shape::MissingIntermediate,
+        Shape::TrustedSelfSignedLeafWithCaTrue
+    )]
+    shape: Shape,
+) {
+    let case = build(shape);
+    let files = Files::write(&case);
+    let v3 = OpensslFlavour::V3_0;
+    let cli = openssl_verify(&files, verify_depth);
+    let enforced = ours_at_depth(&case, v3, true, verify_depth);
+    assert_eq!(
+        as_reported(&enforced.errors, v3),
+        cli.first().cloned().into_iter().collect::<Vec<_>>(),
+        "ENFORCED verdict of {shape:?} at depth {verify_depth}"
+    );
+    let permissive = ours_at_depth(&case, v3, false, verify_depth);
+    let s_client: Vec<Reported> = openssl_s_client(&files, &case, verify_depth)
+        .into_iter()
+        .map(|(reported, _)| reported)
+        .collect();
+    assert_eq!(
+        as_reported(&permissive.errors, v3),
+        s_client,
+        "continue mode of {shape:?} at depth {verify_depth}"
+    );
+    let v1 = OpensslFlavour::V1_1_1;
+    if let Some(real) = openssl_1_1_1(&files, &case, verify_depth) {
+        let ours: Vec<_> = ours_at_depth(&case, v1, false, verify_depth)
+            .errors
+            .iter()
+            .map(|e| (e.code.code(v1), e.depth))
+            .collect();
+        assert_eq!(ours, real, "1.1.1, {shape:?} at depth {verify_depth}");
     }
 }
 
@@ -1172,6 +1232,7 @@ ctx = lib.X509_STORE_CTX_new()
 lib.X509_STORE_CTX_init(ctx, store, peer[0], sk)
 lib.X509_STORE_CTX_set_default(ctx, b"ssl_server")
 lib.X509_VERIFY_PARAM_set_time(lib.X509_STORE_CTX_get0_param(ctx), req["time"])
+lib.X509_VERIFY_PARAM_set_depth(lib.X509_STORE_CTX_get0_param(ctx), req["depth"])
 errors = []
 @ffi.callback("int (int, X509_STORE_CTX *)")
 def cb(ok, c):
@@ -1184,7 +1245,7 @@ print(json.dumps({"version": ffi.string(lib.OpenSSL_version(0)).decode(), "error
 "#;
 
 /// Every error OpenSSL 1.1.1 reports for the case, or `None` without an oracle.
-fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
+fn openssl_1_1_1(files: &Files, case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> {
     use base64::Engine as _;
     let python = std::env::var_os("MRALAB_PYTHON_OPENSSL_1_1_1")?;
     let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d.as_ref());
@@ -1192,6 +1253,7 @@ fn openssl_1_1_1(files: &Files, case: &Case) -> Option<Vec<(i32, usize)>> {
         "peer": case.peer.iter().map(b64).collect::<Vec<_>>(),
         "trusted": case.trusted.iter().map(b64).collect::<Vec<_>>(),
         "time": NOW,
+        "depth": verify_depth,
     });
     std::fs::write(files.path("request.json"), request.to_string()).expect("write request");
     std::fs::write(files.path("oracle.py"), OPENSSL_1_1_1_ORACLE).expect("write oracle");
@@ -1297,7 +1359,7 @@ fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, 
         expected.first().copied().into_iter().collect(),
     );
     let files = Files::write(&case);
-    if let Some(real) = openssl_1_1_1(&files, &case) {
+    if let Some(real) = openssl_1_1_1(&files, &case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
         assert_eq!(real, expected, "OpenSSL 1.1.1 itself on {shape:?}");
     }
 }
@@ -1316,6 +1378,7 @@ fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
         flavour: OpensslFlavour::V3_0,
         stop_at_first_error: false,
         security_level: 2,
+        verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
     });
     assert!(!verdict.trusted);
     assert_eq!(verdict.errors[0].code, VerifyErrorCode::Unspecified);
@@ -1327,6 +1390,7 @@ fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
         flavour: OpensslFlavour::V1_1_1,
         stop_at_first_error: true,
         security_level: 0,
+        verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
     });
     assert!(!empty.trusted);
 }
