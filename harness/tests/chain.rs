@@ -1237,7 +1237,9 @@ errors = []
 @ffi.callback("int (int, X509_STORE_CTX *)")
 def cb(ok, c):
     if not ok:
-        errors.append([lib.X509_STORE_CTX_get_error(c), lib.X509_STORE_CTX_get_error_depth(c)])
+        err = lib.X509_STORE_CTX_get_error(c)
+        text = ffi.string(lib.X509_verify_cert_error_string(err)).decode()
+        errors.append([err, lib.X509_STORE_CTX_get_error_depth(c), text])
     return 1
 lib.X509_STORE_CTX_set_verify_cb(ctx, cb)
 lib.X509_verify_cert(ctx)
@@ -1280,6 +1282,10 @@ fn openssl_1_1_1(files: &Files, case: &Case, verify_depth: usize) -> Option<Vec<
             .map(|e| {
                 let code = e[0].as_i64().expect("code") as i32;
                 let depth = e[1].as_u64().expect("depth") as usize;
+                let text = e[2].as_str().expect("text");
+                let ours = VerifyErrorCode::from_code(code, OpensslFlavour::V1_1_1)
+                    .map(|c| c.text(OpensslFlavour::V1_1_1));
+                assert_eq!(ours, Some(text), "1.1.1's text for {code}");
                 (code, depth)
             })
             .collect(),
