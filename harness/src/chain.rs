@@ -14,7 +14,9 @@
 //! 2. `check_extensions` / `check_chain_extensions`: unhandled critical extensions (34), CA-ness of
 //!    every issuer (`X509_check_ca`: 24 in 1.1.1, 79 in 3.0), the purpose (26,
 //!    `check_purpose_ssl_server` in `v3_purp.c`), path length (25).
-//! 3. `internal_verify`: from the top down, key usage of the issuer (32), the signature (7), then
+//! 3. `check_auth_level`: with a security level, issuer keys (67) and signature digests (68);
+//!    the leaf's key (66) is checked before anything else.
+//! 4. `internal_verify`: from the top down, key usage of the issuer (32), the signature (7), then
 //!    the validity period (9, 10); a lone leaf whose issuer was never found gets 21 first. The
 //!    self-signature of the top certificate is not checked (`X509_V_FLAG_CHECK_SS_SIGNATURE` is
 //!    off), so a trusted self-signed certificate with a broken signature passes, as in OpenSSL.
@@ -26,19 +28,27 @@
 //! A failed verification is data, never an `Err` or a panic: [`verify`] always returns a
 //! [`ChainVerdict`], whatever bytes the peer sent.
 //!
+//! Checked against the real libraries (OpenSSL 3.0.19's `openssl verify` and `s_client`, and
+//! OpenSSL 1.1.1l through its verify callback) in `harness/tests/chain.rs`.
+//!
+//! Signatures are checked with aws-lc through x509-parser (RSA PKCS #1 with SHA-1/256/384/512,
+//! RSA-PSS, ECDSA P-256/P-384 with SHA-256/384, Ed25519), plus RSA keys under 2048 bits with
+//! SHA-256/384 by hand. Anything else (P-521, ECDSA with SHA-512, Ed448, DSA) reads as a
+//! signature failure (7) where OpenSSL may accept it.
+//!
 //! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
 //! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
 //! with trusted-first off), CRL/OCSP, policy and name-constraint checks, DANE, auxiliary trust
-//! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates,
-//! security levels (`check_auth_level`: keys below 80 bits).
+//! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates.
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate, X509Name, X509Version};
 
-/// OpenSSL's verify depth default (`X509_VERIFY_PARAM` "default": 100). `build_chain` builds up to
-/// one more than that and then fails with `X509_V_ERR_CERT_CHAIN_TOO_LONG`.
-const DEFAULT_VERIFY_DEPTH: usize = 100;
+/// OpenSSL's verify depth when nobody sets one (`X509_VERIFY_PARAM` "default": 100
+/// intermediates). ATS sets its own from `proxy.config.ssl.client.verify.depth`
+/// (`SSL_CTX_set_verify_depth` in `SSLInitClientContext`).
+pub const OPENSSL_DEFAULT_VERIFY_DEPTH: usize = 100;
 
 /// Which OpenSSL the traffic server links against; it decides a few error strings and a few
 /// chain-building rules (see [`verify`]).
@@ -99,6 +109,12 @@ pub enum VerifyErrorCode {
     KeyUsageNoCertSign,
     /// 34: `X509_V_ERR_UNHANDLED_CRITICAL_EXTENSION`.
     UnhandledCriticalExtension,
+    /// 66: `X509_V_ERR_EE_KEY_TOO_SMALL`: the leaf's key is weaker than the security level.
+    EeKeyTooSmall,
+    /// 67: `X509_V_ERR_CA_KEY_TOO_SMALL`.
+    CaKeyTooSmall,
+    /// 68: `X509_V_ERR_CA_MD_TOO_WEAK`: a signature digest weaker than the security level.
+    CaMdTooWeak,
 }
 
 impl VerifyErrorCode {
@@ -125,6 +141,9 @@ impl VerifyErrorCode {
             Self::InvalidPurpose => 26,
             Self::KeyUsageNoCertSign => 32,
             Self::UnhandledCriticalExtension => 34,
+            Self::EeKeyTooSmall => 66,
+            Self::CaKeyTooSmall => 67,
+            Self::CaMdTooWeak => 68,
         }
     }
 
@@ -156,11 +175,14 @@ impl VerifyErrorCode {
             Self::InvalidPurpose => "unsupported certificate purpose",
             Self::KeyUsageNoCertSign => "key usage does not include certificate signing",
             Self::UnhandledCriticalExtension => "unhandled critical extension",
+            Self::EeKeyTooSmall => "EE certificate key too weak",
+            Self::CaKeyTooSmall => "CA certificate key too weak",
+            Self::CaMdTooWeak => "CA signature digest algorithm too weak",
         }
     }
 }
 
-const ALL_CODES: [VerifyErrorCode; 15] = [
+const ALL_CODES: [VerifyErrorCode; 18] = [
     VerifyErrorCode::Unspecified,
     VerifyErrorCode::UnableToGetIssuerCert,
     VerifyErrorCode::CertSignatureFailure,
@@ -176,6 +198,9 @@ const ALL_CODES: [VerifyErrorCode; 15] = [
     VerifyErrorCode::InvalidPurpose,
     VerifyErrorCode::KeyUsageNoCertSign,
     VerifyErrorCode::UnhandledCriticalExtension,
+    VerifyErrorCode::EeKeyTooSmall,
+    VerifyErrorCode::CaKeyTooSmall,
+    VerifyErrorCode::CaMdTooWeak,
 ];
 
 /// One call of the verify callback with `ok == 0`: the error, `X509_STORE_CTX_get_error_depth`
@@ -231,6 +256,16 @@ pub struct ChainInput<'a> {
     /// `true`: the callback returns 0 on the first error (ATS ENFORCED); `false`: it returns 1 and
     /// OpenSSL goes on (ATS PERMISSIVE), reporting every later error too.
     pub stop_at_first_error: bool,
+    /// The TLS security level, which libssl hands to verification as its auth level
+    /// (`X509_VERIFY_PARAM_set_auth_level`): 0 checks nothing; from 1 up, keys and signature
+    /// digests below 80, 112, 128, 192, 256 bits fail (66, 67, 68). Upstream OpenSSL defaults to
+    /// 1; Debian 12 builds its OpenSSL 3.0 with 2 (so stock ATS 9.2 there runs at 2 and RSA-1024
+    /// fails); `openssl verify` uses 0 unless given `-auth_level`.
+    pub security_level: u8,
+    /// `SSL_CTX_set_verify_depth`: how many certificates may stand between the leaf and the
+    /// trust anchor. `build_chain` builds one further and then reports 22 (certificate chain too
+    /// long) at the top. [`OPENSSL_DEFAULT_VERIFY_DEPTH`] unless the application sets one.
+    pub verify_depth: usize,
 }
 
 /// The outcome of [`verify`].
@@ -257,7 +292,7 @@ impl ChainVerdict {
 }
 
 /// Verifies `input.peer_chain` as OpenSSL's `X509_verify_cert` does in a TLS client, with
-/// trusted-first on, partial chains off, default depth 100.
+/// trusted-first on and partial chains off.
 ///
 /// Differences between the flavours that are reproduced (both checked against the real
 /// libraries, 1.1.1l and 3.0.x):
@@ -305,6 +340,8 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         time: input.validation_time,
         purpose: input.purpose,
         stop_at_first_error: input.stop_at_first_error,
+        security_level: input.security_level,
+        verify_depth: input.verify_depth,
         chain: vec![leaf],
         num_untrusted: 1,
         errors: Vec::new(),
@@ -353,6 +390,10 @@ struct Cert<'a> {
     self_signed: bool,
     signature_family: Option<KeyFamily>,
     key_family: Option<KeyFamily>,
+    /// `EVP_PKEY_get_security_bits`, if the key type is known.
+    key_security_bits: Option<u32>,
+    /// The signature algorithm's OID, for `check_sig_level`.
+    signature_oid: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -447,6 +488,113 @@ fn key_family(oid: &str) -> Option<KeyFamily> {
     })
 }
 
+/// `EVP_PKEY_get_security_bits` of a public key: RSA by modulus size (`BN_security_bits`), EC by
+/// curve, EdDSA fixed; `None` for other key types.
+fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
+    use x509_parser::public_key::PublicKey;
+    match key_family(&spki.algorithm.algorithm.to_id_string())? {
+        KeyFamily::Ed25519 => Some(128),
+        KeyFamily::Ed448 => Some(224),
+        KeyFamily::Ec => {
+            let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
+            match curve.as_str() {
+                "1.2.840.10045.3.1.7" | "1.3.132.0.10" => Some(128), // P-256, secp256k1
+                "1.3.132.0.34" => Some(192),                         // P-384
+                "1.3.132.0.35" => Some(256),                         // P-521
+                "1.3.132.0.33" => Some(112),                         // P-224
+                _ => None,
+            }
+        }
+        KeyFamily::Rsa | KeyFamily::RsaPss => match spki.parsed().ok()? {
+            PublicKey::RSA(rsa) => {
+                let modulus = strip_leading_zeros(rsa.modulus);
+                let bits = match modulus.first() {
+                    Some(first) => modulus.len() * 8 - first.leading_zeros() as usize,
+                    None => 0,
+                };
+                Some(match bits {
+                    15360.. => 256,
+                    7680.. => 192,
+                    3072.. => 128,
+                    2048.. => 112,
+                    1024.. => 80,
+                    _ => 0,
+                })
+            }
+            _ => None,
+        },
+        KeyFamily::Dsa => None,
+    }
+}
+
+/// `X509_verify(subject, issuer key)`. aws-lc (behind x509-parser) refuses RSA keys under 2048
+/// bits, which OpenSSL verifies (a security level rejects them separately, with 66 or 67): those
+/// are checked here with PKCS #1 v1.5 by hand, for SHA-256 and SHA-384.
+fn signature_verifies(subject: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    subject.verify_signature(Some(issuer.public_key())).is_ok()
+        || legacy_rsa_pkcs1_verifies(subject, issuer.public_key())
+}
+
+fn legacy_rsa_pkcs1_verifies(
+    subject: &X509Certificate<'_>,
+    issuer_key: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
+) -> bool {
+    use rustls::SupportedCipherSuite;
+    use rustls::crypto::aws_lc_rs::cipher_suite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    use x509_parser::num_bigint::BigUint;
+    use x509_parser::public_key::PublicKey;
+
+    // DigestInfo prefixes (RFC 8017, 9.2 note 1).
+    const SHA256_PREFIX: [u8; 19] = [
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
+        0x20,
+    ];
+    const SHA384_PREFIX: [u8; 19] = [
+        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
+        0x30,
+    ];
+    let (suite, prefix) = match subject.signature_algorithm.algorithm.to_id_string().as_str() {
+        "1.2.840.113549.1.1.11" => (TLS13_AES_128_GCM_SHA256, SHA256_PREFIX),
+        "1.2.840.113549.1.1.12" => (TLS13_AES_256_GCM_SHA384, SHA384_PREFIX),
+        _ => return false,
+    };
+    let SupportedCipherSuite::Tls13(suite) = suite else {
+        return false;
+    };
+    let Ok(PublicKey::RSA(rsa)) = issuer_key.parsed() else {
+        return false;
+    };
+    let modulus = strip_leading_zeros(rsa.modulus);
+    if modulus.is_empty() || modulus.len() * 8 >= 2048 + 8 {
+        return false;
+    }
+    let n = BigUint::from_bytes_be(modulus);
+    let e = BigUint::from_bytes_be(rsa.exponent);
+    let signature = BigUint::from_bytes_be(&subject.signature_value.data);
+    if signature >= n {
+        return false;
+    }
+    let m = signature.modpow(&e, &n).to_bytes_be();
+    let k = modulus.len();
+    if m.len() > k {
+        return false;
+    }
+    // EM = 0x00 || 0x01 || PS (0xff, at least 8) || 0x00 || DigestInfo
+    let mut em = vec![0u8; k - m.len()];
+    em.extend_from_slice(&m);
+    let digest = suite.common.hash_provider.hash(subject.tbs_certificate.as_ref());
+    let mut expected = vec![0x00, 0x01];
+    let tail = prefix.len() + digest.as_ref().len();
+    if k < tail + 11 {
+        return false;
+    }
+    expected.resize(k - tail - 1, 0xff);
+    expected.push(0x00);
+    expected.extend_from_slice(&prefix);
+    expected.extend_from_slice(digest.as_ref());
+    em == expected
+}
+
 /// Extensions OpenSSL handles when critical (`X509_supported_extension`).
 const SUPPORTED_EXTENSIONS: [&str; 13] = [
     "2.16.840.1.113730.1.1", // nsCertType
@@ -497,6 +645,8 @@ impl<'a> Cert<'a> {
             self_signed: false,
             signature_family: signature_family(&x509.tbs_certificate.signature.algorithm.to_id_string()),
             key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
+            key_security_bits: key_security_bits(x509.public_key()),
+            signature_oid: x509.tbs_certificate.signature.algorithm.to_id_string(),
             subject,
             issuer,
             x509,
@@ -581,6 +731,43 @@ impl<'a> Cert<'a> {
         }
     }
 
+    /// `X509_get_signature_info` security bits: half the digest size; OpenSSL 3.0 rates SHA-1 at
+    /// 63 and MD5 at 39 (so SHA-1 signatures fail from level 1), 1.1.1 at 80 and 64.
+    fn signature_security_bits(&self, flavour: OpensslFlavour) -> Option<u32> {
+        let v3 = flavour == OpensslFlavour::V3_0;
+        Some(match self.signature_oid.as_str() {
+            // md5WithRSAEncryption
+            "1.2.840.113549.1.1.4" => {
+                if v3 {
+                    39
+                } else {
+                    64
+                }
+            }
+            // sha1WithRSAEncryption, ecdsa-with-SHA1, dsa-with-sha1
+            "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" | "1.2.840.10040.4.3" => {
+                if v3 {
+                    63
+                } else {
+                    80
+                }
+            }
+            // SHA-224
+            "1.2.840.113549.1.1.14" | "1.2.840.10045.4.3.1" | "2.16.840.1.101.3.4.3.1" => 112,
+            // SHA-256, Ed25519
+            "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" | "2.16.840.1.101.3.4.3.2" | "1.3.101.112" => 128,
+            // SHA-384
+            "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => 192,
+            // Ed448
+            "1.3.101.113" => 224,
+            // SHA-512
+            "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => 256,
+            // RSASSA-PSS: rated by its hash, almost always SHA-256 (not parsed here).
+            "1.2.840.113549.1.1.10" => 128,
+            _ => return None,
+        })
+    }
+
     fn time_valid(&self, time: i64) -> bool {
         // X509_cmp_time treats equality as "before": valid from notBefore, expired at notAfter.
         self.not_before <= time && time < self.not_after
@@ -628,6 +815,8 @@ struct StoreCtx<'c, 'a> {
     time: i64,
     purpose: Option<Purpose>,
     stop_at_first_error: bool,
+    security_level: u8,
+    verify_depth: usize,
     chain: Vec<usize>,
     num_untrusted: usize,
     errors: Vec<ChainError>,
@@ -707,19 +896,67 @@ impl StoreCtx<'_, '_> {
         }
     }
 
+    /// `x509_verify_x509` and `verify_chain`: the leaf's key strength, then the steps in order.
     fn verify_chain(&mut self, pool: Vec<usize>) {
+        let leaf = self.chain[0];
+        if !self.key_strong_enough(leaf) && !self.report(0, VerifyErrorCode::EeKeyTooSmall) {
+            return;
+        }
         if !self.build_chain(pool) {
             return;
         }
         if !self.check_extensions() {
             return;
         }
+        if !self.check_auth_level() {
+            return;
+        }
         self.internal_verify();
+    }
+
+    /// Bits of security the security level asks for (`minbits_table`), or `None` at level 0.
+    fn required_bits(&self) -> Option<u32> {
+        const MINBITS: [u32; 5] = [80, 112, 128, 192, 256];
+        let level = usize::from(self.security_level.min(5));
+        level.checked_sub(1).map(|i| MINBITS[i])
+    }
+
+    /// `check_key_level`: unknown key types count as weak.
+    fn key_strong_enough(&self, cert: usize) -> bool {
+        match self.required_bits() {
+            None => true,
+            Some(bits) => self.certs[cert].key_security_bits.is_some_and(|have| have >= bits),
+        }
+    }
+
+    /// `check_sig_level`: unknown signature algorithms count as weak.
+    fn signature_strong_enough(&self, cert: usize) -> bool {
+        match self.required_bits() {
+            None => true,
+            Some(bits) => self.certs[cert].signature_security_bits(self.flavour).is_some_and(|have| have >= bits),
+        }
+    }
+
+    /// `check_auth_level`: issuer keys (depth 1 and up), and the signature digests of every
+    /// certificate but the top one.
+    fn check_auth_level(&mut self) -> bool {
+        let num = self.chain.len();
+        for i in 0..num {
+            let cert = self.chain[i];
+            if i > 0 && !self.key_strong_enough(cert) && !self.report(i, VerifyErrorCode::CaKeyTooSmall) {
+                return false;
+            }
+            if i + 1 < num && !self.signature_strong_enough(cert) && !self.report(i, VerifyErrorCode::CaMdTooWeak) {
+                return false;
+            }
+        }
+        true
     }
 
     /// `build_chain` with trusted-first and an untrusted pool (always present in TLS).
     fn build_chain(&mut self, mut pool: Vec<usize>) -> bool {
-        let max_depth = DEFAULT_VERIFY_DEPTH + 1;
+        // As OpenSSL clamps it: still absurdly large, but arithmetically safe.
+        let max_depth = self.verify_depth.min(i32::MAX as usize / 2) + 1;
         let mut search_untrusted = true;
         let mut search_trusted = true;
         let mut trust = Trust::Untrusted;
@@ -881,7 +1118,7 @@ impl StoreCtx<'_, '_> {
                 {
                     return false;
                 }
-                let signed = self.certs[xs].x509.verify_signature(Some(self.certs[xi].x509.public_key())).is_ok();
+                let signed = signature_verifies(&self.certs[xs].x509, &self.certs[xi].x509);
                 if !signed && !self.report(n, VerifyErrorCode::CertSignatureFailure) {
                     return false;
                 }

@@ -426,6 +426,8 @@ impl ServerCertVerifier for ModelCheck {
                         purpose: Some(ChainPurpose::SslServer),
                         flavour,
                         stop_at_first_error: enforce,
+                        security_level: self.profile.security_level(),
+                        verify_depth: self.profile.verify_depth(),
                     });
                     for error in &verdict.errors {
                         let text = error.code.text(flavour);
@@ -469,6 +471,8 @@ impl ServerCertVerifier for ModelCheck {
                     purpose: Some(ChainPurpose::SslServer),
                     flavour,
                     stop_at_first_error: true,
+                    security_level: self.profile.security_level(),
+                    verify_depth: self.profile.verify_depth(),
                 });
                 if let Some(error) = verdict.errors.first() {
                     record.failure = Some(Failure::Chain {

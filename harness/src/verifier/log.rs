@@ -54,6 +54,21 @@ impl Profile {
         }
     }
 
+    /// OpenSSL's security level: 1 is OpenSSL 1.1.1's default (Expressway's build is not
+    /// known to change it); Debian builds OpenSSL 3 with level 2, which stock ATS inherits.
+    pub fn security_level(self) -> u8 {
+        match self {
+            Profile::ExpresswayX14_2 => 1,
+            Profile::Ats9_2 => 2,
+        }
+    }
+
+    /// `proxy.config.ssl.client.verify.depth`: ATS sets it on its client context; 7 is the
+    /// records.config default.
+    pub fn verify_depth(self) -> usize {
+        7
+    }
+
     /// The reason phrase of a 502.
     pub fn bad_gateway_reason(self) -> &'static str {
         match self {
