@@ -21,6 +21,6 @@ pub use config::{
     CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig,
 };
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
-pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo};
+pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo, render_table};
 pub use http::{TFTP_PORT, TOMCAT_PORT};
 pub use tls::TlsSetupError;
