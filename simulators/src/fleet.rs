@@ -673,7 +673,21 @@ async fn accept_loop(
                 // Out of descriptors or similar: back off briefly rather than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                // A connection task never panics on peer bytes; if one ever does, say so in the
+                // log (tests read it) instead of losing it silently.
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    node.log.push(
+                        service.port,
+                        0,
+                        EventKind::HandshakeFailed {
+                            reason: "internal error: connection task panicked".to_owned(),
+                        },
+                    );
+                }
+            }
         }
     }
     drop(listener);
