@@ -331,6 +331,14 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// Binds every port of every node; returns the listeners in node order.
 fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, FleetError> {
+    bind_all_with(prepared, &mut loopback::reserve_blocks)
+}
+
+/// [`bind_all`] with the block reservation passed in, so a test can force a collision.
+fn bind_all_with(
+    prepared: &[Prepared],
+    reserve_blocks: &mut dyn FnMut(u32) -> u32,
+) -> Result<Vec<Vec<std::net::TcpListener>>, FleetError> {
     let mut bound: Vec<Option<Vec<std::net::TcpListener>>> =
         prepared.iter().map(|_| None).collect();
     // Explicit addresses first: a taken one is the caller's error, not something to route around.
@@ -354,7 +362,7 @@ fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, Fl
         let mut last_taken = None;
         let mut placed = false;
         for _ in 0..ALLOCATION_ATTEMPTS {
-            let first_block = loopback::reserve_blocks(blocks);
+            let first_block = reserve_blocks(blocks);
             match bind_auto(prepared, &auto, first_block) {
                 Ok(listeners) => {
                     for (i, l) in auto.iter().zip(listeners) {
@@ -909,6 +917,75 @@ fn answer(
         hyper::header::HeaderValue::from_static(reply.content_type),
     );
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    use super::*;
+    use crate::config::ServiceConfig;
+
+    fn node(name: &str) -> NodeConfig {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["cucm.steven.lab".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        NodeConfig {
+            name: name.to_owned(),
+            role: Role::CucmPublisher,
+            cluster: "c".to_owned(),
+            fqdn: "cucm.steven.lab".to_owned(),
+            modelled_ip: IpAddr::from([10, 48, 36, 215]),
+            system_server: "cucm.steven.lab".to_owned(),
+            loopback: None,
+            tls13: false,
+            services: vec![ServiceConfig {
+                port: 8443,
+                rsa: None,
+                ecdsa: Some(Identity {
+                    name: "tomcat-ECDSA".to_owned(),
+                    chain: vec![cert.der().clone()],
+                    key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                }),
+                choice: CertChoice::ClientOrder,
+                client_auth: ClientAuth::Off,
+            }],
+        }
+    }
+
+    #[test]
+    fn automatic_allocation_moves_to_the_next_blocks_when_an_address_is_taken() {
+        let config = FleetConfig {
+            nodes: vec![node("a"), node("b")],
+            ..FleetConfig::default()
+        };
+        let prepared = prepare(&config).unwrap();
+        // Another process holds the second address of the first range offered.
+        let (taken_block, free_block) = (40_000, 40_100);
+        let squatter = std::net::TcpListener::bind(SocketAddr::new(
+            IpAddr::V4(loopback::address(taken_block, 1)),
+            8443,
+        ));
+        let Ok(_squatter) = squatter else {
+            return; // Someone else holds it already: the collision exists either way.
+        };
+        let mut offered = vec![free_block, taken_block];
+        let listeners = bind_all_with(&prepared, &mut |_| offered.pop().unwrap()).unwrap();
+        let ips: Vec<IpAddr> = listeners
+            .iter()
+            .map(|l| l[0].local_addr().unwrap().ip())
+            .collect();
+        assert_eq!(
+            ips,
+            [
+                IpAddr::V4(loopback::address(free_block, 0)),
+                IpAddr::V4(loopback::address(free_block, 1)),
+            ]
+        );
+    }
 }
 
 /// A plain-text table of a running fleet for people (`cargo xtask fleet up`): one row per node
