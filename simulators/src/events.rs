@@ -2,6 +2,7 @@
 //! each connection (handshake, certificate served and why, alerts, requests). Scenarios snapshot
 //! it, so every line is deterministic: no addresses, bound ports, times or pids.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Mutex;
 
@@ -127,11 +128,14 @@ pub(crate) struct EventLog {
     inner: Mutex<LogInner>,
 }
 
+/// The most events a node keeps: a long-running fleet forgets its oldest ones beyond this.
+const MAX_EVENTS: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct LogInner {
     next_ordinal: u64,
     next_connection: u64,
-    events: Vec<NodeEvent>,
+    events: VecDeque<NodeEvent>,
 }
 
 impl EventLog {
@@ -161,15 +165,18 @@ impl EventLog {
     fn push_locked(inner: &mut LogInner, node: &str, port: u16, connection: u64, kind: EventKind) {
         let ordinal = inner.next_ordinal;
         inner.next_ordinal += 1;
-        inner.events.push(NodeEvent { ordinal, node: node.to_owned(), port, connection, kind });
+        if inner.events.len() >= MAX_EVENTS {
+            inner.events.pop_front();
+        }
+        inner.events.push_back(NodeEvent { ordinal, node: node.to_owned(), port, connection, kind });
     }
 
     pub(crate) fn snapshot(&self) -> Vec<NodeEvent> {
-        grouped(self.lock().events.clone())
+        grouped(self.lock().events.iter().cloned().collect())
     }
 
     pub(crate) fn drain(&self) -> Vec<NodeEvent> {
-        grouped(std::mem::take(&mut self.lock().events))
+        grouped(std::mem::take(&mut self.lock().events).into())
     }
 }
 

@@ -298,6 +298,14 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 
 /// Binds every port of every node; returns the listeners in node order.
 fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, FleetError> {
+    bind_all_with(prepared, &mut loopback::reserve_blocks)
+}
+
+/// [`bind_all`] with the block reservation passed in, so a test can force a collision.
+fn bind_all_with(
+    prepared: &[Prepared],
+    reserve_blocks: &mut dyn FnMut(u32) -> u32,
+) -> Result<Vec<Vec<std::net::TcpListener>>, FleetError> {
     let mut bound: Vec<Option<Vec<std::net::TcpListener>>> = prepared.iter().map(|_| None).collect();
     // Explicit addresses first: a taken one is the caller's error, not something to route around.
     for (i, node) in prepared.iter().enumerate() {
@@ -317,7 +325,7 @@ fn bind_all(prepared: &[Prepared]) -> Result<Vec<Vec<std::net::TcpListener>>, Fl
         let mut last_taken = None;
         let mut placed = false;
         for _ in 0..ALLOCATION_ATTEMPTS {
-            let first_block = loopback::reserve_blocks(blocks);
+            let first_block = reserve_blocks(blocks);
             match bind_auto(prepared, &auto, first_block) {
                 Ok(listeners) => {
                     for (i, l) in auto.iter().zip(listeners) {
@@ -585,7 +593,10 @@ async fn accept_loop(
                     let _ = tcp.set_nodelay(true);
                     shared.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let conn_shared = shared.clone();
-                    let serving = serve_connection(shared.clone(), node.clone(), service.clone(), tcp);
+                    let serving = serve_connection(shared.clone(),
+                        node.clone(),
+                        service.clone(),
+                        tcp,);
                     connections.spawn(async move {
                         serving.await;
                         conn_shared.connection_done();
@@ -594,7 +605,21 @@ async fn accept_loop(
                 // Out of descriptors or similar: back off briefly rather than spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = connections.join_next(), if !connections.is_empty() => {
+                // A connection task never panics on peer bytes; if one ever does, say so in the
+                // log (tests read it) instead of losing it silently.
+                if let Err(e) = done
+                    && e.is_panic()
+                {
+                    node.log.push(
+                        service.port,
+                        0,
+                        EventKind::HandshakeFailed {
+                            reason: "internal error: connection task panicked".to_owned(),
+                        },
+                    );
+                }
+            }
         }
     }
     drop(listener);
@@ -717,4 +742,103 @@ fn answer(shared: &Shared, node: &Node, port: u16, conn: u64, req: &Request<Inco
         .headers_mut()
         .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(reply.content_type));
     response
+}
+
+/// A plain-text table of a running fleet for people (`cargo xtask fleet up`): one row per node
+/// and port with its role, FQDN, modelled IP, bound address and the certificates it serves.
+/// Columns are padded to their widest cell.
+pub fn render_table(nodes: &[NodeInfo]) -> String {
+    let mut rows = vec![[
+        "node".to_owned(),
+        "role".to_owned(),
+        "fqdn".to_owned(),
+        "modelled ip".to_owned(),
+        "listening on".to_owned(),
+        "certificates".to_owned(),
+    ]];
+    for n in nodes {
+        for s in &n.services {
+            let certs: Vec<&str> = s.rsa.iter().chain(s.ecdsa.iter()).map(String::as_str).collect();
+            let choice = match &s.choice {
+                CertChoice::ClientOrder => "client order".to_owned(),
+                CertChoice::ServerOrder(order) => {
+                    format!("server order {}", order.iter().map(ToString::to_string).collect::<Vec<_>>().join(">"))
+                }
+            };
+            rows.push([
+                n.name.clone(),
+                n.role.to_string(),
+                n.fqdn.clone(),
+                format!("{}:{}", n.modelled_ip, s.port),
+                s.addr.to_string(),
+                format!("{} ({choice}, client cert {})", certs.join(" + "), s.client_auth),
+            ]);
+        }
+    }
+    let mut widths = [0usize; 6];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    use super::*;
+    use crate::config::ServiceConfig;
+
+    fn node(name: &str) -> NodeConfig {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert =
+            rcgen::CertificateParams::new(vec!["cucm.steven.lab".to_owned()]).unwrap().self_signed(&key).unwrap();
+        NodeConfig {
+            name: name.to_owned(),
+            role: Role::CucmPublisher,
+            cluster: "c".to_owned(),
+            fqdn: "cucm.steven.lab".to_owned(),
+            modelled_ip: IpAddr::from([10, 48, 36, 215]),
+            system_server: "cucm.steven.lab".to_owned(),
+            loopback: None,
+            tls13: false,
+            services: vec![ServiceConfig {
+                port: 8443,
+                rsa: None,
+                ecdsa: Some(Identity {
+                    name: "tomcat-ECDSA".to_owned(),
+                    chain: vec![cert.der().clone()],
+                    key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+                }),
+                choice: CertChoice::ClientOrder,
+                client_auth: ClientAuth::Off,
+            }],
+        }
+    }
+
+    #[test]
+    fn automatic_allocation_moves_to_the_next_blocks_when_an_address_is_taken() {
+        let config = FleetConfig { nodes: vec![node("a"), node("b")], ..FleetConfig::default() };
+        let prepared = prepare(&config).unwrap();
+        // Another process holds the second address of the first range offered.
+        let (taken_block, free_block) = (40_000, 40_100);
+        let squatter =
+            std::net::TcpListener::bind(SocketAddr::new(IpAddr::V4(loopback::address(taken_block, 1)), 8443));
+        let Ok(_squatter) = squatter else {
+            return; // Someone else holds it already: the collision exists either way.
+        };
+        let mut offered = vec![free_block, taken_block];
+        let listeners = bind_all_with(&prepared, &mut |_| offered.pop().unwrap()).unwrap();
+        let ips: Vec<IpAddr> = listeners.iter().map(|l| l[0].local_addr().unwrap().ip()).collect();
+        assert_eq!(ips, [IpAddr::V4(loopback::address(free_block, 0)), IpAddr::V4(loopback::address(free_block, 1)),]);
+    }
 }

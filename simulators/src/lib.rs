@@ -7,10 +7,42 @@
 //! client's cipher order as CUCM does (or from a server order, see [`CertChoice`]), and keeps a
 //! per-node event log ([`NodeEvent`]) that scenarios snapshot.
 //!
+//! ```no_run
+//! # async fn demo(tomcat: simulators::Identity, tomcat_ecdsa: simulators::Identity)
+//! #     -> Result<(), simulators::FleetError> {
+//! use simulators::*;
+//! let node = NodeConfig {
+//!     name: "cucm-pub".into(),
+//!     role: Role::CucmPublisher,
+//!     cluster: "steven".into(),
+//!     fqdn: "cucm.steven.lab".into(),
+//!     modelled_ip: "10.48.36.215".parse().expect("literal"),
+//!     system_server: "10.48.36.215".into(),
+//!     loopback: None,
+//!     tls13: false,
+//!     services: vec![ServiceConfig {
+//!         port: TOMCAT_PORT,
+//!         rsa: Some(tomcat),
+//!         ecdsa: Some(tomcat_ecdsa),
+//!         choice: CertChoice::ClientOrder,
+//!         client_auth: ClientAuth::Off,
+//!     }],
+//! };
+//! let fleet = Fleet::start(FleetConfig { nodes: vec![node], ..FleetConfig::default() }).await?;
+//! print!("{}", render_table(&fleet.nodes()));
+//! // ... point a client at fleet.socket("cucm-pub", 8443) ...
+//! for event in fleet.take_events() {
+//!     println!("{event}");
+//! }
+//! fleet.stop().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Invariant: simulators bind loopback only; bytes from peers never cause a panic.
 
 mod choice;
 mod config;
+mod description;
 mod events;
 mod fleet;
 mod http;
@@ -18,7 +50,11 @@ mod loopback;
 mod tls;
 
 pub use config::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
+pub use description::{
+    AlgName, ClientAuthName, ClientWord, DescriptionError, FleetDescription, NodeDescription, OrderDescription,
+    RoleName, ServiceDescription,
+};
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
-pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo};
+pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo, render_table};
 pub use http::{TFTP_PORT, TOMCAT_PORT};
 pub use tls::TlsSetupError;

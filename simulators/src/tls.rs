@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{
     AlertDescription, CertificateError, DigitallySignedStruct, DistinguishedName, Error, KeyLogFile, RootCertStore,
@@ -103,16 +103,6 @@ pub(crate) struct ConfigBase {
     pub(crate) key_log: Option<Arc<KeyLogFile>>,
 }
 
-/// Presents one fixed certificate: the choice was already made from the ClientHello.
-#[derive(Debug)]
-struct Fixed(Arc<CertifiedKey>);
-
-impl ResolvesServerCert for Fixed {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
-    }
-}
-
 impl ConfigBase {
     pub(crate) fn build(
         provider: Arc<CryptoProvider>,
@@ -152,7 +142,8 @@ impl ConfigBase {
             Some(v) => builder.with_client_cert_verifier(v.clone()),
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_cert_resolver(Arc::new(Fixed(key.clone())));
+        // The choice was already made from the ClientHello: this config presents only this key.
+        let mut config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key.clone())));
         if let Some(log) = &self.key_log {
             config.key_log = log.clone();
         }

@@ -170,3 +170,50 @@ async fn an_identity_set_on_a_running_fleet_is_what_the_next_handshake_gets() {
     );
     within(fleet.stop()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_steven_lab_description_reproduces_the_seed_rsa_on_8443_and_ecdsa_on_6972() {
+    let lab = Lab::new();
+    let description = simulators::FleetDescription::from_toml(
+        r#"
+        [[nodes]]
+        name = "cucm-pub"
+        role = "cucm-publisher"
+        cluster = "steven"
+        fqdn = "cucm.steven.lab"
+        modelled_ip = "10.48.36.215"
+
+        [[nodes.services]]
+        port = 8443
+        rsa = "tomcat"
+        ecdsa = "tomcat-ECDSA"
+
+        [[nodes.services]]
+        port = 6972
+        rsa = "CallManager"
+        ecdsa = "CallManager-ECDSA"
+        order = ["ECDSA", "RSA"]
+        client_auth = "request"
+        trust = ["steven-DC-CA"]
+        "#,
+    )
+    .unwrap();
+    let identity = |name: &str| match name {
+        "tomcat" => Some(lab.tomcat.identity(name, &[&lab.ca])),
+        "tomcat-ECDSA" => Some(lab.tomcat_ecdsa.identity(name, &[])),
+        "CallManager" => Some(lab.callmanager.identity(name, &[&lab.ca])),
+        "CallManager-ECDSA" => Some(lab.callmanager_ecdsa.identity(name, &[])),
+        _ => None,
+    };
+    let certificate = |name: &str| (name == "steven-DC-CA").then(|| lab.ca.der.clone());
+    let mut config = description.resolve(&identity, &certificate).unwrap();
+    config.handshake_timeout = std::time::Duration::from_secs(5);
+    let fleet = within(simulators::Fleet::start(config)).await.unwrap();
+
+    // An Expressway upgraded from X14.0.7: RSA preferred.
+    let tomcat = s_client(fleet.socket("cucm-pub", 8443).unwrap(), &["-cipher", RSA_FIRST]).await;
+    assert_eq!(served_subject(&tomcat), TOMCAT_SUBJECT, "{}", tomcat.all());
+    let tftp = s_client(fleet.socket("cucm-pub", 6972).unwrap(), &["-cipher", RSA_FIRST]).await;
+    assert_eq!(served_subject(&tftp), TOMCAT_ECDSA_SUBJECT, "{}", tftp.all());
+    within(fleet.stop()).await;
+}

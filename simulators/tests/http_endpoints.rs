@@ -116,3 +116,24 @@ async fn a_system_server_change_shows_in_the_next_servers_answer_and_in_the_log(
     assert!(fleet.take_events().is_empty());
     within(fleet.stop()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_table_names_each_node_port_and_certificate() {
+    let lab = Lab::new();
+    let fleet = start(vec![lab.node(
+        "pub",
+        Role::CucmPublisher,
+        vec![lab.tomcat_service(), lab.tftp_service(ClientAuth::Request { trust: vec![lab.ca.der.clone()] })],
+    )])
+    .await;
+    let table = simulators::render_table(&fleet.nodes());
+    let loopback = fleet.nodes()[0].loopback;
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("node"), "{table}");
+    assert!(lines[1].contains(&format!("{loopback}:8443")), "{table}");
+    assert!(lines[1].contains("tomcat + tomcat-ECDSA (client order, client cert off)"), "{table}");
+    assert!(lines[2].contains("10.48.36.215:6972"), "{table}");
+    assert!(lines[2].contains("CallManager + CallManager-ECDSA (client order, client cert request)"), "{table}");
+    within(fleet.stop()).await;
+}
