@@ -31,6 +31,14 @@ pub enum EventKind {
         /// Why that identity: `client offered ECDHE-ECDSA-AES256-GCM-SHA384 first → tomcat-ECDSA`.
         why: String,
     },
+    /// The certificate a handshake that then failed was answered with (a completed
+    /// handshake reports it in [`EventKind::Handshake`]).
+    CertificateSent {
+        /// The name of the identity sent, e.g. `CallManager-ECDSA`.
+        identity: String,
+        /// Why that identity.
+        why: String,
+    },
     /// The client certificate seen on a service that asks for one.
     ClientCertificate {
         /// The subject, in `C=BE, O=Cisco, CN=...` form, or `none`.
@@ -77,6 +85,7 @@ impl fmt::Display for EventKind {
             EventKind::Handshake { version, suite, identity, why } => {
                 write!(f, "handshake {version} {suite}, served {identity} ({why})")
             }
+            EventKind::CertificateSent { identity, why } => write!(f, "sent {identity} ({why})"),
             EventKind::ClientCertificate { subject } => write!(f, "client certificate: {subject}"),
             EventKind::AlertReceived { description } => write!(f, "alert received: {description}"),
             EventKind::HandshakeFailed { reason } => write!(f, "handshake failed: {reason}"),

@@ -648,8 +648,16 @@ struct Established {
     why: String,
 }
 
-async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> io::Result<Established> {
-    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp).await?;
+/// A failed handshake, with the identity chosen for it when the ClientHello got that far.
+struct HandshakeError {
+    chosen: Option<(String, String)>,
+    error: io::Error,
+}
+
+async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> Result<Established, HandshakeError> {
+    let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
+        .await
+        .map_err(|error| HandshakeError { chosen: None, error })?;
     let tls = service.current();
     let (alg, why) = {
         let hello = start.client_hello();
@@ -663,8 +671,11 @@ async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> io::Result
         .served(alg)
         .or_else(|| tls.served(KeyAlg::Rsa))
         .or_else(|| tls.served(KeyAlg::Ecdsa))
-        .ok_or_else(|| io::Error::other("service has no identity"))?;
-    let stream = start.into_stream(served.config.clone()).await?;
+        .ok_or_else(|| HandshakeError { chosen: None, error: io::Error::other("service has no identity") })?;
+    let stream = start
+        .into_stream(served.config.clone())
+        .await
+        .map_err(|error| HandshakeError { chosen: Some((served.name.clone(), why.clone())), error })?;
     Ok(Established { stream, identity: served.name.clone(), why })
 }
 
@@ -676,8 +687,11 @@ async fn serve_connection(shared: Arc<Shared>, node: Arc<Node>, service: Arc<Ser
             node.log.push(port, conn, EventKind::TimedOut { phase: TimeoutPhase::Handshake });
             return;
         }
-        Ok(Err(e)) => {
-            node.log.push(port, conn, handshake_failure(&e));
+        Ok(Err(HandshakeError { chosen, error })) => {
+            if let Some((identity, why)) = chosen {
+                node.log.push(port, conn, EventKind::CertificateSent { identity, why });
+            }
+            node.log.push(port, conn, handshake_failure(&error));
             return;
         }
         Ok(Ok(established)) => established,
