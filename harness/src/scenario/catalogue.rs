@@ -44,7 +44,8 @@ impl SnapshotState {
 impl Catalogue {
     /// The workspace this crate was built in.
     pub fn workspace_root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        root.canonicalize().unwrap_or(root)
     }
 
     /// The catalogue of a workspace (or a copy of one).
