@@ -132,7 +132,13 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     if tty {
         eprintln!();
     }
-    println!("\n{}", batch::table(&entries));
+    // On failure the table shows what failed; a passing run shows every scenario.
+    let any_failed = entries.iter().any(BatchEntry::failed);
+    let shown: Vec<BatchEntry> = entries.iter().filter(|e| !any_failed || e.failed()).cloned().collect();
+    println!("\n{}", batch::table(&shown));
+    if any_failed && shown.len() < entries.len() {
+        println!("(and {} more scenario(s) ok)", entries.len() - shown.len());
+    }
 
     let mut written = 0;
     for entry in &entries {

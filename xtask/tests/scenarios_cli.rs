@@ -1,0 +1,115 @@
+//! `cargo xtask scenarios` as a user runs it, on a copy of the catalogue.
+
+use std::path::Path;
+use std::process::Command;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn workspace() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs `cargo xtask scenarios ARGS --root ROOT`: exit code, stdout (the report), stderr
+/// (progress and errors).
+fn xtask_split(root: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("scenarios")
+        .args(args)
+        .arg("--root")
+        .arg(root)
+        .output()
+        .expect("xtask runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn xtask(root: &Path, args: &[&str]) -> (i32, String) {
+    let (code, stdout, stderr) = xtask_split(root, args);
+    (code, stdout + &stderr)
+}
+
+#[test]
+fn a_changed_snapshot_line_fails_the_run_naming_that_scenario_and_line_only() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    copy_dir(&workspace().join("scenarios"), &dir.path().join("scenarios"));
+    copy_dir(&workspace().join("snapshots"), &dir.path().join("snapshots"));
+    let target = dir.path().join("snapshots/builtin/seed/cucm-advertised-by-ip.snap");
+    let text = std::fs::read_to_string(&target).expect("snapshot");
+    let original = text.lines().find(|l| l.contains("WARNING: SNI (10.48.36.215)")).expect("the SNI line").to_string();
+    let changed = original.replace("Action=Terminate", "Action=Continue");
+    std::fs::write(&target, text.replacen(&original, &changed, 1)).expect("write");
+
+    let (code, output, _progress) = xtask_split(dir.path(), &[]);
+    assert_ne!(code, 0, "{output}");
+    assert!(output.contains("seed::cucm-advertised-by-ip"), "{output}");
+    assert!(output.contains(&format!("-{changed}")), "the changed line is shown as removed:\n{output}");
+    assert!(output.contains(&format!("+{original}")), "and the real line as added:\n{output}");
+    let mut catalogue_ids = Vec::new();
+    for namespace in std::fs::read_dir(dir.path().join("scenarios")).expect("scenarios").flatten() {
+        if !namespace.path().is_dir() {
+            continue;
+        }
+        let ns = namespace.file_name().to_string_lossy().into_owned();
+        for file in std::fs::read_dir(namespace.path()).expect("namespace").flatten() {
+            if let Some(stem) = file.path().file_stem() {
+                catalogue_ids.push(format!("{ns}::{}", stem.to_string_lossy()));
+            }
+        }
+    }
+    assert!(catalogue_ids.len() > 1);
+    for id in catalogue_ids.iter().filter(|id| *id != "seed::cucm-advertised-by-ip") {
+        assert!(!output.contains(&format!("{id} ")) && !output.contains(&format!("{id}\n")), "{id} named:\n{output}");
+    }
+}
+
+#[test]
+fn the_unchanged_catalogue_passes() {
+    let (code, output) = xtask(&workspace(), &["seed::"]);
+    assert_eq!(code, 0, "{output}");
+    assert!(output.contains("0 failed"), "{output}");
+}
+
+#[test]
+fn a_scenario_without_an_expectation_is_refused_with_its_place() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    copy_dir(&workspace().join("scenarios/seed"), &dir.path().join("scenarios/seed"));
+    std::fs::copy(workspace().join("scenarios/jabber-login.toml"), dir.path().join("scenarios/jabber-login.toml"))
+        .expect("copy login");
+    let path = dir.path().join("scenarios/seed/tftp-self-signed-ecdsa.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("login = { expect = \"fails\" }", "login = { via = \"vcsc\" }")).expect("write");
+    let (code, output) = xtask(dir.path(), &["tftp-self-signed"]);
+    assert_ne!(code, 0);
+    assert!(output.contains("missing field `expect`"), "{output}");
+    assert!(output.contains("tftp-self-signed-ecdsa.toml"), "{output}");
+    assert!(output.contains("line "), "{output}");
+}
+
+#[test]
+fn a_misspelt_field_gets_a_suggestion() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    copy_dir(&workspace().join("scenarios/seed"), &dir.path().join("scenarios/seed"));
+    std::fs::copy(workspace().join("scenarios/jabber-login.toml"), dir.path().join("scenarios/jabber-login.toml"))
+        .expect("copy login");
+    let path = dir.path().join("scenarios/seed/before-x14-2.toml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::write(&path, text.replace("system_server =", "system_sever =")).expect("write");
+    let (code, output) = xtask(dir.path(), &["before-x14-2"]);
+    assert_ne!(code, 0);
+    assert!(output.contains("unknown field `system_sever`"), "{output}");
+    assert!(output.contains("did you mean 'system_server'?"), "{output}");
+}
