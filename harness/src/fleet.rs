@@ -136,7 +136,7 @@ pub enum FleetSpecError {
         /// `rsa`, `ecdsa` or `client_trust`.
         field: &'static str,
         /// The PKI's error.
-        source: PkiError,
+        source: Box<PkiError>,
     },
     /// An RSA slot given an ECDSA certificate or the reverse.
     #[error("fleet node '{node}' port {port}: field '{field}' names '{cert}', whose key is {key}")]
@@ -271,7 +271,7 @@ impl ResolvedFleet {
                         node: name.clone(),
                         port,
                         field,
-                        source,
+                        source: Box::new(source),
                     })?;
                     if cert.key_type().is_rsa() != want_rsa {
                         return Err(FleetSpecError::WrongKey {
@@ -300,7 +300,7 @@ impl ResolvedFleet {
                         node: name.clone(),
                         port,
                         field: "client_trust",
-                        source,
+                        source: Box::new(source),
                     })?;
                 }
                 let default_auth = if port == 6972 { ClientAuthSpec::Request } else { ClientAuthSpec::Off };
