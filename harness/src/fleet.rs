@@ -12,6 +12,58 @@ use simulators::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConf
 use crate::pki::{Pki, PkiError, Role as PkiRole};
 use crate::source::did_you_mean;
 
+/// A standalone fleet file (`cargo xtask fleet up FILE`): a topology by built-in name or
+/// inline `[certs."id"]` tables, and the `[fleet]` table a scenario would hold.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetFile {
+    /// A built-in topology name.
+    #[serde(default)]
+    pub topology: Option<String>,
+    /// An inline topology.
+    #[serde(default)]
+    pub certs: Option<BTreeMap<String, crate::pki::CertSpec>>,
+    /// The fleet.
+    pub fleet: FleetSpec,
+}
+
+/// Built-in fleet names.
+pub const BUILTIN_FLEETS: [&str; 2] = ["steven-lab", "cucm-default"];
+
+impl FleetFile {
+    /// Reads a fleet file: a built-in name or a path.
+    pub fn load(name_or_path: &str) -> Result<(FleetFile, crate::pki::Topology), String> {
+        let source = match name_or_path {
+            "steven-lab" => crate::source::Source::new("built-in:steven-lab", include_str!("../fleets/steven-lab.toml")),
+            "cucm-default" => {
+                crate::source::Source::new("built-in:cucm-default", include_str!("../fleets/cucm-default.toml"))
+            }
+            path => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!(
+                        "{path}: {e} (built-in fleets: {}{})",
+                        BUILTIN_FLEETS.join(", "),
+                        did_you_mean(path, BUILTIN_FLEETS)
+                    )
+                })?;
+                crate::source::Source::new(path, text)
+            }
+        };
+        let file: FleetFile = toml::from_str(&source.text)
+            .map_err(|e| format!("{}: {}", source.name, crate::scenario::with_suggestion(&e.to_string())))?;
+        let topology = match (&file.topology, &file.certs) {
+            (Some(name), None) => crate::pki::builtin::topology(name).map_err(|e| e.to_string())?,
+            (None, Some(certs)) => crate::pki::Topology::from_spec(
+                crate::pki::TopologySpec { description: None, certs: certs.clone() },
+                Some(&source),
+            )
+            .map_err(|e| e.to_string())?,
+            _ => return Err(format!("{}: give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables", source.name)),
+        };
+        Ok((file, topology))
+    }
+}
+
 /// A fleet: nodes by name. A node's certificates are the topology's `<name>/<kind>` ids.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,6 +3,7 @@
 
 mod bench;
 mod ciphers;
+mod fleet;
 mod pki;
 mod scenarios;
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run the scenario catalogue against a verifier and compare with the snapshots.
     Scenarios(scenarios::ScenariosArgs),
+    /// Start a simulated fleet on loopback: `fleet up steven-lab`.
+    Fleet(fleet::FleetArgs),
     /// Build a PKI topology, print its tree, and optionally write every file.
     Pki(pki::PkiArgs),
     /// Show where the RSA key cache lives, or clear it.
@@ -36,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Scenarios(args) => scenarios::run(args),
         Command::Pki(args) => pki::run(args),
+        Command::Fleet(args) => fleet::run(args),
         Command::Keys(args) => pki::keys(args),
         Command::Ciphers(args) => ciphers::run(args),
         Command::Bench(args) => bench::run(args),
