@@ -232,6 +232,27 @@ fn front_name() -> String {
 }
 
 impl ExpresswaySpec {
+    /// Defaults for a version and a publisher address, as a command line starts from.
+    pub fn new(version: Version, upgraded_from: Option<Version>, publisher: &str) -> ExpresswaySpec {
+        ExpresswaySpec {
+            version,
+            upgraded_from,
+            ciphers: None,
+            verify_origin_server: true,
+            policy: None,
+            properties: None,
+            attempts: four(),
+            tls: both_tls(),
+            peers: one_peer(),
+            trust: Vec::new(),
+            peer_trust: BTreeMap::new(),
+            client_cert: None,
+            domain: steven_lab(),
+            front_name: front_name(),
+            discovery: DiscoverySpec { publisher: publisher.to_string(), tls_verify_mode: false },
+        }
+    }
+
     /// Whether the traffic server verifies origins at all: X14.2 or later with
     /// VerifyOriginServer On.
     pub fn verifies_origins(&self) -> bool {

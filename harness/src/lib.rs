@@ -6,6 +6,7 @@ pub mod chain;
 pub mod ciphers;
 pub mod expressway;
 pub mod fleet;
+pub mod frontdoor;
 pub mod mra;
 pub mod pki;
 pub mod scenario;

@@ -26,16 +26,31 @@ enum FleetWhat {
         /// a temporary folder when absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also start Expressway-C's front door on this loopback address (e.g. 127.0.0.1:8080;
+        /// port 0 picks one): it discovers the fleet, then proxies MRA paths through the model.
+        #[arg(long)]
+        front_door: Option<std::net::SocketAddr>,
+        /// Certificate ids in Expressway-C's trust store (default: every root of the topology).
+        #[arg(long = "trust")]
+        trust: Vec<String>,
+        #[command(flatten)]
+        expressway: crate::expressway::ExpresswayArgs,
     },
 }
 
 pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
     match args.what {
-        FleetWhat::Up { fleet, out } => up(&fleet, out),
+        FleetWhat::Up { fleet, out, front_door, trust, expressway } => up(&fleet, out, front_door, trust, expressway),
     }
 }
 
-fn up(name: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+fn up(
+    name: &str,
+    out: Option<PathBuf>,
+    front_door: Option<std::net::SocketAddr>,
+    trust: Vec<String>,
+    expressway: crate::expressway::ExpresswayArgs,
+) -> anyhow::Result<ExitCode> {
     let (file, topology) = FleetFile::load(name).map_err(anyhow::Error::msg)?;
     // Real clients (openssl, curl) read the real clock: build the PKI for now.
     let pki = Pki::build(&topology, OffsetDateTime::now_utc(), &KeyCache::default())?;
@@ -74,12 +89,19 @@ fn up(name: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             );
         }
         println!("  (curl prefers ECDSA by default: without --ciphers it gets the self-signed tomcat-ECDSA)");
+        let door = match front_door {
+            None => None,
+            Some(addr) => Some(open_front_door(addr, &pki, &resolved, &fleet, &trust, &expressway).await?),
+        };
         if config_key_log() {
             println!("  TLS secrets go to $SSLKEYLOGFILE: open a capture of lo in Wireshark with it");
         }
         println!("\nserving until Ctrl-C");
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
         println!();
+        if let Some(door) = door {
+            door.stop().await;
+        }
         for event in fleet.take_events() {
             println!("{event}");
         }
@@ -92,4 +114,76 @@ fn up(name: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
 fn config_key_log() -> bool {
     std::env::var_os("SSLKEYLOGFILE").is_some()
+}
+
+/// Discovers the fleet through the model and opens the front door.
+async fn open_front_door(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    resolved: &ResolvedFleet,
+    fleet: &Fleet,
+    trust: &[String],
+    args: &crate::expressway::ExpresswayArgs,
+) -> anyhow::Result<harness::frontdoor::FrontDoor> {
+    use harness::verifier::{LogSettings, Session, Verifier as _, builtin::BuiltinVerifier};
+    let publisher = resolved
+        .nodes
+        .iter()
+        .find(|n| n.spec.role == harness::fleet::RoleSpec::CucmPublisher)
+        .map(|n| n.spec.fqdn.clone())
+        .context("the fleet has no CUCM publisher to discover from")?;
+    let spec = args.spec(&publisher)?;
+    let mut store = harness::expressway::TrustStore::default();
+    let ids: Vec<String> = if trust.is_empty() {
+        pki.certs().filter(|c| c.role == harness::pki::Role::Root).map(|c| c.id.clone()).collect()
+    } else {
+        trust.to_vec()
+    };
+    for id in &ids {
+        store.add(id, pki.cert(id)?.der.clone()).map_err(anyhow::Error::msg)?;
+    }
+    let identity = pki
+        .certs()
+        .find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway"))
+        .map(|c| -> anyhow::Result<_> {
+            Ok(harness::verifier::ClientIdentity { chain: pki.sent_chain(&c.id)?, key: c.private_key() })
+        })
+        .transpose()?;
+    let now = OffsetDateTime::now_utc();
+    let session = Session {
+        peer: "vcsc".into(),
+        expressway: spec,
+        trust: store,
+        client_identity: identity,
+        validation_time: now,
+        log: LogSettings { pid: std::process::id(), ..LogSettings::seed(now) },
+    };
+    let mut verifier = BuiltinVerifier::new(args.profile()?);
+    verifier.open(&session)?;
+    let (routes, outcome, verifier) = tokio::task::block_in_place(|| {
+        harness::frontdoor::discover(&mut verifier, &publisher, resolved, fleet, false).map(|(r, o)| (r, o, verifier))
+    })?;
+    for line in &outcome.log {
+        println!("{line}");
+    }
+    println!(
+        "discovery of {publisher}: {} {} ({} routes)",
+        outcome.status,
+        outcome.reason,
+        routes.len()
+    );
+    let names: Vec<String> = routes.keys().map(|(h, p)| format!("{h}:{p}")).collect();
+    let door = harness::frontdoor::FrontDoor::start(addr, Box::new(verifier), routes, |line| println!("{line}")).await?;
+    println!("\nExpressway-C front door on http://{} ({})", door.addr(), session.expressway.version);
+    for name in names {
+        let (host, port) = name.rsplit_once(':').unwrap_or((&name, ""));
+        let port: u16 = port.parse().unwrap_or(8443);
+        let path = if port == 6972 { "/SPDefault.cnf.xml" } else { "/cucm-uds/version" };
+        println!(
+            "  curl -i http://{}{}",
+            door.addr(),
+            harness::mra::encode(&session.expressway.domain, host, port, path)
+        );
+    }
+    Ok(door)
 }

@@ -3,9 +3,11 @@
 
 mod bench;
 mod ciphers;
+mod expressway;
 mod fleet;
 mod pki;
 mod scenarios;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +29,9 @@ enum Command {
     Pki(pki::PkiArgs),
     /// Show where the RSA key cache lives, or clear it.
     Keys(pki::KeysArgs),
+    /// Run the model against live TLS endpoints: one request, or a pre-upgrade check of a
+    /// whole cluster. Exit 0: would succeed; 1: would fail; 2: harness fault.
+    Verify(verify::VerifyArgs),
     /// Show the suite order an OpenSSL cipher string gives, word by word, and which
     /// certificate (RSA or ECDSA) a node following the client's order would serve.
     Ciphers(ciphers::CiphersArgs),
@@ -42,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Fleet(args) => fleet::run(args),
         Command::Keys(args) => pki::keys(args),
         Command::Ciphers(args) => ciphers::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

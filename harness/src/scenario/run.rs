@@ -694,7 +694,7 @@ impl crate::fleet::RoleSpec {
 }
 
 /// The `<server>` names of a `/cucm-uds/servers` answer, in order.
-fn servers_in(body: &str) -> Vec<String> {
+pub fn servers_in(body: &str) -> Vec<String> {
     body.split("<server>")
         .skip(1)
         .filter_map(|rest| rest.split_once("</server>").map(|(name, _)| name.trim().to_string()))
