@@ -34,7 +34,9 @@ impl FleetFile {
     /// Reads a fleet file: a built-in name or a path.
     pub fn load(name_or_path: &str) -> Result<(FleetFile, crate::pki::Topology), String> {
         let source = match name_or_path {
-            "steven-lab" => crate::source::Source::new("built-in:steven-lab", include_str!("../fleets/steven-lab.toml")),
+            "steven-lab" => {
+                crate::source::Source::new("built-in:steven-lab", include_str!("../fleets/steven-lab.toml"))
+            }
             "cucm-default" => {
                 crate::source::Source::new("built-in:cucm-default", include_str!("../fleets/cucm-default.toml"))
             }
@@ -58,7 +60,12 @@ impl FleetFile {
                 Some(&source),
             )
             .map_err(|e| e.to_string())?,
-            _ => return Err(format!("{}: give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables", source.name)),
+            _ => {
+                return Err(format!(
+                    "{}: give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables",
+                    source.name
+                ));
+            }
         };
         Ok((file, topology))
     }
@@ -401,7 +408,8 @@ impl ResolvedFleet {
         Ok((make(&port.rsa)?, make(&port.ecdsa)?))
     }
 
-    /// The simulators' configuration: every node with its DER chains and keys.
+    /// The simulators' configuration: every node with its DER chains and keys; client
+    /// certificates are checked at the PKI's validation time.
     pub fn config(&self, pki: &Pki) -> Result<FleetConfig, PkiError> {
         let mut nodes = Vec::new();
         for node in &self.nodes {
@@ -441,6 +449,8 @@ impl ResolvedFleet {
                 services,
             });
         }
-        Ok(FleetConfig { nodes, ..FleetConfig::default() })
+        let validation_time =
+            u64::try_from(pki.validation_time().unix_timestamp()).ok().map(std::time::Duration::from_secs);
+        Ok(FleetConfig { nodes, validation_time, ..FleetConfig::default() })
     }
 }

@@ -160,7 +160,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             return reply(400, "Bad Request", format!("{e}\n"));
         }
     };
-    let route = state.routes.lock().unwrap_or_else(|p| p.into_inner()).get(&(target.host.clone(), target.port)).copied();
+    let route =
+        state.routes.lock().unwrap_or_else(|p| p.into_inner()).get(&(target.host.clone(), target.port)).copied();
     let Some(route) = route else {
         let message = format!(
             "{}:{} is not a discovered node; the front door proxies to discovered nodes only",
@@ -200,7 +201,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
 }
 
 /// What discovery found: the names the publisher advertises, each routed to its node's
-/// listeners, plus Unity Connection nodes by FQDN (they have their own server entries).
+/// listeners, plus IM&P and Unity Connection nodes by their advertised names (they have
+/// server entries of their own).
 pub fn discover(
     verifier: &mut dyn Verifier,
     publisher: &str,
@@ -228,9 +230,7 @@ pub fn discover(
     let mut routes = Routes::new();
     if outcome.ok() {
         let mut names = crate::scenario::run::servers_in(&outcome.body);
-        names.extend(
-            fleet.nodes.iter().filter(|n| n.spec.role == crate::fleet::RoleSpec::Unity).map(|n| n.spec.fqdn.clone()),
-        );
+        names.extend(fleet.nodes.iter().filter(|n| !n.spec.role.is_cucm_role()).map(|n| n.system_server()));
         for name in names {
             let Some(node) = fleet.find_by_host(&name) else { continue };
             for port in &node.ports {

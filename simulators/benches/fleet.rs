@@ -123,6 +123,7 @@ fn fleet_config(n: usize, id: &Identity) -> FleetConfig {
         handshake_timeout: Duration::from_secs(10),
         idle_timeout: Duration::from_secs(10),
         key_log: false,
+        validation_time: None,
     }
 }
 

@@ -168,6 +168,9 @@ pub struct FleetConfig {
     pub idle_timeout: Duration,
     /// Whether to write TLS secrets to the file named by `SSLKEYLOGFILE`, for Wireshark.
     pub key_log: bool,
+    /// The time client certificates on 6972 are checked at, as a duration since the Unix
+    /// epoch; the real clock when `None`. A scenario pins it to its validation time.
+    pub validation_time: Option<Duration>,
 }
 
 impl Default for FleetConfig {
@@ -177,6 +180,7 @@ impl Default for FleetConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             key_log: false,
+            validation_time: None,
         }
     }
 }

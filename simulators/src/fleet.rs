@@ -277,8 +277,14 @@ fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
                 return Err(FleetError::NoIdentity { node: node.name.clone(), port: svc.port });
             }
             let tls_err = |source| FleetError::Tls { node: node.name.clone(), port: svc.port, source };
-            let base =
-                ConfigBase::build(provider.clone(), node.tls13, &svc.client_auth, config.key_log).map_err(tls_err)?;
+            let base = ConfigBase::build(
+                provider.clone(),
+                node.tls13,
+                &svc.client_auth,
+                config.key_log,
+                config.validation_time.map(rustls_pki_types::UnixTime::since_unix_epoch),
+            )
+            .map_err(tls_err)?;
             let tls = base.service_tls(svc.rsa.as_ref(), svc.ecdsa.as_ref()).map_err(tls_err)?;
             services.push((svc.port, svc.choice.clone(), client_auth_kind(&svc.client_auth), base, tls));
         }

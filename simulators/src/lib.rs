@@ -42,7 +42,6 @@
 
 mod choice;
 mod config;
-mod description;
 mod events;
 mod fleet;
 mod http;
@@ -50,10 +49,6 @@ mod loopback;
 mod tls;
 
 pub use config::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
-pub use description::{
-    AlgName, ClientAuthName, ClientWord, DescriptionError, FleetDescription, NodeDescription, OrderDescription,
-    RoleName, ServiceDescription,
-};
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
 pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo, render_table};
 pub use http::{TFTP_PORT, TOMCAT_PORT};

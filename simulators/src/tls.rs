@@ -109,8 +109,9 @@ impl ConfigBase {
         tls13: bool,
         client_auth: &ClientAuth,
         key_log: bool,
+        clock: Option<UnixTime>,
     ) -> Result<Self, TlsSetupError> {
-        let verifier = client_verifier(&provider, client_auth)?;
+        let verifier = client_verifier(&provider, client_auth, clock)?;
         Ok(ConfigBase { provider, tls13, verifier, key_log: key_log.then(|| Arc::new(KeyLogFile::new())) })
     }
 
@@ -165,6 +166,7 @@ impl ConfigBase {
 fn client_verifier(
     provider: &Arc<CryptoProvider>,
     client_auth: &ClientAuth,
+    clock: Option<UnixTime>,
 ) -> Result<Option<Arc<dyn ClientCertVerifier>>, TlsSetupError> {
     let (trust, mandatory) = match client_auth {
         ClientAuth::Off => return Ok(None),
@@ -187,7 +189,7 @@ fn client_verifier(
     } else {
         None
     };
-    Ok(Some(Arc::new(TrustHintVerifier { hints, chain_check, provider: provider.clone() })))
+    Ok(Some(Arc::new(TrustHintVerifier { hints, chain_check, provider: provider.clone(), clock })))
 }
 
 /// The 6972 verifier: always sends a CertificateRequest whose acceptable CA names are the trust
@@ -198,6 +200,8 @@ struct TrustHintVerifier {
     hints: Vec<DistinguishedName>,
     chain_check: Option<Arc<dyn ClientCertVerifier>>,
     provider: Arc<CryptoProvider>,
+    /// The time client certificates are checked at; the real clock when `None`.
+    clock: Option<UnixTime>,
 }
 
 impl ClientCertVerifier for TrustHintVerifier {
@@ -220,7 +224,7 @@ impl ClientCertVerifier for TrustHintVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
         match &self.chain_check {
-            Some(v) => v.verify_client_cert(end_entity, intermediates, now),
+            Some(v) => v.verify_client_cert(end_entity, intermediates, self.clock.unwrap_or(now)),
             None => Ok(ClientCertVerified::assertion()),
         }
     }

@@ -166,14 +166,10 @@ async fn open_front_door(
     for line in &outcome.log {
         println!("{line}");
     }
-    println!(
-        "discovery of {publisher}: {} {} ({} routes)",
-        outcome.status,
-        outcome.reason,
-        routes.len()
-    );
+    println!("discovery of {publisher}: {} {} ({} routes)", outcome.status, outcome.reason, routes.len());
     let names: Vec<String> = routes.keys().map(|(h, p)| format!("{h}:{p}")).collect();
-    let door = harness::frontdoor::FrontDoor::start(addr, Box::new(verifier), routes, |line| println!("{line}")).await?;
+    let door =
+        harness::frontdoor::FrontDoor::start(addr, Box::new(verifier), routes, |line| println!("{line}")).await?;
     println!("\nExpressway-C front door on http://{} ({})", door.addr(), session.expressway.version);
     for name in names {
         let (host, port) = name.rsplit_once(':').unwrap_or((&name, ""));

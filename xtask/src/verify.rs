@@ -234,7 +234,12 @@ fn preflight(args: &VerifyArgs) -> Result<ExitCode, Fault> {
     })?;
     if !discovery.ok() {
         print_outcome(&discovery);
-        return Err(anyhow::anyhow!("discovery from {publisher_host} failed: {} {}", discovery.status, discovery.reason).into());
+        return Err(anyhow::anyhow!(
+            "discovery from {publisher_host} failed: {} {}",
+            discovery.status,
+            discovery.reason
+        )
+        .into());
     }
     let names = harness::scenario::run::servers_in(&discovery.body);
     println!("publisher {publisher_host} advertises: {}", names.join(", "));

@@ -414,24 +414,42 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Node events since the last call, one line each, repeats folded.
+    /// Node events since the last call: one line per connection (its events joined), node-wide
+    /// events on their own, identical consecutive lines folded (`(x4)`).
     fn collect_events(&mut self, out: &mut Vec<String>) {
         let events: Vec<NodeEvent> = self.running.take_events();
         let mut lines: Vec<(String, usize)> = Vec::new();
-        for event in events {
-            if matches!(event.kind, EventKind::Connected) {
-                continue;
+        let mut current: Option<((String, u16, u64), Vec<String>)> = None;
+        let flush = |current: &mut Option<((String, u16, u64), Vec<String>)>, lines: &mut Vec<(String, usize)>| {
+            if let Some(((node, port, _), kinds)) = current.take() {
+                if kinds.is_empty() {
+                    return;
+                }
+                let line = if port == 0 {
+                    format!("node {node}: {}", kinds.join("; "))
+                } else {
+                    format!("node {node}:{port}: {}", kinds.join("; "))
+                };
+                match lines.last_mut() {
+                    Some((last, n)) if *last == line => *n += 1,
+                    _ => lines.push((line, 1)),
+                }
             }
-            let line = if event.port == 0 {
-                format!("node {}: {}", event.node, event.kind)
-            } else {
-                format!("node {}:{}: {}", event.node, event.port, event.kind)
-            };
-            match lines.last_mut() {
-                Some((last, n)) if *last == line => *n += 1,
-                _ => lines.push((line, 1)),
+        };
+        for event in events {
+            let key = (event.node.clone(), event.port, event.connection);
+            let same = current.as_ref().is_some_and(|(k, _)| *k == key) && event.connection != 0;
+            if !same {
+                flush(&mut current, &mut lines);
+                current = Some((key, Vec::new()));
+            }
+            if !matches!(event.kind, EventKind::Connected)
+                && let Some((_, kinds)) = current.as_mut()
+            {
+                kinds.push(event.kind.to_string());
             }
         }
+        flush(&mut current, &mut lines);
         for (line, n) in lines {
             out.push(if n > 1 { format!("  {line} (x{n})") } else { format!("  {line}") });
         }
@@ -448,7 +466,7 @@ impl Runner<'_> {
         let settled = runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
         lines.push(format!("{peer} -> {} https://{}:{}{}", request.method, request.host, request.port, request.path));
         for (i, served) in outcome.served.iter().enumerate() {
-            let validity = self.validity_of(&served.subject);
+            let validity = self.validity_of(&served.der);
             lines.push(format!("  served[{i}] {served}{validity}"));
         }
         if let Some((version, suite)) = &outcome.tls {
@@ -473,11 +491,11 @@ impl Runner<'_> {
         Ok(outcome)
     }
 
-    /// `; valid -30d .. +365d` for a served subject the PKI knows.
-    fn validity_of(&self, subject: &str) -> String {
+    /// `; valid -30d .. +365d` for a served certificate the PKI knows.
+    fn validity_of(&self, der: &[u8]) -> String {
         self.pki
             .certs()
-            .find(|c| crate::verifier::builtin::describe(&c.der).subject == subject)
+            .find(|c| c.der.as_ref() == der)
             .map(|c| format!("; {}", c.validity(self.validation_time)))
             .unwrap_or_default()
     }
@@ -529,8 +547,10 @@ impl Runner<'_> {
                     None => report.lines.push(format!("advertised '{name}' matches no node")),
                 }
             }
-            for unity in self.fleet.nodes.iter().filter(|n| n.spec.role == crate::fleet::RoleSpec::Unity) {
-                advertised.push(Advertised { name: unity.spec.fqdn.clone(), node: unity.name.clone() });
+            // IM&P and Unity Connection have server entries of their own (Configuration >
+            // Unified Communications): their nodes are found by the names they advertise.
+            for other in self.fleet.nodes.iter().filter(|n| !n.spec.role.is_cucm_role()) {
+                advertised.push(Advertised { name: other.system_server(), node: other.name.clone() });
             }
             report.outcome = format!(
                 "works: {}",
@@ -538,6 +558,7 @@ impl Runner<'_> {
             );
             self.discovered = Some(advertised.clone());
         } else {
+            self.discovered = Some(Vec::new());
             report.outcome = format!(
                 "fails: {} {}{}",
                 outcome.status,
@@ -607,7 +628,7 @@ impl Runner<'_> {
                 .enumerate()
                 .filter(|(_, r)| r.required)
                 .all(|(i, _)| answered.get(&i).copied().unwrap_or(true));
-            let verdict = match (required_ok, any_failed) {
+            let verdict = match (required_ok && !discovered.is_empty(), any_failed) {
                 (true, false) => LoginVerdict::Works,
                 (true, true) => LoginVerdict::Degraded,
                 (false, _) => LoginVerdict::Fails,

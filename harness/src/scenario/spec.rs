@@ -256,7 +256,11 @@ pub struct RequestExpect {
 impl RequestExpect {
     /// Whether it states anything at all.
     pub fn is_empty(&self) -> bool {
-        self.status.is_none() && self.failed.is_none() && self.code.is_none() && self.served.is_none()
+        self.status.is_none()
+            && self.failed.is_none()
+            && self.code.is_none()
+            && self.depth.is_none()
+            && self.served.is_none()
     }
 
     /// This expectation with one family's differences applied.

@@ -391,9 +391,19 @@ pub fn describe(der: &[u8]) -> ServedCert {
                 Ok(x509_parser::public_key::PublicKey::EC(ec)) => format!("ecdsa-p{}", ec.key_size()),
                 _ => "other key".to_string(),
             };
-            ServedCert { subject: cert.subject().to_string(), issuer: cert.issuer().to_string(), key }
+            ServedCert {
+                subject: cert.subject().to_string(),
+                issuer: cert.issuer().to_string(),
+                key,
+                der: der.to_vec(),
+            }
         }
-        Err(_) => ServedCert { subject: "(not a certificate)".into(), issuer: String::new(), key: String::new() },
+        Err(_) => ServedCert {
+            subject: "(not a certificate)".into(),
+            issuer: String::new(),
+            key: String::new(),
+            der: der.to_vec(),
+        },
     }
 }
 

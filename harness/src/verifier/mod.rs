@@ -111,6 +111,8 @@ pub struct ServedCert {
     pub issuer: String,
     /// `rsa-2048`, `ecdsa-p256`, ...
     pub key: String,
+    /// The certificate itself (never shown; used to find it in a PKI).
+    pub der: Vec<u8>,
 }
 
 impl fmt::Display for ServedCert {

@@ -159,6 +159,7 @@ pub fn fleet_config(nodes: Vec<NodeConfig>) -> FleetConfig {
         handshake_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
         key_log: false,
+        validation_time: None,
     }
 }
 
