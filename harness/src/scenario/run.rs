@@ -78,6 +78,8 @@ pub struct ScenarioRun {
     pub steps: Vec<StepReport>,
     /// The snapshot text.
     pub snapshot: String,
+    /// Every traffic server line the run produced, in order, as a diagnostic log holds them.
+    pub log: Vec<String>,
 }
 
 impl ScenarioRun {
@@ -123,6 +125,7 @@ struct Runner<'a> {
     peers: Vec<Peer>,
     discovered: Option<Vec<Advertised>>,
     validation_time: OffsetDateTime,
+    log: Vec<String>,
 }
 
 /// The topology a scenario names or writes inline.
@@ -165,6 +168,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         peers: Vec::new(),
         discovered: None,
         validation_time,
+        log: Vec::new(),
     };
     let result = runner.play();
     let Runner { running, .. } = runner;
@@ -194,7 +198,7 @@ impl Runner<'_> {
             steps.push(report);
         }
         let snapshot = super::render::snapshot(self.scenario, &self.pki, &self.fleet, &steps, self.validation_time);
-        Ok(ScenarioRun { id: self.scenario.id.clone(), steps, snapshot })
+        Ok(ScenarioRun { id: self.scenario.id.clone(), steps, snapshot, log: std::mem::take(&mut self.log) })
     }
 
     fn trust_store(&self, peer: &str) -> Result<TrustStore, ScenarioError> {
@@ -475,6 +479,7 @@ impl Runner<'_> {
         for line in &outcome.log {
             lines.push(format!("  | {line}"));
         }
+        self.log.extend(outcome.log.iter().cloned());
         for line in &outcome.debug {
             lines.push(format!("  (debug) {line}"));
         }
