@@ -22,11 +22,37 @@ enum BenchWhat {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Verified requests per second through the model, one node and across a 100-node fleet,
+    /// beside bare rustls handshakes (+ the same HTTP request) in the same run.
+    Verify {
+        /// Requests per measurement.
+        #[arg(long, default_value_t = 1000)]
+        requests: usize,
+        /// Nodes in the swept fleet.
+        #[arg(long, default_value_t = 100)]
+        nodes: usize,
+    },
+    /// The whole catalogue's wall time, cold and warm key cache, and per scenario.
+    Scenarios {
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// The fleet's start-up, memory and handshake rates (runs simulators/benches/fleet.rs).
+    Fleet,
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     match args.what {
         BenchWhat::Pki { runs } => pki(runs),
+        BenchWhat::Verify { requests, nodes } => crate::bench_verify::verify(requests, nodes),
+        BenchWhat::Scenarios { jobs } => scenarios(jobs),
+        BenchWhat::Fleet => {
+            let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                .args(["bench", "-p", "simulators", "--bench", "fleet"])
+                .status()?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     }
 }
 
@@ -64,6 +90,41 @@ fn pki(runs: usize) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?,
         );
         println!("{:<14} {:>6} {:>12?} {:>12?} {:>12?}", name, pki.certs().count(), cold, disk, memory);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+    use harness::scenario::batch::run_files;
+    use harness::scenario::login::LoginSpec;
+    use harness::scenario::{Catalogue, RunOptions};
+    use harness::verifier::{Profile, builtin::BuiltinFactory};
+    let catalogue = Catalogue::at(&Catalogue::workspace_root());
+    let files = catalogue.files()?;
+    let factory = BuiltinFactory(Profile::ExpresswayX14_2);
+    let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let dir = tempfile::TempDir::new()?;
+    let mut per_scenario = Vec::new();
+    println!("{} scenarios, {threads} threads", files.len());
+    for label in ["cold key cache", "warm key cache (disk)", "warm key cache (memory)"] {
+        if label != "warm key cache (memory)" {
+            KeyCache::forget_in_memory();
+        }
+        let options = RunOptions { verifier: &factory, keys: KeyCache::at(dir.path()), login: LoginSpec::jabber() };
+        let start = Instant::now();
+        let entries = run_files(&catalogue, &files, &options, "builtin", threads, &|_, _, _| {});
+        let wall = start.elapsed();
+        let failed = entries.iter().filter(|e| e.result.is_err()).count();
+        println!(
+            "{label:<26} {wall:>10.2?}{}",
+            if failed > 0 { format!("  ({failed} could not run)") } else { String::new() }
+        );
+        per_scenario = entries.into_iter().map(|e| (e.elapsed, e.id)).collect();
+    }
+    per_scenario.sort_by(|a, b| b.0.cmp(&a.0));
+    println!("\nslowest scenarios (warm):");
+    for (elapsed, id) in per_scenario.iter().take(10) {
+        println!("  {elapsed:>10.2?}  {id}");
     }
     Ok(ExitCode::SUCCESS)
 }

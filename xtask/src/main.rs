@@ -2,6 +2,7 @@
 //! harness, and prints; the work lives in the library crates.
 
 mod bench;
+mod bench_verify;
 mod ciphers;
 mod expressway;
 mod fleet;
@@ -35,7 +36,7 @@ enum Command {
     /// Show the suite order an OpenSSL cipher string gives, word by word, and which
     /// certificate (RSA or ECDSA) a node following the client's order would serve.
     Ciphers(ciphers::CiphersArgs),
-    /// Benchmarks: `bench pki`.
+    /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
 
