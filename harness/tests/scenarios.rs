@@ -1,5 +1,5 @@
-//! One test per scenario file, found at run time (a new file needs no code): run it with the
-//! built-in model, check its written expectations, and compare its snapshot with insta, so
+//! One test per scenario file and model profile, found at run time (a new file needs no code):
+//! run it with the built-in model, check its written expectations, and compare its snapshot with insta, so
 //! that `cargo insta review` works on `snapshots/`. Under `CI=true` insta writes nothing and a
 //! mismatch fails.
 
@@ -12,16 +12,16 @@ use harness::verifier::Profile;
 use harness::verifier::builtin::BuiltinFactory;
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn check(catalogue: &Catalogue, path: &Path) -> Result<(), Failed> {
+fn check(catalogue: &Catalogue, path: &Path, profile: Profile, snapshot_dir: &str) -> Result<(), Failed> {
     let scenario = catalogue.load(path).map_err(|e| Failed::from(e.to_string()))?;
-    let factory = BuiltinFactory(Profile::ExpresswayX14_2);
+    let factory = BuiltinFactory(profile);
     let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
     let run = run(&scenario, &options).map_err(|e| Failed::from(format!("could not run: {e}")))?;
     let mismatches = run.mismatches();
     if !mismatches.is_empty() {
         return Err(format!("expectations that do not hold:\n{}", mismatches.join("\n")).into());
     }
-    let snapshot_path = catalogue.snapshot_path("builtin", &run.id);
+    let snapshot_path = catalogue.snapshot_path(snapshot_dir, &run.id);
     let dir = snapshot_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = snapshot_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let snapshot = run.snapshot;
@@ -50,12 +50,17 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let trials = files
+    // Each scenario under both profiles of the model, each against its own snapshots.
+    let profiles = [(Profile::ExpresswayX14_2, "builtin"), (Profile::Ats9_2, "builtin-ats-9.2")];
+    let trials = profiles
         .into_iter()
-        .map(|path| {
-            let id = catalogue.id_of(&path).unwrap_or_else(|| path.display().to_string());
+        .flat_map(|(profile, dir)| {
             let catalogue = catalogue.clone();
-            Trial::test(format!("scenario::{id}"), move || check(&catalogue, &path))
+            files.clone().into_iter().map(move |path| {
+                let id = catalogue.id_of(&path).unwrap_or_else(|| path.display().to_string());
+                let catalogue = catalogue.clone();
+                Trial::test(format!("scenario::{profile}::{id}"), move || check(&catalogue, &path, profile, dir))
+            })
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();

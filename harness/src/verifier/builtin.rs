@@ -239,6 +239,9 @@ impl Verifier for BuiltinVerifier {
             match result {
                 Ok(ok) => {
                     outcome.tls = Some(ok.tls.clone());
+                    if outcome.served.is_empty() {
+                        outcome.served = ok.served.clone();
+                    }
                     response = Some(ok);
                     break;
                 }
@@ -283,6 +286,7 @@ impl Verifier for BuiltinVerifier {
 }
 
 struct Response {
+    served: Vec<ServedCert>,
     status: u16,
     reason: String,
     body: String,
@@ -319,6 +323,9 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest) -> Result<Respon
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock).map_err(tls_error)?;
     }
+    // A resumed session runs no certificate check: the chain comes from the session.
+    let resumed_chain: Vec<ServedCert> =
+        tls.conn.peer_certificates().map(|chain| chain.iter().map(|c| describe(c)).collect()).unwrap_or_default();
     let version = match tls.conn.protocol_version() {
         Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
         _ => "TLSv1.2",
@@ -353,6 +360,7 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest) -> Result<Respon
         }
     };
     Ok(Response {
+        served: resumed_chain,
         status: parsed.code.unwrap_or(0),
         reason: parsed.reason.unwrap_or_default().to_string(),
         body: String::from_utf8_lossy(&raw[body_at..]).into_owned(),
@@ -549,8 +557,13 @@ impl crate::scenario::VerifierFactory for BuiltinFactory {
         format!("builtin:{}", self.0)
     }
 
+    /// The `ats-9.2` profile imitates stock Apache Traffic Server, so the expectations written
+    /// for the real traffic server (`expect.ats`) apply to it.
     fn family(&self) -> crate::scenario::spec::Family {
-        crate::scenario::spec::Family::Builtin
+        match self.0 {
+            Profile::ExpresswayX14_2 => crate::scenario::spec::Family::Builtin,
+            Profile::Ats9_2 => crate::scenario::spec::Family::Ats,
+        }
     }
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
