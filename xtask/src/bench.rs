@@ -121,7 +121,7 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         );
         per_scenario = entries.into_iter().map(|e| (e.elapsed, e.id)).collect();
     }
-    per_scenario.sort_by(|a, b| b.0.cmp(&a.0));
+    per_scenario.sort_by_key(|(elapsed, _)| std::cmp::Reverse(*elapsed));
     println!("\nslowest scenarios (warm):");
     for (elapsed, id) in per_scenario.iter().take(10) {
         println!("  {elapsed:>10.2?}  {id}");

@@ -423,8 +423,8 @@ impl Runner<'_> {
     fn collect_events(&mut self, out: &mut Vec<String>) {
         let events: Vec<NodeEvent> = self.running.take_events();
         let mut lines: Vec<(String, usize)> = Vec::new();
-        let mut current: Option<((String, u16, u64), Vec<String>)> = None;
-        let flush = |current: &mut Option<((String, u16, u64), Vec<String>)>, lines: &mut Vec<(String, usize)>| {
+        let mut current: Option<Connection> = None;
+        let flush = |current: &mut Option<Connection>, lines: &mut Vec<(String, usize)>| {
             if let Some(((node, port, _), kinds)) = current.take() {
                 if kinds.is_empty() {
                     return;
@@ -718,6 +718,9 @@ impl crate::fleet::RoleSpec {
         matches!(self, crate::fleet::RoleSpec::CucmPublisher | crate::fleet::RoleSpec::CucmSubscriber)
     }
 }
+
+/// One connection's events being gathered: (node, port, connection number) and event lines.
+type Connection = ((String, u16, u64), Vec<String>);
 
 /// The `<server>` names of a `/cucm-uds/servers` answer, in order.
 pub fn servers_in(body: &str) -> Vec<String> {
