@@ -13,7 +13,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use rustls_pki_types::CertificateDer;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use crate::ciphers::{EXPRESSWAY_DEFAULT as DEFAULT_CIPHERS, RSA_PREFERENCE_PREFIX as RSA_PREFIX};
 
@@ -307,17 +307,7 @@ impl ExpresswaySpec {
     }
 }
 
-macro_rules! deserialize_from_str {
-    ($($ty:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-deserialize_from_str!(Version, TlsVersion);
+crate::deserialize_from_str!(Version, TlsVersion);
 
 /// One certificate in a trust store, with the name it was uploaded under.
 #[derive(Debug, Clone)]

@@ -78,6 +78,20 @@ pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) 
     closest(wanted, known).map(|k| format!(" (did you mean '{k}'?)")).unwrap_or_default()
 }
 
+/// `impl Deserialize` for types that parse from a string with `FromStr<Err: Display>`, so a bad
+/// value is reported by the TOML reader with its line and column.
+#[macro_export]
+macro_rules! deserialize_from_str {
+    ($($ty:ty),*) => {$(
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 use toml::Spanned;
 
@@ -329,14 +329,4 @@ pub enum AkiSpec {
     Mismatched,
 }
 
-macro_rules! deserialize_from_str {
-    ($($ty:ty),*) => {$(
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    )*};
-}
-deserialize_from_str!(KeyType, San, TimeSpec);
+crate::deserialize_from_str!(KeyType, San, TimeSpec);
