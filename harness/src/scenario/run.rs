@@ -260,19 +260,12 @@ impl Runner<'_> {
         }
     }
 
+    /// Hands every peer's verifier the configuration now in force (trust stores are per peer
+    /// and already edited in place by the trust-store steps).
     fn reconfigure(&mut self, change: Change) -> Result<(), ScenarioError> {
-        for i in 0..self.peers.len() {
-            let name = self.peers[i].name.clone();
-            let mut session = self.peers[i].session.clone();
-            session.expressway = self.expressway.clone();
-            if change == Change::TrustStore {
-                // Trust stores are per peer and edited in place by the trust-store steps.
-            } else {
-                session.trust = self.peers[i].session.trust.clone();
-            }
-            let _ = name;
-            self.peers[i].verifier.reconfigure(&session, change)?;
-            self.peers[i].session = session;
+        for peer in &mut self.peers {
+            peer.session.expressway = self.expressway.clone();
+            peer.verifier.reconfigure(&peer.session, change)?;
         }
         Ok(())
     }

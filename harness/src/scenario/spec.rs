@@ -30,8 +30,6 @@
 //! Every `discover`, `login` and `request` step states its expected outcome; a file without one
 //! is refused. Unknown fields are refused with the file, line, column and a suggestion.
 
-use std::net::IpAddr;
-
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -435,9 +433,4 @@ pub struct ReissueStep {
     /// A new issuer (a CA-signed re-issue of a self-signed certificate).
     #[serde(default)]
     pub issuer: Option<String>,
-}
-
-/// The modelled IP of a request target, when the host is one.
-pub fn host_ip(host: &str) -> Option<IpAddr> {
-    host.parse().ok()
 }
