@@ -14,7 +14,10 @@
 //! - A `WARNING: Core server certificate verification failed ...` or `WARNING: SNI (...) not in
 //!   certificate ...` line is tied to the port of the most recent request target of the same
 //!   host (SNI, server name or address) in the same traffic_server pid of the same file; with
-//!   none, the port is unknown.
+//!   none, the port is unknown. One exception: a request Expressway-C makes on its own
+//!   (discovery: `Sending Request` with a Txn-id no `Receive Request` announced, origin-form
+//!   `GET /cucm-uds/servers`) goes to UDS, which CUCM serves on Tomcat, port 8443; a warning
+//!   after it, with no more recent request to its host, is tied to 8443.
 //! - Warnings are grouped by (server, address, port); a group keeps its latest warning, and its
 //!   class comes from that warning's `Error=` text first, then the depth (see [`classify`]).
 //!   `ERROR: SSL connection failed for '...'` lines are counted with the latest group of that
@@ -185,6 +188,10 @@ pub struct Finding {
     pub workaround: String,
     /// A later request to the same host and port got an answer below 500.
     pub recovered: bool,
+    /// The Expressway-C peers (syslog host names) that logged the warnings, sorted; empty for
+    /// `diags.log` lines, which name none. A peer missing here may lack nothing, or may not
+    /// have been asked.
+    pub peers: Vec<String>,
 }
 
 /// The kebab-case name of a class, as scenario files and `--json` spell it.
@@ -291,6 +298,12 @@ pub enum LineEvent {
         /// Decoded target port.
         port: u16,
     },
+    /// An origin-form request line, `GET /cucm-uds/servers HTTP/1.1`: what the traffic server
+    /// sends the origin.
+    OriginRequest {
+        /// The path.
+        path: String,
+    },
     /// A `Detail="Receive Request"`, `"Sending Request"` or `"Sending Response"` header line;
     /// its message follows on the next line.
     Header {
@@ -312,6 +325,12 @@ pub enum HeaderKind {
     SendingRequest,
     /// Back to the client.
     SendingResponse,
+}
+
+/// The syslog host (the Expressway-C peer) of a line: the word before `traffic_server[`.
+pub fn syslog_host(line: &str) -> Option<&str> {
+    let i = line.find("traffic_server[").or_else(|| line.find("traffic\\_server["))?;
+    line[..i].split_whitespace().nth(1)
 }
 
 /// The pid of a syslog line (`traffic_server[18242]:`), and the rest of the line after it.
@@ -387,6 +406,11 @@ pub fn parse_line(line: &str) -> Option<LineEvent> {
         let status = rest.split_whitespace().nth(1)?;
         return status.parse().ok().map(LineEvent::Status);
     }
+    let mut words = trimmed.split_whitespace();
+    let (method, path) = (words.next()?, words.next()?);
+    if ["GET", "POST", "PUT", "HEAD", "DELETE"].contains(&method) && path.starts_with('/') && words.next()?.starts_with("HTTP/") {
+        return Some(LineEvent::OriginRequest { path: path.to_string() });
+    }
     None
 }
 
@@ -434,6 +458,7 @@ struct Group {
     errors: usize,
     last_error_line: Option<String>,
     seq: u64,
+    peers: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -456,7 +481,15 @@ struct PidState {
     txns: HashMap<String, (String, u16)>,
     /// The header the next message line belongs to.
     pending: Option<(HeaderKind, Option<String>)>,
+    /// Seq of the latest request Expressway-C made on its own (a `Sending Request` whose
+    /// Txn-id no `Receive Request` announced: discovery) to UDS, which CUCM serves on Tomcat,
+    /// port 8443. It names no host: it gives the port of a warning only when no request to
+    /// that host is more recent.
+    own_uds_request: Option<u64>,
 }
+
+/// The port CUCM serves UDS (`/cucm-uds/`) on: Tomcat.
+const UDS_PORT: u16 = 8443;
 
 /// Diagnoses files read in order: see the module documentation for the rules.
 pub fn diagnose_files(files: &[LogFile]) -> Report {
@@ -488,6 +521,14 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
                     state.targets.insert(host.clone(), (port, seq));
                     if let Some((HeaderKind::ReceiveRequest, Some(txn))) = state.pending.take() {
                         state.txns.insert(txn, (host, port));
+                    }
+                }
+                LineEvent::OriginRequest { path } => {
+                    if let Some((HeaderKind::SendingRequest, txn)) = state.pending.take() {
+                        let own = txn.is_none_or(|t| !state.txns.contains_key(&t));
+                        if own && path.starts_with("/cucm-uds/") {
+                            state.own_uds_request = Some(seq);
+                        }
                     }
                 }
                 LineEvent::Status(status) => {
@@ -559,21 +600,36 @@ fn record(
     let port = candidates
         .iter()
         .flatten()
-        .filter_map(|host| state.targets.get(&host.to_ascii_lowercase()))
+        .filter_map(|host| state.targets.get(&host.to_ascii_lowercase()).copied())
+        .chain(state.own_uds_request.map(|s| (UDS_PORT, s)))
         .max_by_key(|(_, s)| *s)
-        .map(|(port, _)| *port);
-    let key = (server.clone(), address.clone(), port);
+        .map(|(port, _)| port);
+    let peer = syslog_host(&warning.line).map(str::to_string);
+    let mut key = (server.clone(), address.clone(), port);
+    // A line cut before `server=name(address)` belongs with the latest group of its host.
+    if address.is_none() {
+        if let Some(existing) = latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
+            key = existing.clone();
+        }
+    }
     for host in candidates.iter().flatten() {
         latest_group_of.insert(host.to_ascii_lowercase(), key.clone());
     }
     match groups.get_mut(&key) {
+        // A line cut before its `Error=` counts, but does not hide what a whole line said.
+        Some(group) if warning.meaning == ErrorMeaning::Other && warning.error.is_empty() => {
+            group.count += 1;
+            group.peers.extend(peer);
+        }
         Some(group) => {
             group.count += 1;
             group.seq = seq;
             group.latest = warning;
+            group.peers.extend(peer);
         }
         None => {
-            groups.insert(key, Group { latest: warning, count: 1, errors: 0, last_error_line: None, seq });
+            let peers = peer.into_iter().collect();
+            groups.insert(key, Group { latest: warning, count: 1, errors: 0, last_error_line: None, seq, peers });
         }
     }
 }
@@ -602,6 +658,7 @@ fn finding(server: String, address: Option<String>, port: Option<u16>, group: Gr
         remedy,
         workaround: WORKAROUND.to_string(),
         recovered,
+        peers: group.peers.into_iter().collect(),
     }
 }
 
@@ -704,6 +761,12 @@ impl Report {
             let _ = writeln!(out, "  concerns:   {}", f.concerns);
             let _ = writeln!(out, "  remedy:     {}", f.remedy);
             let _ = writeln!(out, "  workaround: {}", f.workaround);
+            if !f.peers.is_empty() {
+                let _ = writeln!(out, "  logged by:  {} (apply the remedy on every peer)", f.peers.join(", "));
+            }
+            if f.action.as_deref() == Some("Continue") {
+                out.push_str("  note:       Action=Continue (PERMISSIVE): requests went through; under enforcement they fail\n");
+            }
             if f.recovered {
                 out.push_str("  note:       a later request to it succeeded: the remedy may already be in place\n");
             }
