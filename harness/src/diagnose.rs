@@ -92,11 +92,18 @@ fn read_path(path: &Path, out: &mut Vec<LogFile>) -> Result<(), DiagnoseError> {
     let read_error = |source| DiagnoseError::Read { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(read_error)?;
     if meta.is_dir() {
-        let mut entries: Vec<PathBuf> =
-            std::fs::read_dir(path).map_err(read_error)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>().map_err(read_error)?;
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_error)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
         entries.sort();
         for entry in entries {
-            read_path(&entry, out)?;
+            // A symlink to a folder could loop: inside a folder, only files are followed.
+            let link_to_dir = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_symlink()) && entry.is_dir();
+            if !link_to_dir {
+                read_path(&entry, out)?;
+            }
         }
         return Ok(());
     }
@@ -408,7 +415,10 @@ pub fn parse_line(line: &str) -> Option<LineEvent> {
     }
     let mut words = trimmed.split_whitespace();
     let (method, path) = (words.next()?, words.next()?);
-    if ["GET", "POST", "PUT", "HEAD", "DELETE"].contains(&method) && path.starts_with('/') && words.next()?.starts_with("HTTP/") {
+    if ["GET", "POST", "PUT", "HEAD", "DELETE"].contains(&method)
+        && path.starts_with('/')
+        && words.next()?.starts_with("HTTP/")
+    {
         return Some(LineEvent::OriginRequest { path: path.to_string() });
     }
     None
@@ -541,7 +551,9 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
                     }
                 }
                 LineEvent::ConnectionFailed { server } => {
-                    if let Some(group) = latest_group_of.get(&server.to_ascii_lowercase()).and_then(|k| groups.get_mut(k)) {
+                    if let Some(group) =
+                        latest_group_of.get(&server.to_ascii_lowercase()).and_then(|k| groups.get_mut(k))
+                    {
                         group.errors += 1;
                         group.last_error_line = Some(line.to_string());
                     }
@@ -552,7 +564,15 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
                         continue;
                     }
                     let source = format!("{}:{}", file.name, number + 1);
-                    let warning = LatestWarning { meaning, error, depth, action, sni: sni.clone(), line: line.to_string(), source };
+                    let warning = LatestWarning {
+                        meaning,
+                        error,
+                        depth,
+                        action,
+                        sni: sni.clone(),
+                        line: line.to_string(),
+                        source,
+                    };
                     record(&mut groups, &mut latest_group_of, state, seq, server.unwrap_or(sni), address, warning);
                 }
                 LineEvent::SniNotInCertificate { sni, action, server, address } => {
@@ -578,7 +598,8 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
                 answered.iter().any(|(host, p, s)| {
                     *p == port
                         && *s > group.seq
-                        && (host.eq_ignore_ascii_case(&server) || address.as_deref().is_some_and(|a| host.eq_ignore_ascii_case(a)))
+                        && (host.eq_ignore_ascii_case(&server)
+                            || address.as_deref().is_some_and(|a| host.eq_ignore_ascii_case(a)))
                 })
             });
             finding(server, address, port, group, recovered)
@@ -682,18 +703,24 @@ fn advice(
         Some(0) | None => format!("the certificate {at} serves (depth 0)"),
         Some(d) => format!("the CA certificate at depth {d} of the chain {at} serves"),
     };
-    let trust = "Expressway-C's trust store (Maintenance > Security > Trusted CA certificate), on every peer of the cluster";
+    let trust =
+        "Expressway-C's trust store (Maintenance > Security > Trusted CA certificate), on every peer of the cluster";
     let refresh = "then refresh discovery (Configuration > Unified Communications)";
     let Some(class) = class else {
         return (
             cert,
-            format!("verification failed with '{error}' {depth_text}: not one of the known classes; check that certificate and its chain with openssl s_client"),
+            format!(
+                "verification failed with '{error}' {depth_text}: not one of the known classes; check that certificate and its chain with openssl s_client"
+            ),
         );
     };
     match class {
-        DiagnosisClass::SelfSigned => {
-            (format!("the self-signed certificate {at} serves (depth 0)"), format!("upload that self-signed certificate to {trust}; or have the node serve a CA-signed certificate whose CA chain is uploaded"))
-        }
+        DiagnosisClass::SelfSigned => (
+            format!("the self-signed certificate {at} serves (depth 0)"),
+            format!(
+                "upload that self-signed certificate to {trust}; or have the node serve a CA-signed certificate whose CA chain is uploaded"
+            ),
+        ),
         DiagnosisClass::UnknownIssuer => (
             cert,
             format!(
@@ -708,16 +735,26 @@ fn advice(
             format!("the issuer of the CA certificate {depth_text} of the chain {at} serves"),
             format!("upload the root CA above the uploaded intermediate to {trust}"),
         ),
-        DiagnosisClass::Expired => (cert, "re-issue (renew) that certificate and install it on the node; check Expressway-C's clock".to_string()),
-        DiagnosisClass::NotYetValid => {
-            (cert, "re-issue that certificate with a validity that has started, or fix the clock of Expressway-C or of the CA".to_string())
-        }
-        DiagnosisClass::WrongPurpose => {
-            (cert, "re-issue that certificate with Extended Key Usage serverAuth (TLS Web Server Authentication)".to_string())
-        }
+        DiagnosisClass::Expired => (
+            cert,
+            "re-issue (renew) that certificate and install it on the node; check Expressway-C's clock".to_string(),
+        ),
+        DiagnosisClass::NotYetValid => (
+            cert,
+            "re-issue that certificate with a validity that has started, or fix the clock of Expressway-C or of the CA"
+                .to_string(),
+        ),
+        DiagnosisClass::WrongPurpose => (
+            cert,
+            "re-issue that certificate with Extended Key Usage serverAuth (TLS Web Server Authentication)".to_string(),
+        ),
         DiagnosisClass::NameNotInCertificate => {
             let kind = if sni.parse::<std::net::IpAddr>().is_ok() { "IP address" } else { "name" };
-            let other = if kind == "IP address" { "the FQDN in the certificate's SAN" } else { "a name (or IP) the certificate holds" };
+            let other = if kind == "IP address" {
+                "the FQDN in the certificate's SAN"
+            } else {
+                "a name (or IP) the certificate holds"
+            };
             let via = address.filter(|a| *a != sni).map(|a| format!(" ({a})")).unwrap_or_default();
             (
                 format!("the {kind} {sni}{via}, absent from the certificate {at} serves"),
@@ -749,7 +786,8 @@ impl Report {
             out.push_str("no origin certificate verification failures found\n");
             return out;
         }
-        let _ = writeln!(out, "{} server(s) failed Expressway-C's origin certificate verification:", self.findings.len());
+        let _ =
+            writeln!(out, "{} server(s) failed Expressway-C's origin certificate verification:", self.findings.len());
         for f in &self.findings {
             let port = f.port.map_or("?".to_string(), |p| p.to_string());
             let address = f.address.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
@@ -757,7 +795,11 @@ impl Report {
             let _ = writeln!(out, "\n{}{address} port {port}: {class}", f.server);
             let depth = f.depth.map(|d| format!(" at depth {d}")).unwrap_or_default();
             let action = f.action.as_deref().map(|a| format!(", Action={a}")).unwrap_or_default();
-            let _ = writeln!(out, "  error:      {}{depth}{action} ({} warning(s), {} connection error(s))", f.error, f.count, f.errors);
+            let _ = writeln!(
+                out,
+                "  error:      {}{depth}{action} ({} warning(s), {} connection error(s))",
+                f.error, f.count, f.errors
+            );
             let _ = writeln!(out, "  concerns:   {}", f.concerns);
             let _ = writeln!(out, "  remedy:     {}", f.remedy);
             let _ = writeln!(out, "  workaround: {}", f.workaround);
@@ -765,7 +807,9 @@ impl Report {
                 let _ = writeln!(out, "  logged by:  {} (apply the remedy on every peer)", f.peers.join(", "));
             }
             if f.action.as_deref() == Some("Continue") {
-                out.push_str("  note:       Action=Continue (PERMISSIVE): requests went through; under enforcement they fail\n");
+                out.push_str(
+                    "  note:       Action=Continue (PERMISSIVE): requests went through; under enforcement they fail\n",
+                );
             }
             if f.recovered {
                 out.push_str("  note:       a later request to it succeeded: the remedy may already be in place\n");

@@ -21,8 +21,8 @@ pub struct DiagnoseArgs {
 }
 
 pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
-    let report = harness::diagnose::diagnose_path(&args.input)
-        .with_context(|| format!("diagnose {}", args.input.display()))?;
+    let report =
+        harness::diagnose::diagnose_path(&args.input).with_context(|| format!("diagnose {}", args.input.display()))?;
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -57,7 +57,11 @@ fn the_seeds_log_exits_1_with_both_diagnoses_in_text_and_json() {
 fn a_clean_log_exits_0_and_unreadable_input_exits_2() {
     let temp = tempfile::TempDir::new().expect("temp dir");
     let clean = temp.path().join("clean.log");
-    std::fs::write(&clean, "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] NOTE: nothing to see\n").expect("write");
+    std::fs::write(
+        &clean,
+        "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] NOTE: nothing to see\n",
+    )
+    .expect("write");
     let (code, text, _) = diagnose(&[&clean], false);
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("no origin certificate verification failures found"));
