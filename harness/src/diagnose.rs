@@ -506,23 +506,24 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
     let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
     // Host (lowercase) -> the key of the latest group of that host, for ERROR lines.
     let mut latest_group_of: HashMap<String, GroupKey> = HashMap::new();
-    // Successful responses: (host lowercase, port, seq).
-    let mut answered: Vec<(String, u16, u64)> = Vec::new();
+    // Successful responses: (peer, host lowercase, port, seq).
+    let mut answered: Vec<(Option<String>, String, u16, u64)> = Vec::new();
     let mut seq: u64 = 0;
     let mut lines = 0usize;
     for file in files {
-        let mut pids: HashMap<Option<u32>, PidState> = HashMap::new();
-        let mut current_pid: Option<u32> = None;
+        // Keyed by (peer, pid): a merged syslog of a cluster can hold the same pid twice.
+        let mut pids: HashMap<(Option<String>, Option<u32>), PidState> = HashMap::new();
+        let mut current: (Option<String>, Option<u32>) = (None, None);
         for (number, raw) in file.text.split('\n').enumerate() {
             lines += 1;
             seq += 1;
             let line = raw.trim_end_matches('\r');
             let (pid, body) = split_prefix(line);
             if pid.is_some() {
-                current_pid = pid;
+                current = (syslog_host(line).map(str::to_string), pid);
             }
             // Lines without a pid (`|GET ...`, `HTTPMSG:`) continue the latest prefixed line.
-            let state = pids.entry(pid.or(current_pid)).or_default();
+            let state = pids.entry(current.clone()).or_default();
             let Some(event) = parse_line(body) else { continue };
             match event {
                 LineEvent::Header { kind, txn } => state.pending = Some((kind, txn)),
@@ -545,7 +546,7 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
                     if let Some((HeaderKind::SendingResponse, Some(txn))) = state.pending.take() {
                         if let Some((host, port)) = state.txns.get(&txn) {
                             if status < 500 {
-                                answered.push((host.clone(), *port, seq));
+                                answered.push((current.0.clone(), host.clone(), *port, seq));
                             }
                         }
                     }
@@ -594,14 +595,22 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
     let findings = groups
         .into_iter()
         .map(|((server, address, port), group)| {
-            let recovered = port.is_some_and(|port| {
-                answered.iter().any(|(host, p, s)| {
-                    *p == port
+            // Recovered: every peer that logged the failure later got an answer from that target.
+            let answered_after = |peer: Option<&str>| {
+                answered.iter().any(|(by, host, p, s)| {
+                    Some(*p) == port
                         && *s > group.seq
+                        && by.as_deref() == peer
                         && (host.eq_ignore_ascii_case(&server)
                             || address.as_deref().is_some_and(|a| host.eq_ignore_ascii_case(a)))
                 })
-            });
+            };
+            let recovered = port.is_some()
+                && if group.peers.is_empty() {
+                    answered_after(None)
+                } else {
+                    group.peers.iter().all(|peer| answered_after(Some(peer)))
+                };
             finding(server, address, port, group, recovered)
         })
         .collect();

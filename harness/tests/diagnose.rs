@@ -658,3 +658,49 @@ fn a_folder_with_a_symlink_loop_is_read_once() {
     assert_eq!(report.files, 1);
     assert_eq!(only(&report).class, Some(DiagnosisClass::SelfSigned));
 }
+
+#[test]
+fn a_clusters_merged_log_keeps_peers_apart_even_with_the_same_pid() {
+    let header = |peer: &str, detail: &str, txn: u32| {
+        format!(
+            "2022-07-11T18:55:26.000+02:00 {peer} traffic_server[18242]: UTCTime=\"2022-07-11 16:55:26,000\" Module=\"network.http.trafficserver\" Level=\"DEBUG\": Detail=\"{detail}\" Txn-id=\"{txn}\" HTTPMSG:"
+        )
+    };
+    let target = |port: u16| {
+        format!(
+            "|GET http://vcs_control.steven.lab:{port}/{}/x",
+            harness::mra::token("steven.lab", "cucm.steven.lab", port)
+        )
+    };
+    let warning = |peer: &str| {
+        format!(
+            "2022-07-11T18:55:26.016+02:00 {peer} traffic_server[18242]: [ET_NET 0] WARNING: Core server certificate verification failed for (cucm.steven.lab). Action=Terminate Error=unable to get local issuer certificate server=cucm.steven.lab(10.48.36.215) depth=0"
+        )
+    };
+    let lines = vec![
+        header("vcsc2", "Receive Request", 1),
+        target(8443),
+        header("vcsc1", "Receive Request", 1),
+        target(6972),
+        warning("vcsc2"),
+        // vcsc1 gets its answer from 8443 afterwards: vcsc2 has not recovered for that.
+        header("vcsc1", "Receive Request", 2),
+        target(8443),
+        header("vcsc1", "Sending Response", 2),
+        "|HTTP/1.1 200 OK".to_string(),
+    ];
+    let report = diagnose::diagnose_lines(&lines);
+    let finding = only(&report);
+    assert_eq!(
+        (finding.port, finding.peers.clone(), finding.recovered),
+        (Some(8443), vec!["vcsc2".to_string()], false)
+    );
+    let mut recovered = lines.clone();
+    recovered.extend([
+        header("vcsc2", "Receive Request", 3),
+        target(8443),
+        header("vcsc2", "Sending Response", 3),
+        "|HTTP/1.1 200 OK".into(),
+    ]);
+    assert!(only(&diagnose::diagnose_lines(&recovered)).recovered);
+}
