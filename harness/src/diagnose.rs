@@ -13,11 +13,12 @@
 //!   host and port, decoded with [`crate::mra::decode`].
 //! - A `WARNING: Core server certificate verification failed ...` or `WARNING: SNI (...) not in
 //!   certificate ...` line is tied to the port of the most recent request target of the same
-//!   host (SNI, server name or address) in the same traffic_server pid of the same file; with
-//!   none, the port is unknown. One exception: a request Expressway-C makes on its own
-//!   (discovery: `Sending Request` with a Txn-id no `Receive Request` announced, origin-form
-//!   `GET /cucm-uds/servers`) goes to UDS, which CUCM serves on Tomcat, port 8443; a warning
-//!   after it, with no more recent request to its host, is tied to 8443.
+//!   host (SNI, server name or address) from the same peer and traffic_server pid of the same
+//!   file (a merged cluster log can repeat a pid); with none, the port is unknown. One
+//!   exception: a request Expressway-C makes on its own (discovery: `Sending Request` with a
+//!   Txn-id no `Receive Request` announced, origin-form `GET /cucm-uds/servers`) goes to UDS,
+//!   which CUCM serves on Tomcat, port 8443; a warning after it, with no more recent request to
+//!   its host, is tied to 8443.
 //! - Warnings are grouped by (server, address, port); a group keeps its latest warning, and its
 //!   class comes from that warning's `Error=` text first, then the depth (see [`classify`]).
 //!   `ERROR: SSL connection failed for '...'` lines are counted with the latest group of that
@@ -514,7 +515,7 @@ pub fn diagnose_files(files: &[LogFile]) -> Report {
         // Keyed by (peer, pid): a merged syslog of a cluster can hold the same pid twice.
         let mut pids: HashMap<(Option<String>, Option<u32>), PidState> = HashMap::new();
         let mut current: (Option<String>, Option<u32>) = (None, None);
-        for (number, raw) in file.text.split('\n').enumerate() {
+        for (number, raw) in file.text.lines().enumerate() {
             lines += 1;
             seq += 1;
             let line = raw.trim_end_matches('\r');
