@@ -4,6 +4,7 @@
 mod bench;
 mod bench_verify;
 mod ciphers;
+mod diagnose;
 mod expressway;
 mod fleet;
 mod pki;
@@ -36,6 +37,8 @@ enum Command {
     /// Show the suite order an OpenSSL cipher string gives, word by word, and which
     /// certificate (RSA or ECDSA) a node following the client's order would serve.
     Ciphers(ciphers::CiphersArgs),
+    /// Diagnose Expressway-C logs (file, folder or .tar.gz bundle): exit 0 nothing found, 1 failures, 2 unreadable.
+    Diagnose(diagnose::DiagnoseArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Ciphers(args) => ciphers::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Diagnose(args) => diagnose::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,832 @@
+//! `cargo xtask diagnose`: Expressway-C diagnostic logs in, a diagnosis per affected server out.
+//!
+//! This is what Cisco's Collaboration Solutions Analyzer does for the X14.2 origin-verification
+//! change (SPEC, "Troubleshooting flow and remedies"), offline. It sits beside the verifier
+//! model: the model *writes* traffic-server lines (`ScenarioRun::log`), this module *reads* them
+//! back, and those of real Expressways: syslog lines (`... traffic_server[18242]: [ET_NET 0]
+//! WARNING: ...`), stock ATS `diags.log` lines (`[Jul 11 16:55:26.016] [ET_NET 0] WARNING: ...`),
+//! OpenSSL 1.1 and 3 wordings, plain or gzip'd, one file, a folder or the `.tar.gz` bundle that
+//! Maintenance > Diagnostics > Diagnostic logging downloads.
+//!
+//! How a log becomes findings:
+//! - An MRA request line (`GET http://vcs_control.steven.lab:8443/<base64>/...`) gives a target:
+//!   host and port, decoded with [`crate::mra::decode`].
+//! - A `WARNING: Core server certificate verification failed ...` or `WARNING: SNI (...) not in
+//!   certificate ...` line is tied to the port of the most recent request target of the same
+//!   host (SNI, server name or address) from the same peer and traffic_server pid of the same
+//!   file (a merged cluster log can repeat a pid); with none, the port is unknown. One
+//!   exception: a request Expressway-C makes on its own (discovery: `Sending Request` with a
+//!   Txn-id no `Receive Request` announced, origin-form `GET /cucm-uds/servers`) goes to UDS,
+//!   which CUCM serves on Tomcat, port 8443; a warning after it, with no more recent request to
+//!   its host, is tied to 8443.
+//! - Warnings are grouped by (server, address, port); a group keeps its latest warning, and its
+//!   class comes from that warning's `Error=` text first, then the depth (see [`classify`]).
+//!   `ERROR: SSL connection failed for '...'` lines are counted with the latest group of that
+//!   host. `unable to verify the first certificate` is PERMISSIVE's follow-on line, not a class.
+//! - A server whose failing target later answered a request (a response below 500) still counts:
+//!   the log shows the failure CSA would flag, and the finding says it recovered since.
+//!
+//! Invariant: nothing here panics on any input; a line that does not parse is skipped.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::scenario::spec::DiagnosisClass;
+
+/// The short-term workaround: back to pre-X14.2 behaviour (SPEC, "Behaviour by version").
+pub const WORKAROUND: &str = "xConfiguration EdgeConfigServer VerifyOriginServer: Off";
+
+/// How deep tar bundles and gzip layers may nest (a bundle of gzip'd logs is two).
+const MAX_NESTING: usize = 4;
+
+/// Why the input could not be read: the only `Err` of this module (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnoseError {
+    /// Missing or unreadable file or folder.
+    #[error("cannot read '{path}': {source}")]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A gzip stream that does not decompress.
+    #[error("'{name}' is not a valid gzip file: {source}")]
+    Gzip {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A tar archive that does not read to its end.
+    #[error("'{name}' is not a valid tar archive: {source}")]
+    Tar {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// One log file's text, with the name it came by (`bundle.tar.gz!var/log/traffic_server.log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFile {
+    /// Path, or bundle path `!` entry path.
+    pub name: String,
+    /// The text; bytes that are not UTF-8 are replaced.
+    pub text: String,
+}
+
+/// Reads a file, a folder (recursively, in path order) or a `.tar.gz` / `.tar` bundle; gzip'd
+/// files are decompressed wherever they are. Files that are not text (pcaps) read as text
+/// that matches nothing.
+pub fn read_input(path: &Path) -> Result<Vec<LogFile>, DiagnoseError> {
+    let mut out = Vec::new();
+    read_path(path, &mut out)?;
+    Ok(out)
+}
+
+fn read_path(path: &Path, out: &mut Vec<LogFile>) -> Result<(), DiagnoseError> {
+    let read_error = |source| DiagnoseError::Read { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(read_error)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<Result<_, _>>()
+            .map_err(read_error)?;
+        entries.sort();
+        for entry in entries {
+            // A symlink to a folder could loop: inside a folder, only files are followed.
+            let link_to_dir = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_symlink()) && entry.is_dir();
+            if !link_to_dir {
+                read_path(&entry, out)?;
+            }
+        }
+        return Ok(());
+    }
+    let bytes = std::fs::read(path).map_err(read_error)?;
+    read_bytes(&path.display().to_string(), bytes, 0, out)
+}
+
+fn read_bytes(name: &str, bytes: Vec<u8>, nesting: usize, out: &mut Vec<LogFile>) -> Result<(), DiagnoseError> {
+    if nesting <= MAX_NESTING && bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        flate2::read::MultiGzDecoder::new(bytes.as_slice())
+            .read_to_end(&mut plain)
+            .map_err(|source| DiagnoseError::Gzip { name: name.to_string(), source })?;
+        return read_bytes(name, plain, nesting + 1, out);
+    }
+    if nesting <= MAX_NESTING && is_tar(&bytes) {
+        let tar_error = |source| DiagnoseError::Tar { name: name.to_string(), source };
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut members = Vec::new();
+        for entry in archive.entries().map_err(tar_error)? {
+            let mut entry = entry.map_err(tar_error)?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let entry_name = entry.path().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".to_string());
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).map_err(tar_error)?;
+            members.push((format!("{name}!{entry_name}"), content));
+        }
+        for (member, content) in members {
+            read_bytes(&member, content, nesting + 1, out)?;
+        }
+        return Ok(());
+    }
+    out.push(LogFile { name: name.to_string(), text: String::from_utf8_lossy(&bytes).into_owned() });
+    Ok(())
+}
+
+/// POSIX and GNU tar headers carry `ustar` at offset 257.
+fn is_tar(bytes: &[u8]) -> bool {
+    bytes.get(257..262) == Some(b"ustar".as_slice())
+}
+
+/// What a diagnosis found, for people ([`Report::render`]) and for tools ([`Report::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// How many files were read.
+    pub files: usize,
+    /// How many lines were read.
+    pub lines: usize,
+    /// One finding per affected (server, address, port), sorted.
+    pub findings: Vec<Finding>,
+}
+
+/// One affected server: its latest verification failure and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The server as the traffic server logs it (`server=<name>`; the SNI if that is missing).
+    pub server: String,
+    /// The address it connected to (`server=name(<address>)`), when the line has it.
+    pub address: Option<String>,
+    /// The origin port, from the latest MRA request to that host in the same pid; `None`
+    /// when no request line tells it.
+    pub port: Option<u16>,
+    /// The class; `None` for a verification error outside SPEC's classes (shown as is).
+    #[serde(serialize_with = "class_name_opt")]
+    pub class: Option<DiagnosisClass>,
+    /// The `Error=` text, or `SNI (<addr>) not in certificate`.
+    pub error: String,
+    /// The depth of the certificate the error is about (0 = the server's own).
+    pub depth: Option<u32>,
+    /// `Terminate` (the request failed) or `Continue` (PERMISSIVE: it went through).
+    pub action: Option<String>,
+    /// How many warnings the group holds.
+    pub count: usize,
+    /// How many `SSL connection failed` errors followed them.
+    pub errors: usize,
+    /// The latest warning line, verbatim.
+    pub last_line: String,
+    /// The latest `SSL connection failed` line of that host, verbatim.
+    pub last_error_line: Option<String>,
+    /// Where the latest warning was read (file name, line number from 1).
+    pub source: String,
+    /// The certificate or address concerned.
+    pub concerns: String,
+    /// The long-term remedy.
+    pub remedy: String,
+    /// The short-term workaround.
+    pub workaround: String,
+    /// A later request to the same host and port got an answer below 500.
+    pub recovered: bool,
+    /// The Expressway-C peers (syslog host names) that logged the warnings, sorted; empty for
+    /// `diags.log` lines, which name none. A peer missing here may lack nothing, or may not
+    /// have been asked.
+    pub peers: Vec<String>,
+}
+
+/// The kebab-case name of a class, as scenario files and `--json` spell it.
+pub fn class_name(class: DiagnosisClass) -> &'static str {
+    match class {
+        DiagnosisClass::SelfSigned => "self-signed",
+        DiagnosisClass::UnknownIssuer => "unknown-issuer",
+        DiagnosisClass::UntrustedRoot => "untrusted-root",
+        DiagnosisClass::MissingRoot => "missing-root",
+        DiagnosisClass::Expired => "expired",
+        DiagnosisClass::NotYetValid => "not-yet-valid",
+        DiagnosisClass::WrongPurpose => "wrong-purpose",
+        DiagnosisClass::NameNotInCertificate => "name-not-in-certificate",
+    }
+}
+
+fn class_name_opt<S: serde::Serializer>(class: &Option<DiagnosisClass>, s: S) -> Result<S::Ok, S::Error> {
+    match class {
+        Some(c) => s.serialize_str(class_name(*c)),
+        None => s.serialize_none(),
+    }
+}
+
+/// What an `Error=` text (OpenSSL's `X509_verify_cert_error_string`) means here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorMeaning {
+    /// One of SPEC's classes.
+    Class(DiagnosisClass),
+    /// `unable to verify the first certificate`: the line PERMISSIVE adds after the real one.
+    FollowOn,
+    /// Any other verification error: reported without a class.
+    Other,
+}
+
+/// Classifies by the error text first (OpenSSL 1.1 `self signed` and 3 `self-signed` alike),
+/// then by the depth: `self signed certificate` at depth 0 (or unknown) is the server's own
+/// self-signed certificate; the same words at depth > 0 name a self-signed root up the chain.
+pub fn classify(error: &str, depth: Option<u32>) -> ErrorMeaning {
+    let text = error.trim().to_ascii_lowercase().replace('-', " ");
+    let has = |phrase: &str| text.contains(phrase);
+    let class = if has("self signed certificate in certificate chain") {
+        DiagnosisClass::UntrustedRoot
+    } else if has("self signed certificate") {
+        match depth {
+            Some(d) if d > 0 => DiagnosisClass::UntrustedRoot,
+            _ => DiagnosisClass::SelfSigned,
+        }
+    } else if has("unable to get local issuer certificate") {
+        DiagnosisClass::UnknownIssuer
+    } else if has("unable to get issuer certificate") {
+        DiagnosisClass::MissingRoot
+    } else if has("certificate has expired") {
+        DiagnosisClass::Expired
+    } else if has("certificate is not yet valid") {
+        DiagnosisClass::NotYetValid
+    } else if has("unsupported certificate purpose") || has("unsuitable certificate purpose") {
+        DiagnosisClass::WrongPurpose
+    } else if has("unable to verify the first certificate") {
+        return ErrorMeaning::FollowOn;
+    } else {
+        return ErrorMeaning::Other;
+    };
+    ErrorMeaning::Class(class)
+}
+
+/// One line, as far as a diagnosis cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineEvent {
+    /// `Core server certificate verification failed for (<sni>). Action=.. Error=.. server=name(ip) depth=N`.
+    VerifyFailed {
+        /// The SNI (or IP) in `for (...)`.
+        sni: String,
+        /// `Terminate` / `Continue`.
+        action: Option<String>,
+        /// The error text (may be cut short).
+        error: String,
+        /// `server=<name>`.
+        server: Option<String>,
+        /// `server=name(<address>)`.
+        address: Option<String>,
+        /// `depth=N`.
+        depth: Option<u32>,
+    },
+    /// `SNI (<addr>) not in certificate. Action=.. server=name(ip)`.
+    SniNotInCertificate {
+        /// The address not in the certificate.
+        sni: String,
+        /// `Terminate` / `Continue`.
+        action: Option<String>,
+        /// `server=<name>`.
+        server: Option<String>,
+        /// `server=name(<address>)`.
+        address: Option<String>,
+    },
+    /// `ERROR: SSL connection failed for '<server>'`.
+    ConnectionFailed {
+        /// The server.
+        server: String,
+    },
+    /// A request line naming an MRA target: `GET http://vcs_control...:8443/<base64>/...`.
+    Request {
+        /// Decoded target host.
+        host: String,
+        /// Decoded target port.
+        port: u16,
+    },
+    /// An origin-form request line, `GET /cucm-uds/servers HTTP/1.1`: what the traffic server
+    /// sends the origin.
+    OriginRequest {
+        /// The path.
+        path: String,
+    },
+    /// A `Detail="Receive Request"`, `"Sending Request"` or `"Sending Response"` header line;
+    /// its message follows on the next line.
+    Header {
+        /// Which.
+        kind: HeaderKind,
+        /// `Txn-id`.
+        txn: Option<String>,
+    },
+    /// A status line `HTTP/1.1 502 connect failed`.
+    Status(u16),
+}
+
+/// The traffic server's message headers in mralab's (and Expressway's) debug log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderKind {
+    /// From the client (Expressway-E).
+    ReceiveRequest,
+    /// To the origin.
+    SendingRequest,
+    /// Back to the client.
+    SendingResponse,
+}
+
+/// The syslog host (the Expressway-C peer) of a line: the word before `traffic_server[`.
+pub fn syslog_host(line: &str) -> Option<&str> {
+    let i = line.find("traffic_server[").or_else(|| line.find("traffic\\_server["))?;
+    line[..i].split_whitespace().nth(1)
+}
+
+/// The pid of a syslog line (`traffic_server[18242]:`), and the rest of the line after it.
+pub fn split_prefix(line: &str) -> (Option<u32>, &str) {
+    for marker in ["traffic_server[", "traffic\\_server["] {
+        if let Some(i) = line.find(marker) {
+            let after = &line[i + marker.len()..];
+            let digits_end = after.find(|c: char| !c.is_ascii_digit()).unwrap_or(after.len());
+            let pid = after[..digits_end].parse().ok();
+            let rest = after[digits_end..].trim_start_matches(']').trim_start_matches(':');
+            return (pid, rest);
+        }
+    }
+    (None, line)
+}
+
+/// Parses one line (without its pid prefix, or with it: markers are searched for anywhere).
+pub fn parse_line(line: &str) -> Option<LineEvent> {
+    const VERIFY: &str = "Core server certificate verification failed for (";
+    if let Some(i) = line.find(VERIFY) {
+        let rest = &line[i + VERIFY.len()..];
+        let (sni, rest) = rest.split_once(')').unwrap_or((rest, ""));
+        let error = field(rest, "Error=", &[" server=", " depth="]).unwrap_or_default();
+        let (server, address) = server_field(rest);
+        let depth = field(rest, "depth=", &[" "]).and_then(|d| d.trim().parse().ok());
+        return Some(LineEvent::VerifyFailed {
+            sni: sni.trim().to_string(),
+            action: field(rest, "Action=", &[" "]).map(str::to_string).filter(|a| !a.is_empty()),
+            error: error.trim().to_string(),
+            server,
+            address,
+            depth,
+        });
+    }
+    const SNI: &str = "SNI (";
+    if let Some(i) = line.find(SNI) {
+        let rest = &line[i + SNI.len()..];
+        if let Some((sni, tail)) = rest.split_once(") not in certificate") {
+            let (server, address) = server_field(tail);
+            return Some(LineEvent::SniNotInCertificate {
+                sni: sni.trim().to_string(),
+                action: field(tail, "Action=", &[" "]).map(str::to_string).filter(|a| !a.is_empty()),
+                server,
+                address,
+            });
+        }
+    }
+    const FAILED: &str = "SSL connection failed for '";
+    if let Some(i) = line.find(FAILED) {
+        let rest = &line[i + FAILED.len()..];
+        let server = rest.split_once('\'').map_or(rest, |(s, _)| s);
+        return Some(LineEvent::ConnectionFailed { server: server.trim().to_string() });
+    }
+    for (detail, kind) in [
+        ("Detail=\"Receive Request\"", HeaderKind::ReceiveRequest),
+        ("Detail=\"Sending Request\"", HeaderKind::SendingRequest),
+        ("Detail=\"Sending Response\"", HeaderKind::SendingResponse),
+    ] {
+        if line.contains(detail) {
+            let txn = field(line, "Txn-id=\"", &["\""]).map(str::to_string);
+            return Some(LineEvent::Header { kind, txn });
+        }
+    }
+    if let Some(i) = line.find("http://") {
+        let rest = &line[i + "http://".len()..];
+        let path_start = rest.find('/')?;
+        let path = rest[path_start..].split_whitespace().next().unwrap_or_default();
+        let target = crate::mra::decode(path).ok()?;
+        return Some(LineEvent::Request { host: target.host, port: target.port });
+    }
+    let trimmed = line.trim_start_matches(|c: char| c == '|' || c.is_whitespace());
+    if let Some(rest) = trimmed.strip_prefix("HTTP/") {
+        let status = rest.split_whitespace().nth(1)?;
+        return status.parse().ok().map(LineEvent::Status);
+    }
+    let mut words = trimmed.split_whitespace();
+    let (method, path) = (words.next()?, words.next()?);
+    if ["GET", "POST", "PUT", "HEAD", "DELETE"].contains(&method)
+        && path.starts_with('/')
+        && words.next()?.starts_with("HTTP/")
+    {
+        return Some(LineEvent::OriginRequest { path: path.to_string() });
+    }
+    None
+}
+
+/// The text after `key` up to the first of `ends` (or the end of the line).
+fn field<'a>(text: &'a str, key: &str, ends: &[&str]) -> Option<&'a str> {
+    let start = text.find(key)? + key.len();
+    let rest = &text[start..];
+    let end = ends.iter().filter_map(|e| rest.find(e)).min().unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// `server=name(address)`, either part possibly cut short.
+fn server_field(text: &str) -> (Option<String>, Option<String>) {
+    let Some(value) = field(text, "server=", &[" "]) else { return (None, None) };
+    let (name, address) = match value.split_once('(') {
+        Some((name, rest)) => (name, Some(rest.split_once(')').map_or(rest, |(a, _)| a))),
+        None => (value, None),
+    };
+    let clean = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    (clean(name), address.and_then(clean))
+}
+
+/// Diagnoses what [`read_input`] read.
+pub fn diagnose_path(path: &Path) -> Result<Report, DiagnoseError> {
+    Ok(diagnose_files(&read_input(path)?))
+}
+
+/// Diagnoses lines given in memory (one file).
+pub fn diagnose_lines<S: AsRef<str>>(lines: &[S]) -> Report {
+    let text = lines.iter().map(AsRef::as_ref).collect::<Vec<_>>().join("\n");
+    diagnose_files(&[LogFile { name: "<lines>".to_string(), text }])
+}
+
+/// Diagnoses raw bytes as one file (the fuzz entry point): not UTF-8 is replaced, never refused.
+pub fn diagnose_bytes(bytes: &[u8]) -> Report {
+    diagnose_files(&[LogFile { name: "<bytes>".to_string(), text: String::from_utf8_lossy(bytes).into_owned() }])
+}
+
+type GroupKey = (String, Option<String>, Option<u16>);
+
+#[derive(Debug)]
+struct Group {
+    latest: LatestWarning,
+    count: usize,
+    errors: usize,
+    last_error_line: Option<String>,
+    seq: u64,
+    peers: std::collections::BTreeSet<String>,
+}
+
+#[derive(Debug)]
+struct LatestWarning {
+    meaning: ErrorMeaning,
+    error: String,
+    depth: Option<u32>,
+    action: Option<String>,
+    sni: String,
+    line: String,
+    source: String,
+}
+
+/// Per file and pid: where requests went, and which transaction a message line belongs to.
+#[derive(Debug, Default)]
+struct PidState {
+    /// Host (lowercase) -> (port, seq of the request line).
+    targets: HashMap<String, (u16, u64)>,
+    /// Txn-id -> target.
+    txns: HashMap<String, (String, u16)>,
+    /// The header the next message line belongs to.
+    pending: Option<(HeaderKind, Option<String>)>,
+    /// Seq of the latest request Expressway-C made on its own (a `Sending Request` whose
+    /// Txn-id no `Receive Request` announced: discovery) to UDS, which CUCM serves on Tomcat,
+    /// port 8443. It names no host: it gives the port of a warning only when no request to
+    /// that host is more recent.
+    own_uds_request: Option<u64>,
+}
+
+/// The port CUCM serves UDS (`/cucm-uds/`) on: Tomcat.
+const UDS_PORT: u16 = 8443;
+
+/// Diagnoses files read in order: see the module documentation for the rules.
+pub fn diagnose_files(files: &[LogFile]) -> Report {
+    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+    // Host (lowercase) -> the key of the latest group of that host, for ERROR lines.
+    let mut latest_group_of: HashMap<String, GroupKey> = HashMap::new();
+    // Successful responses: (peer, host lowercase, port, seq).
+    let mut answered: Vec<(Option<String>, String, u16, u64)> = Vec::new();
+    let mut seq: u64 = 0;
+    let mut lines = 0usize;
+    for file in files {
+        // Keyed by (peer, pid): a merged syslog of a cluster can hold the same pid twice.
+        let mut pids: HashMap<(Option<String>, Option<u32>), PidState> = HashMap::new();
+        let mut current: (Option<String>, Option<u32>) = (None, None);
+        for (number, raw) in file.text.lines().enumerate() {
+            lines += 1;
+            seq += 1;
+            let line = raw.trim_end_matches('\r');
+            let (pid, body) = split_prefix(line);
+            if pid.is_some() {
+                current = (syslog_host(line).map(str::to_string), pid);
+            }
+            // Lines without a pid (`|GET ...`, `HTTPMSG:`) continue the latest prefixed line.
+            let state = pids.entry(current.clone()).or_default();
+            let Some(event) = parse_line(body) else { continue };
+            match event {
+                LineEvent::Header { kind, txn } => state.pending = Some((kind, txn)),
+                LineEvent::Request { host, port } => {
+                    let host = host.to_ascii_lowercase();
+                    state.targets.insert(host.clone(), (port, seq));
+                    if let Some((HeaderKind::ReceiveRequest, Some(txn))) = state.pending.take() {
+                        state.txns.insert(txn, (host, port));
+                    }
+                }
+                LineEvent::OriginRequest { path } => {
+                    if let Some((HeaderKind::SendingRequest, txn)) = state.pending.take() {
+                        let own = txn.is_none_or(|t| !state.txns.contains_key(&t));
+                        if own && path.starts_with("/cucm-uds/") {
+                            state.own_uds_request = Some(seq);
+                        }
+                    }
+                }
+                LineEvent::Status(status) => {
+                    if let Some((HeaderKind::SendingResponse, Some(txn))) = state.pending.take() {
+                        if let Some((host, port)) = state.txns.get(&txn) {
+                            if status < 500 {
+                                answered.push((current.0.clone(), host.clone(), *port, seq));
+                            }
+                        }
+                    }
+                }
+                LineEvent::ConnectionFailed { server } => {
+                    if let Some(group) =
+                        latest_group_of.get(&server.to_ascii_lowercase()).and_then(|k| groups.get_mut(k))
+                    {
+                        group.errors += 1;
+                        group.last_error_line = Some(line.to_string());
+                    }
+                }
+                LineEvent::VerifyFailed { sni, action, error, server, address, depth } => {
+                    let meaning = classify(&error, depth);
+                    if meaning == ErrorMeaning::FollowOn {
+                        continue;
+                    }
+                    let source = format!("{}:{}", file.name, number + 1);
+                    let warning = LatestWarning {
+                        meaning,
+                        error,
+                        depth,
+                        action,
+                        sni: sni.clone(),
+                        line: line.to_string(),
+                        source,
+                    };
+                    record(&mut groups, &mut latest_group_of, state, seq, server.unwrap_or(sni), address, warning);
+                }
+                LineEvent::SniNotInCertificate { sni, action, server, address } => {
+                    let source = format!("{}:{}", file.name, number + 1);
+                    let warning = LatestWarning {
+                        meaning: ErrorMeaning::Class(DiagnosisClass::NameNotInCertificate),
+                        error: format!("SNI ({sni}) not in certificate"),
+                        depth: None,
+                        action,
+                        sni: sni.clone(),
+                        line: line.to_string(),
+                        source,
+                    };
+                    record(&mut groups, &mut latest_group_of, state, seq, server.unwrap_or(sni), address, warning);
+                }
+            }
+        }
+    }
+    let findings = groups
+        .into_iter()
+        .map(|((server, address, port), group)| {
+            // Recovered: every peer that logged the failure later got an answer from that target.
+            let answered_after = |peer: Option<&str>| {
+                answered.iter().any(|(by, host, p, s)| {
+                    Some(*p) == port
+                        && *s > group.seq
+                        && by.as_deref() == peer
+                        && (host.eq_ignore_ascii_case(&server)
+                            || address.as_deref().is_some_and(|a| host.eq_ignore_ascii_case(a)))
+                })
+            };
+            let recovered = port.is_some()
+                && if group.peers.is_empty() {
+                    answered_after(None)
+                } else {
+                    group.peers.iter().all(|peer| answered_after(Some(peer)))
+                };
+            finding(server, address, port, group, recovered)
+        })
+        .collect();
+    Report { files: files.len(), lines, findings }
+}
+
+fn record(
+    groups: &mut BTreeMap<GroupKey, Group>,
+    latest_group_of: &mut HashMap<String, GroupKey>,
+    state: &PidState,
+    seq: u64,
+    server: String,
+    address: Option<String>,
+    warning: LatestWarning,
+) {
+    let candidates = [Some(warning.sni.as_str()), Some(server.as_str()), address.as_deref()];
+    let port = candidates
+        .iter()
+        .flatten()
+        .filter_map(|host| state.targets.get(&host.to_ascii_lowercase()).copied())
+        .chain(state.own_uds_request.map(|s| (UDS_PORT, s)))
+        .max_by_key(|(_, s)| *s)
+        .map(|(port, _)| port);
+    let peer = syslog_host(&warning.line).map(str::to_string);
+    let mut key = (server.clone(), address.clone(), port);
+    // A line cut before `server=name(address)` belongs with the latest group of its host.
+    if address.is_none() {
+        if let Some(existing) = latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
+            key = existing.clone();
+        }
+    }
+    for host in candidates.iter().flatten() {
+        latest_group_of.insert(host.to_ascii_lowercase(), key.clone());
+    }
+    match groups.get_mut(&key) {
+        // A line cut before its `Error=` counts, but does not hide what a whole line said.
+        Some(group) if warning.meaning == ErrorMeaning::Other && warning.error.is_empty() => {
+            group.count += 1;
+            group.peers.extend(peer);
+        }
+        Some(group) => {
+            group.count += 1;
+            group.seq = seq;
+            group.latest = warning;
+            group.peers.extend(peer);
+        }
+        None => {
+            let peers = peer.into_iter().collect();
+            groups.insert(key, Group { latest: warning, count: 1, errors: 0, last_error_line: None, seq, peers });
+        }
+    }
+}
+
+fn finding(server: String, address: Option<String>, port: Option<u16>, group: Group, recovered: bool) -> Finding {
+    let latest = group.latest;
+    let class = match latest.meaning {
+        ErrorMeaning::Class(c) => Some(c),
+        _ => None,
+    };
+    let (concerns, remedy) = advice(class, &server, address.as_deref(), port, &latest.sni, latest.depth, &latest.error);
+    Finding {
+        server,
+        address,
+        port,
+        class,
+        error: latest.error,
+        depth: latest.depth,
+        action: latest.action,
+        count: group.count,
+        errors: group.errors,
+        last_line: latest.line,
+        last_error_line: group.last_error_line,
+        source: latest.source,
+        concerns,
+        remedy,
+        workaround: WORKAROUND.to_string(),
+        recovered,
+        peers: group.peers.into_iter().collect(),
+    }
+}
+
+/// The certificate or address concerned, and the long-term remedy (SPEC's troubleshooting
+/// flow). No remedy uploads a CA-signed leaf: only a self-signed certificate is its own anchor.
+fn advice(
+    class: Option<DiagnosisClass>,
+    server: &str,
+    address: Option<&str>,
+    port: Option<u16>,
+    sni: &str,
+    depth: Option<u32>,
+    error: &str,
+) -> (String, String) {
+    let at = match port {
+        Some(p) => format!("{server}:{p}"),
+        None => format!("{server} (port not in the log)"),
+    };
+    let depth_text = depth.map_or("at an unknown depth".to_string(), |d| format!("at depth {d}"));
+    let cert = match depth {
+        Some(0) | None => format!("the certificate {at} serves (depth 0)"),
+        Some(d) => format!("the CA certificate at depth {d} of the chain {at} serves"),
+    };
+    let trust =
+        "Expressway-C's trust store (Maintenance > Security > Trusted CA certificate), on every peer of the cluster";
+    let refresh = "then refresh discovery (Configuration > Unified Communications)";
+    let Some(class) = class else {
+        return (
+            cert,
+            format!(
+                "verification failed with '{error}' {depth_text}: not one of the known classes; check that certificate and its chain with openssl s_client"
+            ),
+        );
+    };
+    match class {
+        DiagnosisClass::SelfSigned => (
+            format!("the self-signed certificate {at} serves (depth 0)"),
+            format!(
+                "upload that self-signed certificate to {trust}; or have the node serve a CA-signed certificate whose CA chain is uploaded"
+            ),
+        ),
+        DiagnosisClass::UnknownIssuer => (
+            cert,
+            format!(
+                "upload the issuing CA chain (every intermediate and the root) of the certificate {depth_text} to {trust}, or make the node send its intermediates; never the server's own CA-signed certificate"
+            ),
+        ),
+        DiagnosisClass::UntrustedRoot => (
+            format!("the self-signed root {depth_text} of the chain {at} serves"),
+            format!("upload that root CA certificate to {trust}"),
+        ),
+        DiagnosisClass::MissingRoot => (
+            format!("the issuer of the CA certificate {depth_text} of the chain {at} serves"),
+            format!("upload the root CA above the uploaded intermediate to {trust}"),
+        ),
+        DiagnosisClass::Expired => (
+            cert,
+            "re-issue (renew) that certificate and install it on the node; check Expressway-C's clock".to_string(),
+        ),
+        DiagnosisClass::NotYetValid => (
+            cert,
+            "re-issue that certificate with a validity that has started, or fix the clock of Expressway-C or of the CA"
+                .to_string(),
+        ),
+        DiagnosisClass::WrongPurpose => (
+            cert,
+            "re-issue that certificate with Extended Key Usage serverAuth (TLS Web Server Authentication)".to_string(),
+        ),
+        DiagnosisClass::NameNotInCertificate => {
+            let kind = if sni.parse::<std::net::IpAddr>().is_ok() { "IP address" } else { "name" };
+            let other = if kind == "IP address" {
+                "the FQDN in the certificate's SAN"
+            } else {
+                "a name (or IP) the certificate holds"
+            };
+            let via = address.filter(|a| *a != sni).map(|a| format!(" ({a})")).unwrap_or_default();
+            (
+                format!("the {kind} {sni}{via}, absent from the certificate {at} serves"),
+                format!(
+                    "re-issue the node's certificate with {sni} in its SAN, or set CUCM System > Server to {other} so the node is advertised by it; {refresh}"
+                ),
+            )
+        }
+    }
+}
+
+impl Report {
+    /// Whether any server failed verification: exit 1.
+    pub fn found_failures(&self) -> bool {
+        !self.findings.is_empty()
+    }
+
+    /// The findings as a JSON list (the report's `findings`), pretty-printed.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(&self.findings).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
+    /// For people: one block per finding.
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let _ = writeln!(out, "read {} file(s), {} line(s)", self.files, self.lines);
+        if self.findings.is_empty() {
+            out.push_str("no origin certificate verification failures found\n");
+            return out;
+        }
+        let _ =
+            writeln!(out, "{} server(s) failed Expressway-C's origin certificate verification:", self.findings.len());
+        for f in &self.findings {
+            let port = f.port.map_or("?".to_string(), |p| p.to_string());
+            let address = f.address.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+            let class = f.class.map_or("unclassified", class_name);
+            let _ = writeln!(out, "\n{}{address} port {port}: {class}", f.server);
+            let depth = f.depth.map(|d| format!(" at depth {d}")).unwrap_or_default();
+            let action = f.action.as_deref().map(|a| format!(", Action={a}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  error:      {}{depth}{action} ({} warning(s), {} connection error(s))",
+                f.error, f.count, f.errors
+            );
+            let _ = writeln!(out, "  concerns:   {}", f.concerns);
+            let _ = writeln!(out, "  remedy:     {}", f.remedy);
+            let _ = writeln!(out, "  workaround: {}", f.workaround);
+            if !f.peers.is_empty() {
+                let _ = writeln!(out, "  logged by:  {} (apply the remedy on every peer)", f.peers.join(", "));
+            }
+            if f.action.as_deref() == Some("Continue") {
+                out.push_str(
+                    "  note:       Action=Continue (PERMISSIVE): requests went through; under enforcement they fail\n",
+                );
+            }
+            if f.recovered {
+                out.push_str("  note:       a later request to it succeeded: the remedy may already be in place\n");
+            }
+            let _ = writeln!(out, "  last line:  {}", f.last_line);
+            let _ = writeln!(out, "  at:         {}", f.source);
+        }
+        out
+    }
+}
