@@ -6,6 +6,7 @@ mod bench_verify;
 mod ciphers;
 mod expressway;
 mod fleet;
+mod lab;
 mod pki;
 mod scenarios;
 mod verify;
@@ -36,6 +37,8 @@ enum Command {
     /// Show the suite order an OpenSSL cipher string gives, word by word, and which
     /// certificate (RSA or ECDSA) a node following the client's order would serve.
     Ciphers(ciphers::CiphersArgs),
+    /// Teaching labs: `lab list | start <lab> | check | hint | reset | stop | reissue`.
+    Lab(lab::LabArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Ciphers(args) => ciphers::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Lab(args) => lab::run(args),
     };
     match result {
         Ok(code) => code,
