@@ -29,8 +29,16 @@ use crate::verifier::{ClientIdentity, LogSettings, Session, Verifier as _, built
 
 /// Every lab: name, definition, sheet.
 const CATALOGUE: [(&str, &str, &str); 6] = [
-    ("tftp-self-signed", include_str!("../../labs/tftp-self-signed.toml"), include_str!("../../labs/tftp-self-signed.md")),
-    ("advertised-by-ip", include_str!("../../labs/advertised-by-ip.toml"), include_str!("../../labs/advertised-by-ip.md")),
+    (
+        "tftp-self-signed",
+        include_str!("../../labs/tftp-self-signed.toml"),
+        include_str!("../../labs/tftp-self-signed.md"),
+    ),
+    (
+        "advertised-by-ip",
+        include_str!("../../labs/advertised-by-ip.toml"),
+        include_str!("../../labs/advertised-by-ip.md"),
+    ),
     (
         "chain-intermediates",
         include_str!("../../labs/chain-intermediates.toml"),
@@ -179,9 +187,7 @@ impl Lab {
         }
         let topology = match (&file.topology, file.certs) {
             (Some(builtin), None) => crate::pki::builtin::topology(builtin)?,
-            (None, Some(certs)) => {
-                Topology::from_spec(crate::pki::TopologySpec { description: None, certs }, None)?
-            }
+            (None, Some(certs)) => Topology::from_spec(crate::pki::TopologySpec { description: None, certs }, None)?,
             _ => return Err(definition("give either `topology` or inline [certs] tables".into())),
         };
         Ok(Lab {
@@ -546,7 +552,9 @@ impl LabServer {
         let identity = pki
             .certs()
             .find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway"))
-            .map(|c| -> Result<_, LabError> { Ok(ClientIdentity { chain: pki.sent_chain(&c.id)?, key: c.private_key() }) })
+            .map(|c| -> Result<_, LabError> {
+                Ok(ClientIdentity { chain: pki.sent_chain(&c.id)?, key: c.private_key() })
+            })
             .transpose()?;
         let mut peers = Vec::new();
         for name in &lab.expressway.peers {
@@ -687,10 +695,9 @@ impl LabServer {
             }
             for keep in &self.lab.keep {
                 if !accepted.contains(&keep.file) {
-                    report.missing.push(format!(
-                        "{}: {prefix}/{} is no longer trusted: {}",
-                        peer.name, keep.file, keep.reason
-                    ));
+                    report
+                        .missing
+                        .push(format!("{}: {prefix}/{} is no longer trusted: {}", peer.name, keep.file, keep.reason));
                 }
             }
             peer.uploaded = accepted.clone();
@@ -762,7 +769,9 @@ impl LabServer {
                     let kinds: Vec<String> = self
                         .pki
                         .certs()
-                        .filter_map(|c| c.identity().filter(|(n, _)| *n == node.name).map(|(_, k)| k.name().to_string()))
+                        .filter_map(|c| {
+                            c.identity().filter(|(n, _)| *n == node.name).map(|(_, k)| k.name().to_string())
+                        })
                         .collect();
                     return Err(LabError::Reissue(format!(
                         "node '{}' has no certificate '{kind}'{} (it has: {})",
@@ -801,7 +810,10 @@ impl LabServer {
                 }
             })?;
             let issuer = cert.issuer.clone().unwrap_or_else(|| "itself".into());
-            done.push(format!("{id}: re-issued, SAN {:?}, issuer {issuer}", cert.spec.san.iter().map(|s| s.to_string()).collect::<Vec<_>>()));
+            done.push(format!(
+                "{id}: re-issued, SAN {:?}, issuer {issuer}",
+                cert.spec.san.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+            ));
             if let Some((node, kind)) = cert.identity() {
                 let path = self.workspace.dir.join("certs").join(node).join(format!("{}.pem", kind.name()));
                 fs::write(&path, cert.pem()).map_err(io(&path))?;
@@ -809,7 +821,9 @@ impl LabServer {
         }
         for port in &node.ports {
             let (rsa, ecdsa) = self.resolved.identities(&self.pki, port)?;
-            self.fleet.set_identities(&node.name, port.port, rsa, ecdsa).map_err(|e| LabError::Simulator(e.to_string()))?;
+            self.fleet
+                .set_identities(&node.name, port.port, rsa, ecdsa)
+                .map_err(|e| LabError::Simulator(e.to_string()))?;
         }
         self.log.line(&format!("# lab: re-issued {}", ids.join(", ")));
         Ok(done)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use harness::lab::{Lab, LabServer, LabState, ReloadReport, Reissue, Workspace};
+use harness::lab::{Lab, LabServer, LabState, Reissue, ReloadReport, Workspace};
 use harness::scenario::login::LoginSpec;
 
 #[derive(Debug, Args)]
@@ -133,7 +133,10 @@ fn workspace(at: Where) -> anyhow::Result<Workspace> {
 fn read_state(ws: &Workspace) -> anyhow::Result<LabState> {
     let path = ws.state_file();
     let text = fs::read_to_string(&path).with_context(|| {
-        format!("{}: no running lab here (start one with `cargo xtask lab start <lab>`, or give --workspace)", path.display())
+        format!(
+            "{}: no running lab here (start one with `cargo xtask lab start <lab>`, or give --workspace)",
+            path.display()
+        )
     })?;
     toml::from_str(&text).with_context(|| format!("{}: not a lab state file", path.display()))
 }
@@ -145,9 +148,7 @@ pub fn serving(pid: u32) -> bool {
     if matches!(state, None | Some('Z' | 'X')) {
         return false;
     }
-    fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"serve"))
-        .unwrap_or(false)
+    fs::read(format!("/proc/{pid}/cmdline")).map(|c| c.split(|b| *b == 0).any(|arg| arg == b"serve")).unwrap_or(false)
 }
 
 fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
@@ -249,12 +250,11 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
             );
         }
     }
-    let at = if std::env::current_dir().is_ok_and(|d| d == ws.dir) {
-        String::new()
-    } else {
-        format!(" --workspace {dir}")
-    };
-    println!("\nThen: cargo xtask lab check{at}  |  lab hint{at}  |  lab reissue <node> --san dns:NAME{at}  |  lab reset{at}  |  lab stop{at}");
+    let at =
+        if std::env::current_dir().is_ok_and(|d| d == ws.dir) { String::new() } else { format!(" --workspace {dir}") };
+    println!(
+        "\nThen: cargo xtask lab check{at}  |  lab hint{at}  |  lab reissue <node> --san dns:NAME{at}  |  lab reset{at}  |  lab stop{at}"
+    );
 }
 
 /// Sends one command line to the serve process and reads its JSON answer.
@@ -308,7 +308,11 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let login = LoginSpec::jabber();
     let mut verdicts = Vec::new();
     for peer in &report.peers {
-        println!("\nvia {} (trust store: {}):", peer.name, if peer.trusted.is_empty() { "empty".into() } else { peer.trusted.join(", ") });
+        println!(
+            "\nvia {} (trust store: {}):",
+            peer.name,
+            if peer.trusted.is_empty() { "empty".into() } else { peer.trusted.join(", ") }
+        );
         println!("  {}", peer.discovery);
         if !peer.discovered {
             println!("  login as {}: fails (nothing discovered)", login.user);
@@ -336,7 +340,13 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
                     target.host,
                     target.port,
                     path,
-                    if ok { "" } else if request.required { "REQUIRED" } else { "optional" }
+                    if ok {
+                        ""
+                    } else if request.required {
+                        "REQUIRED"
+                    } else {
+                        "optional"
+                    }
                 );
             }
             required_ok &= answered || !request.required;
@@ -350,8 +360,7 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
         verdicts.push((peer.name.clone(), verdict));
     }
     println!();
-    let failing: Vec<&str> =
-        verdicts.iter().filter(|(_, v)| *v != Verdict::Works).map(|(p, _)| p.as_str()).collect();
+    let failing: Vec<&str> = verdicts.iter().filter(|(_, v)| *v != Verdict::Works).map(|(p, _)| p.as_str()).collect();
     if !failing.is_empty() {
         println!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "));
         println!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.");

@@ -66,7 +66,13 @@ impl Walk {
     fn expect(&self, args: &[&str], code: i32, says: &str) -> String {
         let output = self.lab(args);
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert_eq!(output.status.code(), Some(code), "{}: lab {}: exit code; stdout:\n{stdout}", self.lab, args.join(" "));
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "{}: lab {}: exit code; stdout:\n{stdout}",
+            self.lab,
+            args.join(" ")
+        );
         assert!(stdout.contains(says), "{}: lab {}: wanted '{says}' in:\n{stdout}", self.lab, args.join(" "));
         stdout
     }
@@ -192,7 +198,11 @@ fn cipher_order_is_fixed_by_the_rsa_prefix() {
     walk.edit("expressway.conf", "xConfiguration Ciphers:", "xConfiguration Cipher:");
     let out = walk.expect(&["check"], 1, "expressway.conf:4: unknown setting 'Cipher'");
     assert!(out.contains("did you mean"), "{out}");
-    walk.edit("expressway.conf", "xConfiguration Cipher: \"EECDH", "xConfiguration Ciphers: \"ECDHE-RSA-AES256-GCM-SHA384:EECDH");
+    walk.edit(
+        "expressway.conf",
+        "xConfiguration Cipher: \"EECDH",
+        "xConfiguration Ciphers: \"ECDHE-RSA-AES256-GCM-SHA384:EECDH",
+    );
     walk.fixed_long_term();
     walk.workaround_only();
     walk.stop();
