@@ -442,6 +442,9 @@ pub struct Reissue {
     pub san: Vec<String>,
     /// A new issuer (a CA of the lab): the certificate becomes CA-signed.
     pub issuer: Option<String>,
+    /// A new subject CN (the "different CNs" remedy for CSCwa12905).
+    #[serde(default)]
+    pub cn: Option<String>,
 }
 
 /// One request of the login as the front door answered it.
@@ -791,8 +794,13 @@ impl LabServer {
                 return Err(LabError::Reissue(format!("'{issuer}' is not a CA of this lab")));
             }
         }
-        if sans.is_empty() && change.issuer.is_none() {
-            return Err(LabError::Reissue("nothing to change: give --san and/or --issuer".into()));
+        if sans.is_empty() && change.issuer.is_none() && change.cn.is_none() {
+            return Err(LabError::Reissue("nothing to change: give --san, --issuer and/or --cn".into()));
+        }
+        if let Some(cn) = &change.cn
+            && (cn.is_empty() || cn.contains(char::is_whitespace))
+        {
+            return Err(LabError::Reissue(format!("'{cn}' is not a host name")));
         }
         let mut done = Vec::new();
         for id in &ids {
@@ -801,6 +809,9 @@ impl LabServer {
                     if !spec.san.contains(san) {
                         spec.san.push(san.clone());
                     }
+                }
+                if let Some(cn) = &change.cn {
+                    spec.subject.CN = Some(cn.clone());
                 }
                 if let Some(issuer) = &change.issuer {
                     spec.issuer = Some(toml::Spanned::new(0..0, issuer.clone()));
@@ -811,7 +822,8 @@ impl LabServer {
             })?;
             let issuer = cert.issuer.clone().unwrap_or_else(|| "itself".into());
             done.push(format!(
-                "{id}: re-issued, SAN {:?}, issuer {issuer}",
+                "{id}: re-issued, CN {}, SAN {:?}, issuer {issuer}",
+                cert.common_name().unwrap_or("(none)"),
                 cert.spec.san.iter().map(|s| s.to_string()).collect::<Vec<_>>()
             ));
             if let Some((node, kind)) = cert.identity() {

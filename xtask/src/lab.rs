@@ -64,6 +64,9 @@ enum LabWhat {
         /// Have it signed by this CA of the lab (e.g. `lab-CA`) instead.
         #[arg(long)]
         issuer: Option<String>,
+        /// Give it this subject CN instead.
+        #[arg(long)]
+        cn: Option<String>,
         #[command(flatten)]
         at: Where,
     },
@@ -101,10 +104,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             println!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        LabWhat::Reissue { node, san, certs, issuer, at } => {
+        LabWhat::Reissue { node, san, certs, issuer, cn, at } => {
             let ws = workspace(at)?;
             let state = read_state(&ws)?;
-            let change = Reissue { node, certs, san, issuer };
+            let change = Reissue { node, certs, san, issuer, cn };
             let answer: Result<Vec<String>, String> =
                 control(&state, &format!("reissue {}", serde_json::to_string(&change)?))?;
             match answer {
@@ -153,6 +156,13 @@ pub fn serving(pid: u32) -> bool {
 
 fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(name)?;
+    // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's.
+    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some())
+        && !dir.join(".lab").is_dir()
+        && !dir.join("lab.toml").exists()
+    {
+        bail!("{} is not empty and is no lab workspace: give another --workspace", dir.display());
+    }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let ws = Workspace { dir: dir.clone() };

@@ -140,7 +140,23 @@ fn tftp_self_signed_is_fixed_by_uploading_callmanager_ecdsa() {
     walk.fixed_long_term();
     walk.workaround_only();
     walk.expect(&["hint"], 0, "Hint 1/3");
+    let ws = walk.ws().to_str().expect("utf-8").to_string();
+    walk.expect(&["start", "tftp-self-signed", "--workspace", &ws], 2, "");
     walk.stop();
+}
+
+#[test]
+fn list_names_six_labs_and_start_refuses_a_folder_that_is_not_a_lab() {
+    let dir = TempDir::new().expect("temp dir");
+    let walk = Walk { lab: "none", dir };
+    let out = walk.expect(&["list"], 0, "same-cn");
+    assert_eq!(out.lines().count(), 6, "{out}");
+    fs::write(walk.ws().join("notes.txt"), "mine").expect("write");
+    let ws = walk.ws().to_str().expect("utf-8").to_string();
+    let output = walk.lab(&["start", "same-cn", "--workspace", &ws]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is no lab workspace"));
+    assert!(walk.ws().join("notes.txt").exists());
 }
 
 #[test]
@@ -173,7 +189,7 @@ fn chain_intermediates_needs_every_intermediate() {
 }
 
 #[test]
-fn same_cn_refuses_the_second_upload_and_is_fixed_by_ca_signing() {
+fn same_cn_refuses_the_second_upload_and_is_fixed_by_ca_signing_or_a_distinct_cn() {
     let walk = Walk::start("same-cn");
     walk.fails();
     walk.copy("certs/cups/tomcat.pem", "trust-store/tomcat.pem");
@@ -181,6 +197,15 @@ fn same_cn_refuses_the_second_upload_and_is_fixed_by_ca_signing() {
     assert!(out.contains("refused") && out.contains("trust-store/tomcat.pem"), "check names the refused file");
     fs::remove_file(walk.ws().join("trust-store/tomcat.pem")).expect("remove");
     walk.expect(&["reissue", "cups", "--cert", "tomcat", "--issuer", "lab-CA"], 0, "issuer lab-CA");
+    walk.fixed_long_term();
+    // The other remedy: a different CN, then the upload is accepted.
+    walk.reset();
+    walk.expect(
+        &["reissue", "cups", "--cert", "tomcat", "--cn", "cups-tomcat.steven.lab"],
+        0,
+        "CN cups-tomcat.steven.lab",
+    );
+    walk.copy("certs/cups/tomcat.pem", "trust-store/tomcat.pem");
     walk.fixed_long_term();
     // Making room by deleting the certificate someone else relies on is not the fix.
     walk.reset();
