@@ -622,7 +622,6 @@ impl LabServer {
     /// dials the publisher): call it from a blocking context.
     pub fn reload(&mut self) -> ReloadReport {
         let mut report = ReloadReport { domain: self.expressway.domain.clone(), ..ReloadReport::default() };
-        self.log.line(&format!("# lab: reload at {}", OffsetDateTime::now_utc()));
         // expressway.conf
         let path = self.workspace.expressway_conf();
         match fs::read_to_string(&path).map_err(io(&path)).and_then(|t| parse_expressway_conf("expressway.conf", &t)) {
@@ -837,7 +836,6 @@ impl LabServer {
                 .set_identities(&node.name, port.port, rsa, ecdsa)
                 .map_err(|e| LabError::Simulator(e.to_string()))?;
         }
-        self.log.line(&format!("# lab: re-issued {}", ids.join(", ")));
         Ok(done)
     }
 

@@ -232,6 +232,9 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
     println!("  cucm-system-server.conf    CUCM System > Server; edit it");
     println!("  traffic_server.log         the traffic server's log: `cargo xtask diagnose {dir}/traffic_server.log`");
     println!("  LAB.md                     the lab sheet: objectives and symptom");
+    println!(
+        "Edits take effect at `lab check`, which applies them (as Save does on Expressway-C) and refreshes discovery."
+    );
     println!("\nNodes (the lab's loopback addresses stand for the modelled IPs):");
     for node in &state.nodes {
         for (port, addr) in &node.listeners {
