@@ -254,12 +254,22 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
             "  openssl s_client -connect {ip}:6972 -servername {} -cipher 'ECDHE-RSA-AES256-GCM-SHA384:EECDH:EDH:HIGH' </dev/null",
             node.fqdn
         );
-        for peer in &state.peers {
+    }
+    // What Expressway-C's discovery shows now, and a request through each peer's front door
+    // to a node as discovered (the front door refuses names it has not discovered).
+    let discovered: anyhow::Result<ReloadReport> = control(state, "reload");
+    if let Ok(report) = discovered {
+        for peer in &report.peers {
+            println!("  {}", peer.discovery);
+            let (host, port) = peer
+                .targets
+                .iter()
+                .find(|t| t.service == "uds")
+                .map_or((lab.expressway.discovery.publisher.clone(), 8443), |t| (t.host.clone(), t.port));
             println!(
-                "  curl -i http://{}{}     # through Expressway-C {}",
+                "  curl -i http://{}{}",
                 peer.front_door,
-                harness::mra::encode(&lab.expressway.domain, &node.fqdn, 8443, "/cucm-uds/version"),
-                peer.name
+                harness::mra::encode(&report.domain, &host, port, "/cucm-uds/version"),
             );
         }
     }
@@ -451,6 +461,8 @@ fn serve(name: &str, dir: PathBuf, keep_log: bool) -> anyhow::Result<ExitCode> {
     let ws = Workspace { dir };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        // No terminal owns this process; a hang-up of the shell that started it is no reason to go.
+        let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let mut server = LabServer::start(lab, ws.clone(), keep_log).await?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the control endpoint")?;
         let control = listener.local_addr()?;
