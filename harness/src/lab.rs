@@ -445,6 +445,10 @@ pub struct Reissue {
     /// A new subject CN (the "different CNs" remedy for CSCwa12905).
     #[serde(default)]
     pub cn: Option<String>,
+    /// The node sends its intermediates from now on (the certificate uploaded to CUCM with
+    /// its chain).
+    #[serde(default)]
+    pub send_chain: bool,
 }
 
 /// One request of the login as the front door answered it.
@@ -793,8 +797,8 @@ impl LabServer {
                 return Err(LabError::Reissue(format!("'{issuer}' is not a CA of this lab")));
             }
         }
-        if sans.is_empty() && change.issuer.is_none() && change.cn.is_none() {
-            return Err(LabError::Reissue("nothing to change: give --san, --issuer and/or --cn".into()));
+        if sans.is_empty() && change.issuer.is_none() && change.cn.is_none() && !change.send_chain {
+            return Err(LabError::Reissue("nothing to change: give --san, --issuer, --cn and/or --send-chain".into()));
         }
         if let Some(cn) = &change.cn
             && (cn.is_empty() || cn.contains(char::is_whitespace))
@@ -811,6 +815,10 @@ impl LabServer {
                 }
                 if let Some(cn) = &change.cn {
                     spec.subject.CN = Some(cn.clone());
+                }
+                if change.send_chain {
+                    // The default: the leaf and every intermediate up to the root.
+                    spec.sends = None;
                 }
                 if let Some(issuer) = &change.issuer {
                     spec.issuer = Some(toml::Spanned::new(0..0, issuer.clone()));

@@ -67,6 +67,9 @@ enum LabWhat {
         /// Give it this subject CN instead.
         #[arg(long)]
         cn: Option<String>,
+        /// Have the node send its intermediates too (the certificate uploaded with its chain).
+        #[arg(long)]
+        send_chain: bool,
         #[command(flatten)]
         at: Where,
     },
@@ -104,10 +107,10 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             println!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        LabWhat::Reissue { node, san, certs, issuer, cn, at } => {
+        LabWhat::Reissue { node, san, certs, issuer, cn, send_chain, at } => {
             let ws = workspace(at)?;
             let state = read_state(&ws)?;
-            let change = Reissue { node, certs, san, issuer, cn };
+            let change = Reissue { node, certs, san, issuer, cn, send_chain };
             let answer: Result<Vec<String>, String> =
                 control(&state, &format!("reissue {}", serde_json::to_string(&change)?))?;
             match answer {
