@@ -8,6 +8,7 @@ pub mod diagnose;
 pub mod expressway;
 pub mod fleet;
 pub mod frontdoor;
+pub mod lab;
 pub mod mra;
 pub mod pki;
 pub mod scenario;

@@ -7,6 +7,7 @@ mod ciphers;
 mod diagnose;
 mod expressway;
 mod fleet;
+mod lab;
 mod pki;
 mod scenarios;
 mod verify;
@@ -39,6 +40,8 @@ enum Command {
     Ciphers(ciphers::CiphersArgs),
     /// Diagnose Expressway-C logs (file, folder or .tar.gz bundle): exit 0 nothing found, 1 failures, 2 unreadable.
     Diagnose(diagnose::DiagnoseArgs),
+    /// Teaching labs: `lab list | start <lab> | check | hint | reset | stop | reissue`.
+    Lab(lab::LabArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -54,6 +57,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Diagnose(args) => diagnose::run(args),
+        Command::Lab(args) => lab::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,510 @@
+//! `cargo xtask lab ...`: teaching labs. `start` re-executes this binary as a detached
+//! `lab serve` process (the fleet, the front doors, a control endpoint on loopback) and returns
+//! once it serves; the other commands find it through `<workspace>/lab.toml`. The meaning
+//! (files, reload, re-issue) lives in `harness::lab`; this file owns processes and printing.
+
+use std::fs;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, Subcommand};
+use harness::lab::{Lab, LabServer, LabState, Reissue, ReloadReport, Workspace};
+use harness::scenario::login::LoginSpec;
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    what: LabWhat,
+}
+
+#[derive(Debug, Args)]
+struct Where {
+    /// The lab's workspace (default: the current directory).
+    #[arg(long)]
+    workspace: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum LabWhat {
+    /// The labs, with their titles.
+    List,
+    /// Start a lab in the background; returns once it serves.
+    Start {
+        /// The lab (`cargo xtask lab list`).
+        lab: String,
+        /// Where its files go (default: ./lab-<lab>).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+    },
+    /// Apply the edited files, re-run the MRA login, and say whether it is fixed, and how.
+    /// Exit 0: fixed for the long term; 1: still failing; 3: works, but only by a workaround.
+    Check(Where),
+    /// The next hint (three: direction, where to look, the fix).
+    Hint(Where),
+    /// Restore the lab's initial files and state (the lab restarts).
+    Reset(Where),
+    /// Stop the lab's process.
+    Stop(Where),
+    /// Re-issue a node's certificates as its administrator would, and re-export them.
+    Reissue {
+        /// The node (`cucm`, `cups`).
+        node: String,
+        /// A SAN to add: dns:NAME or ip:ADDRESS (repeatable).
+        #[arg(long)]
+        san: Vec<String>,
+        /// Which certificate (`tomcat`, `CallManager`, ...; repeatable); default: every one
+        /// the node serves.
+        #[arg(long = "cert")]
+        certs: Vec<String>,
+        /// Have it signed by this CA of the lab (e.g. `lab-CA`) instead.
+        #[arg(long)]
+        issuer: Option<String>,
+        /// Give it this subject CN instead.
+        #[arg(long)]
+        cn: Option<String>,
+        /// Have the node send its intermediates too (the certificate uploaded with its chain).
+        #[arg(long)]
+        send_chain: bool,
+        #[command(flatten)]
+        at: Where,
+    },
+    /// The background process `start` leaves (internal).
+    #[command(hide = true)]
+    Serve {
+        lab: String,
+        #[arg(long)]
+        workspace: PathBuf,
+        #[arg(long)]
+        keep_log: bool,
+    },
+}
+
+pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
+    match args.what {
+        LabWhat::List => {
+            for name in harness::lab::names() {
+                let lab = Lab::load(name)?;
+                println!("{name:24} {}", lab.title);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabWhat::Start { lab, workspace } => {
+            let dir = workspace.unwrap_or_else(|| PathBuf::from(format!("lab-{lab}")));
+            start(&lab, &dir, false)
+        }
+        LabWhat::Check(at) => check(&workspace(at)?),
+        LabWhat::Hint(at) => hint(&workspace(at)?),
+        LabWhat::Reset(at) => reset(&workspace(at)?),
+        LabWhat::Stop(at) => {
+            let ws = workspace(at)?;
+            let state = read_state(&ws)?;
+            stop(&ws, &state)?;
+            println!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LabWhat::Reissue { node, san, certs, issuer, cn, send_chain, at } => {
+            let ws = workspace(at)?;
+            let state = read_state(&ws)?;
+            let change = Reissue { node, certs, san, issuer, cn, send_chain };
+            let answer: Result<Vec<String>, String> =
+                control(&state, &format!("reissue {}", serde_json::to_string(&change)?))?;
+            match answer {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    println!("exported to certs/{}/; `cargo xtask lab check` to see the effect", change.node);
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => bail!("{e}"),
+            }
+        }
+        LabWhat::Serve { lab, workspace, keep_log } => serve(&lab, workspace, keep_log),
+    }
+}
+
+fn workspace(at: Where) -> anyhow::Result<Workspace> {
+    let dir = match at.workspace {
+        Some(dir) => dir,
+        None => std::env::current_dir()?,
+    };
+    Ok(Workspace { dir })
+}
+
+fn read_state(ws: &Workspace) -> anyhow::Result<LabState> {
+    let path = ws.state_file();
+    let text = fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: no running lab here (start one with `cargo xtask lab start <lab>`, or give --workspace)",
+            path.display()
+        )
+    })?;
+    toml::from_str(&text).with_context(|| format!("{}: not a lab state file", path.display()))
+}
+
+/// Whether `pid` is a live `lab serve` process (not gone, not a zombie, not a reused pid).
+pub fn serving(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+    if matches!(state, None | Some('Z' | 'X')) {
+        return false;
+    }
+    fs::read(format!("/proc/{pid}/cmdline")).map(|c| c.split(|b| *b == 0).any(|arg| arg == b"serve")).unwrap_or(false)
+}
+
+fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
+    let lab = Lab::load(name)?;
+    // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's.
+    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some())
+        && !dir.join(".lab").is_dir()
+        && !dir.join("lab.toml").exists()
+    {
+        bail!("{} is not empty and is no lab workspace: give another --workspace", dir.display());
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let ws = Workspace { dir: dir.clone() };
+    if let Ok(state) = read_state(&ws) {
+        if serving(state.pid) {
+            bail!(
+                "lab '{}' already runs in {} (pid {}): `cargo xtask lab stop --workspace {}` first",
+                state.lab,
+                dir.display(),
+                state.pid,
+                dir.display()
+            );
+        }
+        fs::remove_file(ws.state_file())?;
+    }
+    let serve_log = dir.join("serve.log");
+    let out = fs::File::create(&serve_log).with_context(|| format!("creating {}", serve_log.display()))?;
+    let err = out.try_clone()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["lab", "serve", name, "--workspace"]).arg(&dir);
+    if keep_log {
+        command.arg("--keep-log");
+    }
+    // Detached: no terminal, its own process group (Ctrl-C in the shell does not reach it).
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .context("starting the lab's background process")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let state = loop {
+        if let Some(status) = child.try_wait()? {
+            let log = fs::read_to_string(&serve_log).unwrap_or_default();
+            bail!("the lab's process exited ({status}) before serving:\n{log}");
+        }
+        // The serve process writes lab.toml (atomically) only once everything listens.
+        if let Ok(state) = read_state(&ws)
+            && state.pid == child.id()
+        {
+            break state;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the lab did not come up within 120 s; see {}", serve_log.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    print_intro(&lab, &ws, &state);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
+    let dir = ws.dir.display();
+    println!("lab '{}': {}", lab.name, lab.title);
+    println!("\nThe ticket says:\n  \"{}\"\n", lab.symptom);
+    println!("Workspace {dir} (process {}):", state.pid);
+    println!("  certs/<node>/<kind>.pem    certificates as exported from each node; certs/ca/: your CAs");
+    if lab.clustered() {
+        println!("  trust-store/<peer>/*.pem   what is uploaded on each Expressway-C peer's trust store");
+    } else {
+        println!("  trust-store/*.pem          what is uploaded to Expressway-C's trust store");
+    }
+    println!("  expressway.conf            Expressway-C's configuration (xConfiguration syntax); edit it");
+    println!("  cucm-system-server.conf    CUCM System > Server; edit it");
+    println!("  traffic_server.log         the traffic server's log: `cargo xtask diagnose {dir}/traffic_server.log`");
+    println!("  LAB.md                     the lab sheet: objectives and symptom");
+    println!(
+        "Edits take effect at `lab check`, which applies them (as Save does on Expressway-C) and refreshes discovery."
+    );
+    println!("\nNodes (the lab's loopback addresses stand for the modelled IPs):");
+    for node in &state.nodes {
+        for (port, addr) in &node.listeners {
+            println!("  {:6} {:18} {:14} port {port}: {addr}", node.name, node.fqdn, node.ip);
+        }
+    }
+    if let Some(node) = state.nodes.first()
+        && let Some(addr) = node.listeners.values().next()
+    {
+        let ip = addr.ip();
+        println!("\nTry:");
+        println!(
+            "  openssl s_client -connect {ip}:8443 -servername {} -cipher 'EECDH:EDH:HIGH' -showcerts </dev/null",
+            node.fqdn
+        );
+        println!(
+            "  openssl s_client -connect {ip}:6972 -servername {} -cipher 'ECDHE-RSA-AES256-GCM-SHA384:EECDH:EDH:HIGH' </dev/null",
+            node.fqdn
+        );
+    }
+    // What Expressway-C's discovery shows now, and a request through each peer's front door
+    // to a node as discovered (the front door refuses names it has not discovered).
+    let discovered: anyhow::Result<ReloadReport> = control(state, "reload");
+    if let Ok(report) = discovered {
+        for peer in &report.peers {
+            println!("  {}", peer.discovery);
+            let (host, port) = peer
+                .targets
+                .iter()
+                .find(|t| t.service == "uds")
+                .map_or((lab.expressway.discovery.publisher.clone(), 8443), |t| (t.host.clone(), t.port));
+            println!(
+                "  curl -i http://{}{}",
+                peer.front_door,
+                harness::mra::encode(&report.domain, &host, port, "/cucm-uds/version"),
+            );
+        }
+    }
+    let at =
+        if std::env::current_dir().is_ok_and(|d| d == ws.dir) { String::new() } else { format!(" --workspace {dir}") };
+    println!(
+        "\nThen: cargo xtask lab check{at}  |  lab hint{at}  |  lab reissue <node> --san dns:NAME{at}  |  lab reset{at}  |  lab stop{at}"
+    );
+}
+
+/// Sends one command line to the serve process and reads its JSON answer.
+fn control<T: serde::de::DeserializeOwned>(state: &LabState, line: &str) -> anyhow::Result<T> {
+    let mut stream = TcpStream::connect_timeout(&state.control, Duration::from_secs(5)).with_context(|| {
+        format!("reaching lab '{}' (pid {}) at {}: is it running?", state.lab, state.pid, state.control)
+    })?;
+    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+    stream.write_all(format!("{line}\n").as_bytes())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).context("reading the lab's answer")?;
+    serde_json::from_str(&answer).with_context(|| format!("the lab answered: {answer}"))
+}
+
+/// One HTTP/1.1 request through a front door: the status line.
+fn http(door: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&door, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {door}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
+    let mut first = String::new();
+    BufReader::new(stream).read_line(&mut first)?;
+    let mut parts = first.trim_end().splitn(3, ' ');
+    let _version = parts.next();
+    let status = parts.next().and_then(|s| s.parse().ok()).with_context(|| format!("bad status line '{first}'"))?;
+    Ok((status, parts.next().unwrap_or_default().to_string()))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Works,
+    Degraded,
+    Fails,
+}
+
+fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
+    let state = read_state(ws)?;
+    let lab = Lab::load(&state.lab)?;
+    let report: ReloadReport = control(&state, "reload")?;
+    println!("lab '{}': applied the workspace files", lab.name);
+    for e in &report.errors {
+        println!("  error: {e}");
+    }
+    for r in &report.refused {
+        println!("  trust store refused: {r}");
+    }
+    println!(
+        "  VerifyOriginServer: {}{}",
+        if report.verify_origin_server { "On" } else { "Off" },
+        if report.verifies { "" } else { " (the traffic server verifies nothing)" }
+    );
+    let login = LoginSpec::jabber();
+    let mut verdicts = Vec::new();
+    for peer in &report.peers {
+        println!(
+            "\nvia {} (trust store: {}):",
+            peer.name,
+            if peer.trusted.is_empty() { "empty".into() } else { peer.trusted.join(", ") }
+        );
+        println!("  {}", peer.discovery);
+        if !peer.discovered {
+            println!("  login as {}: fails (nothing discovered)", login.user);
+            verdicts.push((peer.name.clone(), Verdict::Fails));
+            continue;
+        }
+        let mut required_ok = true;
+        let mut any_failed = false;
+        for request in &login.requests {
+            let targets: Vec<_> = peer.targets.iter().filter(|t| t.service == request.service.name()).collect();
+            let mut answered = targets.is_empty();
+            for target in targets {
+                let path = login.expand(&request.path);
+                let mra = harness::mra::encode(&report.domain, &target.host, target.port, &path);
+                let (status, reason) = http(peer.front_door, &request.method, &mra)
+                    .with_context(|| format!("{} {mra} through {}", request.method, peer.front_door))?;
+                let ok = status == 200;
+                answered |= ok;
+                any_failed |= !ok;
+                println!(
+                    "  {:4} {:3} {:16} {}:{}{}  {}",
+                    request.method,
+                    status,
+                    reason,
+                    target.host,
+                    target.port,
+                    path,
+                    if ok {
+                        ""
+                    } else if request.required {
+                        "REQUIRED"
+                    } else {
+                        "optional"
+                    }
+                );
+            }
+            required_ok &= answered || !request.required;
+        }
+        let verdict = match (required_ok, any_failed) {
+            (true, false) => Verdict::Works,
+            (true, true) => Verdict::Degraded,
+            (false, _) => Verdict::Fails,
+        };
+        println!("  login as {}: {}", login.user, format!("{verdict:?}").to_lowercase());
+        verdicts.push((peer.name.clone(), verdict));
+    }
+    println!();
+    let failing: Vec<&str> = verdicts.iter().filter(|(_, v)| *v != Verdict::Works).map(|(p, _)| p.as_str()).collect();
+    if !failing.is_empty() {
+        println!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "));
+        println!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.");
+        return Ok(ExitCode::from(1));
+    }
+    if !report.verifies {
+        println!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no");
+        println!("origin certificate at all (pre-X14.2 behaviour). Find the long-term fix, then set");
+        println!("`xConfiguration EdgeConfigServer VerifyOriginServer: On` again.");
+        return Ok(ExitCode::from(3));
+    }
+    if !report.missing.is_empty() || !report.errors.is_empty() {
+        println!("WORKS, BUT NOT THE LONG-TERM FIX:");
+        for m in report.missing.iter().chain(&report.errors) {
+            println!("  {m}");
+        }
+        return Ok(ExitCode::from(3));
+    }
+    println!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.");
+    println!("\n{}", lab.debrief());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
+    let state = read_state(ws)?;
+    let lab = Lab::load(&state.lab)?;
+    let path = ws.hint_state();
+    let given: usize = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+    let index = given.min(lab.hints.len().saturating_sub(1));
+    let label = ["direction", "where to look", "the fix"].get(index).copied().unwrap_or("hint");
+    println!("Hint {}/{} ({label}): {}", index + 1, lab.hints.len(), lab.hints[index]);
+    if given >= lab.hints.len() {
+        println!("(that was the last hint; `cargo xtask lab reset` starts over)");
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    fs::write(&path, format!("{}\n", given + 1))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reset(ws: &Workspace) -> anyhow::Result<ExitCode> {
+    let state = read_state(ws)?;
+    stop(ws, &state)?;
+    println!("lab '{}' reset: initial files restored, hints start over\n", state.lab);
+    start(&state.lab, &ws.dir, true)
+}
+
+fn stop(ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
+    if serving(state.pid) {
+        // A lab that no longer answers is killed below.
+        let _: Result<String, _> = control(state, "stop");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while serving(state.pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if serving(state.pid) {
+            let status = Command::new("kill").arg("-KILL").arg(state.pid.to_string()).status()?;
+            if !status.success() {
+                bail!("could not stop pid {}", state.pid);
+            }
+        }
+    }
+    let path = ws.state_file();
+    if path.exists() {
+        fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The background process: serves the lab until a `stop` arrives on the control endpoint.
+fn serve(name: &str, dir: PathBuf, keep_log: bool) -> anyhow::Result<ExitCode> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let lab = Lab::load(name)?;
+    let ws = Workspace { dir };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        // No terminal owns this process; a hang-up of the shell that started it is no reason to go.
+        let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let mut server = LabServer::start(lab, ws.clone(), keep_log).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the control endpoint")?;
+        let control = listener.local_addr()?;
+        let state = server.state(control);
+        let temp = ws.dir.join(".lab.toml.tmp");
+        fs::write(&temp, toml::to_string(&state)?)?;
+        fs::rename(&temp, ws.state_file())?;
+        println!("serving lab '{}' (pid {}), control on {control}", name, state.pid);
+        loop {
+            let (mut stream, _) = listener.accept().await?;
+            let (read, mut write) = stream.split();
+            let mut line = String::new();
+            let mut reader = tokio::io::BufReader::new(read);
+            if tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await.is_err() {
+                continue;
+            }
+            let line = line.trim();
+            let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
+            println!("control: {command}");
+            let (answer, stop) = match command {
+                "reload" => (serde_json::to_string(&tokio::task::block_in_place(|| server.reload()))?, false),
+                "reissue" => {
+                    let result: Result<Vec<String>, String> = serde_json::from_str::<Reissue>(rest)
+                        .map_err(|e| e.to_string())
+                        .and_then(|change| server.reissue(&change).map_err(|e| e.to_string()));
+                    (serde_json::to_string(&result)?, false)
+                }
+                "stop" => (serde_json::to_string("stopping")?, true),
+                other => (serde_json::to_string(&format!("unknown command '{other}'"))?, false),
+            };
+            let _ = write.write_all(answer.as_bytes()).await;
+            let _ = write.shutdown().await;
+            if stop {
+                break;
+            }
+        }
+        server.stop().await;
+        println!("stopped");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
