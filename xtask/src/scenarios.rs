@@ -30,7 +30,7 @@ pub struct ScenariosArgs {
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
     #[arg(long, default_value = "expressway-x14.2")]
     profile: String,
-    /// Write a report: `--report md PATH`, `--report json PATH`, `--report junit PATH`.
+    /// Write a report: `--report md|json|junit|html PATH`.
     #[arg(long, num_args = 2, value_names = ["FORMAT", "PATH"], action = clap::ArgAction::Append)]
     report: Vec<String>,
     /// Run one slice, as nextest counts: `--partition 2/4` runs the 2nd of every 4.
@@ -166,7 +166,8 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
             "md" => batch::markdown(&entries, &verifier.name()),
             "json" => batch::json(&entries, &verifier.name()),
             "junit" => batch::junit(&entries, &verifier.name()),
-            other => bail!("unknown report format '{other}'; use md, json or junit"),
+            "html" => harness::scenario::html::report(&entries, &verifier.name()),
+            other => bail!("unknown report format '{other}'; use md, json, junit or html"),
         };
         std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
         println!("report: {path} ({format})");

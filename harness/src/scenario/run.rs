@@ -80,6 +80,21 @@ pub struct ScenarioRun {
     pub snapshot: String,
     /// Every traffic server line the run produced, in order, as a diagnostic log holds them.
     pub log: Vec<String>,
+    /// The scenario's title and description (Markdown), for reports.
+    pub title: String,
+    /// The description.
+    pub description: String,
+    /// Each listener's certificates at the start, as chains to draw.
+    pub chains: Vec<ChainDiagram>,
+}
+
+/// One identity a node serves, with its path to the top, for a report's diagram.
+#[derive(Debug, Clone)]
+pub struct ChainDiagram {
+    /// `cucm:6972 ecdsa`.
+    pub label: String,
+    /// Leaf first: (certificate id, subject, self-signed, in the first peer's trust store).
+    pub links: Vec<(String, String, bool, bool)>,
 }
 
 impl ScenarioRun {
@@ -198,7 +213,40 @@ impl Runner<'_> {
             steps.push(report);
         }
         let snapshot = super::render::snapshot(self.scenario, &self.pki, &self.fleet, &steps, self.validation_time);
-        Ok(ScenarioRun { id: self.scenario.id.clone(), steps, snapshot, log: std::mem::take(&mut self.log) })
+        Ok(ScenarioRun {
+            id: self.scenario.id.clone(),
+            steps,
+            snapshot,
+            log: std::mem::take(&mut self.log),
+            title: self.scenario.spec.title.clone(),
+            description: self.scenario.spec.description.clone(),
+            chains: self.chains(),
+        })
+    }
+
+    /// The chains each listener serves (as the scenario ends), for diagrams.
+    fn chains(&self) -> Vec<ChainDiagram> {
+        let trusted: Vec<String> =
+            self.expressway.trust_of(self.expressway.peers.first().map_or("", String::as_str)).to_vec();
+        let mut out = Vec::new();
+        for node in &self.fleet.nodes {
+            for port in &node.ports {
+                for (alg, id) in [("rsa", &port.rsa), ("ecdsa", &port.ecdsa)] {
+                    let Some(id) = id else { continue };
+                    let links = self
+                        .pki
+                        .path_to_top(id)
+                        .into_iter()
+                        .filter_map(|link| self.pki.cert(&link).ok())
+                        .map(|c| {
+                            (c.id.clone(), c.spec.subject.to_string(), c.is_self_signed(), trusted.contains(&c.id))
+                        })
+                        .collect();
+                    out.push(ChainDiagram { label: format!("{}:{} {alg}", node.name, port.port), links });
+                }
+            }
+        }
+        out
     }
 
     fn trust_store(&self, peer: &str) -> Result<TrustStore, ScenarioError> {
@@ -730,8 +778,10 @@ fn describe_expect(expect: &RequestExpect) -> String {
     if let Some(status) = expect.status {
         parts.push(format!("status {status}"));
     }
-    if let Some(failed) = expect.failed {
-        parts.push(format!("{} check fails", format!("{failed:?}").to_lowercase()));
+    match expect.failed {
+        Some(CheckExpect::None) => parts.push("no check fails".into()),
+        Some(failed) => parts.push(format!("{} check fails", format!("{failed:?}").to_lowercase())),
+        None => {}
     }
     if let Some(code) = expect.code {
         parts.push(format!("error {code}"));
