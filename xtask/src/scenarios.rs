@@ -13,6 +13,7 @@ use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions, VerifierFactory};
 use harness::verifier::Profile;
 use harness::verifier::builtin::BuiltinFactory;
+use harness::verifier::command::CommandFactory;
 
 #[derive(Debug, Args)]
 pub struct ScenariosArgs {
@@ -24,7 +25,8 @@ pub struct ScenariosArgs {
     /// Write changed and new snapshots.
     #[arg(long)]
     accept: bool,
-    /// The verifier: `builtin` (the model, in --profile) or `builtin:<profile>`.
+    /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, or `cmd:<path>` (an
+    /// external command speaking the adapters' JSON-lines protocol, e.g. `cmd:adapters/curl.sh`).
     #[arg(long, default_value = "builtin")]
     verifier: String,
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
@@ -75,8 +77,18 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
     let profile_name = match verifier.split_once(':') {
         Some(("builtin", p)) => p,
+        Some(("cmd", path)) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                bail!("--verifier cmd:{}: no such file", path.display());
+            }
+            let dir = CommandFactory::snapshot_dir(&path);
+            return Ok((Box::new(CommandFactory { path }), dir));
+        }
         None if verifier == "builtin" => profile,
-        _ => bail!("unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2"),
+        _ => bail!(
+            "unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, cmd:<path>"
+        ),
     };
     let profile = Profile::from_name(profile_name).with_context(|| {
         format!("unknown profile '{profile_name}'; profiles: {}", Profile::ALL.map(Profile::name).join(", "))
