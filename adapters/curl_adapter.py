@@ -13,6 +13,7 @@ with curl's own message.
 """
 
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -83,7 +84,9 @@ def handle(session, request):
     if result is None:
         return {"verdict": "unsupported", "error": "curl cannot check the chain without the name (properties SIGNATURE)"}
     code, out, err = result
-    message = err.replace("curl: ", "", 1) if err else ""
+    # curl's first stderr line, without its "curl: (NN) " prefix or the library version.
+    message = re.sub(r"^curl: \(\d+\) ", "", err.splitlines()[0]) if err else ""
+    message = re.sub(r"OpenSSL/[\d.]+[a-z]?: ", "", message)
     log = [f"curl: exit {code}: {message}"] if code else []
     if code == 0:
         body, _, status = out.rpartition("\n")
