@@ -7,6 +7,7 @@ pub mod ciphers;
 pub mod expressway;
 pub mod fleet;
 pub mod frontdoor;
+pub mod limbo;
 pub mod mra;
 pub mod pki;
 pub mod scenario;

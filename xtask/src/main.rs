@@ -5,6 +5,7 @@ mod bench;
 mod bench_verify;
 mod ciphers;
 mod expressway;
+mod export;
 mod fleet;
 mod pki;
 mod scenarios;
@@ -36,6 +37,8 @@ enum Command {
     /// Show the suite order an OpenSSL cipher string gives, word by word, and which
     /// certificate (RSA or ECDSA) a node following the client's order would serve.
     Ciphers(ciphers::CiphersArgs),
+    /// Export the catalogue's certificate cases for other harnesses: `export limbo DIR`.
+    Export(export::ExportArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Ciphers(args) => ciphers::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,
