@@ -29,7 +29,7 @@ use time::format_description::well_known::Rfc3339;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer as _, X509Certificate};
 
-use crate::chain::{self, ChainInput, OpensslFlavour, OPENSSL_DEFAULT_VERIFY_DEPTH};
+use crate::chain::{self, ChainInput, OPENSSL_DEFAULT_VERIFY_DEPTH, OpensslFlavour};
 use crate::fleet::ResolvedFleet;
 use crate::pki::{KeyCache, Pki};
 use crate::scenario::{Catalogue, Scenario, ScenarioError, run::topology_of};
@@ -82,7 +82,12 @@ fn id_part(s: &str) -> String {
 }
 
 /// The cases of one scenario.
-fn cases_of(scenario: &Scenario, keys: &KeyCache, out: &mut Vec<Value>, skipped: &mut Vec<Skipped>) -> Result<(), ScenarioError> {
+fn cases_of(
+    scenario: &Scenario,
+    keys: &KeyCache,
+    out: &mut Vec<Value>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<(), ScenarioError> {
     let spec = &scenario.spec;
     let topology = topology_of(scenario)?;
     let pki = Pki::build(&topology, spec.validation_time, keys)?;
@@ -146,11 +151,14 @@ fn cases_of(scenario: &Scenario, keys: &KeyCache, out: &mut Vec<Value>, skipped:
                     }
                     if rfc != expressway {
                         let (reason, detail) = if by == "ip" {
-                            ("ip-string", format!(
-                                "{name}: the traffic server checks the IP string against DNS SANs and the CN ({}), RFC 6125 checks IP SANs ({})",
-                                if expressway { "match" } else { "no match" },
-                                if rfc { "match" } else { "no match" }
-                            ))
+                            (
+                                "ip-string",
+                                format!(
+                                    "{name}: the traffic server checks the IP string against DNS SANs and the CN ({}), RFC 6125 checks IP SANs ({})",
+                                    if expressway { "match" } else { "no match" },
+                                    if rfc { "match" } else { "no match" }
+                                ),
+                            )
                         } else {
                             ("cn-fallback", format!(
                                 "{name}: found {} by the traffic server (SANs, then the CN), {} by RFC 6125 (SANs only)",

@@ -281,8 +281,12 @@ fn adapter_matches_its_snapshots(name: &str, ids: &[&str]) {
     }
 }
 
-const SAMPLE: [&str; 4] =
-    ["seed/tftp-self-signed-ecdsa", "beyond/ip-san-only-fails-by-ip", "beyond/san-other-host-cn-matches", "beyond/expired-leaf"];
+const SAMPLE: [&str; 4] = [
+    "seed/tftp-self-signed-ecdsa",
+    "beyond/ip-san-only-fails-by-ip",
+    "beyond/san-other-host-cn-matches",
+    "beyond/expired-leaf",
+];
 
 #[test]
 fn openssl_adapter_matches_its_snapshots() {

@@ -11,7 +11,7 @@
 //! Written expectations play no part here: the matrix compares verifiers with each other.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -116,7 +116,11 @@ impl VerifierFactory for Recording<'_> {
         Family::Other
     }
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
-        Ok(Box::new(RecordingVerifier { inner: self.inner.make()?, peer: String::new(), record: Arc::clone(&self.record) }))
+        Ok(Box::new(RecordingVerifier {
+            inner: self.inner.make()?,
+            peer: String::new(),
+            record: Arc::clone(&self.record),
+        }))
     }
     fn needs_real_clock(&self) -> bool {
         self.inner.needs_real_clock()
@@ -145,10 +149,19 @@ impl Verifier for RecordingVerifier {
     }
 }
 
+/// A row's request text and its cells, while the matrix is assembled.
+type RowCells = (String, Vec<Option<Cell>>);
+
 /// Row keys and cells of one scenario under one verifier.
 type ScenarioCells = Vec<((usize, String), Cell)>;
 
-fn one(catalogue: &Catalogue, path: &PathBuf, factory: &dyn VerifierFactory, keys: &KeyCache, login: &LoginSpec) -> ScenarioCells {
+fn one(
+    catalogue: &Catalogue,
+    path: &Path,
+    factory: &dyn VerifierFactory,
+    keys: &KeyCache,
+    login: &LoginSpec,
+) -> ScenarioCells {
     let record: Record = Arc::default();
     let recording = Recording { inner: factory, record: Arc::clone(&record) };
     let options = RunOptions { verifier: &recording, keys: keys.clone(), login: login.clone() };
@@ -190,7 +203,7 @@ pub fn run_matrix(
     progress: &(dyn Fn(&str, usize, usize) + Sync),
 ) -> Matrix {
     // (scenario index, step, request) -> cells
-    let mut table: BTreeMap<(usize, usize, usize), (String, Vec<Option<Cell>>)> = BTreeMap::new();
+    let mut table: BTreeMap<(usize, usize, usize), RowCells> = BTreeMap::new();
     let mut order: BTreeMap<(usize, usize, String), usize> = BTreeMap::new();
     for (column, factory) in verifiers.iter().enumerate() {
         let next = AtomicUsize::new(0);

@@ -141,7 +141,8 @@ impl CommandVerifier {
                 verifier: self.name(),
                 message: format!("cannot start {}: {e}", self.path.display()),
             })?;
-        let (Some(stdout), Some(mut stderr), Some(stdin)) = (child.stdout.take(), child.stderr.take(), child.stdin.take())
+        let (Some(stdout), Some(mut stderr), Some(stdin)) =
+            (child.stdout.take(), child.stderr.take(), child.stdin.take())
         else {
             let _ = child.kill();
             return Err(VerifierFault::Config { verifier: self.name(), message: "no pipes to the command".into() });
@@ -181,7 +182,12 @@ impl CommandVerifier {
     }
 
     /// Writes the session's trust store and client identity, and describes the session.
-    fn session_message(&mut self, kind: &str, session: &Session, change: Option<Change>) -> Result<Value, VerifierFault> {
+    fn session_message(
+        &mut self,
+        kind: &str,
+        session: &Session,
+        change: Option<Change>,
+    ) -> Result<Value, VerifierFault> {
         if self.files.is_none() {
             let dir = tempfile::Builder::new().prefix("mralab-cmd-").tempdir().map_err(|e| VerifierFault::Config {
                 verifier: self.name(),
@@ -189,9 +195,7 @@ impl CommandVerifier {
             })?;
             self.files = Some(SessionFiles { dir, generation: 0 });
         }
-        let Some(files) = self.files.as_mut() else {
-            unreachable!("set just above")
-        };
+        let Some(files) = self.files.as_mut() else { unreachable!("set just above") };
         files.generation += 1;
         let dir = files.dir.path().to_path_buf();
         let generation = files.generation;
@@ -201,7 +205,8 @@ impl CommandVerifier {
             Ok(path)
         };
         let trust: String = session.trust.ders().iter().map(|der| pem("CERTIFICATE", der)).collect();
-        let config = |message: String| VerifierFault::Config { verifier: format!("cmd:{}", self.path.display()), message };
+        let config =
+            |message: String| VerifierFault::Config { verifier: format!("cmd:{}", self.path.display()), message };
         let trust_path = write("trust-store.pem", &trust).map_err(config)?;
         let (cert_path, key_path) = match &session.client_identity {
             Some(identity) => {
@@ -340,7 +345,8 @@ struct AnswerTls {
 /// failure.
 pub fn guess_check(error: &str) -> &'static str {
     let e = error.to_ascii_lowercase();
-    let name_words = ["hostname mismatch", "ip address mismatch", "not in certificate", "doesn't match", "does not match"];
+    let name_words =
+        ["hostname mismatch", "ip address mismatch", "not in certificate", "doesn't match", "does not match"];
     let chain_words = [
         "self signed",
         "self-signed",
@@ -367,9 +373,11 @@ fn outcome_of(answer: Answer, request: &OriginRequest) -> Outcome {
         .served_chain
         .iter()
         .map(|c| {
-            let der = c.pem.as_deref().and_then(|p| crate::expressway::pem_certificates(p).ok()).and_then(|mut v| {
-                if v.is_empty() { None } else { Some(v.remove(0)) }
-            });
+            let der = c
+                .pem
+                .as_deref()
+                .and_then(|p| crate::expressway::pem_certificates(p).ok())
+                .and_then(|mut v| if v.is_empty() { None } else { Some(v.remove(0)) });
             match der {
                 Some(der) => super::builtin::describe(&der),
                 None => ServedCert {
@@ -416,7 +424,13 @@ fn outcome_of(answer: Answer, request: &OriginRequest) -> Outcome {
     outcome
 }
 
-fn failure_of(check: Option<Check>, error: &str, code: Option<i32>, depth: Option<usize>, request: &OriginRequest) -> Failure {
+fn failure_of(
+    check: Option<Check>,
+    error: &str,
+    code: Option<i32>,
+    depth: Option<usize>,
+    request: &OriginRequest,
+) -> Failure {
     let check = check.unwrap_or(match guess_check(error) {
         "name" => Check::Name,
         "chain" => Check::Chain,
