@@ -7,7 +7,7 @@
 //! peer); steps (reissues, uploads) are not replayed.
 //!
 //! The expected result is limbo's, not Expressway's: the chain as OpenSSL 3.0 builds it (RFC 5280
-//! path validation with a serverAuth purpose) and the name as RFC 6125 reads it (DNS SANs with a
+//! path validation with a serverAuth purpose) and the name as limbo reads RFC 6125 (DNS SANs with a
 //! leftmost wildcard, IP SANs for an IP, never the CN). A case whose result depends on
 //! Expressway's own rules is listed as skipped with its reason, not exported:
 //! - `cn-fallback`: the FQDN matches only the subject CN (or matches the SANs only as the traffic
@@ -161,7 +161,7 @@ fn cases_of(
                             )
                         } else {
                             ("cn-fallback", format!(
-                                "{name}: found {} by the traffic server (SANs, then the CN), {} by RFC 6125 (SANs only)",
+                                "{name}: found {} by the traffic server (SANs, then the CN), {} under limbo's RFC 6125 reading (SANs only, never the CN)",
                                 if expressway { "" } else { "not" },
                                 if rfc { "" } else { "not" }
                             ).replace("  ", " "))

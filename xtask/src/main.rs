@@ -4,8 +4,8 @@
 mod bench;
 mod bench_verify;
 mod ciphers;
-mod expressway;
 mod export;
+mod expressway;
 mod fleet;
 mod pki;
 mod scenarios;

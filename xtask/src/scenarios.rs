@@ -231,15 +231,8 @@ fn matrix(
         }
     };
     let start = std::time::Instant::now();
-    let matrix = harness::scenario::matrix::run_matrix(
-        catalogue,
-        files,
-        &refs,
-        &KeyCache::default(),
-        login,
-        threads,
-        &progress,
-    );
+    let matrix =
+        harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
     if tty {
         eprintln!();
     }
