@@ -91,7 +91,11 @@ def handle(session, request):
     mode = lib.Mode(session, request)
     if mode.unsupported:
         return {"verdict": "unsupported", "error": mode.unsupported}
-    code, out, err = s_client(session, request, mode.verify, mode.check_name)
+    try:
+        code, out, err = s_client(session, request, mode.verify, mode.check_name)
+    except subprocess.TimeoutExpired:
+        # A node that never finishes is the node's failure, not the adapter's.
+        return {"verdict": "reject", "check": "handshake", "error": f"no answer from the node within {TIMEOUT} s"}
     text = out.decode("utf-8", "replace")
     answer = {"served_chain": chain_of(text), "log_lines": []}
     m = re.search(r"New, (TLSv[\d.]+), Cipher is (\S+)", text)
