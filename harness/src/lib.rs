@@ -9,6 +9,7 @@ pub mod expressway;
 pub mod fleet;
 pub mod frontdoor;
 pub mod lab;
+pub mod limbo;
 pub mod mra;
 pub mod pki;
 pub mod scenario;

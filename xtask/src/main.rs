@@ -5,6 +5,7 @@ mod bench;
 mod bench_verify;
 mod ciphers;
 mod diagnose;
+mod export;
 mod expressway;
 mod fleet;
 mod lab;
@@ -42,6 +43,8 @@ enum Command {
     Diagnose(diagnose::DiagnoseArgs),
     /// Teaching labs: `lab list | start <lab> | check | hint | reset | stop | reissue`.
     Lab(lab::LabArgs),
+    /// Export the catalogue's certificate cases for other harnesses: `export limbo DIR`.
+    Export(export::ExportArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Diagnose(args) => diagnose::run(args),
         Command::Lab(args) => lab::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,

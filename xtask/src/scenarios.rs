@@ -13,6 +13,7 @@ use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions, VerifierFactory};
 use harness::verifier::Profile;
 use harness::verifier::builtin::BuiltinFactory;
+use harness::verifier::command::CommandFactory;
 
 #[derive(Debug, Args)]
 pub struct ScenariosArgs {
@@ -24,9 +25,15 @@ pub struct ScenariosArgs {
     /// Write changed and new snapshots.
     #[arg(long)]
     accept: bool,
-    /// The verifier: `builtin` (the model, in --profile) or `builtin:<profile>`.
+    /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, or `cmd:<path>` (an
+    /// external command speaking the adapters' JSON-lines protocol, e.g. `cmd:adapters/curl.sh`).
     #[arg(long, default_value = "builtin")]
     verifier: String,
+    /// Run the catalogue once per verifier and print one table, a column per verifier:
+    /// `--matrix builtin:expressway-x14.2,builtin:ats-9.2,cmd:adapters/curl.sh`. Reports
+    /// (`--report`) then hold the matrix; snapshots are neither compared nor written.
+    #[arg(long, value_name = "LIST")]
+    matrix: Option<String>,
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
     #[arg(long, default_value = "expressway-x14.2")]
     profile: String,
@@ -75,8 +82,18 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
     let profile_name = match verifier.split_once(':') {
         Some(("builtin", p)) => p,
+        Some(("cmd", path)) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                bail!("--verifier cmd:{}: no such file", path.display());
+            }
+            let dir = CommandFactory::snapshot_dir(&path);
+            return Ok((Box::new(CommandFactory { path }), dir));
+        }
         None if verifier == "builtin" => profile,
-        _ => bail!("unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2"),
+        _ => bail!(
+            "unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, cmd:<path>"
+        ),
     };
     let profile = Profile::from_name(profile_name).with_context(|| {
         format!("unknown profile '{profile_name}'; profiles: {}", Profile::ALL.map(Profile::name).join(", "))
@@ -111,14 +128,17 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
     let login_path = root.join("scenarios").join("jabber-login.toml");
     let login: LoginSpec = toml::from_str(
         &std::fs::read_to_string(&login_path).with_context(|| format!("reading {}", login_path.display()))?,
     )
     .with_context(|| format!("{}", login_path.display()))?;
-    let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
     let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if let Some(list) = &args.matrix {
+        return matrix(&args, list, &catalogue, &files, &login, threads);
+    }
+    let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
+    let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
     let tty = std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize, entry: &BatchEntry| {
         if tty {
@@ -182,6 +202,63 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         if args.accept { format!(", {written} snapshot(s) written") } else { String::new() }
     );
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `--matrix`: every verifier over the same scenarios, one table.
+fn matrix(
+    args: &ScenariosArgs,
+    list: &str,
+    catalogue: &Catalogue,
+    files: &[PathBuf],
+    login: &LoginSpec,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    let factories: Vec<Box<dyn VerifierFactory>> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| factory(v, &args.profile).map(|(f, _)| f))
+        .collect::<anyhow::Result<_>>()?;
+    if factories.len() < 2 {
+        bail!("--matrix wants at least two verifiers, comma-separated");
+    }
+    let refs: Vec<&dyn VerifierFactory> = factories.iter().map(|f| f.as_ref()).collect();
+    let tty = std::io::stderr().is_terminal();
+    let progress = |verifier: &str, done: usize, total: usize| {
+        if tty {
+            eprint!("\r\x1b[K[{done}/{total}] {verifier}");
+        } else if done == total {
+            eprintln!("[{done}/{total}] {verifier}");
+        }
+    };
+    let start = std::time::Instant::now();
+    let matrix =
+        harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
+    if tty {
+        eprintln!();
+    }
+    println!("{}", matrix.table(48));
+    for pair in args.report.chunks(2) {
+        let [format, path] = pair else { continue };
+        let text = match format.as_str() {
+            "md" => matrix.markdown(),
+            "json" => matrix.json(),
+            "junit" => matrix.junit(),
+            other => bail!("unknown report format '{other}'; use md, json or junit"),
+        };
+        std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
+        println!("report: {path} ({format})");
+    }
+    println!(
+        "{} scenarios x {} verifiers in {:.2} s: {} rows, {} disagreement(s) (marked ≠){}",
+        files.len(),
+        refs.len(),
+        start.elapsed().as_secs_f64(),
+        matrix.rows.len(),
+        matrix.disagreements(),
+        if matrix.faulted() { "; a verifier faulted: see the `fault` cells" } else { "" }
+    );
+    Ok(if matrix.faulted() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 #[cfg(test)]

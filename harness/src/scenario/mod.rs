@@ -9,6 +9,7 @@ pub mod batch;
 pub mod catalogue;
 pub mod html;
 pub mod login;
+pub mod matrix;
 pub mod render;
 pub mod run;
 pub mod spec;

@@ -12,6 +12,7 @@
 //! same trait.
 
 pub mod builtin;
+pub mod command;
 pub mod log;
 mod name;
 
