@@ -12,6 +12,7 @@ use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions, VerifierFactory};
 use harness::verifier::Profile;
+use harness::verifier::ats::AtsFactory;
 use harness::verifier::builtin::BuiltinFactory;
 
 #[derive(Debug, Args)]
@@ -24,7 +25,8 @@ pub struct ScenariosArgs {
     /// Write changed and new snapshots.
     #[arg(long)]
     accept: bool,
-    /// The verifier: `builtin` (the model, in --profile) or `builtin:<profile>`.
+    /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, or `ats` (the real
+    /// Apache Traffic Server, `apt-get install trafficserver`, run as root).
     #[arg(long, default_value = "builtin")]
     verifier: String,
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
@@ -73,10 +75,13 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
 
 /// The verifier named on the command line, and the snapshot folder it uses.
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
+    if verifier == "ats" {
+        return Ok((Box::new(AtsFactory), "ats".to_string()));
+    }
     let profile_name = match verifier.split_once(':') {
         Some(("builtin", p)) => p,
         None if verifier == "builtin" => profile,
-        _ => bail!("unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2"),
+        _ => bail!("unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, ats"),
     };
     let profile = Profile::from_name(profile_name).with_context(|| {
         format!("unknown profile '{profile_name}'; profiles: {}", Profile::ALL.map(Profile::name).join(", "))
