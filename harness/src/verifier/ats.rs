@@ -831,10 +831,30 @@ fn http_get(
     path: &str,
     timeout: Duration,
 ) -> Result<(u16, String, String), String> {
+    http_send(netns, ats, "GET", host, path, timeout)
+}
+
+/// One HTTP/1.1 request with an empty body through ATS with hyper, on a socket made in the
+/// namespace.
+fn http_send(
+    netns: &Netns,
+    ats: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<(u16, String, String), String> {
     let stream = netns.connect(ats, Duration::from_secs(2)).map_err(|e| format!("connect to ATS: {e}"))?;
     let _ = stream.set_nodelay(true);
     stream.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let request = hyper::Request::get(path)
+    let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| format!("method '{method}': {e}"))?;
+    // ATS answers 411 to a POST without a length: say the body is empty.
+    let length = if matches!(method, hyper::Method::GET | hyper::Method::HEAD) { None } else { Some("0") };
+    let mut builder = hyper::Request::builder().method(method).uri(path);
+    if let Some(length) = length {
+        builder = builder.header(hyper::header::CONTENT_LENGTH, length);
+    }
+    let request = builder
         .header(hyper::header::HOST, host)
         .header(hyper::header::USER_AGENT, "mralab-mra-client")
         .header(hyper::header::CONNECTION, "close")
@@ -956,7 +976,7 @@ impl Verifier for AtsVerifier {
         let path = format!("{}{}", target.prefix(&session), request.path.trim_start_matches('/'));
         let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
         let ats = SocketAddr::from((Ipv4Addr::LOCALHOST, ATS_PORT));
-        let answer = http_get(netns, ats, &host_header, &path, REQUEST_TIMEOUT);
+        let answer = http_send(netns, ats, &request.method, &host_header, &path, REQUEST_TIMEOUT);
         let diags = self.new_diags();
         let (status, reason, body) = answer.map_err(|e| VerifierFault::Request {
             verifier: "ats".into(),
