@@ -512,6 +512,17 @@ impl AtsVerifier {
         &self.startups
     }
 
+    /// Starts ATS now with the session in force and the targets seen so far (requests start it
+    /// themselves; tests use this to hold a running ATS).
+    pub fn start(&mut self) -> Result<(), VerifierFault> {
+        self.restart()
+    }
+
+    /// The pid of the running `traffic_server`, if one runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.child.id())
+    }
+
     /// The runroot (for people debugging a run).
     pub fn runroot(&self) -> &Path {
         self.dir.path()
@@ -579,6 +590,7 @@ impl AtsVerifier {
              CONFIG proxy.config.log.logging_enabled INT 0\n\
              CONFIG proxy.config.diags.debug.enabled INT 1\n\
              CONFIG proxy.config.diags.debug.tags STRING ssl.error\n\
+             CONFIG proxy.config.diags.output.debug STRING L\n\
              CONFIG proxy.config.http.connect_attempts_timeout INT 5\n\
              CONFIG proxy.config.http.keep_alive_enabled_out INT 0\n\
              CONFIG proxy.config.dns.nameservers STRING 127.0.0.1\n\
