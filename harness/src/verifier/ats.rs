@@ -1004,10 +1004,13 @@ impl Verifier for AtsVerifier {
             if let Some(rest) = body.strip_prefix("DEBUG: ") {
                 // `<SSLNetVConnection.cc:1577 (sslClientHandShakeEvent)> (ssl.error) text`
                 let rest = rest.split_once("> ").map_or(rest, |(_, r)| r);
-                if let Some((tag, text)) = rest.strip_prefix('(').and_then(|r| r.split_once(") ")) {
-                    if tag == "ssl.error" && text.starts_with("SSL connection failed") {
-                        ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
-                    }
+                // Only the `SSL connection failed` line, as the model writes it: the tag's other
+                // lines (SSL_ERROR_WANT_READ, ...) are the state machine's chatter.
+                if let Some((tag, text)) = rest.strip_prefix('(').and_then(|r| r.split_once(") "))
+                    && tag == "ssl.error"
+                    && text.starts_with("SSL connection failed")
+                {
+                    ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
                     outcome.debug.push(log.debug(tag, text));
                 }
             } else if body.starts_with("WARNING: ") {
