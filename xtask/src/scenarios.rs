@@ -12,6 +12,7 @@ use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions, VerifierFactory};
 use harness::verifier::Profile;
+use harness::verifier::ats::AtsFactory;
 use harness::verifier::builtin::BuiltinFactory;
 use harness::verifier::command::CommandFactory;
 
@@ -25,7 +26,8 @@ pub struct ScenariosArgs {
     /// Write changed and new snapshots.
     #[arg(long)]
     accept: bool,
-    /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, or `cmd:<path>` (an
+    /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, `ats` (the real
+    /// Apache Traffic Server, `apt-get install trafficserver`, run as root), or `cmd:<path>` (an
     /// external command speaking the adapters' JSON-lines protocol, e.g. `cmd:adapters/curl.sh`).
     #[arg(long, default_value = "builtin")]
     verifier: String,
@@ -80,6 +82,9 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
 
 /// The verifier named on the command line, and the snapshot folder it uses.
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
+    if verifier == "ats" {
+        return Ok((Box::new(AtsFactory), "ats".to_string()));
+    }
     let profile_name = match verifier.split_once(':') {
         Some(("builtin", p)) => p,
         Some(("cmd", path)) => {
@@ -92,7 +97,7 @@ pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn Verifie
         }
         None if verifier == "builtin" => profile,
         _ => bail!(
-            "unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, cmd:<path>"
+            "unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, ats, cmd:<path>"
         ),
     };
     let profile = Profile::from_name(profile_name).with_context(|| {

@@ -11,6 +11,7 @@
 //! OpenSSL-order chain walk; a real Apache Traffic Server and external commands implement the
 //! same trait.
 
+pub mod ats;
 pub mod builtin;
 pub mod command;
 pub mod log;
