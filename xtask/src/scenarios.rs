@@ -36,6 +36,12 @@ pub struct ScenariosArgs {
     /// (`--report`) then hold the matrix; snapshots are neither compared nor written.
     #[arg(long, value_name = "LIST")]
     matrix: Option<String>,
+    /// The differential check: run --verifier and this verifier over the catalogue and list
+    /// where they differ (verdict, error and depth, name-check line, number of lines, status),
+    /// against the known divergences in `divergences/<verifier>--<this>.toml`:
+    /// `--verifier ats --compare builtin:ats-9.2`.
+    #[arg(long, value_name = "VERIFIER", conflicts_with = "matrix")]
+    compare: Option<String>,
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
     #[arg(long, default_value = "expressway-x14.2")]
     profile: String,
@@ -141,6 +147,9 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if let Some(list) = &args.matrix {
         return matrix(&args, list, &catalogue, &files, &login, threads);
+    }
+    if let Some(other) = &args.compare {
+        return compare(&args, other, &root, &catalogue, &files, &login, threads);
     }
     let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
     let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
@@ -264,6 +273,66 @@ fn matrix(
         if matrix.faulted() { "; a verifier faulted: see the `fault` cells" } else { "" }
     );
     Ok(if matrix.faulted() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `--compare`: the differential check between two verifiers.
+fn compare(
+    args: &ScenariosArgs,
+    other: &str,
+    root: &std::path::Path,
+    catalogue: &Catalogue,
+    files: &[std::path::PathBuf],
+    login: &LoginSpec,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    let (left, _) = factory(&args.verifier, &args.profile)?;
+    let (right, _) = factory(other, &args.profile)?;
+    let known_path = root.join("divergences").join(format!(
+        "{}--{}.toml",
+        left.name().replace(':', "-"),
+        right.name().replace(':', "-")
+    ));
+    let known = harness::scenario::compare::load_known(&known_path).map_err(anyhow::Error::msg)?;
+    let progress = |name: &str, done: usize, total: usize| eprintln!("[{name} {done}/{total}]");
+    let refs: Vec<&dyn VerifierFactory> = vec![left.as_ref(), right.as_ref()];
+    let matrix =
+        harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
+    let ids: std::collections::BTreeSet<String> = files.iter().filter_map(|f| catalogue.id_of(f)).collect();
+    let result = harness::scenario::compare::compare(&matrix, &known, &ids);
+    println!(
+        "{} against {}: {} requests in {} scenarios compared ({})",
+        left.name(),
+        right.name(),
+        result.requests,
+        ids.len(),
+        known_path.display()
+    );
+    for d in &result.unexpected {
+        println!(
+            "DIFFERS {} | {} | {}\n  {}: {}\n  {}: {}",
+            d.scenario,
+            d.request,
+            d.field,
+            left.name(),
+            d.left,
+            right.name(),
+            d.right
+        );
+    }
+    for k in &result.stale {
+        println!("STALE   {} | {} | {}: no longer diverges ({})", k.scenario, k.request, k.field, k.reason);
+    }
+    println!(
+        "{} unexpected difference(s), {} known divergence(s) seen, {} stale",
+        result.unexpected.len(),
+        result.known.len(),
+        result.stale.len()
+    );
+    if matrix.faulted() {
+        println!("a verifier faulted: run the scenarios with each verifier alone to see why");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if result.passes() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[cfg(test)]

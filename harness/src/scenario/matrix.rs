@@ -30,6 +30,12 @@ pub struct Cell {
     pub verdict: String,
     /// The failed check and its error (empty when nothing failed).
     pub error: String,
+    /// The status the MRA client got.
+    pub status: u16,
+    /// How many traffic server lines the request produced.
+    pub lines: usize,
+    /// The name-check line, without its time stamp, if one was logged.
+    pub name_line: Option<String>,
 }
 
 impl Cell {
@@ -49,7 +55,8 @@ impl Cell {
             }
             Some(other) => other.to_string(),
         };
-        Cell { verdict: verdict.into(), error }
+        let name_line = outcome.log.iter().find_map(|l| l.find("WARNING: SNI (").map(|at| l[at..].to_string()));
+        Cell { verdict: verdict.into(), error, status: outcome.status, lines: outcome.log.len(), name_line }
     }
 
     /// `reject (chain: self-signed certificate (depth 0))`.
@@ -170,7 +177,8 @@ fn one(
         Ok(run) => run,
         Err(e) => {
             let first = e.to_string();
-            return vec![((0, "(scenario)".into()), Cell { verdict: "fault".into(), error: first })];
+            let cell = Cell { verdict: "fault".into(), error: first, status: 0, lines: 0, name_line: None };
+            return vec![((0, "(scenario)".into()), cell)];
         }
     };
     let recorded = std::mem::take(&mut *record.lock().unwrap_or_else(|p| p.into_inner()));

@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod catalogue;
+pub mod compare;
 pub mod html;
 pub mod login;
 pub mod matrix;

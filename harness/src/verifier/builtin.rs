@@ -43,7 +43,15 @@ struct State {
     config: Arc<ClientConfig>,
     record: Arc<Mutex<Record>>,
     log: LogWriter,
+    /// Failed transactions per origin (modelled address, port), for profiles that mark
+    /// origins down.
+    failures: std::collections::HashMap<(IpAddr, u16), u32>,
+    /// Targets (host, port) seen since the last (re)configuration.
+    targets: std::collections::HashSet<(String, u16)>,
 }
+
+/// Failed transactions after which stock ATS marks an origin down.
+const DOWN_AFTER_FAILED_TRANSACTIONS: u32 = 3;
 
 /// What the check does for the connection being made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +168,8 @@ impl Verifier for BuiltinVerifier {
             config,
             record,
             log: LogWriter::new(self.profile, session.log.clone()),
+            failures: Default::default(),
+            targets: Default::default(),
         });
         Ok(())
     }
@@ -171,6 +181,10 @@ impl Verifier for BuiltinVerifier {
         if let Some(state) = &mut self.state {
             state.session = session.clone();
             state.config = config;
+            // Reconfiguring restarts the traffic server (as the ats verifier does): its
+            // negative cache of down origins starts empty.
+            state.failures.clear();
+            state.targets.clear();
         }
         Ok(())
     }
@@ -194,7 +208,18 @@ impl Verifier for BuiltinVerifier {
             (Policy::Disabled, _) => Mode::Disabled,
             (policy, _) => Mode::TrafficServer { policy, properties: expressway.properties() },
         };
-        let attempts = expressway.attempts.max(1);
+        let mut attempts = expressway.attempts.max(1);
+        let origin = (request.modelled_ip, request.port);
+        if profile.marks_origins_down() {
+            // A target the traffic server has not been configured for restarts it (the ats
+            // verifier adds a remap rule), which also empties its list of down origins.
+            if state.targets.insert((request.host.clone(), request.port)) {
+                state.failures.clear();
+            }
+            if state.failures.get(&origin).copied().unwrap_or(0) >= DOWN_AFTER_FAILED_TRANSACTIONS {
+                attempts = 1;
+            }
+        }
         let mut outcome = Outcome::default();
         let log = &mut state.log;
         log.advance(time::Duration::milliseconds(10));
@@ -252,13 +277,15 @@ impl Verifier for BuiltinVerifier {
                     let openssl = if verify_failed {
                         profile.verify_failed_error().to_string()
                     } else {
-                        if outcome.failure.is_none() {
-                            outcome.failure = Some(Failure::Handshake { reason: error.clone() });
-                        }
-                        match error.strip_prefix("received fatal alert: ") {
+                        // Reported as the traffic server's OpenSSL would word it.
+                        let openssl = match error.strip_prefix("received fatal alert: ") {
                             Some(alert) => profile.alert_error(alert),
                             None => profile.alert_error("internal_error"),
+                        };
+                        if outcome.failure.is_none() {
+                            outcome.failure = Some(Failure::Handshake { reason: openssl.clone() });
                         }
+                        openssl
                     };
                     let line = format!("SSL connection failed for '{}': {openssl}", request.host);
                     match profile {
@@ -277,6 +304,7 @@ impl Verifier for BuiltinVerifier {
             None => {
                 outcome.status = 502;
                 outcome.reason = profile.bad_gateway_reason().to_string();
+                *state.failures.entry(origin).or_default() += 1;
             }
         }
         let status_line = format!("HTTP/1.1 {} {}", outcome.status, outcome.reason);

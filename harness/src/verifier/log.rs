@@ -89,6 +89,15 @@ impl Profile {
         matches!(self, Profile::Ats9_2)
     }
 
+    /// Whether an origin that failed whole transactions is marked down (stock ATS: after
+    /// `connect_attempts_rr_retries` = 3 failed transactions the host is negative-cached and
+    /// each later transaction makes `connect_attempts_max_retries_dead_server` = 1 attempt, for
+    /// `down_server.cache_time` = 60 s; observed on ATS 9.2). Expressway's build is modelled
+    /// without it: the seed's capture shows repeated handshakes.
+    pub fn marks_origins_down(self) -> bool {
+        matches!(self, Profile::Ats9_2)
+    }
+
     /// The libssl error for a failed certificate verification, as `ERR_error_string` prints it.
     pub fn verify_failed_error(self) -> &'static str {
         match self {
