@@ -18,7 +18,7 @@ pub mod spec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-pub use build::{BuiltCert, Pki};
+pub use build::{BuiltCert, Pki, pem_block};
 pub use keys::{KeyCache, KeyError};
 pub use spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, Subject, TimeSpec, TopologySpec};
 

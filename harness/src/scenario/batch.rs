@@ -111,8 +111,18 @@ pub fn table(entries: &[BatchEntry]) -> String {
         };
         rows.push([e.id.clone(), expected, actual, snapshot, e.verdict().to_string()]);
     }
-    let widths: Vec<usize> =
-        (0..5).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).min(60)).collect();
+    text_table(&rows.into_iter().map(Vec::from).collect::<Vec<_>>(), 60)
+}
+
+/// Rows as a plain-text table: columns padded to their widest cell, cells longer than
+/// `max_width` cut with `…`.
+pub fn text_table(rows: &[Vec<String>], max_width: usize) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter().filter_map(|r| r.get(c)).map(|cell| cell.chars().count()).max().unwrap_or(0).min(max_width)
+        })
+        .collect();
     let mut out = String::new();
     for row in rows {
         let cells: Vec<String> = row

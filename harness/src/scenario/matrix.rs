@@ -285,27 +285,7 @@ impl Matrix {
             cells.extend(row.cells.iter().map(cell_text));
             rows.push(cells);
         }
-        let columns = rows[0].len();
-        let widths: Vec<usize> =
-            (0..columns).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0).min(width)).collect();
-        let mut out = String::new();
-        for row in rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, w)| {
-                    let cell = if cell.chars().count() > *w {
-                        cell.chars().take(w.saturating_sub(1)).collect::<String>() + "…"
-                    } else {
-                        cell.clone()
-                    };
-                    format!("{cell:<w$}")
-                })
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
-        out
+        super::batch::text_table(&rows, width)
     }
 
     /// A Markdown report: the whole table, `≠` on disagreements.

@@ -22,7 +22,6 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use rustls_pki_types::PrivateKeyDer;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -43,18 +42,6 @@ const STDERR_TAIL: usize = 2000;
 
 /// The status an `unsupported` verdict maps to: no HTTP status at all.
 pub const UNSUPPORTED_STATUS: u16 = 0;
-
-/// PEM armour for DER bytes.
-fn pem(label: &str, der: &[u8]) -> String {
-    let body = base64::engine::general_purpose::STANDARD.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in body.as_bytes().chunks(64) {
-        out.push_str(&String::from_utf8_lossy(line));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
 
 /// The files a session's PEM material is written to, kept for the command's lifetime.
 #[derive(Debug)]
@@ -204,13 +191,14 @@ impl CommandVerifier {
             std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(path)
         };
-        let trust: String = session.trust.ders().iter().map(|der| pem("CERTIFICATE", der)).collect();
+        let trust: String = session.trust.ders().iter().map(|der| crate::pki::pem_block("CERTIFICATE", der)).collect();
         let config =
             |message: String| VerifierFault::Config { verifier: format!("cmd:{}", self.path.display()), message };
         let trust_path = write("trust-store.pem", &trust).map_err(config)?;
         let (cert_path, key_path) = match &session.client_identity {
             Some(identity) => {
-                let chain: String = identity.chain.iter().map(|der| pem("CERTIFICATE", der)).collect();
+                let chain: String =
+                    identity.chain.iter().map(|der| crate::pki::pem_block("CERTIFICATE", der)).collect();
                 let (label, der) = match &identity.key {
                     PrivateKeyDer::Pkcs1(k) => ("RSA PRIVATE KEY", k.secret_pkcs1_der()),
                     PrivateKeyDer::Sec1(k) => ("EC PRIVATE KEY", k.secret_sec1_der()),
@@ -219,7 +207,7 @@ impl CommandVerifier {
                 };
                 (
                     Some(write("client-cert.pem", &chain).map_err(config)?),
-                    Some(write("client-key.pem", &pem(label, der)).map_err(config)?),
+                    Some(write("client-key.pem", &crate::pki::pem_block(label, der)).map_err(config)?),
                 )
             }
             None => (None, None),
