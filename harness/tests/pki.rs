@@ -170,6 +170,13 @@ fn steven_lab_files_verify_as_described() {
     assert!(tree.contains("CN=cucm-EC.steven.lab") && tree.contains("! self-signed leaf"), "{tree}");
     assert!(dir.path().join("certs/cucm/tomcat.key.pem").is_file());
     assert!(dir.path().join("certs/cucm/tomcat.der").is_file());
+    let key_der = dir.path().join("certs/cucm/tomcat.key.der");
+    let out = Command::new("openssl")
+        .args(["pkey", "-inform", "DER", "-noout", "-in"])
+        .arg(&key_der)
+        .output()
+        .expect("openssl pkey");
+    assert!(out.status.success(), "the DER key reads back: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]

@@ -200,7 +200,8 @@ impl Pki {
     /// Writes every certificate and key (PEM and DER), the chain each leaf's server sends, and
     /// trust-store bundles into `dir`:
     ///
-    /// - `certs/<id>.pem`, `certs/<id>.der`, `certs/<id>.key.pem` (ids with `/` make folders);
+    /// - `certs/<id>.pem`, `certs/<id>.der`, `certs/<id>.key.pem`, `certs/<id>.key.der` (PKCS#8;
+    ///   ids with `/` make folders);
     /// - `chains/<id>.pem`: what the server holding that leaf sends, in order;
     /// - `trust/roots.pem`: every root; `trust/cas.pem`: every root and intermediate;
     /// - `tree.txt`: [`Pki::tree`].
@@ -218,6 +219,7 @@ impl Pki {
             write(&dir.join("certs").join(format!("{}.pem", cert.id)), cert.pem().as_bytes())?;
             write(&dir.join("certs").join(format!("{}.der", cert.id)), &cert.der)?;
             write(&dir.join("certs").join(format!("{}.key.pem", cert.id)), cert.key_pem().as_bytes())?;
+            write(&dir.join("certs").join(format!("{}.key.der", cert.id)), &cert.key_der)?;
             match cert.role {
                 Role::Root => {
                     roots.push_str(&cert.pem());
