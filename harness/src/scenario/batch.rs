@@ -66,37 +66,40 @@ pub fn run_files(
     threads: usize,
     progress: &(dyn Fn(usize, usize, &BatchEntry) + Sync),
 ) -> Vec<BatchEntry> {
-    let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, BatchEntry)>> = Mutex::new(Vec::new());
+    in_parallel(files, threads, |_, path| {
+        let start = std::time::Instant::now();
+        let id = catalogue.id_of(path).unwrap_or_else(|| path.display().to_string());
+        let result = catalogue.load(path).and_then(|scenario| run(&scenario, options)).map(|run| {
+            let state = catalogue.compare(&catalogue.snapshot_path(snapshot_dir, &run.id), &run.snapshot);
+            (run, state)
+        });
+        let entry =
+            BatchEntry { id, path: path.clone(), result: result.map_err(|e| e.to_string()), elapsed: start.elapsed() };
+        progress(done.fetch_add(1, Ordering::SeqCst) + 1, files.len(), &entry);
+        entry
+    })
+}
+
+/// `work` over every item on `threads` workers, results in the items' order.
+pub fn in_parallel<I: Sync, T: Send>(items: &[I], threads: usize, work: impl Fn(usize, &I) -> T + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, T)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(path) = files.get(i) else { break };
-                    let start = std::time::Instant::now();
-                    let id = catalogue.id_of(path).unwrap_or_else(|| path.display().to_string());
-                    let result = catalogue.load(path).and_then(|scenario| run(&scenario, options)).map(|run| {
-                        let state = catalogue.compare(&catalogue.snapshot_path(snapshot_dir, &run.id), &run.snapshot);
-                        (run, state)
-                    });
-                    let entry = BatchEntry {
-                        id,
-                        path: path.clone(),
-                        result: result.map_err(|e| e.to_string()),
-                        elapsed: start.elapsed(),
-                    };
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    progress(n, files.len(), &entry);
-                    results.lock().unwrap_or_else(|p| p.into_inner()).push((i, entry));
+                    let Some(item) = items.get(i) else { break };
+                    let result = work(i, item);
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push((i, result));
                 }
             });
         }
     });
     let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
     results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, e)| e).collect()
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The summary table people read.

@@ -214,25 +214,13 @@ pub fn run_matrix(
     let mut table: BTreeMap<(usize, usize, usize), RowCells> = BTreeMap::new();
     let mut order: BTreeMap<(usize, usize, String), usize> = BTreeMap::new();
     for (column, factory) in verifiers.iter().enumerate() {
-        let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
-        let results: Mutex<Vec<(usize, ScenarioCells)>> = Mutex::new(Vec::new());
         let name = factory.name();
-        std::thread::scope(|scope| {
-            for _ in 0..threads.max(1) {
-                scope.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        let Some(path) = files.get(i) else { break };
-                        let cells = one(catalogue, path, *factory, keys, login);
-                        results.lock().unwrap_or_else(|p| p.into_inner()).push((i, cells));
-                        progress(&name, done.fetch_add(1, Ordering::SeqCst) + 1, files.len());
-                    }
-                });
-            }
+        let results = super::batch::in_parallel(files, threads, |i, path| {
+            let cells = one(catalogue, path, *factory, keys, login);
+            progress(&name, done.fetch_add(1, Ordering::SeqCst) + 1, files.len());
+            (i, cells)
         });
-        let mut results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-        results.sort_by_key(|(i, _)| *i);
         for (i, cells) in results {
             for ((step, request), cell) in cells {
                 let next_slot = order.len();
