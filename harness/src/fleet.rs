@@ -103,7 +103,8 @@ impl RoleSpec {
         }
     }
 
-    fn is_cucm(self) -> bool {
+    /// Whether the node is a CUCM node (UDS on 8443, TFTP on 6972).
+    pub fn is_cucm(self) -> bool {
         matches!(self, RoleSpec::CucmPublisher | RoleSpec::CucmSubscriber)
     }
 }
@@ -397,6 +398,25 @@ impl ResolvedFleet {
         })
     }
 
+    /// What discovery finds from the publisher's `/cucm-uds/servers` answer: each advertised
+    /// name with the node it reaches, in order, then the IM&P and Unity Connection nodes by the
+    /// names they advertise (they have server entries of their own in Configuration > Unified
+    /// Communications). Advertised names no node answers to come back apart.
+    pub fn discovered(&self, uds_servers: &str) -> (Vec<(String, &ResolvedNode)>, Vec<String>) {
+        let mut found = Vec::new();
+        let mut unmatched = Vec::new();
+        for name in servers_in(uds_servers) {
+            match self.find_by_host(&name) {
+                Some(node) => found.push((name, node)),
+                None => unmatched.push(name),
+            }
+        }
+        for other in self.nodes.iter().filter(|n| !n.spec.role.is_cucm()) {
+            found.push((other.system_server(), other));
+        }
+        (found, unmatched)
+    }
+
     /// The identities a listener serves now, built from `pki`.
     pub fn identities(&self, pki: &Pki, port: &ResolvedPort) -> Result<(Option<Identity>, Option<Identity>), PkiError> {
         let make = |id: &Option<String>| -> Result<Option<Identity>, PkiError> {
@@ -453,4 +473,13 @@ impl ResolvedFleet {
             u64::try_from(pki.validation_time().unix_timestamp()).ok().map(std::time::Duration::from_secs);
         Ok(FleetConfig { nodes, validation_time, ..FleetConfig::default() })
     }
+}
+
+/// The `<server>` names of a `/cucm-uds/servers` answer, in order.
+pub fn servers_in(body: &str) -> Vec<String> {
+    body.split("<server>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</server>").map(|(name, _)| name.trim().to_string()))
+        .filter(|name| !name.is_empty())
+        .collect()
 }

@@ -229,10 +229,7 @@ pub fn discover(
     })?;
     let mut routes = Routes::new();
     if outcome.ok() {
-        let mut names = crate::scenario::run::servers_in(&outcome.body);
-        names.extend(fleet.nodes.iter().filter(|n| !n.spec.role.is_cucm_role()).map(|n| n.system_server()));
-        for name in names {
-            let Some(node) = fleet.find_by_host(&name) else { continue };
+        for (name, node) in fleet.discovered(&outcome.body).0 {
             for port in &node.ports {
                 if let Some(dial) = running.socket(&node.name, port.port) {
                     routes.insert((name.clone(), port.port), Route { modelled_ip: node.spec.ip, dial });

@@ -241,7 +241,7 @@ fn preflight(args: &VerifyArgs) -> Result<ExitCode, Fault> {
         )
         .into());
     }
-    let names = harness::scenario::run::servers_in(&discovery.body);
+    let names = harness::fleet::servers_in(&discovery.body);
     println!("publisher {publisher_host} advertises: {}", names.join(", "));
     println!("today: {} (ciphers {}; policy {})", today_spec.version, today_spec.ciphers(), today_spec.policy());
     println!("after: {} (ciphers {}; policy {})\n", after_spec.version, after_spec.ciphers(), after_spec.policy());

@@ -607,17 +607,9 @@ impl Runner<'_> {
         let got = if outcome.ok() { Works::Works } else { Works::Fails };
         let mut advertised = Vec::new();
         if outcome.ok() {
-            for name in servers_in(&outcome.body) {
-                match self.fleet.find_by_host(&name) {
-                    Some(n) => advertised.push(Advertised { name, node: n.name.clone() }),
-                    None => report.lines.push(format!("advertised '{name}' matches no node")),
-                }
-            }
-            // IM&P and Unity Connection have server entries of their own (Configuration >
-            // Unified Communications): their nodes are found by the names they advertise.
-            for other in self.fleet.nodes.iter().filter(|n| !n.spec.role.is_cucm_role()) {
-                advertised.push(Advertised { name: other.system_server(), node: other.name.clone() });
-            }
+            let (found, unmatched) = self.fleet.discovered(&outcome.body);
+            advertised.extend(found.into_iter().map(|(name, node)| Advertised { name, node: node.name.clone() }));
+            report.lines.extend(unmatched.iter().map(|name| format!("advertised '{name}' matches no node")));
             report.outcome = format!(
                 "works: {}",
                 advertised.iter().map(|a| format!("{} ({})", a.name, a.node)).collect::<Vec<_>>().join(", ")
@@ -668,7 +660,7 @@ impl Runner<'_> {
                     .filter(|a| {
                         let Ok(node) = self.fleet.node(&a.node) else { return false };
                         match req.service {
-                            Service::Uds | Service::Tftp => node.spec.role.is_cucm_role(),
+                            Service::Uds | Service::Tftp => node.spec.role.is_cucm(),
                             Service::Imp => node.spec.role == crate::fleet::RoleSpec::Imp,
                             Service::Unity => node.spec.role == crate::fleet::RoleSpec::Unity,
                         }
@@ -773,24 +765,8 @@ impl Runner<'_> {
     }
 }
 
-impl crate::fleet::RoleSpec {
-    /// Whether the node is a CUCM node (UDS and TFTP).
-    pub fn is_cucm_role(self) -> bool {
-        matches!(self, crate::fleet::RoleSpec::CucmPublisher | crate::fleet::RoleSpec::CucmSubscriber)
-    }
-}
-
 /// One connection's events being gathered: (node, port, connection number) and event lines.
 type Connection = ((String, u16, u64), Vec<String>);
-
-/// The `<server>` names of a `/cucm-uds/servers` answer, in order.
-pub fn servers_in(body: &str) -> Vec<String> {
-    body.split("<server>")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("</server>").map(|(name, _)| name.trim().to_string()))
-        .filter(|name| !name.is_empty())
-        .collect()
-}
 
 /// A request expectation in words.
 fn describe_expect(expect: &RequestExpect) -> String {
