@@ -556,13 +556,7 @@ impl LabServer {
         let log = LogFile(Arc::new(Mutex::new(file)));
         let config = resolved.config(&pki)?;
         let fleet = simulators::Fleet::start(config).await.map_err(|e| LabError::Simulator(e.to_string()))?;
-        let identity = pki
-            .certs()
-            .find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway"))
-            .map(|c| -> Result<_, LabError> {
-                Ok(ClientIdentity { chain: pki.sent_chain(&c.id)?, key: c.private_key() })
-            })
-            .transpose()?;
+        let identity = ClientIdentity::from_pki(&pki, lab.expressway.client_cert.as_deref())?;
         let mut peers = Vec::new();
         for name in &lab.expressway.peers {
             let session = Session {

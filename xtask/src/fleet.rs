@@ -142,13 +142,7 @@ async fn open_front_door(
     for id in &ids {
         store.add(id, pki.cert(id)?.der.clone()).map_err(anyhow::Error::msg)?;
     }
-    let identity = pki
-        .certs()
-        .find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway"))
-        .map(|c| -> anyhow::Result<_> {
-            Ok(harness::verifier::ClientIdentity { chain: pki.sent_chain(&c.id)?, key: c.private_key() })
-        })
-        .transpose()?;
+    let identity = harness::verifier::ClientIdentity::from_pki(pki, None)?;
     let now = OffsetDateTime::now_utc();
     let session = Session {
         peer: "vcsc".into(),

@@ -259,15 +259,7 @@ impl Runner<'_> {
     }
 
     fn client_identity(&self) -> Result<Option<ClientIdentity>, ScenarioError> {
-        let id = match &self.expressway.client_cert {
-            Some(id) => id.clone(),
-            None => match self.pki.certs().find(|c| c.identity().is_some_and(|(_, k)| k.name() == "expressway")) {
-                Some(cert) => cert.id.clone(),
-                None => return Ok(None),
-            },
-        };
-        let cert = self.pki.cert(&id)?;
-        Ok(Some(ClientIdentity { chain: self.pki.sent_chain(&id)?, key: cert.private_key() }))
+        Ok(ClientIdentity::from_pki(&self.pki, self.expressway.client_cert.as_deref())?)
     }
 
     fn open_peers(&mut self) -> Result<(), ScenarioError> {

@@ -36,6 +36,23 @@ pub struct ClientIdentity {
     pub key: PrivateKeyDer<'static>,
 }
 
+impl ClientIdentity {
+    /// Expressway-C's certificate from a PKI: `id` when given (a scenario's `client_cert`),
+    /// else the topology's `<peer>/expressway` certificate, if it has one.
+    pub fn from_pki(pki: &crate::pki::Pki, id: Option<&str>) -> Result<Option<ClientIdentity>, crate::pki::PkiError> {
+        let cert = match id {
+            Some(id) => pki.cert(id)?,
+            None => {
+                match pki.certs().find(|c| c.identity().is_some_and(|(_, k)| k == crate::pki::CertKind::Expressway)) {
+                    Some(cert) => cert,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(ClientIdentity { chain: pki.sent_chain(&cert.id)?, key: cert.private_key() }))
+    }
+}
+
 impl Clone for ClientIdentity {
     fn clone(&self) -> Self {
         ClientIdentity { chain: self.chain.clone(), key: self.key.clone_key() }
