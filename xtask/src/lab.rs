@@ -149,12 +149,18 @@ fn read_state(ws: &Workspace) -> anyhow::Result<LabState> {
 
 /// Whether `pid` is a live `lab serve` process (not gone, not a zombie, not a reused pid).
 pub fn serving(pid: u32) -> bool {
+    running(pid)
+        && fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|c| c.split(|b| *b == 0).any(|arg| arg == b"serve"))
+            .unwrap_or(false)
+}
+
+/// Whether `pid` still exists and is not a zombie. A process that is exiting loses its
+/// command line before it is gone, so waiting for an exit must not look at the command line.
+fn running(pid: u32) -> bool {
     let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
-    if matches!(state, None | Some('Z' | 'X')) {
-        return false;
-    }
-    fs::read(format!("/proc/{pid}/cmdline")).map(|c| c.split(|b| *b == 0).any(|arg| arg == b"serve")).unwrap_or(false)
+    !matches!(state, None | Some('Z' | 'X'))
 }
 
 fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
@@ -439,14 +445,19 @@ fn stop(ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
     if serving(state.pid) {
         // A lab that no longer answers is killed below.
         let _: Result<String, _> = control(state, "stop");
+        // The pid was checked to be our serve process; from here on, wait for it to be gone.
         let deadline = Instant::now() + Duration::from_secs(15);
-        while serving(state.pid) && Instant::now() < deadline {
+        while running(state.pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if serving(state.pid) {
+        if running(state.pid) {
             let status = Command::new("kill").arg("-KILL").arg(state.pid.to_string()).status()?;
             if !status.success() {
                 bail!("could not stop pid {}", state.pid);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while running(state.pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
             }
         }
     }
