@@ -32,9 +32,29 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::scenario::spec::DiagnosisClass;
+/// The closed set of diagnosis classes (SPEC's troubleshooting flow).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DiagnosisClass {
+    /// A self-signed certificate at depth 0: upload it.
+    SelfSigned,
+    /// `unable to get local issuer certificate`: upload the issuing CA chain, or send intermediates.
+    UnknownIssuer,
+    /// `self signed certificate in certificate chain`: upload that root.
+    UntrustedRoot,
+    /// `unable to get issuer certificate`: upload the root above the uploaded intermediate.
+    MissingRoot,
+    /// Expired: re-issue.
+    Expired,
+    /// Not yet valid: re-issue (or fix the clock).
+    NotYetValid,
+    /// The EKU does not allow serverAuth: re-issue.
+    WrongPurpose,
+    /// `SNI (<addr>) not in certificate`: add the address, or advertise a name it holds.
+    NameNotInCertificate,
+}
 
 /// The short-term workaround: back to pre-X14.2 behaviour (SPEC, "Behaviour by version").
 pub const WORKAROUND: &str = "xConfiguration EdgeConfigServer VerifyOriginServer: Off";

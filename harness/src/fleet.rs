@@ -52,21 +52,10 @@ impl FleetFile {
             }
         };
         let file: FleetFile = toml::from_str(&source.text)
-            .map_err(|e| format!("{}: {}", source.name, crate::scenario::with_suggestion(&e.to_string())))?;
-        let topology = match (&file.topology, &file.certs) {
-            (Some(name), None) => crate::pki::builtin::topology(name).map_err(|e| e.to_string())?,
-            (None, Some(certs)) => crate::pki::Topology::from_spec(
-                crate::pki::TopologySpec { description: None, certs: certs.clone() },
-                Some(&source),
-            )
-            .map_err(|e| e.to_string())?,
-            _ => {
-                return Err(format!(
-                    "{}: give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables",
-                    source.name
-                ));
-            }
-        };
+            .map_err(|e| format!("{}: {}", source.name, crate::source::with_suggestion(&e.to_string(), &[])))?;
+        let topology =
+            crate::pki::Topology::named_or_inline(file.topology.as_deref(), file.certs.as_ref(), None, &source)
+                .map_err(|e| e.to_string())?;
         Ok((file, topology))
     }
 }

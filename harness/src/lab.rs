@@ -185,11 +185,8 @@ impl Lab {
         if file.hints.len() != 3 {
             return Err(definition(format!("{} hints, want 3 (direction, where to look, the fix)", file.hints.len())));
         }
-        let topology = match (&file.topology, file.certs) {
-            (Some(builtin), None) => crate::pki::builtin::topology(builtin)?,
-            (None, Some(certs)) => Topology::from_spec(crate::pki::TopologySpec { description: None, certs }, None)?,
-            _ => return Err(definition("give either `topology` or inline [certs] tables".into())),
-        };
+        let source = crate::source::Source::new(format!("labs/{name}.toml"), *text);
+        let topology = Topology::named_or_inline(file.topology.as_deref(), file.certs.as_ref(), None, &source)?;
         Ok(Lab {
             name: name.to_string(),
             title: file.title,

@@ -78,6 +78,27 @@ pub fn did_you_mean<'a>(wanted: &str, known: impl IntoIterator<Item = &'a str>) 
     closest(wanted, known).map(|k| format!(" (did you mean '{k}'?)")).unwrap_or_default()
 }
 
+/// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
+/// "unknown variant" messages. The names serde lists are the candidates; when it lists none
+/// (an untagged or internally tagged enum), `fallback` is (a scenario's step kinds, say).
+pub fn with_suggestion(message: &str, fallback: &[&str]) -> String {
+    let Some(start) = message.find("unknown field `").or_else(|| message.find("unknown variant `")) else {
+        return message.to_string();
+    };
+    let rest = &message[start..];
+    let Some(open) = rest.find('`') else { return message.to_string() };
+    let Some(close) = rest[open + 1..].find('`') else { return message.to_string() };
+    let wanted = &rest[open + 1..open + 1 + close];
+    let expected: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+    let candidates: Vec<&str> = if expected.is_empty() { fallback.to_vec() } else { expected };
+    let suggestion = did_you_mean(wanted, candidates);
+    if suggestion.is_empty() {
+        return message.to_string();
+    }
+    let line_end = message[start..].find('\n').map(|i| start + i).unwrap_or(message.len());
+    format!("{}{}{}", &message[..line_end], suggestion, &message[line_end..])
+}
+
 /// `impl Deserialize` for types that parse from a string with `FromStr<Err: Display>`, so a bad
 /// value is reported by the TOML reader with its line and column.
 #[macro_export]
@@ -107,5 +128,17 @@ mod tests {
     fn suggests_a_close_name_whatever_its_case() {
         assert_eq!(closest("tomcat-ecsda", ["tomcat", "tomcat-ECDSA"]), Some("tomcat-ECDSA"));
         assert_eq!(closest("zzzz", ["tomcat", "tomcat-ECDSA"]), None);
+    }
+
+    #[test]
+    fn unknown_fields_get_a_suggestion_from_the_listed_names() {
+        let m = with_suggestion("unknown field `statuss`, expected one of `status`, `failed`", &[]);
+        assert!(m.contains("(did you mean 'status'?)"), "{m}");
+    }
+
+    #[test]
+    fn without_listed_names_the_fallback_is_searched() {
+        assert!(with_suggestion("unknown variant `requst`", &["request"]).contains("(did you mean 'request'?)"));
+        assert_eq!(with_suggestion("unknown variant `requst`", &[]), "unknown variant `requst`");
     }
 }

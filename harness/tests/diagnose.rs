@@ -4,13 +4,13 @@
 use std::io::Write as _;
 use std::path::Path;
 
+use harness::diagnose::DiagnosisClass;
 use harness::diagnose::{self, DiagnoseError, Finding, Report, WORKAROUND, class_name};
 use harness::pki::KeyCache;
 use harness::scenario::Catalogue;
 use harness::scenario::batch::run_files;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::run::RunOptions;
-use harness::scenario::spec::DiagnosisClass;
 use harness::verifier::Profile;
 use harness::verifier::builtin::BuiltinFactory;
 

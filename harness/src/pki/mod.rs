@@ -199,6 +199,15 @@ pub enum PkiError {
         /// rcgen's message.
         message: String,
     },
+    /// A file (scenario, fleet, lab) that names a built-in topology and also writes certificates
+    /// inline, or does neither.
+    #[error(
+        "{source_name}: give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables, not both or neither"
+    )]
+    TopologyChoice {
+        /// The file or built-in name.
+        source_name: String,
+    },
     /// A topology name that is not built in.
     #[error("unknown topology '{name}'{suggestion}; built-in topologies are {}", builtin::NAMES.join(", "))]
     UnknownTopology {
@@ -242,6 +251,24 @@ impl Topology {
         let spec: TopologySpec = toml::from_str(&source.text)
             .map_err(|e| PkiError::Toml { source_name: source.name.clone(), message: e.to_string() })?;
         Topology::from_spec(spec, Some(source))
+    }
+
+    /// The topology a scenario, fleet or lab file names (`topology = "<built-in>"`) or writes
+    /// inline (`[certs."<id>"]` tables): the one way any file states its PKI. `source` is the
+    /// file, for messages and line numbers; `description` says what the topology is for.
+    pub fn named_or_inline(
+        name: Option<&str>,
+        certs: Option<&BTreeMap<String, CertSpec>>,
+        description: Option<String>,
+        source: &Source,
+    ) -> Result<Topology, PkiError> {
+        match (name, certs) {
+            (Some(name), None) => builtin::topology(name),
+            (None, Some(certs)) => {
+                Topology::from_spec(TopologySpec { description, certs: certs.clone() }, Some(source))
+            }
+            _ => Err(PkiError::TopologyChoice { source_name: source.name.clone() }),
+        }
     }
 
     /// Checks a topology. With a `source`, errors point at the line and column of the

@@ -121,7 +121,7 @@ pub fn load_known(path: &Path) -> Result<Vec<Known>, String> {
         Err(e) => Err(format!("{}: {e}", path.display())),
         Ok(text) => toml::from_str::<KnownFile>(&text)
             .map(|f| f.divergence)
-            .map_err(|e| format!("{}: {}", path.display(), super::with_suggestion(&e.to_string()))),
+            .map_err(|e| format!("{}: {}", path.display(), crate::source::with_suggestion(&e.to_string(), &[]))),
     }
 }
 

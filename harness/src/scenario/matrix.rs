@@ -17,11 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use super::catalogue::Catalogue;
 use super::login::LoginSpec;
-use super::run::{RunOptions, VerifierFactory, run};
-use super::spec::Family;
+use super::run::{RunOptions, run};
 use crate::pki::KeyCache;
 use crate::verifier::command::UNSUPPORTED_STATUS;
 use crate::verifier::{Change, Failure, OriginRequest, Outcome, Session, Verifier, VerifierFault};
+use crate::verifier::{Family, VerifierFactory};
 
 /// One verifier's answer to one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

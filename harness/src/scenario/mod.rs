@@ -18,11 +18,11 @@ pub mod spec;
 use std::path::{Path, PathBuf};
 
 pub use catalogue::Catalogue;
-pub use run::{RunOptions, ScenarioRun, StepReport, VerifierFactory};
+pub use run::{RunOptions, ScenarioRun, StepReport};
 pub use spec::ScenarioSpec;
 
 use crate::pki::PkiError;
-use crate::source::{Source, did_you_mean};
+use crate::source::{Source, with_suggestion};
 use crate::verifier::VerifierFault;
 
 /// Why a scenario could not run (as opposed to running and differing).
@@ -95,26 +95,6 @@ const STEP_KINDS: [&str; 12] = [
     "reissue",
 ];
 
-/// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
-/// "unknown variant" messages.
-pub fn with_suggestion(message: &str) -> String {
-    let Some(start) = message.find("unknown field `").or_else(|| message.find("unknown variant `")) else {
-        return message.to_string();
-    };
-    let rest = &message[start..];
-    let Some(open) = rest.find('`') else { return message.to_string() };
-    let Some(close) = rest[open + 1..].find('`') else { return message.to_string() };
-    let wanted = &rest[open + 1..open + 1 + close];
-    let expected: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
-    let candidates: Vec<&str> = if expected.is_empty() { STEP_KINDS.to_vec() } else { expected };
-    let suggestion = did_you_mean(wanted, candidates);
-    if suggestion.is_empty() {
-        return message.to_string();
-    }
-    let line_end = message[start..].find('\n').map(|i| start + i).unwrap_or(message.len());
-    format!("{}{}{}", &message[..line_end], suggestion, &message[line_end..])
-}
-
 impl Scenario {
     /// The id of a file under `root`: `seed/tftp-self-signed-ecdsa.toml` is
     /// `seed::tftp-self-signed-ecdsa`.
@@ -137,7 +117,7 @@ impl Scenario {
     pub fn from_text(id: String, path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         let source = Source::new(path.display().to_string(), text);
         let spec: ScenarioSpec = toml::from_str(text).map_err(|e| ScenarioError::Parse {
-            message: format!("{}: {}", path.display(), with_suggestion(&e.to_string())),
+            message: format!("{}: {}", path.display(), with_suggestion(&e.to_string(), &STEP_KINDS)),
         })?;
         let scenario = Scenario { id, path: path.into(), source, spec };
         scenario.check()?;
@@ -185,8 +165,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_fields_get_a_suggestion() {
-        let m = with_suggestion("unknown field `statuss`, expected one of `status`, `failed`");
-        assert!(m.contains("(did you mean 'status'?)"), "{m}");
+    fn an_unknown_step_kind_is_matched_against_the_step_kinds() {
+        let m = with_suggestion("unknown variant `requst`", &STEP_KINDS);
+        assert!(m.contains("(did you mean 'request'?)"), "{m}");
     }
 }

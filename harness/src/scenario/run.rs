@@ -3,38 +3,25 @@
 //! expectation check.
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use simulators::{EventKind, Fleet, NodeEvent};
 use time::OffsetDateTime;
 
 use super::login::{LoginSpec, Service};
 use super::spec::{
-    Acceptance, By, CheckExpect, DiscoverStep, Family, LoginStep, LoginVerdict, OnOff, RequestExpect, RequestStep,
+    Acceptance, By, CheckExpect, DiscoverStep, LoginStep, LoginVerdict, OnOff, RequestExpect, RequestStep,
     ScenarioSpec, Step, Works,
 };
 use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
 use crate::fleet::{ResolvedFleet, ResolvedNode};
-use crate::pki::{KeyCache, Pki, Topology, TopologySpec, builtin};
+use crate::pki::{KeyCache, Pki, Topology};
+use crate::runtime::runtime;
 use crate::source::did_you_mean;
 use crate::verifier::{
-    Change, ClientIdentity, Failure, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault,
+    Change, ClientIdentity, Failure, Family, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier,
+    VerifierFactory,
 };
-
-/// Makes one verifier per Expressway-C peer.
-pub trait VerifierFactory: Sync {
-    /// The verifier's name as reports show it.
-    fn name(&self) -> String;
-    /// Whose written expectations apply.
-    fn family(&self) -> Family;
-    /// A fresh verifier for one peer of one scenario.
-    fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault>;
-    /// Whether the PKI must be built at the real current time (real verifiers read the clock).
-    fn needs_real_clock(&self) -> bool {
-        false
-    }
-}
 
 /// What to run a scenario with.
 pub struct RunOptions<'a> {
@@ -104,19 +91,6 @@ impl ScenarioRun {
     }
 }
 
-/// The runtime the fleets of every scenario in this process run on.
-pub fn runtime() -> &'static tokio::runtime::Runtime {
-    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("mralab-fleet")
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("cannot start the tokio runtime: {e}"))
-    })
-}
-
 /// A discovered node: the name the publisher advertises and the fleet node behind it.
 #[derive(Debug, Clone)]
 struct Advertised {
@@ -146,18 +120,12 @@ struct Runner<'a> {
 /// The topology a scenario names or writes inline.
 pub fn topology_of(scenario: &Scenario) -> Result<Topology, ScenarioError> {
     let spec = &scenario.spec;
-    match (&spec.topology, &spec.certs) {
-        (Some(name), None) => Ok(builtin::topology(name)?),
-        (None, Some(certs)) => Ok(Topology::from_spec(
-            TopologySpec { description: Some(spec.title.clone()), certs: certs.clone() },
-            Some(&scenario.source),
-        )?),
-        _ => Err(ScenarioError::Invalid {
-            id: scenario.id.clone(),
-            message: "give either `topology = \"<built-in>\"` or inline [certs.\"<id>\"] tables, not both or neither"
-                .into(),
-        }),
-    }
+    Ok(Topology::named_or_inline(
+        spec.topology.as_deref(),
+        spec.certs.as_ref(),
+        Some(spec.title.clone()),
+        &scenario.source,
+    )?)
 }
 
 /// Runs a scenario.

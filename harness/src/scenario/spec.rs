@@ -33,9 +33,11 @@
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use crate::diagnose::DiagnosisClass;
 use crate::expressway::{ExpresswaySpec, Policy, Properties, Version};
 use crate::fleet::FleetSpec;
 use crate::pki::{CertSpec, San, TimeSpec};
+use crate::verifier::Family;
 
 /// A whole scenario file.
 #[derive(Debug, Clone, Deserialize)]
@@ -81,28 +83,6 @@ pub struct Diagnosis {
     pub port: u16,
     /// The class.
     pub class: DiagnosisClass,
-}
-
-/// The closed set of diagnosis classes (SPEC's troubleshooting flow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DiagnosisClass {
-    /// A self-signed certificate at depth 0: upload it.
-    SelfSigned,
-    /// `unable to get local issuer certificate`: upload the issuing CA chain, or send intermediates.
-    UnknownIssuer,
-    /// `self signed certificate in certificate chain`: upload that root.
-    UntrustedRoot,
-    /// `unable to get issuer certificate`: upload the root above the uploaded intermediate.
-    MissingRoot,
-    /// Expired: re-issue.
-    Expired,
-    /// Not yet valid: re-issue (or fix the clock).
-    NotYetValid,
-    /// The EKU does not allow serverAuth: re-issue.
-    WrongPurpose,
-    /// `SNI (<addr>) not in certificate`: add the address, or advertise a name it holds.
-    NameNotInCertificate,
 }
 
 /// One step.
@@ -280,17 +260,6 @@ impl RequestExpect {
         }
         out
     }
-}
-
-/// Verifier families whose expectations may legitimately differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// The built-in model.
-    Builtin,
-    /// The real Apache Traffic Server.
-    Ats,
-    /// Anything else: written expectations do not apply.
-    Other,
 }
 
 /// How a request names its node.

@@ -872,7 +872,7 @@ fn http_send(
         .header(hyper::header::CONNECTION, "close")
         .body(Empty::<bytes::Bytes>::new())
         .map_err(|e| e.to_string())?;
-    crate::scenario::run::runtime().block_on(async move {
+    crate::runtime::runtime().block_on(async move {
         let exchange = async move {
             let stream = tokio::net::TcpStream::from_std(stream).map_err(|e| e.to_string())?;
             let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -1044,13 +1044,13 @@ impl Verifier for AtsVerifier {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AtsFactory;
 
-impl crate::scenario::VerifierFactory for AtsFactory {
+impl crate::verifier::VerifierFactory for AtsFactory {
     fn name(&self) -> String {
         "ats".into()
     }
 
-    fn family(&self) -> crate::scenario::spec::Family {
-        crate::scenario::spec::Family::Ats
+    fn family(&self) -> crate::verifier::Family {
+        crate::verifier::Family::Ats
     }
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {

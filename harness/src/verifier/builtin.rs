@@ -580,17 +580,17 @@ impl ServerCertVerifier for ModelCheck {
 #[derive(Debug, Clone, Copy)]
 pub struct BuiltinFactory(pub Profile);
 
-impl crate::scenario::VerifierFactory for BuiltinFactory {
+impl crate::verifier::VerifierFactory for BuiltinFactory {
     fn name(&self) -> String {
         format!("builtin:{}", self.0)
     }
 
     /// The `ats-9.2` profile imitates stock Apache Traffic Server, so the expectations written
     /// for the real traffic server (`expect.ats`) apply to it.
-    fn family(&self) -> crate::scenario::spec::Family {
+    fn family(&self) -> crate::verifier::Family {
         match self.0 {
-            Profile::ExpresswayX14_2 => crate::scenario::spec::Family::Builtin,
-            Profile::Ats9_2 => crate::scenario::spec::Family::Ats,
+            Profile::ExpresswayX14_2 => crate::verifier::Family::Builtin,
+            Profile::Ats9_2 => crate::verifier::Family::Ats,
         }
     }
 

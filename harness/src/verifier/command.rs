@@ -29,7 +29,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::{Change, Failure, OriginRequest, Outcome, ServedCert, Session, Verifier, VerifierFault};
 use crate::expressway::TlsVersion;
-use crate::scenario::spec::Family;
+use crate::verifier::Family;
 
 /// The protocol version this harness speaks; sent in every `session` message.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -526,7 +526,7 @@ impl CommandFactory {
     }
 }
 
-impl crate::scenario::VerifierFactory for CommandFactory {
+impl crate::verifier::VerifierFactory for CommandFactory {
     fn name(&self) -> String {
         format!("cmd:{}", self.path.display())
     }

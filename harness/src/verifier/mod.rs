@@ -14,6 +14,7 @@
 pub mod ats;
 pub mod builtin;
 pub mod command;
+mod factory;
 pub mod log;
 mod name;
 
@@ -24,6 +25,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::OffsetDateTime;
 
 use crate::expressway::{ExpresswaySpec, TrustStore};
+pub use factory::{Family, VerifierFactory};
 pub use log::{LogSettings, Profile};
 pub use name::name_matches;
 
