@@ -2,15 +2,12 @@
 //! peer, play the steps in order, and record what happened for the snapshot and the
 //! expectation check.
 
-use std::collections::BTreeMap;
-
 use simulators::{EventKind, Fleet, NodeEvent};
 use time::OffsetDateTime;
 
 use super::login::{LoginSpec, Service};
 use super::spec::{
-    Acceptance, By, CheckExpect, DiscoverStep, LoginStep, LoginVerdict, OnOff, RequestExpect, RequestStep,
-    ScenarioSpec, Step, Works,
+    Acceptance, By, CheckExpect, DiscoverStep, LoginStep, OnOff, RequestExpect, RequestStep, ScenarioSpec, Step, Works,
 };
 use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
@@ -612,8 +609,7 @@ impl Runner<'_> {
         let login = self.options.login.clone();
         let mut verdicts = Vec::new();
         for peer in &peers {
-            let mut answered: BTreeMap<usize, bool> = BTreeMap::new();
-            let mut any_failed = false;
+            let mut answers = Vec::new();
             for (i, req) in login.requests.iter().enumerate() {
                 let nodes: Vec<&Advertised> = discovered
                     .iter()
@@ -634,23 +630,10 @@ impl Runner<'_> {
                     let mut lines = Vec::new();
                     let outcome = self.send(peer, &request, &mut lines)?;
                     report.lines.extend(lines);
-                    let ok = outcome.ok();
-                    any_failed |= !ok;
-                    let entry = answered.entry(i).or_insert(false);
-                    *entry |= ok;
+                    answers.push((i, outcome.ok()));
                 }
             }
-            let required_ok = login
-                .requests
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.required)
-                .all(|(i, _)| answered.get(&i).copied().unwrap_or(true));
-            let verdict = match (required_ok && !discovered.is_empty(), any_failed) {
-                (true, false) => LoginVerdict::Works,
-                (true, true) => LoginVerdict::Degraded,
-                (false, _) => LoginVerdict::Fails,
-            };
+            let verdict = super::login::verdict(&login, !discovered.is_empty(), &answers);
             verdicts.push((peer.clone(), verdict));
         }
         report.outcome = verdicts
