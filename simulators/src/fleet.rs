@@ -251,7 +251,21 @@ fn client_auth_kind(c: &ClientAuth) -> &'static str {
 /// A node's services loaded but not yet bound.
 struct Prepared {
     config: NodeConfig,
-    services: Vec<(u16, CertChoice, &'static str, ConfigBase, ServiceTls)>,
+    services: Vec<PreparedService>,
+}
+
+/// One service of a node with its identities loaded and checked, waiting for its listener.
+struct PreparedService {
+    /// The modelled port, also the port bound.
+    port: u16,
+    /// How the service chooses between its RSA and ECDSA identities.
+    choice: CertChoice,
+    /// Whether it sends a CertificateRequest: `off`, `request` or `require`.
+    client_auth: &'static str,
+    /// The settings every identity's rustls config shares; kept to build replacements from.
+    base: ConfigBase,
+    /// The identities served from the start.
+    tls: ServiceTls,
 }
 
 fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
@@ -286,7 +300,13 @@ fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
             )
             .map_err(tls_err)?;
             let tls = base.service_tls(svc.rsa.as_ref(), svc.ecdsa.as_ref()).map_err(tls_err)?;
-            services.push((svc.port, svc.choice.clone(), client_auth_kind(&svc.client_auth), base, tls));
+            services.push(PreparedService {
+                port: svc.port,
+                choice: svc.choice.clone(),
+                client_auth: client_auth_kind(&svc.client_auth),
+                base,
+                tls,
+            });
         }
         // Keys and chains now live in `services`; keep the rest of the node's description.
         let mut config = node.clone();
@@ -319,8 +339,8 @@ fn bind_all_with(
             continue;
         };
         let mut listeners = Vec::with_capacity(node.services.len());
-        for (port, ..) in &node.services {
-            let addr = SocketAddr::new(IpAddr::V4(ip), *port);
+        for svc in &node.services {
+            let addr = SocketAddr::new(IpAddr::V4(ip), svc.port);
             listeners.push(bind(addr).map_err(|source| bind_error(&node.config.name, addr, source))?);
         }
         bound[i] = Some(listeners);
@@ -367,13 +387,13 @@ fn bind_auto(
         let node = &prepared[*i];
         let ip = loopback::address(first_block, u32::try_from(k).unwrap_or(u32::MAX));
         let mut listeners = Vec::with_capacity(node.services.len());
-        for (port, ..) in &node.services {
-            let addr = SocketAddr::new(IpAddr::V4(ip), *port);
+        for svc in &node.services {
+            let addr = SocketAddr::new(IpAddr::V4(ip), svc.port);
             match bind(addr) {
                 Ok(l) => listeners.push(l),
                 // Dropping `all` and `listeners` releases this attempt's sockets.
                 Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                    return Err(AutoBindError::Taken { node: node.config.name.clone(), port: *port });
+                    return Err(AutoBindError::Taken { node: node.config.name.clone(), port: svc.port });
                 }
                 Err(e) => {
                     return Err(AutoBindError::Other(bind_error(&node.config.name, addr, e)));
@@ -408,7 +428,9 @@ impl Fleet {
         for (i, (p, listeners)) in prepared.into_iter().zip(listeners).enumerate() {
             let mut services = Vec::with_capacity(p.services.len());
             let mut loopback = p.config.loopback;
-            for ((port, choice, client_auth, base, tls), listener) in p.services.into_iter().zip(listeners) {
+            for (PreparedService { port, choice, client_auth, base, tls }, listener) in
+                p.services.into_iter().zip(listeners)
+            {
                 let addr = listener.local_addr().map_err(|source| FleetError::Bind {
                     node: p.config.name.clone(),
                     addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
