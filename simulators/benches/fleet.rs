@@ -14,7 +14,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use simulators::{CertChoice, ClientAuth, Fleet, FleetConfig, Identity, NodeConfig, Role, ServiceConfig};
+use simulators::{
+    CertChoice, ClientAuth, Fleet, FleetConfig, Identity, NodeConfig, Role, ServiceConfig, TFTP_PORT, TOMCAT_PORT,
+};
 use tokio::net::{TcpListener, TcpStream};
 
 const HANDSHAKES: usize = 3000;
@@ -100,7 +102,7 @@ fn fleet_config(n: usize, id: &Identity) -> FleetConfig {
         rsa: None,
         ecdsa: Some(id.clone()),
         choice: CertChoice::ClientOrder,
-        client_auth: if port == 6972 {
+        client_auth: if port == TFTP_PORT {
             ClientAuth::Request { trust: vec![id.chain[0].clone()] }
         } else {
             ClientAuth::Off
@@ -117,7 +119,7 @@ fn fleet_config(n: usize, id: &Identity) -> FleetConfig {
                 system_server: format!("cucm{i}.bench.lab"),
                 loopback: None,
                 tls13: false,
-                services: vec![service(8443), service(6972)],
+                services: vec![service(TOMCAT_PORT), service(TFTP_PORT)],
             })
             .collect(),
         handshake_timeout: Duration::from_secs(10),
@@ -225,7 +227,7 @@ fn main() {
         // Warm-up, then the measured runs.
         handshakes(&[bare_addr]).await;
         let bare = handshakes(&[bare_addr]).await;
-        let one = vec![fleet.socket("node0", 8443).unwrap()];
+        let one = vec![fleet.socket("node0", TOMCAT_PORT).unwrap()];
         let one_rate = handshakes(&one).await;
         let _ = fleet.take_events();
         let all: Vec<SocketAddr> = fleet.nodes().iter().map(|n| n.services[0].addr).collect();

@@ -121,7 +121,7 @@ fn is_device_name(name: &str) -> bool {
 fn uds_version(fqdn: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n\
-         <versionInformation uri=\"https://{}:8443/cucm-uds/version\" version=\"{CUCM_VERSION}\">\
+         <versionInformation uri=\"https://{}:{TOMCAT_PORT}/cucm-uds/version\" version=\"{CUCM_VERSION}\">\
          <version>{CUCM_VERSION}</version></versionInformation>\n",
         xml_escape(fqdn)
     )
