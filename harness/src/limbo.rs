@@ -32,7 +32,7 @@ use x509_parser::prelude::{FromDer as _, X509Certificate};
 use crate::chain::{self, ChainInput, OPENSSL_DEFAULT_VERIFY_DEPTH, OpensslFlavour};
 use crate::fleet::ResolvedFleet;
 use crate::pki::{KeyCache, Pki};
-use crate::scenario::{Catalogue, Scenario, ScenarioError, run::topology_of};
+use crate::scenario::{Catalogue, Scenario, ScenarioError};
 use crate::verifier::name_matches;
 
 /// A case left out, and why.
@@ -89,7 +89,7 @@ fn cases_of(
     skipped: &mut Vec<Skipped>,
 ) -> Result<(), ScenarioError> {
     let spec = &scenario.spec;
-    let topology = topology_of(scenario)?;
+    let topology = scenario.topology()?;
     let pki = Pki::build(&topology, spec.validation_time, keys)?;
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
         .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;

@@ -9,8 +9,9 @@ use std::sync::Mutex;
 
 use harness::expressway::{ExpresswaySpec, TrustStore, Version};
 use harness::pki::KeyCache;
+use harness::scenario::ScenarioRun;
 use harness::scenario::login::LoginSpec;
-use harness::scenario::run::{ScenarioRun, run};
+use harness::scenario::run::run;
 use harness::scenario::{Catalogue, RunOptions};
 use harness::verifier::VerifierFactory;
 use harness::verifier::ats::{AtsFactory, AtsVerifier, traffic_server_path};

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::catalogue::{Catalogue, SnapshotState};
-use super::run::{RunOptions, ScenarioRun, run};
+use super::report::ScenarioRun;
+use super::run::{RunOptions, run};
 
 /// One scenario's result in a batch.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::batch::BatchEntry;
 use super::catalogue::SnapshotState;
-use super::run::ScenarioRun;
+use super::report::ScenarioRun;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

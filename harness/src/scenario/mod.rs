@@ -12,16 +12,18 @@ pub mod html;
 pub mod login;
 pub mod matrix;
 pub mod render;
+pub mod report;
 pub mod run;
 pub mod spec;
 
 use std::path::{Path, PathBuf};
 
 pub use catalogue::Catalogue;
-pub use run::{RunOptions, ScenarioRun, StepReport};
+pub use report::{ScenarioRun, StepReport};
+pub use run::RunOptions;
 pub use spec::ScenarioSpec;
 
-use crate::pki::PkiError;
+use crate::pki::{PkiError, Topology};
 use crate::source::{Source, with_suggestion};
 use crate::verifier::VerifierFault;
 
@@ -150,8 +152,18 @@ impl Scenario {
         }) {
             return Err(invalid("no discover, login or request step: nothing is checked".into()));
         }
-        run::topology_of(self)?;
+        self.topology()?;
         Ok(())
+    }
+
+    /// The topology the scenario names or writes inline.
+    pub fn topology(&self) -> Result<Topology, ScenarioError> {
+        Ok(Topology::named_or_inline(
+            self.spec.topology.as_deref(),
+            self.spec.certs.as_ref(),
+            Some(self.spec.title.clone()),
+            &self.source,
+        )?)
     }
 
     /// The first paragraph of the description, on one line.

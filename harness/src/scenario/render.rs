@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use time::OffsetDateTime;
 
 use super::Scenario;
-use super::run::StepReport;
+use super::report::StepReport;
 use crate::fleet::ResolvedFleet;
 use crate::pki::Pki;
 

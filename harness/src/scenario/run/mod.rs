@@ -1,0 +1,234 @@
+//! Running one scenario: build its PKI, start its fleet, open a verifier per Expressway-C
+//! peer, play the steps in order, and record what happened for the snapshot and the
+//! expectation check.
+
+mod changes;
+mod expect;
+mod traffic;
+
+use simulators::Fleet;
+use time::OffsetDateTime;
+
+use super::login::LoginSpec;
+use super::report::{ChainDiagram, ScenarioRun, StepReport};
+use super::spec::{ScenarioSpec, Step};
+use super::{Scenario, ScenarioError};
+use crate::expressway::{ExpresswaySpec, TrustStore};
+use crate::fleet::ResolvedFleet;
+use crate::pki::{KeyCache, Pki};
+use crate::runtime::runtime;
+use crate::source::did_you_mean;
+use crate::verifier::{Change, ClientIdentity, LogSettings, Session, Verifier, VerifierFactory};
+
+/// What to run a scenario with.
+pub struct RunOptions<'a> {
+    /// The verifier.
+    pub verifier: &'a dyn VerifierFactory,
+    /// Where keys come from.
+    pub keys: KeyCache,
+    /// The login every `login` step replays.
+    pub login: LoginSpec,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions").field("verifier", &self.verifier.name()).finish_non_exhaustive()
+    }
+}
+
+/// A discovered node: the name the publisher advertises and the fleet node behind it.
+#[derive(Debug, Clone)]
+struct Advertised {
+    name: String,
+    node: String,
+}
+
+struct Peer {
+    name: String,
+    session: Session,
+    verifier: Box<dyn Verifier>,
+}
+
+struct Runner<'a> {
+    scenario: &'a Scenario,
+    options: &'a RunOptions<'a>,
+    pki: Pki,
+    fleet: ResolvedFleet,
+    running: Fleet,
+    expressway: ExpresswaySpec,
+    peers: Vec<Peer>,
+    discovered: Option<Vec<Advertised>>,
+    validation_time: OffsetDateTime,
+    log: Vec<String>,
+}
+
+/// Runs a scenario.
+pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    let spec: &ScenarioSpec = &scenario.spec;
+    let topology = scenario.topology()?;
+    let validation_time =
+        if options.verifier.needs_real_clock() { OffsetDateTime::now_utc() } else { spec.validation_time };
+    let pki = Pki::build(&topology, validation_time, &options.keys)?;
+    let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
+        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+    let config = fleet.config(&pki)?;
+    let running = runtime()
+        .block_on(Fleet::start(config))
+        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+    let mut runner = Runner {
+        scenario,
+        options,
+        pki,
+        fleet,
+        running,
+        expressway: spec.expressway.clone(),
+        peers: Vec::new(),
+        discovered: None,
+        validation_time,
+        log: Vec::new(),
+    };
+    let result = runner.play();
+    let Runner { running, .. } = runner;
+    runtime().block_on(running.stop());
+    result
+}
+
+impl Runner<'_> {
+    fn invalid(&self, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid { id: self.scenario.id.clone(), message: message.into() }
+    }
+
+    fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
+        self.open_peers()?;
+        let _ = self.running.take_events();
+        let mut steps = Vec::new();
+        for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
+            let mut report = StepReport {
+                index: i + 1,
+                title: step.kind().to_string(),
+                lines: Vec::new(),
+                outcome: String::new(),
+                expected: None,
+                mismatches: Vec::new(),
+            };
+            self.step(step, &mut report)?;
+            steps.push(report);
+        }
+        let snapshot = super::render::snapshot(self.scenario, &self.pki, &self.fleet, &steps, self.validation_time);
+        Ok(ScenarioRun {
+            id: self.scenario.id.clone(),
+            steps,
+            snapshot,
+            log: std::mem::take(&mut self.log),
+            title: self.scenario.spec.title.clone(),
+            description: self.scenario.spec.description.clone(),
+            chains: self.chains(),
+        })
+    }
+
+    /// The chains each listener serves (as the scenario ends), for diagrams.
+    fn chains(&self) -> Vec<ChainDiagram> {
+        let trusted: Vec<String> =
+            self.expressway.trust_of(self.expressway.peers.first().map_or("", String::as_str)).to_vec();
+        let mut out = Vec::new();
+        for node in &self.fleet.nodes {
+            for port in &node.ports {
+                for (alg, id) in [("rsa", &port.rsa), ("ecdsa", &port.ecdsa)] {
+                    let Some(id) = id else { continue };
+                    let links = self
+                        .pki
+                        .path_to_top(id)
+                        .into_iter()
+                        .filter_map(|link| self.pki.cert(&link).ok())
+                        .map(|c| {
+                            (c.id.clone(), c.spec.subject.to_string(), c.is_self_signed(), trusted.contains(&c.id))
+                        })
+                        .collect();
+                    out.push(ChainDiagram { label: format!("{}:{} {alg}", node.name, port.port), links });
+                }
+            }
+        }
+        out
+    }
+
+    fn trust_store(&self, peer: &str) -> Result<TrustStore, ScenarioError> {
+        let mut store = TrustStore::default();
+        for id in self.expressway.trust_of(peer) {
+            let cert = self.pki.cert(id)?;
+            store.add(id, cert.der.clone()).map_err(|e| self.invalid(format!("[expressway] trust: {e}")))?;
+        }
+        Ok(store)
+    }
+
+    fn client_identity(&self) -> Result<Option<ClientIdentity>, ScenarioError> {
+        Ok(ClientIdentity::from_pki(&self.pki, self.expressway.client_cert.as_deref())?)
+    }
+
+    fn open_peers(&mut self) -> Result<(), ScenarioError> {
+        for peer in self.expressway.peer_trust.keys() {
+            if !self.expressway.peers.contains(peer) {
+                return Err(self.invalid(format!(
+                    "[expressway] peer_trust names '{peer}', not one of peers {:?}{}",
+                    self.expressway.peers,
+                    did_you_mean(peer, self.expressway.peers.iter().map(String::as_str))
+                )));
+            }
+        }
+        let identity = self.client_identity()?;
+        for name in self.expressway.peers.clone() {
+            let session = Session {
+                peer: name.clone(),
+                expressway: self.expressway.clone(),
+                trust: self.trust_store(&name)?,
+                client_identity: identity.clone(),
+                validation_time: self.validation_time,
+                log: LogSettings { hostname: name.clone(), ..LogSettings::seed(self.scenario.spec.validation_time) },
+            };
+            let mut verifier = self.options.verifier.make()?;
+            verifier.open(&session)?;
+            self.peers.push(Peer { name, session, verifier });
+        }
+        Ok(())
+    }
+
+    fn peer_names(&self, via: &Option<String>) -> Result<Vec<String>, ScenarioError> {
+        match via {
+            None => Ok(self.peers.iter().map(|p| p.name.clone()).collect()),
+            Some(via) if self.peers.iter().any(|p| &p.name == via) => Ok(vec![via.clone()]),
+            Some(via) => Err(self.invalid(format!(
+                "unknown Expressway-C peer '{via}'{}",
+                did_you_mean(via, self.peers.iter().map(|p| p.name.as_str()))
+            ))),
+        }
+    }
+
+    /// Hands every peer's verifier the configuration now in force (trust stores are per peer
+    /// and already edited in place by the trust-store steps).
+    fn reconfigure(&mut self, change: Change) -> Result<(), ScenarioError> {
+        for peer in &mut self.peers {
+            peer.session.expressway = self.expressway.clone();
+            peer.verifier.reconfigure(&peer.session, change)?;
+        }
+        Ok(())
+    }
+
+    /// Plays one step: each kind has its method, in `traffic` (steps that send requests) or
+    /// `changes` (steps that change configuration or certificates).
+    fn step(&mut self, step: &Step, report: &mut StepReport) -> Result<(), ScenarioError> {
+        match step {
+            Step::Discover(discover) | Step::RefreshDiscovery(discover) => self.discover(discover, report)?,
+            Step::Login(login) => self.login(login, report)?,
+            Step::Request(request) => self.request(request, report)?,
+            Step::Upgrade(upgrade) => self.upgrade(upgrade, report)?,
+            Step::SetCiphers(set) => self.set_ciphers(set, report)?,
+            Step::SetVerifyOrigin(set) => self.set_verify_origin(set, report)?,
+            Step::SetPolicy(set) => self.set_policy(set, report)?,
+            Step::TrustStoreAdd(add) => self.trust_store_add(add, report)?,
+            Step::TrustStoreRemove(remove) => self.trust_store_remove(remove, report)?,
+            Step::SetSystemServer(set) => self.set_system_server(set, report)?,
+            Step::Reissue(reissue) => self.reissue(reissue, report)?,
+        }
+        let _ = self.collect_events(&mut report.lines);
+        Ok(())
+    }
+}
