@@ -12,6 +12,7 @@ pub mod lab;
 pub mod limbo;
 pub mod mra;
 pub mod pki;
+pub mod preflight;
 pub mod runtime;
 pub mod scenario;
 pub mod source;

@@ -8,7 +8,7 @@
 //!   the verdict under today's and the post-upgrade cipher list and policy.
 //!
 //! This is the one command that may dial outside loopback: a person aims it at their own
-//! servers.
+//! servers. It parses arguments, resolves names and prints; `harness::preflight` decides.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -16,10 +16,10 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Args;
-use harness::expressway::{ExpresswaySpec, TrustStore, Version};
-use harness::verifier::builtin::BuiltinVerifier;
-use harness::verifier::{ClientIdentity, Failure, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier};
-use time::OffsetDateTime;
+use harness::expressway::TrustStore;
+use harness::preflight::{self, Expressway, PreflightError, Upgrade};
+use harness::verifier::{ClientIdentity, Outcome};
+use simulators::{TFTP_PORT, TOMCAT_PORT};
 
 use crate::expressway::ExpresswayArgs;
 
@@ -69,7 +69,7 @@ impl<E: Into<anyhow::Error>> From<E> for Fault {
 }
 
 pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
-    let result = if args.publisher.is_some() { preflight(&args) } else { single(&args) };
+    let result = if args.publisher.is_some() { compare(&args) } else { single(&args) };
     match result {
         Ok(code) => Ok(code),
         Err(Fault(e)) => {
@@ -101,18 +101,6 @@ fn client_identity(args: &VerifyArgs) -> Result<Option<ClientIdentity>, Fault> {
 fn x509_key(pem: &str) -> anyhow::Result<rustls_pki_types::PrivateKeyDer<'static>> {
     use rustls_pki_types::pem::PemObject as _;
     rustls_pki_types::PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| anyhow::anyhow!("no private key: {e}"))
-}
-
-fn session(spec: ExpresswaySpec, trust: TrustStore, identity: Option<ClientIdentity>) -> Session {
-    let now = OffsetDateTime::now_utc();
-    Session {
-        peer: "vcsc".into(),
-        expressway: spec,
-        trust,
-        client_identity: identity,
-        validation_time: now,
-        log: LogSettings { pid: std::process::id(), ..LogSettings::seed(now) },
-    }
 }
 
 fn resolve(addr: &str, default_port: u16) -> Result<SocketAddr, Fault> {
@@ -148,143 +136,90 @@ fn print_outcome(outcome: &Outcome) {
     for line in &outcome.debug {
         println!("(debug) {line}");
     }
-    println!(
-        "status {} {}{}",
-        outcome.status,
-        outcome.reason,
-        outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
-    );
+    println!("status {}", outcome.summary());
+}
+
+fn expressway(args: &VerifyArgs) -> Result<Expressway, Fault> {
+    Ok(Expressway {
+        trust: trust_store(&args.trust)?,
+        identity: client_identity(args)?,
+        profile: args.expressway.profile()?,
+    })
 }
 
 fn single(args: &VerifyArgs) -> Result<ExitCode, Fault> {
     let connect = args.connect.as_deref().context("give --connect ADDR:PORT or --publisher ADDR")?;
-    let dial = resolve(connect, 8443)?;
+    let dial = resolve(connect, TOMCAT_PORT)?;
     let host = args.host.clone().unwrap_or_else(|| host_part(connect));
     let spec = args.expressway.spec(&host)?;
-    let mut verifier = BuiltinVerifier::danger_allow_non_loopback(args.expressway.profile()?);
-    verifier.open(&session(spec, trust_store(&args.trust)?, client_identity(args)?))?;
-    let path = args.path.clone().unwrap_or_else(|| default_path(dial.port()).to_string());
-    let outcome = verifier.request(&OriginRequest {
-        host,
-        modelled_ip: dial.ip(),
-        port: dial.port(),
-        dial,
-        method: "GET".into(),
-        path,
-        purpose: Purpose::Mra,
-    })?;
+    let outcome = preflight::check_one(&expressway(args)?, spec, &host, dial, args.path.as_deref());
+    let outcome = outcome.map_err(anyhow::Error::from)?;
     print_outcome(&outcome);
-    if let Some(Failure::Connect { reason }) = &outcome.failure
-        && outcome.tls.is_none()
-    {
-        return Err(anyhow::anyhow!("nothing answered at {dial}: {reason}").into());
-    }
     Ok(if outcome.status == 502 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn default_path(port: u16) -> &'static str {
-    if port == 6972 { "/SPDefault.cnf.xml" } else { "/cucm-uds/version" }
-}
-
-fn preflight(args: &VerifyArgs) -> Result<ExitCode, Fault> {
+fn compare(args: &VerifyArgs) -> Result<ExitCode, Fault> {
     let publisher = args.publisher.as_deref().context("--publisher")?;
     let (Some(from), Some(to)) = (&args.upgrade_from, &args.upgrade_to) else {
         return Err(anyhow::anyhow!("--publisher needs --upgrade-from and --upgrade-to").into());
     };
-    let from: Version = from.parse().map_err(anyhow::Error::msg)?;
-    let to: Version = to.parse().map_err(anyhow::Error::msg)?;
-    let mut resolved: Vec<(String, IpAddr)> = Vec::new();
+    let upgrade = Upgrade {
+        from: from.parse().map_err(anyhow::Error::msg)?,
+        to: to.parse().map_err(anyhow::Error::msg)?,
+        ciphers: args.expressway.ciphers.clone(),
+    };
+    let mut overrides: Vec<(String, IpAddr)> = Vec::new();
     for entry in &args.resolve {
         let (name, addr) = entry.split_once(':').context("--resolve takes NAME:ADDR")?;
-        resolved.push((name.to_string(), addr.parse().with_context(|| format!("--resolve {entry}"))?));
+        overrides.push((name.to_string(), addr.parse().with_context(|| format!("--resolve {entry}"))?));
     }
-    let lookup = |name: &str, port: u16| -> Result<SocketAddr, Fault> {
-        match resolved.iter().find(|(n, _)| n == name) {
-            Some((_, ip)) => Ok(SocketAddr::new(*ip, port)),
-            None => resolve(name, port),
-        }
-    };
     let publisher_host = args.host.clone().unwrap_or_else(|| host_part(publisher));
-    let publisher_dial = match resolved.iter().find(|(n, _)| *n == publisher_host) {
-        Some((_, ip)) => SocketAddr::new(*ip, 8443),
-        None => resolve(publisher, 8443)?,
+    let publisher_dial = match preflight::resolved(&overrides, &publisher_host, TOMCAT_PORT) {
+        Some(dial) => dial,
+        None => resolve(publisher, TOMCAT_PORT)?,
     };
-    let trust = trust_store(&args.trust)?;
-    let identity = client_identity(args)?;
-    let profile = args.expressway.profile()?;
-    let mut today_spec = ExpresswaySpec::new(from.clone(), None, &publisher_host);
-    if let Some(ciphers) = &args.expressway.ciphers {
-        today_spec.ciphers = Some(ciphers.clone());
-    }
-    let mut after_spec = today_spec.clone();
-    after_spec.upgrade(to.clone());
-    let mut today = BuiltinVerifier::danger_allow_non_loopback(profile);
-    today.open(&session(today_spec.clone(), trust.clone(), identity.clone()))?;
-    let mut after = BuiltinVerifier::danger_allow_non_loopback(profile);
-    after.open(&session(after_spec.clone(), trust, identity))?;
-
-    let discovery = today.request(&OriginRequest {
-        host: publisher_host.clone(),
-        modelled_ip: publisher_dial.ip(),
-        port: publisher_dial.port(),
-        dial: publisher_dial,
-        method: "GET".into(),
-        path: "/cucm-uds/servers".into(),
-        purpose: Purpose::Discovery { tls_verify_mode: false },
-    })?;
-    if !discovery.ok() {
-        print_outcome(&discovery);
-        return Err(anyhow::anyhow!(
-            "discovery from {publisher_host} failed: {} {}",
-            discovery.status,
-            discovery.reason
-        )
-        .into());
-    }
-    let names = harness::fleet::servers_in(&discovery.body);
-    println!("publisher {publisher_host} advertises: {}", names.join(", "));
-    println!("today: {} (ciphers {}; policy {})", today_spec.version, today_spec.ciphers(), today_spec.policy());
-    println!("after: {} (ciphers {}; policy {})\n", after_spec.version, after_spec.ciphers(), after_spec.policy());
-    let mut breaks = 0;
-    for name in &names {
-        for port in [8443u16, 6972] {
-            let dial = lookup(name, port)?;
-            let request = OriginRequest {
-                host: name.clone(),
-                modelled_ip: dial.ip(),
-                port,
-                dial,
-                method: "GET".into(),
-                path: default_path(port).into(),
-                purpose: Purpose::Mra,
-            };
-            let now = today.request(&request)?;
-            if now.tls.is_none() && matches!(now.failure, Some(Failure::Connect { .. })) {
+    let lookup = |name: &str, port: u16| match preflight::resolved(&overrides, name, port) {
+        Some(dial) => Ok(dial),
+        None => resolve(name, port).map_err(|Fault(e)| PreflightError::Resolve {
+            name: name.into(),
+            port,
+            reason: format!("{e:#}"),
+        }),
+    };
+    let comparison =
+        match preflight::compare_upgrade(&expressway(args)?, &upgrade, &publisher_host, publisher_dial, lookup) {
+            Ok(comparison) => comparison,
+            Err(PreflightError::Discovery { outcome, publisher }) => {
+                print_outcome(&outcome);
+                let error = PreflightError::Discovery { outcome, publisher };
+                return Err(anyhow::Error::from(error).into());
+            }
+            Err(e) => return Err(anyhow::Error::from(e).into()),
+        };
+    let (today, after) = (&comparison.today, &comparison.after);
+    println!("publisher {publisher_host} advertises: {}", comparison.advertised.join(", "));
+    println!("today: {} (ciphers {}; policy {})", today.version, today.ciphers(), today.policy());
+    println!("after: {} (ciphers {}; policy {})\n", after.version, after.ciphers(), after.policy());
+    let served = |o: &Outcome| o.served.first().map(ToString::to_string).unwrap_or_else(|| "nothing".into());
+    for name in &comparison.advertised {
+        for port in [TOMCAT_PORT, TFTP_PORT] {
+            if comparison.not_listening.iter().any(|(n, p)| n == name && *p == port) {
                 println!("{name}:{port}  not listening");
                 continue;
             }
-            let later = after.request(&request)?;
-            let verdict = |o: &Outcome| {
-                format!(
-                    "{} {}{}",
-                    o.status,
-                    o.reason,
-                    o.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
-                )
-            };
-            let served = |o: &Outcome| o.served.first().map(ToString::to_string).unwrap_or_else(|| "nothing".into());
+            let Some(p) = comparison.ports.iter().find(|p| &p.name == name && p.port == port) else { continue };
             println!("{name}:{port}");
-            println!("  today  served {}\n         -> {}", served(&now), verdict(&now));
-            println!("  after  served {}\n         -> {}", served(&later), verdict(&later));
-            for line in later.log.iter().filter(|l| l.contains("WARNING")).take(1) {
+            println!("  today  served {}\n         -> {}", served(&p.today), p.today.summary());
+            println!("  after  served {}\n         -> {}", served(&p.after), p.after.summary());
+            for line in p.after.log.iter().filter(|l| l.contains("WARNING")).take(1) {
                 println!("         {line}");
             }
-            if now.status != 502 && later.status == 502 {
-                breaks += 1;
+            if p.breaks() {
                 println!("  !! breaks with the upgrade");
             }
         }
     }
+    let breaks = comparison.breaks();
     println!("\n{breaks} node port(s) break with the upgrade");
     Ok(if breaks > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

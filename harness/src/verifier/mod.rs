@@ -220,6 +220,13 @@ impl Outcome {
     pub fn ok(&self) -> bool {
         self.status == 200
     }
+
+    /// The outcome on one line, as reports and the CLI show it: status, reason phrase and the
+    /// failed check (`502 connect failed [chain: 18 self signed certificate at depth 0]`).
+    pub fn summary(&self) -> String {
+        let failure = self.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default();
+        format!("{} {}{failure}", self.status, self.reason)
+    }
 }
 
 /// A fault of the verifier itself: never a verdict.

@@ -107,12 +107,7 @@ impl Runner<'_> {
         for line in &outcome.debug {
             lines.push(format!("  (debug) {line}"));
         }
-        lines.push(format!(
-            "  <- {} {}{}",
-            outcome.status,
-            outcome.reason,
-            outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
-        ));
+        lines.push(format!("  <- {}", outcome.summary()));
         if !settled {
             lines.push("  (the fleet did not go quiet within 10 s; node events may be incomplete)".into());
         }
@@ -180,12 +175,7 @@ impl Runner<'_> {
             self.discovered = Some(advertised.clone());
         } else {
             self.discovered = Some(Vec::new());
-            report.outcome = format!(
-                "fails: {} {}{}",
-                outcome.status,
-                outcome.reason,
-                outcome.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default()
-            );
+            report.outcome = format!("fails: {}", outcome.summary());
         }
         let want = match (self.options.verifier.family(), step.ats) {
             (Family::Ats, Some(ats)) => ats,
