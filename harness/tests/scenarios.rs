@@ -8,11 +8,11 @@ use std::path::Path;
 use harness::pki::KeyCache;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions, run::run};
-use harness::verifier::Profile;
 use harness::verifier::builtin::BuiltinFactory;
+use harness::verifier::{Profile, VerifierSpec};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn check(catalogue: &Catalogue, path: &Path, profile: Profile, snapshot_dir: &str) -> Result<(), Failed> {
+fn check(catalogue: &Catalogue, path: &Path, profile: Profile) -> Result<(), Failed> {
     let scenario = catalogue.load(path).map_err(|e| Failed::from(e.to_string()))?;
     let factory = BuiltinFactory(profile);
     let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
@@ -21,7 +21,7 @@ fn check(catalogue: &Catalogue, path: &Path, profile: Profile, snapshot_dir: &st
     if !mismatches.is_empty() {
         return Err(format!("expectations that do not hold:\n{}", mismatches.join("\n")).into());
     }
-    let snapshot_path = catalogue.snapshot_path(snapshot_dir, &run.id);
+    let snapshot_path = catalogue.snapshot_path(&VerifierSpec::Builtin(profile).snapshot_dir(), &run.id);
     let dir = snapshot_path.parent().map(Path::to_path_buf).unwrap_or_default();
     let name = snapshot_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     let snapshot = run.snapshot;
@@ -51,15 +51,14 @@ fn main() {
         }
     };
     // Each scenario under both profiles of the model, each against its own snapshots.
-    let profiles = [(Profile::ExpresswayX14_2, "builtin"), (Profile::Ats9_2, "builtin-ats-9.2")];
-    let trials = profiles
+    let trials = Profile::ALL
         .into_iter()
-        .flat_map(|(profile, dir)| {
+        .flat_map(|profile| {
             let catalogue = catalogue.clone();
             files.clone().into_iter().map(move |path| {
                 let id = catalogue.id_of(&path).unwrap_or_else(|| path.display().to_string());
                 let catalogue = catalogue.clone();
-                Trial::test(format!("scenario::{profile}::{id}"), move || check(&catalogue, &path, profile, dir))
+                Trial::test(format!("scenario::{profile}::{id}"), move || check(&catalogue, &path, profile))
             })
         })
         .collect();

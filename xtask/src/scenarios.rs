@@ -11,11 +11,7 @@ use harness::scenario::batch::{self, BatchEntry};
 use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions};
-use harness::verifier::Profile;
-use harness::verifier::VerifierFactory;
-use harness::verifier::ats::AtsFactory;
-use harness::verifier::builtin::BuiltinFactory;
-use harness::verifier::command::CommandFactory;
+use harness::verifier::{VerifierFactory, VerifierSpec};
 
 #[derive(Debug, Args)]
 pub struct ScenariosArgs {
@@ -87,34 +83,12 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
     Ok((k, n))
 }
 
-/// The verifier named on the command line, and the snapshot folder it uses.
+/// The verifier named on the command line (a bare `builtin` takes `--profile`), and the
+/// snapshot folder it uses.
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
-    if verifier == "ats" {
-        return Ok((Box::new(AtsFactory), "ats".to_string()));
-    }
-    let profile_name = match verifier.split_once(':') {
-        Some(("builtin", p)) => p,
-        Some(("cmd", path)) => {
-            let path = PathBuf::from(path);
-            if !path.is_file() {
-                bail!("--verifier cmd:{}: no such file", path.display());
-            }
-            let dir = CommandFactory::snapshot_dir(&path);
-            return Ok((Box::new(CommandFactory { path }), dir));
-        }
-        None if verifier == "builtin" => profile,
-        _ => bail!(
-            "unknown verifier '{verifier}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, ats, cmd:<path>"
-        ),
-    };
-    let profile = Profile::from_name(profile_name).with_context(|| {
-        format!("unknown profile '{profile_name}'; profiles: {}", Profile::ALL.map(Profile::name).join(", "))
-    })?;
-    let dir = match profile {
-        Profile::ExpresswayX14_2 => "builtin".to_string(),
-        other => format!("builtin-{other}"),
-    };
-    Ok((Box::new(BuiltinFactory(profile)), dir))
+    let spec: VerifierSpec =
+        if verifier == "builtin" { format!("builtin:{profile}").parse()? } else { verifier.parse()? };
+    Ok((spec.factory()?, spec.snapshot_dir()))
 }
 
 pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {

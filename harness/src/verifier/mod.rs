@@ -17,6 +17,7 @@ pub mod command;
 mod factory;
 pub mod log;
 mod name;
+mod spec;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -28,6 +29,7 @@ use crate::expressway::{ExpresswaySpec, TrustStore};
 pub use factory::{Family, VerifierFactory};
 pub use log::{LogSettings, Profile};
 pub use name::name_matches;
+pub use spec::{VerifierSpec, VerifierSpecError};
 
 /// Expressway-C's own certificate and key, presented when a node asks for one (6972).
 #[derive(Debug)]
