@@ -1,0 +1,225 @@
+//! The ats verifier's runroot, laid out for one session and the targets seen so far: a copy of
+//! `/etc/trafficserver` as sysconfdir with our `records.config`, `remap.config` (a rule per
+//! [`Target`], and one per readiness name) and an empty `storage.config`, `runroot.yaml`,
+//! private log, runtime and cache folders, a hosts file, a `resolv.conf` naming the stub DNS,
+//! the peer's trust store as PEM and Expressway-C's client certificate. The verifier in the
+//! parent module writes it before every start of `traffic_server`; nothing here runs anything.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::PrivateKeyDer;
+
+use crate::expressway::{ExpresswaySpec, TlsVersion};
+use crate::pki::pem_block;
+use crate::verifier::Session;
+
+/// The port ATS serves HTTP on, inside its own namespace (nothing else is there).
+pub(super) const ATS_PORT: u16 = 8080;
+/// How many readiness names the hosts file holds (one per probe).
+pub(super) const PROBE_NAMES: usize = 200;
+
+/// Why the runroot could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ConfigError {
+    /// A file or folder of the runroot could not be written.
+    #[error("writing {what} in {}: {source}", .root.display())]
+    Write {
+        /// The file or folder.
+        what: &'static str,
+        /// The runroot.
+        root: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A private key form with no PEM label here.
+    #[error("Expressway-C's client key is in a form this verifier cannot write")]
+    ClientKeyForm,
+}
+
+/// One remap rule: a target the requests named.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Target {
+    /// The host the MRA request names.
+    pub(super) host: String,
+    /// Its port.
+    pub(super) port: u16,
+    /// Discovery with "TLS verify mode" On while the traffic server verifies nothing.
+    pub(super) discovery_check: bool,
+}
+
+impl Target {
+    /// The path prefix of the target's rule on Expressway-C's front: `/<token>/`.
+    pub(super) fn prefix(&self, session: &Session) -> String {
+        let token = crate::mra::token(&session.expressway.domain, &self.host, self.port);
+        if self.discovery_check { format!("/discovery-{token}/") } else { format!("/{token}/") }
+    }
+}
+
+/// Writes the runroot at `root` for `session`, the `targets` and `hosts` seen so far and the
+/// readiness responder's port.
+pub(super) fn write_runroot(
+    root: &Path,
+    session: &Session,
+    targets: &[Target],
+    hosts: &BTreeMap<String, IpAddr>,
+    ready_port: u16,
+) -> Result<(), ConfigError> {
+    let io = |what: &'static str, source: io::Error| ConfigError::Write { what, root: root.to_path_buf(), source };
+    let etc = root.join("etc");
+    if !etc.exists() {
+        copy_dir(Path::new("/etc/trafficserver"), &etc).map_err(|e| io("a copy of /etc/trafficserver", e))?;
+    }
+    for d in ["log", "run", "cache", "capath"] {
+        fs::create_dir_all(root.join(d)).map_err(|e| io(d, e))?;
+    }
+    fs::write(root.join("runroot.yaml"), runroot_yaml(root)).map_err(|e| io("runroot.yaml", e))?;
+    fs::write(etc.join("storage.config"), "").map_err(|e| io("storage.config", e))?;
+
+    let trust: String = session.trust.ders().iter().map(|d| pem_block("CERTIFICATE", d)).collect();
+    fs::write(root.join("trust.pem"), &trust).map_err(|e| io("trust.pem", e))?;
+    if let Some(identity) = &session.client_identity {
+        let chain: String = identity.chain.iter().map(|c| pem_block("CERTIFICATE", c)).collect();
+        let key = match &identity.key {
+            PrivateKeyDer::Pkcs1(k) => pem_block("RSA PRIVATE KEY", k.secret_pkcs1_der()),
+            PrivateKeyDer::Sec1(k) => pem_block("EC PRIVATE KEY", k.secret_sec1_der()),
+            PrivateKeyDer::Pkcs8(k) => pem_block("PRIVATE KEY", k.secret_pkcs8_der()),
+            _ => return Err(ConfigError::ClientKeyForm),
+        };
+        fs::write(root.join("client.pem"), chain).map_err(|e| io("client.pem", e))?;
+        fs::write(root.join("client.key"), key).map_err(|e| io("client.key", e))?;
+    }
+    let records = records_config(root, &session.expressway, trust.is_empty(), session.client_identity.is_some());
+    fs::write(etc.join("records.config"), records).map_err(|e| io("records.config", e))?;
+
+    let (remap, hosts) = remap_and_hosts(session, targets, hosts, ready_port);
+    fs::write(etc.join("remap.config"), remap).map_err(|e| io("remap.config", e))?;
+    fs::write(root.join("hosts"), hosts).map_err(|e| io("hosts", e))?;
+    fs::write(root.join("resolv.conf"), "nameserver 127.0.0.1\n").map_err(|e| io("resolv.conf", e))?;
+    Ok(())
+}
+
+/// `runroot.yaml`: the runroot's own folders, the rest from Debian's layout.
+fn runroot_yaml(root: &Path) -> String {
+    let r = root.display();
+    format!(
+        "prefix: {r}\nexec_prefix: /usr\nbindir: /usr/bin\nsbindir: /usr/sbin\nsysconfdir: {r}/etc\n\
+         datadir: /usr/share/trafficserver\nincludedir: /usr/include\nlibdir: /usr/lib/trafficserver\n\
+         libexecdir: /usr/lib/trafficserver/modules\nlocalstatedir: {r}/run\nruntimedir: {r}/run\n\
+         logdir: {r}/log\ncachedir: {r}/cache\n"
+    )
+}
+
+/// `records.config` for Expressway-C's configuration; `client` when `client.pem` and
+/// `client.key` were written.
+fn records_config(root: &Path, expressway: &ExpresswaySpec, trust_is_empty: bool, client: bool) -> String {
+    let r = root.display();
+    let retries = expressway.attempts.max(1) - 1;
+    let mut records = String::from(
+        "# Generated by mralab's ats verifier for one Expressway-C peer; do not edit.\n\
+         CONFIG proxy.config.admin.user_id STRING #-1\n\
+         CONFIG proxy.config.exec_thread.autoconfig INT 0\n\
+         CONFIG proxy.config.exec_thread.limit INT 1\n\
+         CONFIG proxy.config.task_threads INT 1\n\
+         CONFIG proxy.config.net.connections_throttle INT 1000\n\
+         CONFIG proxy.config.http.cache.http INT 0\n\
+         CONFIG proxy.config.reverse_proxy.enabled INT 1\n\
+         CONFIG proxy.config.url_remap.remap_required INT 1\n\
+         CONFIG proxy.config.log.logging_enabled INT 0\n\
+         CONFIG proxy.config.diags.debug.enabled INT 1\n\
+         CONFIG proxy.config.diags.debug.tags STRING ssl.error\n\
+         CONFIG proxy.config.diags.output.debug STRING L\n\
+         CONFIG proxy.config.http.connect_attempts_timeout INT 5\n\
+         CONFIG proxy.config.http.keep_alive_enabled_out INT 0\n\
+         CONFIG proxy.config.dns.nameservers STRING 127.0.0.1\n\
+         CONFIG proxy.config.ssl.client.TLSv1 INT 0\n\
+         CONFIG proxy.config.ssl.client.TLSv1_1 INT 0\n",
+    );
+    let _ = writeln!(records, "CONFIG proxy.config.http.server_ports STRING {ATS_PORT}:ipv4:ip-in=127.0.0.1");
+    let _ = writeln!(records, "CONFIG proxy.config.ssl.client.verify.server.policy STRING {}", expressway.policy());
+    let _ =
+        writeln!(records, "CONFIG proxy.config.ssl.client.verify.server.properties STRING {}", expressway.properties());
+    if trust_is_empty {
+        // OpenSSL refuses an empty CA file; an empty folder trusts nothing, as an empty store.
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.CA.cert.filename STRING NULL");
+    } else {
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.CA.cert.filename STRING {r}/trust.pem");
+    }
+    let _ = writeln!(records, "CONFIG proxy.config.ssl.client.CA.cert.path STRING {r}/capath");
+    let _ = writeln!(records, "CONFIG proxy.config.ssl.client.cipher_suite STRING {}", expressway.ciphers());
+    let tls12 = expressway.tls.contains(&TlsVersion::Tls12);
+    let tls13 = expressway.tls.contains(&TlsVersion::Tls13);
+    let _ = writeln!(records, "CONFIG proxy.config.ssl.client.TLSv1_2 INT {}", u8::from(tls12));
+    let _ = writeln!(records, "CONFIG proxy.config.ssl.client.TLSv1_3 INT {}", u8::from(tls13));
+    let _ = writeln!(records, "CONFIG proxy.config.http.connect_attempts_max_retries INT {retries}");
+    let _ = writeln!(records, "CONFIG proxy.config.http.connect_attempts_rr_retries INT {retries}");
+    let _ = writeln!(records, "CONFIG proxy.config.hostdb.host_file.path STRING {r}/hosts");
+    let _ = writeln!(records, "CONFIG proxy.config.dns.resolv_conf STRING {r}/resolv.conf");
+    if client {
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.cert.path STRING {r}");
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.cert.filename STRING client.pem");
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.private_key.path STRING {r}");
+        let _ = writeln!(records, "CONFIG proxy.config.ssl.client.private_key.filename STRING client.key");
+    }
+    records
+}
+
+/// `remap.config` and the hosts file: a rule and a name per readiness probe, a rule per target,
+/// a line per host name the requests resolved.
+fn remap_and_hosts(
+    session: &Session,
+    targets: &[Target],
+    names: &BTreeMap<String, IpAddr>,
+    ready_port: u16,
+) -> (String, String) {
+    let mut remap = String::from("# Generated by mralab's ats verifier; do not edit.\n");
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for i in 0..PROBE_NAMES {
+        let _ = writeln!(remap, "map http://mralab-ready-{i}/ http://mralab-ready-{i}.invalid:{ready_port}/");
+        let _ = writeln!(hosts, "127.0.0.1 mralab-ready-{i}.invalid");
+    }
+    for target in targets {
+        let host = match target.host.parse::<IpAddr>() {
+            Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
+            _ => target.host.clone(),
+        };
+        let _ = write!(
+            remap,
+            "map http://{}:{}{} https://{host}:{}/",
+            session.expressway.front_name,
+            target.port,
+            target.prefix(session),
+            target.port
+        );
+        if target.discovery_check {
+            remap.push_str(
+                " @plugin=conf_remap.so @pparam=proxy.config.ssl.client.verify.server.policy=ENFORCED \
+                 @pparam=proxy.config.ssl.client.verify.server.properties=ALL",
+            );
+        }
+        remap.push('\n');
+    }
+    for (name, ip) in names {
+        let _ = writeln!(hosts, "{ip} {name}");
+    }
+    (remap, hosts)
+}
+
+/// Copies the folder `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Reading the ats verifier's `traffic_server` diags.log: the lines written since the last
+//! request, split into thread and body, and read into what the verifier reports: the WARNING
+//! lines of ATS's origin verify callback as [`Failure`]s (with OpenSSL 3's `X509_V_ERR_*`
+//! codes), the `ssl.error` debug line as the handshake's reason, and both as log lines in the
+//! `ats-9.2` profile. The verifier in the parent module decides when to read; nothing here
+//! talks to ATS.
+
+use std::fs;
+use std::io::{self, Read as _, Seek as _};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::chain::{OpensslFlavour, VerifyErrorCode};
+use crate::verifier::Failure;
+use crate::verifier::log::LogWriter;
+
+/// Where diags.log is, relative to the runroot.
+pub(super) const DIAGS_LOG: &str = "log/diags.log";
+
+/// The lines of the file at `path` written after `offset`, once the file stops growing.
+/// Whole lines only: `offset` moves past the last newline read.
+pub(super) fn lines_since(path: &Path, offset: &mut u64) -> Vec<String> {
+    let mut last = u64::MAX;
+    for _ in 0..20 {
+        let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        if len == last {
+            break;
+        }
+        last = len;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut text = String::new();
+    if let Ok(mut f) = fs::File::open(path)
+        && f.seek(io::SeekFrom::Start(*offset)).is_ok()
+    {
+        let _ = f.read_to_string(&mut text);
+    }
+    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    *offset += whole as u64;
+    text[..whole].lines().map(str::to_string).collect()
+}
+
+/// The last `n` lines of the file at `path` (none if it cannot be read), joined by newlines.
+pub(super) fn last_lines(path: &Path, n: usize) -> String {
+    let diags = fs::read_to_string(path).unwrap_or_default();
+    let tail: Vec<&str> = diags.lines().rev().take(n).collect::<Vec<_>>().into_iter().rev().collect();
+    tail.join("\n")
+}
+
+/// What one request's diags.log lines say.
+#[derive(Debug, Default)]
+pub(super) struct Reading {
+    /// The reason of the last `SSL connection failed` line, if any.
+    pub(super) ssl_error: Option<String>,
+    /// Those lines, as the profile writes debug lines.
+    pub(super) debug: Vec<String>,
+    /// The WARNING lines, as the profile writes them.
+    pub(super) log: Vec<String>,
+    /// The first failure a WARNING line states.
+    pub(super) failure: Option<Failure>,
+}
+
+/// Reads a request's diags.log `lines`, writing log lines with `log`.
+pub(super) fn read(lines: &[String], log: &mut LogWriter) -> Reading {
+    let mut reading = Reading::default();
+    for line in lines {
+        let Some((thread, body)) = diags_body(line) else { continue };
+        if let Some(rest) = body.strip_prefix("DEBUG: ") {
+            // `<SSLNetVConnection.cc:1577 (sslClientHandShakeEvent)> (ssl.error) text`
+            let rest = rest.split_once("> ").map_or(rest, |(_, r)| r);
+            // Only the `SSL connection failed` line, as the model writes it: the tag's other
+            // lines (SSL_ERROR_WANT_READ, ...) are the state machine's chatter.
+            if let Some((tag, text)) = rest.strip_prefix('(').and_then(|r| r.split_once(") "))
+                && tag == "ssl.error"
+                && text.starts_with("SSL connection failed")
+            {
+                reading.ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
+                reading.debug.push(log.debug(tag, text));
+            }
+        } else if body.starts_with("WARNING: ") {
+            if reading.failure.is_none() {
+                reading.failure = failure_of(body);
+            }
+            reading.log.push(if thread == "ET_NET 0" { log.net(body) } else { format!("[{thread}] {body}") });
+        }
+    }
+    reading
+}
+
+/// The `X509_V_ERR_*` code OpenSSL 3 prints as `text`.
+fn code_of(text: &str) -> i32 {
+    (0..100)
+        .filter_map(|c| VerifyErrorCode::from_code(c, OpensslFlavour::V3_0))
+        .find(|c| c.text(OpensslFlavour::V3_0) == text)
+        .map_or(0, |c| c.code(OpensslFlavour::V3_0))
+}
+
+/// The failure a WARNING line of ATS's origin verify callback states, if it is one.
+pub fn failure_of(line: &str) -> Option<Failure> {
+    if let Some(rest) = line.split("Core server certificate verification failed for (").nth(1) {
+        let text = rest.split(" Error=").nth(1)?.split(" server=").next()?.to_string();
+        let depth = rest.rsplit(" depth=").next()?.trim().parse().ok()?;
+        return Some(Failure::Chain { code: code_of(&text), text, depth });
+    }
+    if let Some(rest) = line.split("SNI (").nth(1) {
+        let checked = rest.split(") not in certificate").next()?.to_string();
+        if rest.contains(") not in certificate") {
+            return Some(Failure::Name { checked });
+        }
+    }
+    None
+}
+
+/// Splits `[Nov 26 22:41:56.719] [ET_NET 0] WARNING: ...` into thread and body.
+fn diags_body(line: &str) -> Option<(&str, &str)> {
+    let rest = line.strip_prefix('[')?.split_once("] ")?.1;
+    let rest = rest.strip_prefix('[')?;
+    rest.split_once("] ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_chain_warning_of_the_verify_callback() {
+        let line = "WARNING: Core server certificate verification failed for (cucm.steven.lab). Action=Terminate Error=self-signed certificate server=cucm.steven.lab(10.48.36.215) depth=0";
+        assert_eq!(
+            failure_of(line),
+            Some(Failure::Chain { code: 18, text: "self-signed certificate".into(), depth: 0 })
+        );
+    }
+
+    #[test]
+    fn reads_the_name_warning_of_the_verify_callback() {
+        let line = "WARNING: SNI (10.48.36.215) not in certificate. Action=Terminate server=10.48.36.215(10.48.36.215)";
+        assert_eq!(failure_of(line), Some(Failure::Name { checked: "10.48.36.215".into() }));
+    }
+
+    #[test]
+    fn splits_a_diags_line() {
+        let line = "[Nov 26 22:41:56.719] [ET_NET 0] WARNING: x";
+        assert_eq!(diags_body(line), Some(("ET_NET 0", "WARNING: x")));
+    }
+}
