@@ -31,25 +31,25 @@ use crate::verifier::{ClientIdentity, LogSettings, Session, Verifier as _, built
 const CATALOGUE: [(&str, &str, &str); 6] = [
     (
         "tftp-self-signed",
-        include_str!("../../labs/tftp-self-signed.toml"),
-        include_str!("../../labs/tftp-self-signed.md"),
+        include_str!("../../../labs/tftp-self-signed.toml"),
+        include_str!("../../../labs/tftp-self-signed.md"),
     ),
     (
         "advertised-by-ip",
-        include_str!("../../labs/advertised-by-ip.toml"),
-        include_str!("../../labs/advertised-by-ip.md"),
+        include_str!("../../../labs/advertised-by-ip.toml"),
+        include_str!("../../../labs/advertised-by-ip.md"),
     ),
     (
         "chain-intermediates",
-        include_str!("../../labs/chain-intermediates.toml"),
-        include_str!("../../labs/chain-intermediates.md"),
+        include_str!("../../../labs/chain-intermediates.toml"),
+        include_str!("../../../labs/chain-intermediates.md"),
     ),
-    ("same-cn", include_str!("../../labs/same-cn.toml"), include_str!("../../labs/same-cn.md")),
-    ("cipher-order", include_str!("../../labs/cipher-order.toml"), include_str!("../../labs/cipher-order.md")),
+    ("same-cn", include_str!("../../../labs/same-cn.toml"), include_str!("../../../labs/same-cn.md")),
+    ("cipher-order", include_str!("../../../labs/cipher-order.toml"), include_str!("../../../labs/cipher-order.md")),
     (
         "cluster-peer-lacks-ca",
-        include_str!("../../labs/cluster-peer-lacks-ca.toml"),
-        include_str!("../../labs/cluster-peer-lacks-ca.md"),
+        include_str!("../../../labs/cluster-peer-lacks-ca.toml"),
+        include_str!("../../../labs/cluster-peer-lacks-ca.md"),
     ),
 ];
 
