@@ -1,7 +1,8 @@
 //! `cargo xtask lab ...`: teaching labs. `start` re-executes this binary as a detached
 //! `lab serve` process (the fleet, the front doors, a control endpoint on loopback) and returns
 //! once it serves; the other commands find it through `<workspace>/lab.toml`. The meaning
-//! (files, reload, re-issue) lives in `harness::lab`; this file owns processes and printing.
+//! (files, reload, re-issue, hints, the login's verdict and `check`'s grade) lives in
+//! `harness::lab` and `harness::scenario::login`; this file owns processes and printing.
 
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -13,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use harness::lab::{Lab, LabServer, LabState, Reissue, ReloadReport, Workspace};
-use harness::scenario::login::LoginSpec;
+use harness::lab::{Grade, Lab, LabServer, LabState, Refusal, Reissue, ReissueAnswer, ReloadReport, Workspace};
+use harness::scenario::login::{LoginSpec, verdict};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -111,8 +112,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             let ws = workspace(at)?;
             let state = read_state(&ws)?;
             let change = Reissue { node, certs, san, issuer, cn, send_chain };
-            let answer: Result<Vec<String>, String> =
-                control(&state, &format!("reissue {}", serde_json::to_string(&change)?))?;
+            let answer: ReissueAnswer = control(&state, &format!("reissue {}", serde_json::to_string(&change)?))?;
             match answer {
                 Ok(lines) => {
                     for line in lines {
@@ -121,7 +121,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                     println!("exported to certs/{}/; `cargo xtask lab check` to see the effect", change.node);
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => bail!("{e}"),
+                Err(refusal) => Err(refusal.into()),
             }
         }
         LabWhat::Serve { lab, workspace, keep_log } => serve(&lab, workspace, keep_log),
@@ -166,10 +166,7 @@ fn running(pid: u32) -> bool {
 fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(name)?;
     // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's.
-    if dir.read_dir().is_ok_and(|mut entries| entries.next().is_some())
-        && !dir.join(".lab").is_dir()
-        && !dir.join("lab.toml").exists()
-    {
+    if (Workspace { dir: dir.to_path_buf() }).is_foreign() {
         bail!("{} is not empty and is no lab workspace: give another --workspace", dir.display());
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -314,13 +311,6 @@ fn http(door: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, Stri
     Ok((status, parts.next().unwrap_or_default().to_string()))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Works,
-    Degraded,
-    Fails,
-}
-
 fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let state = read_state(ws)?;
     let lab = Lab::load(&state.lab)?;
@@ -347,23 +337,21 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
         );
         println!("  {}", peer.discovery);
         if !peer.discovered {
-            println!("  login as {}: fails (nothing discovered)", login.user);
-            verdicts.push((peer.name.clone(), Verdict::Fails));
+            let verdict = verdict(&login, false, &[]);
+            println!("  login as {}: {} (nothing discovered)", login.user, format!("{verdict:?}").to_lowercase());
+            verdicts.push((peer.name.clone(), verdict));
             continue;
         }
-        let mut required_ok = true;
-        let mut any_failed = false;
-        for request in &login.requests {
-            let targets: Vec<_> = peer.targets.iter().filter(|t| t.service == request.service.name()).collect();
-            let mut answered = targets.is_empty();
-            for target in targets {
+        // (request index, answered 200) per node the request went to.
+        let mut answers = Vec::new();
+        for (index, request) in login.requests.iter().enumerate() {
+            for target in peer.targets.iter().filter(|t| t.service == request.service.name()) {
                 let path = login.expand(&request.path);
                 let mra = harness::mra::encode(&report.domain, &target.host, target.port, &path);
                 let (status, reason) = http(peer.front_door, &request.method, &mra)
                     .with_context(|| format!("{} {mra} through {}", request.method, peer.front_door))?;
                 let ok = status == 200;
-                answered |= ok;
-                any_failed |= !ok;
+                answers.push((index, ok));
                 println!(
                     "  {:4} {:3} {:16} {}:{}{}  {}",
                     request.method,
@@ -381,39 +369,35 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
                     }
                 );
             }
-            required_ok &= answered || !request.required;
         }
-        let verdict = match (required_ok, any_failed) {
-            (true, false) => Verdict::Works,
-            (true, true) => Verdict::Degraded,
-            (false, _) => Verdict::Fails,
-        };
+        let verdict = verdict(&login, true, &answers);
         println!("  login as {}: {}", login.user, format!("{verdict:?}").to_lowercase());
         verdicts.push((peer.name.clone(), verdict));
     }
     println!();
-    let failing: Vec<&str> = verdicts.iter().filter(|(_, v)| *v != Verdict::Works).map(|(p, _)| p.as_str()).collect();
-    if !failing.is_empty() {
-        println!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "));
-        println!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.");
-        return Ok(ExitCode::from(1));
-    }
-    if !report.verifies {
-        println!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no");
-        println!("origin certificate at all (pre-X14.2 behaviour). Find the long-term fix, then set");
-        println!("`xConfiguration EdgeConfigServer VerifyOriginServer: On` again.");
-        return Ok(ExitCode::from(3));
-    }
-    if !report.missing.is_empty() || !report.errors.is_empty() {
-        println!("WORKS, BUT NOT THE LONG-TERM FIX:");
-        for m in report.missing.iter().chain(&report.errors) {
-            println!("  {m}");
+    let grade = harness::lab::grade(&report, &verdicts);
+    match &grade {
+        Grade::NotFixed { failing } => {
+            println!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "));
+            println!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.");
         }
-        return Ok(ExitCode::from(3));
+        Grade::WorkaroundOnly => {
+            println!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no");
+            println!("origin certificate at all (pre-X14.2 behaviour). Find the long-term fix, then set");
+            println!("`xConfiguration EdgeConfigServer VerifyOriginServer: On` again.");
+        }
+        Grade::NotLongTerm { reasons } => {
+            println!("WORKS, BUT NOT THE LONG-TERM FIX:");
+            for reason in reasons {
+                println!("  {reason}");
+            }
+        }
+        Grade::Fixed => {
+            println!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.");
+            println!("\n{}", lab.debrief());
+        }
     }
-    println!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.");
-    println!("\n{}", lab.debrief());
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(grade.exit_code()))
 }
 
 fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
@@ -421,10 +405,9 @@ fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(&state.lab)?;
     let path = ws.hint_state();
     let given: usize = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
-    let index = given.min(lab.hints.len().saturating_sub(1));
-    let label = ["direction", "where to look", "the fix"].get(index).copied().unwrap_or("hint");
-    println!("Hint {}/{} ({label}): {}", index + 1, lab.hints.len(), lab.hints[index]);
-    if given >= lab.hints.len() {
+    let hint = lab.hint(given);
+    println!("Hint {}/{} ({}): {}", hint.number, hint.of, hint.label, hint.text);
+    if hint.again {
         println!("(that was the last hint; `cargo xtask lab reset` starts over)");
     }
     if let Some(parent) = path.parent() {
@@ -499,9 +482,9 @@ fn serve(name: &str, dir: PathBuf, keep_log: bool) -> anyhow::Result<ExitCode> {
             let (answer, stop) = match command {
                 "reload" => (serde_json::to_string(&tokio::task::block_in_place(|| server.reload()))?, false),
                 "reissue" => {
-                    let result: Result<Vec<String>, String> = serde_json::from_str::<Reissue>(rest)
-                        .map_err(|e| e.to_string())
-                        .and_then(|change| server.reissue(&change).map_err(|e| e.to_string()));
+                    let result: ReissueAnswer = serde_json::from_str::<Reissue>(rest)
+                        .map_err(|e| Refusal(e.to_string()))
+                        .and_then(|change| server.reissue(&change).map_err(Refusal::from));
                     (serde_json::to_string(&result)?, false)
                 }
                 "stop" => (serde_json::to_string("stopping")?, true),
