@@ -69,8 +69,9 @@ pub struct FleetSpec {
 }
 
 /// The product a node stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum RoleSpec {
     /// CUCM publisher: 8443 and 6972.
     CucmPublisher,
@@ -149,8 +150,9 @@ pub struct PortSpec {
 }
 
 /// Whose order decides between RSA and ECDSA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum OrderSpec {
     /// The client's cipher order.
     Client,
@@ -161,8 +163,9 @@ pub enum OrderSpec {
 }
 
 /// Client certificate policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum ClientAuthSpec {
     /// No CertificateRequest.
     Off,
@@ -297,7 +300,7 @@ impl ResolvedFleet {
                     return Err(FleetSpecError::UnknownPort {
                         node: name.clone(),
                         port: key.clone(),
-                        role: format!("{:?}", node.role),
+                        role: node.role.to_string(),
                         ports,
                     });
                 }

@@ -338,7 +338,7 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
         println!("  {}", peer.discovery);
         if !peer.discovered {
             let verdict = verdict(&login, false, &[]);
-            println!("  login as {}: {} (nothing discovered)", login.user, format!("{verdict:?}").to_lowercase());
+            println!("  login as {}: {} (nothing discovered)", login.user, verdict);
             verdicts.push((peer.name.clone(), verdict));
             continue;
         }
@@ -371,7 +371,7 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
             }
         }
         let verdict = verdict(&login, true, &answers);
-        println!("  login as {}: {}", login.user, format!("{verdict:?}").to_lowercase());
+        println!("  login as {}: {}", login.user, verdict);
         verdicts.push((peer.name.clone(), verdict));
     }
     println!();

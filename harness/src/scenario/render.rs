@@ -36,7 +36,7 @@ pub fn snapshot(
     for node in &fleet.nodes {
         let _ = writeln!(
             out,
-            "{} ({:?}, cluster {}): {} {}, System > Server {}{}",
+            "{} ({}, cluster {}): {} {}, System > Server {}{}",
             node.name,
             node.spec.role,
             node.cluster,
@@ -65,7 +65,7 @@ pub fn snapshot(
             let _ = writeln!(out, "  {} ecdsa {}", port.port, id(&port.ecdsa));
             let _ = writeln!(
                 out,
-                "  {} chooses by {:?} order; client certificate {:?}",
+                "  {} chooses by {} order; client certificate {}",
                 port.port, port.order, port.client_auth
             );
         }

@@ -136,8 +136,9 @@ impl Step {
 }
 
 /// Works or fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Works {
     /// It works.
     Works,
@@ -160,8 +161,9 @@ pub struct DiscoverStep {
 }
 
 /// A login's verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum LoginVerdict {
     /// Every required service answered 200 and no node failed.
     Works,
@@ -189,8 +191,9 @@ pub struct LoginStep {
 }
 
 /// Which check failed, in a person's words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum CheckExpect {
     /// Nothing failed.
     None,
@@ -263,8 +266,9 @@ impl RequestExpect {
 }
 
 /// How a request names its node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum By {
     /// The FQDN.
     #[default]
@@ -351,8 +355,9 @@ pub struct SetPolicyStep {
 }
 
 /// Accepted or refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, strum::Display)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Acceptance {
     /// Accepted.
     Accepted,

@@ -89,7 +89,7 @@ impl Runner<'_> {
         report.outcome = if refused.is_empty() { "accepted".into() } else { "refused".into() };
         let want = add.expect.unwrap_or(Acceptance::Accepted);
         if got != want {
-            report.mismatches.push(format!("expected the upload {want:?}, it was {got:?}"));
+            report.mismatches.push(format!("expected the upload {want}, it was {got}"));
         }
         self.reconfigure(Change::TrustStore)
     }

@@ -12,7 +12,7 @@ pub(super) fn describe_expect(expect: &RequestExpect) -> String {
     }
     match expect.failed {
         Some(CheckExpect::None) => parts.push("no check fails".into()),
-        Some(failed) => parts.push(format!("{} check fails", format!("{failed:?}").to_lowercase())),
+        Some(failed) => parts.push(format!("{failed} check fails")),
         None => {}
     }
     if let Some(code) = expect.code {
@@ -49,7 +49,7 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, sent: Opt
     if let Some(want) = expect.failed
         && want != failed
     {
-        out.push(format!("expected failed check {want:?}, got {failed:?}"));
+        out.push(format!("expected failed check {want}, got {failed}"));
     }
     if let Some(code) = expect.code {
         match &outcome.failure {

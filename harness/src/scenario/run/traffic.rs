@@ -181,10 +181,10 @@ impl Runner<'_> {
             (Family::Ats, Some(ats)) => ats,
             _ => step.expect,
         };
-        report.expected = Some(format!("discovery {}", format!("{want:?}").to_lowercase()));
+        report.expected = Some(format!("discovery {want}"));
         if self.options.verifier.family() != Family::Other {
             if got != want {
-                report.mismatches.push(format!("expected discovery {want:?}, got {got:?}"));
+                report.mismatches.push(format!("expected discovery {want}, got {got}"));
             }
             if let (Some(names), Works::Works) = (&step.advertised, got) {
                 let got_names: Vec<&str> = advertised.iter().map(|a| a.name.as_str()).collect();
@@ -232,24 +232,16 @@ impl Runner<'_> {
             let verdict = crate::scenario::login::verdict(&login, !discovered.is_empty(), &answers);
             verdicts.push((peer.clone(), verdict));
         }
-        report.outcome = verdicts
-            .iter()
-            .map(|(peer, v)| format!("{peer}: login {}", format!("{v:?}").to_lowercase()))
-            .collect::<Vec<_>>()
-            .join("; ");
+        report.outcome = verdicts.iter().map(|(peer, v)| format!("{peer}: login {v}")).collect::<Vec<_>>().join("; ");
         let family = self.options.verifier.family();
         let base = if family == Family::Ats { step.ats.unwrap_or(step.expect) } else { step.expect };
-        report.expected = Some(format!("login {}", format!("{base:?}").to_lowercase()));
+        report.expected = Some(format!("login {base}"));
         if family != Family::Other {
             for (peer, got) in &verdicts {
                 let base = step.per_peer.get(peer).copied().unwrap_or(step.expect);
                 let want = if family == Family::Ats { step.ats.unwrap_or(base) } else { base };
                 if *got != want {
-                    report.mismatches.push(format!(
-                        "{peer}: expected login {}, got {}",
-                        format!("{want:?}").to_lowercase(),
-                        format!("{got:?}").to_lowercase()
-                    ));
+                    report.mismatches.push(format!("{peer}: expected login {want}, got {got}"));
                 }
             }
         }
