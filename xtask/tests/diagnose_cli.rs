@@ -78,3 +78,13 @@ fn a_clean_log_exits_0_and_unreadable_input_exits_2() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("gzip"), "{stderr}");
 }
+
+mod confined;
+
+#[test]
+fn a_confined_run_reports_its_exit_code_and_output() {
+    let ended = confined::xtask_run(&["diagnose", "no/such/file.log"], None);
+    assert_eq!(ended.code, Some(2), "{ended:?}");
+    assert!(!ended.timed_out && !ended.panicked(), "{ended:?}");
+    assert!(ended.stderr.contains("no/such/file.log"), "{ended:?}");
+}
