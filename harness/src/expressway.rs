@@ -63,14 +63,19 @@ impl fmt::Display for Version {
     }
 }
 
+/// A version string that is not `X<major>.<minor>[.<patch>[.<build>]]`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("version '{0}' must look like X14.2 or X14.0.7")]
+pub struct VersionError(pub String);
+
 impl FromStr for Version {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = VersionError;
+    fn from_str(s: &str) -> Result<Self, VersionError> {
         let body = s.strip_prefix(['X', 'x']).unwrap_or(s);
         let parts: Result<Vec<u32>, _> = body.split('.').map(str::parse).collect();
         match parts {
             Ok(parts) if (2..=4).contains(&parts.len()) => Ok(Version(parts)),
-            _ => Err(format!("version '{s}' must look like X14.2 or X14.0.7")),
+            _ => Err(VersionError(s.to_string())),
         }
     }
 }
@@ -140,13 +145,18 @@ pub enum TlsVersion {
     Tls13,
 }
 
+/// A TLS version other than 1.2 and 1.3.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TLS version '{0}' must be \"1.2\" or \"1.3\"")]
+pub struct TlsVersionError(pub String);
+
 impl FromStr for TlsVersion {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = TlsVersionError;
+    fn from_str(s: &str) -> Result<Self, TlsVersionError> {
         match s.trim_start_matches("TLSv").trim_start_matches("tls") {
             "1.2" => Ok(TlsVersion::Tls12),
             "1.3" => Ok(TlsVersion::Tls13),
-            _ => Err(format!("TLS version '{s}' must be \"1.2\" or \"1.3\"")),
+            _ => Err(TlsVersionError(s.to_string())),
         }
     }
 }
@@ -378,7 +388,7 @@ impl TrustStore {
     /// different one with the CN of one already there is refused, as Expressway does.
     pub fn add(&mut self, name: &str, der: CertificateDer<'static>) -> Result<(), TrustStoreRefusal> {
         let common_name = common_name(&der)
-            .map_err(|reason| TrustStoreRefusal::NotACertificate { name: name.to_string(), reason })?;
+            .map_err(|e| TrustStoreRefusal::NotACertificate { name: name.to_string(), reason: e.to_string() })?;
         if self.entries.iter().any(|e| e.der == der) {
             return Ok(());
         }
@@ -399,7 +409,7 @@ impl TrustStore {
             return Err(TrustStoreRefusal::PrivateKey { name: name.to_string() });
         }
         let ders = pem_certificates(pem)
-            .map_err(|reason| TrustStoreRefusal::NotACertificate { name: name.to_string(), reason })?;
+            .map_err(|e| TrustStoreRefusal::NotACertificate { name: name.to_string(), reason: e.to_string() })?;
         if ders.is_empty() {
             return Err(TrustStoreRefusal::NoCertificate { name: name.to_string() });
         }
@@ -418,11 +428,22 @@ impl TrustStore {
     }
 }
 
+/// Bytes that could not be read as certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum CertificateReadError {
+    /// A PEM block that does not decode.
+    #[error(transparent)]
+    Pem(#[from] x509_parser::error::PEMError),
+    /// DER that is no X.509 certificate.
+    #[error(transparent)]
+    Der(#[from] x509_parser::nom::Err<x509_parser::error::X509Error>),
+}
+
 /// The CERTIFICATE blocks of a PEM text, as DER.
-pub fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, CertificateReadError> {
     let mut out = Vec::new();
     for item in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
-        let item = item.map_err(|e| e.to_string())?;
+        let item = item?;
         if item.label == "CERTIFICATE" {
             out.push(CertificateDer::from(item.contents));
         }
@@ -431,8 +452,8 @@ pub fn pem_certificates(pem: &str) -> Result<Vec<CertificateDer<'static>>, Strin
 }
 
 /// The subject CN of a certificate (empty when it has none).
-pub fn common_name(der: &[u8]) -> Result<String, String> {
-    let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+pub fn common_name(der: &[u8]) -> Result<String, CertificateReadError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)?;
     Ok(cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_string())
 }
 

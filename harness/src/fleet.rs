@@ -27,12 +27,40 @@ pub struct FleetFile {
     pub fleet: FleetSpec,
 }
 
+/// A fleet file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetFileError {
+    /// Neither a built-in name nor a readable file.
+    #[error(
+        "{path}: {source} (built-in fleets: {}{})",
+        BUILTIN_FLEETS.join(", "),
+        did_you_mean(path, BUILTIN_FLEETS)
+    )]
+    Read {
+        /// The name or path given.
+        path: String,
+        /// Why it could not be read.
+        source: std::io::Error,
+    },
+    /// Not a valid fleet file (the TOML reader's error with line and column).
+    #[error("{name}: {}", crate::source::with_suggestion(&source.to_string(), &[]))]
+    Parse {
+        /// The file or built-in name.
+        name: String,
+        /// The TOML reader's error.
+        source: Box<toml::de::Error>,
+    },
+    /// Its topology does not hold together.
+    #[error(transparent)]
+    Topology(#[from] PkiError),
+}
+
 /// Built-in fleet names.
 pub const BUILTIN_FLEETS: [&str; 2] = ["steven-lab", "cucm-default"];
 
 impl FleetFile {
     /// Reads a fleet file: a built-in name or a path.
-    pub fn load(name_or_path: &str) -> Result<(FleetFile, crate::pki::Topology), String> {
+    pub fn load(name_or_path: &str) -> Result<(FleetFile, crate::pki::Topology), FleetFileError> {
         let source = match name_or_path {
             "steven-lab" => {
                 crate::source::Source::new("built-in:steven-lab", include_str!("../fleets/steven-lab.toml"))
@@ -41,21 +69,15 @@ impl FleetFile {
                 crate::source::Source::new("built-in:cucm-default", include_str!("../fleets/cucm-default.toml"))
             }
             path => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!(
-                        "{path}: {e} (built-in fleets: {}{})",
-                        BUILTIN_FLEETS.join(", "),
-                        did_you_mean(path, BUILTIN_FLEETS)
-                    )
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| FleetFileError::Read { path: path.to_string(), source })?;
                 crate::source::Source::new(path, text)
             }
         };
         let file: FleetFile = toml::from_str(&source.text)
-            .map_err(|e| format!("{}: {}", source.name, crate::source::with_suggestion(&e.to_string(), &[])))?;
+            .map_err(|e| FleetFileError::Parse { name: source.name.clone(), source: Box::new(e) })?;
         let topology =
-            crate::pki::Topology::named_or_inline(file.topology.as_deref(), file.certs.as_ref(), None, &source)
-                .map_err(|e| e.to_string())?;
+            crate::pki::Topology::named_or_inline(file.topology.as_deref(), file.certs.as_ref(), None, &source)?;
         Ok((file, topology))
     }
 }

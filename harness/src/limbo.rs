@@ -92,7 +92,7 @@ fn cases_of(
     let topology = scenario.topology()?;
     let pki = Pki::build(&topology, spec.validation_time, keys)?;
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
-        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+        .map_err(|source| ScenarioError::Fleet { id: scenario.id.clone(), source: Box::new(source) })?;
     let peer = spec.expressway.peers.first().cloned().unwrap_or_default();
     let trust_ids = spec.expressway.trust_of(&peer).to_vec();
     let mut trusted = Vec::new();

@@ -73,10 +73,10 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
     let bare_config = Arc::new(bare_config);
 
     let mut store = TrustStore::default();
-    store.add("fleet-CA", root.der.clone()).map_err(anyhow::Error::msg)?;
+    store.add("fleet-CA", root.der.clone())?;
     let mut expressway = ExpresswaySpec::new(
-        "X14.2".parse().map_err(anyhow::Error::msg)?,
-        Some("X14.0.7".parse().map_err(anyhow::Error::msg)?),
+        "X14.2".parse::<harness::expressway::Version>()?,
+        Some("X14.0.7".parse::<harness::expressway::Version>()?),
         "cucm-01.fleet.lab",
     );
     expressway.tls = vec![harness::expressway::TlsVersion::Tls12];

@@ -37,9 +37,8 @@ impl ExpresswayArgs {
 
     /// The configuration these settings describe, with `publisher` for discovery.
     pub fn spec(&self, publisher: &str) -> anyhow::Result<ExpresswaySpec> {
-        let version: Version = self.version.parse().map_err(anyhow::Error::msg)?;
-        let upgraded_from =
-            self.upgraded_from.as_deref().map(str::parse::<Version>).transpose().map_err(anyhow::Error::msg)?;
+        let version: Version = self.version.parse()?;
+        let upgraded_from = self.upgraded_from.as_deref().map(str::parse::<Version>).transpose()?;
         let mut spec = ExpresswaySpec::new(version, upgraded_from, publisher);
         if let Some(ciphers) = &self.ciphers {
             harness::ciphers::CipherList::parse(ciphers).with_context(|| format!("--ciphers '{ciphers}'"))?;

@@ -51,7 +51,7 @@ fn up(
     trust: Vec<String>,
     expressway: crate::expressway::ExpresswayArgs,
 ) -> anyhow::Result<ExitCode> {
-    let (file, topology) = FleetFile::load(name).map_err(anyhow::Error::msg)?;
+    let (file, topology) = FleetFile::load(name)?;
     // Real clients (openssl, curl) read the real clock: build the PKI for now.
     let pki = Pki::build(&topology, OffsetDateTime::now_utc(), &KeyCache::default())?;
     let resolved = ResolvedFleet::resolve(&file.fleet, &pki)?;
@@ -140,7 +140,7 @@ async fn open_front_door(
         trust.to_vec()
     };
     for id in &ids {
-        store.add(id, pki.cert(id)?.der.clone()).map_err(anyhow::Error::msg)?;
+        store.add(id, pki.cert(id)?.der.clone())?;
     }
     let identity = harness::verifier::ClientIdentity::from_pki(pki, None)?;
     let now = OffsetDateTime::now_utc();

@@ -267,7 +267,7 @@ fn compare(
         left.name().replace(':', "-"),
         right.name().replace(':', "-")
     ));
-    let known = harness::scenario::compare::load_known(&known_path).map_err(anyhow::Error::msg)?;
+    let known = harness::scenario::compare::load_known(&known_path)?;
     let progress = |name: &str, done: usize, total: usize| eprintln!("[{name} {done}/{total}]");
     let refs: Vec<&dyn VerifierFactory> = vec![left.as_ref(), right.as_ref()];
     let matrix =

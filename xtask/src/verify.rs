@@ -89,7 +89,7 @@ fn trust_store(path: &PathBuf) -> Result<TrustStore, Fault> {
 fn client_identity(args: &VerifyArgs) -> Result<Option<ClientIdentity>, Fault> {
     let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) else { return Ok(None) };
     let pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-    let chain = harness::expressway::pem_certificates(&pem).map_err(anyhow::Error::msg)?;
+    let chain = harness::expressway::pem_certificates(&pem)?;
     if chain.is_empty() {
         return Err(anyhow::anyhow!("--client-cert {} holds no certificate", cert.display()).into());
     }
@@ -164,8 +164,8 @@ fn compare(args: &VerifyArgs) -> Result<ExitCode, Fault> {
         return Err(anyhow::anyhow!("--publisher needs --upgrade-from and --upgrade-to").into());
     };
     let upgrade = Upgrade {
-        from: from.parse().map_err(anyhow::Error::msg)?,
-        to: to.parse().map_err(anyhow::Error::msg)?,
+        from: from.parse::<harness::expressway::Version>()?,
+        to: to.parse::<harness::expressway::Version>()?,
         ciphers: args.expressway.ciphers.clone(),
     };
     let mut overrides: Vec<(String, IpAddr)> = Vec::new();

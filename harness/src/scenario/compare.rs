@@ -114,14 +114,35 @@ pub fn differences(matrix: &Matrix) -> (usize, Vec<Difference>) {
     (requests, out)
 }
 
+/// A known-divergences file that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DivergenceFileError {
+    /// The file exists but could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a valid divergences file (the TOML reader's error with line and column).
+    #[error("{}: {}", path.display(), crate::source::with_suggestion(&source.to_string(), &[]))]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The TOML reader's error.
+        source: Box<toml::de::Error>,
+    },
+}
+
 /// Reads a known-divergences file; a missing file means none.
-pub fn load_known(path: &Path) -> Result<Vec<Known>, String> {
+pub fn load_known(path: &Path) -> Result<Vec<Known>, DivergenceFileError> {
     match std::fs::read_to_string(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(DivergenceFileError::Read { path: path.into(), source }),
         Ok(text) => toml::from_str::<KnownFile>(&text)
             .map(|f| f.divergence)
-            .map_err(|e| format!("{}: {}", path.display(), crate::source::with_suggestion(&e.to_string(), &[]))),
+            .map_err(|e| DivergenceFileError::Parse { path: path.into(), source: Box::new(e) }),
     }
 }
 

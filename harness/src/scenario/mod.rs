@@ -23,6 +23,7 @@ pub use report::{ScenarioRun, StepReport};
 pub use run::RunOptions;
 pub use spec::ScenarioSpec;
 
+use crate::fleet::FleetSpecError;
 use crate::pki::{PkiError, Topology};
 use crate::source::{Source, with_suggestion};
 use crate::verifier::VerifierFault;
@@ -38,11 +39,20 @@ pub enum ScenarioError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The file is not a valid scenario (its message has line and column).
-    #[error("{message}")]
+    /// The file is not at `scenarios/<namespace>/<id>.toml`, so it has no id.
+    #[error("{}: scenarios live in scenarios/<namespace>/<id>.toml", path.display())]
+    Misplaced {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is not a valid scenario: the TOML reader's error, with its line, column and
+    /// span, and a "did you mean" for a misspelt field or step kind.
+    #[error("{}: {}", path.display(), with_suggestion(&source.to_string(), &STEP_KINDS))]
     Parse {
-        /// File, line, column, field, suggestion.
-        message: String,
+        /// The file.
+        path: PathBuf,
+        /// The TOML reader's error.
+        source: Box<toml::de::Error>,
     },
     /// The scenario's content does not hold together.
     #[error("scenario '{id}': {message}")]
@@ -55,13 +65,21 @@ pub enum ScenarioError {
     /// The PKI could not be built.
     #[error(transparent)]
     Pki(#[from] PkiError),
-    /// The fleet could not be described or started (a port that is taken).
-    #[error("scenario '{id}': fleet: {message}")]
+    /// The fleet does not hold together (a node or certificate that does not exist).
+    #[error("scenario '{id}': fleet: {source}")]
     Fleet {
         /// The scenario id.
         id: String,
         /// What is wrong.
-        message: String,
+        source: Box<FleetSpecError>,
+    },
+    /// The running fleet refused (a port that is taken, a node it does not have).
+    #[error("scenario '{id}': fleet: {source}")]
+    Running {
+        /// The scenario id.
+        id: String,
+        /// What the fleet said.
+        source: Box<simulators::FleetError>,
     },
     /// The verifier failed as a program.
     #[error(transparent)]
@@ -109,18 +127,15 @@ impl Scenario {
     /// Reads and checks one scenario file.
     pub fn load(root: &Path, path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { path: path.into(), source })?;
-        let id = Scenario::id_of(root, path).ok_or_else(|| ScenarioError::Parse {
-            message: format!("{}: scenarios live in scenarios/<namespace>/<id>.toml", path.display()),
-        })?;
+        let id = Scenario::id_of(root, path).ok_or_else(|| ScenarioError::Misplaced { path: path.into() })?;
         Scenario::from_text(id, path, &text)
     }
 
     /// Checks a scenario from its text.
     pub fn from_text(id: String, path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         let source = Source::new(path.display().to_string(), text);
-        let spec: ScenarioSpec = toml::from_str(text).map_err(|e| ScenarioError::Parse {
-            message: format!("{}: {}", path.display(), with_suggestion(&e.to_string(), &STEP_KINDS)),
-        })?;
+        let spec: ScenarioSpec =
+            toml::from_str(text).map_err(|e| ScenarioError::Parse { path: path.into(), source: Box::new(e) })?;
         let scenario = Scenario { id, path: path.into(), source, spec };
         scenario.check()?;
         Ok(scenario)

@@ -116,8 +116,8 @@ impl Runner<'_> {
         set: &SetSystemServerStep,
         report: &mut StepReport,
     ) -> Result<(), ScenarioError> {
-        let node = self.fleet.node(&set.node).map_err(|e| self.invalid(e.to_string()))?.name.clone();
-        self.running.set_system_server(&node, &set.name).map_err(|e| self.invalid(e.to_string()))?;
+        let node = self.fleet.node(&set.node).map_err(|e| self.fleet_error(e))?.name.clone();
+        self.running.set_system_server(&node, &set.name).map_err(|e| self.running_error(e))?;
         if let Some(n) = self.fleet.nodes.iter_mut().find(|n| n.name == node) {
             n.spec.system_server = Some(set.name.clone());
         }
@@ -155,10 +155,10 @@ impl Runner<'_> {
             .map(|(n, p)| (n.name.clone(), p.port))
             .collect();
         for (node, port) in users {
-            let resolved = self.fleet.node(&node).map_err(|e| self.invalid(e.to_string()))?;
+            let resolved = self.fleet.node(&node).map_err(|e| self.fleet_error(e))?;
             let Some(port_spec) = resolved.ports.iter().find(|p| p.port == port) else { continue };
             let (rsa, ecdsa) = self.fleet.identities(&self.pki, port_spec)?;
-            self.running.set_identities(&node, port, rsa, ecdsa).map_err(|e| self.invalid(e.to_string()))?;
+            self.running.set_identities(&node, port, rsa, ecdsa).map_err(|e| self.running_error(e))?;
             report.lines.push(format!("{node}:{port} serves the re-issued certificate from the next handshake"));
         }
         Ok(())

@@ -70,11 +70,11 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         if options.verifier.needs_real_clock() { OffsetDateTime::now_utc() } else { spec.validation_time };
     let pki = Pki::build(&topology, validation_time, &options.keys)?;
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
-        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+        .map_err(|source| ScenarioError::Fleet { id: scenario.id.clone(), source: Box::new(source) })?;
     let config = fleet.config(&pki)?;
     let running = runtime()
         .block_on(Fleet::start(config))
-        .map_err(|e| ScenarioError::Fleet { id: scenario.id.clone(), message: e.to_string() })?;
+        .map_err(|source| ScenarioError::Running { id: scenario.id.clone(), source: Box::new(source) })?;
     let mut runner = Runner {
         scenario,
         options,
@@ -96,6 +96,14 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
 impl Runner<'_> {
     fn invalid(&self, message: impl Into<String>) -> ScenarioError {
         ScenarioError::Invalid { id: self.scenario.id.clone(), message: message.into() }
+    }
+
+    fn fleet_error(&self, source: crate::fleet::FleetSpecError) -> ScenarioError {
+        ScenarioError::Fleet { id: self.scenario.id.clone(), source: Box::new(source) }
+    }
+
+    fn running_error(&self, source: simulators::FleetError) -> ScenarioError {
+        ScenarioError::Running { id: self.scenario.id.clone(), source: Box::new(source) }
     }
 
     fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {

@@ -219,7 +219,7 @@ impl Runner<'_> {
                     })
                     .collect();
                 for advertised in nodes {
-                    let node = self.fleet.node(&advertised.node).map_err(|e| self.invalid(e.to_string()))?.clone();
+                    let node = self.fleet.node(&advertised.node).map_err(|e| self.fleet_error(e))?.clone();
                     let path = login.expand(&req.path);
                     let request =
                         self.origin(&node, &advertised.name, req.service.port(), &req.method, &path, Purpose::Mra)?;
@@ -259,7 +259,7 @@ impl Runner<'_> {
                 (node, host.clone())
             }
             (None, Some(name)) => {
-                let node = self.fleet.node(name).map_err(|e| self.invalid(e.to_string()))?.clone();
+                let node = self.fleet.node(name).map_err(|e| self.fleet_error(e))?.clone();
                 let host = match step.by {
                     By::Fqdn => node.spec.fqdn.clone(),
                     By::Ip => node.spec.ip.to_string(),
