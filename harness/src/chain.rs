@@ -268,6 +268,25 @@ pub struct ChainInput<'a> {
     pub verify_depth: usize,
 }
 
+impl Default for ChainInput<'_> {
+    /// What `openssl verify` does with no options (OpenSSL 3.0): no certificates, the Unix epoch,
+    /// no purpose check, stop at the first error, security level 0, depth 100. Callers set what
+    /// they have and take the rest: `ChainInput { peer_chain, trusted, ..Default::default() }`.
+    /// New inputs get a default here, so code written against this struct keeps compiling.
+    fn default() -> Self {
+        ChainInput {
+            peer_chain: &[],
+            trusted: &[],
+            validation_time: 0,
+            purpose: None,
+            flavour: OpensslFlavour::V3_0,
+            stop_at_first_error: true,
+            security_level: 0,
+            verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
+        }
+    }
+}
+
 /// The outcome of [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainVerdict {

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Deserialize;
-use simulators::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
+use simulators::{
+    CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig, TFTP_PORT, TOMCAT_PORT,
+};
 
 use crate::pki::{Pki, PkiError, Role as PkiRole};
 use crate::source::did_you_mean;
@@ -307,7 +309,7 @@ pub struct ResolvedFleet {
 }
 
 fn role_ports(role: RoleSpec) -> Vec<u16> {
-    if role.is_cucm() { vec![8443, 6972] } else { vec![8443] }
+    if role.is_cucm() { vec![TOMCAT_PORT, TFTP_PORT] } else { vec![TOMCAT_PORT] }
 }
 
 impl ResolvedFleet {
@@ -331,7 +333,7 @@ impl ResolvedFleet {
             for port in ports {
                 let settings = node.ports.get(&port.to_string()).cloned().unwrap_or_default();
                 let (rsa_kind, ecdsa_kind) =
-                    if port == 6972 { ("CallManager", "CallManager-ECDSA") } else { ("tomcat", "tomcat-ECDSA") };
+                    if port == TFTP_PORT { ("CallManager", "CallManager-ECDSA") } else { ("tomcat", "tomcat-ECDSA") };
                 let default_rsa = format!("{name}/{rsa_kind}");
                 let default_ecdsa = format!("{name}/{ecdsa_kind}");
                 let pick = |given: &Option<String>, default: &str, field: &'static str, want_rsa: bool| {
@@ -377,7 +379,7 @@ impl ResolvedFleet {
                         source: Box::new(source),
                     })?;
                 }
-                let default_auth = if port == 6972 { ClientAuthSpec::Request } else { ClientAuthSpec::Off };
+                let default_auth = if port == TFTP_PORT { ClientAuthSpec::Request } else { ClientAuthSpec::Off };
                 resolved_ports.push(ResolvedPort {
                     port,
                     rsa,

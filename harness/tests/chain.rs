@@ -1201,3 +1201,40 @@ fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
     });
     assert!(!empty.trusted);
 }
+
+#[rstest]
+#[case(Shape::GoodChain)]
+#[case(Shape::ClientAuthOnlyLeaf)]
+#[case(Shape::MissingIntermediate)]
+#[case(Shape::ExpiredIntermediate)]
+fn the_default_input_verifies_as_openssl_verify_with_no_options(#[case] shape: Shape) {
+    let case = build(shape);
+    let files = Files::write(&case);
+    let out = Command::new("openssl")
+        .args(["verify", "-no-CApath", "-no-CAstore", "-attime"])
+        .arg(NOW.to_string())
+        .arg("-CAfile")
+        .arg(files.path("trust.pem"))
+        .arg("-untrusted")
+        .arg(files.path("sent.pem"))
+        .arg(files.path("leaf.pem"))
+        .output()
+        .expect("run openssl verify");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let first_error = text.lines().find_map(|line| {
+        let (code, rest) = line.strip_prefix("error ")?.split_once(" at ")?;
+        Some((code.parse::<i32>().ok()?, rest.split_once(" depth")?.0.parse::<usize>().ok()?))
+    });
+    let ours = verify(&ChainInput {
+        peer_chain: &case.peer,
+        trusted: &case.trusted,
+        validation_time: NOW,
+        ..ChainInput::default()
+    });
+    assert_eq!(ours.trusted, out.status.success(), "{shape:?}: {text}");
+    assert_eq!(
+        ours.errors.first().map(|e| (e.code.code(OpensslFlavour::V3_0), e.depth)),
+        first_error,
+        "{shape:?}: {text}"
+    );
+}

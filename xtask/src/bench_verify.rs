@@ -52,7 +52,7 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
     let targets: Vec<(String, SocketAddr, std::net::IpAddr)> = resolved
         .nodes
         .iter()
-        .filter_map(|n| Some((n.spec.fqdn.clone(), fleet.socket(&n.name, 8443)?, n.spec.ip)))
+        .filter_map(|n| Some((n.spec.fqdn.clone(), fleet.socket(&n.name, simulators::TOMCAT_PORT)?, n.spec.ip)))
         .collect();
 
     // Bare rustls, RSA preferred as the model's X14.0 -> X14.2 list, TLS 1.2 as the nodes.
@@ -93,7 +93,7 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
     let request = |host: &str, dial: SocketAddr, ip: std::net::IpAddr| OriginRequest {
         host: host.to_string(),
         modelled_ip: ip,
-        port: 8443,
+        port: simulators::TOMCAT_PORT,
         dial,
         method: "GET".into(),
         path: "/cucm-uds/version".into(),

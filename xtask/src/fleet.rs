@@ -167,8 +167,8 @@ async fn open_front_door(
     println!("\nExpressway-C front door on http://{} ({})", door.addr(), session.expressway.version);
     for name in names {
         let (host, port) = name.rsplit_once(':').unwrap_or((&name, ""));
-        let port: u16 = port.parse().unwrap_or(8443);
-        let path = if port == 6972 { "/SPDefault.cnf.xml" } else { "/cucm-uds/version" };
+        let port: u16 = port.parse().unwrap_or(simulators::TOMCAT_PORT);
+        let path = harness::preflight::default_path(port);
         println!(
             "  curl -i http://{}{}",
             door.addr(),

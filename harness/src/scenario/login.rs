@@ -35,8 +35,8 @@ impl Service {
     /// The origin port.
     pub fn port(self) -> u16 {
         match self {
-            Service::Tftp => 6972,
-            _ => 8443,
+            Service::Tftp => simulators::TFTP_PORT,
+            _ => simulators::TOMCAT_PORT,
         }
     }
 

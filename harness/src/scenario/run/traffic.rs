@@ -157,8 +157,14 @@ impl Runner<'_> {
         let Some(node) = self.fleet.find_by_host(&publisher).cloned() else {
             return Err(self.invalid(format!("discovery publisher '{publisher}' is no node of the fleet")));
         };
-        let request =
-            self.origin(&node, &publisher, 8443, "GET", "/cucm-uds/servers", Purpose::Discovery { tls_verify_mode })?;
+        let request = self.origin(
+            &node,
+            &publisher,
+            simulators::TOMCAT_PORT,
+            "GET",
+            "/cucm-uds/servers",
+            Purpose::Discovery { tls_verify_mode },
+        )?;
         let mut lines = Vec::new();
         let outcome = self.send(&peer, &request, &mut lines)?;
         report.lines.extend(lines);
