@@ -11,6 +11,7 @@ pub mod frontdoor;
 pub mod lab;
 pub mod limbo;
 pub mod mra;
+pub mod net;
 pub mod pki;
 pub mod preflight;
 pub mod runtime;

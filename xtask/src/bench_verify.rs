@@ -2,7 +2,7 @@
 //! the fleet, beside bare rustls (handshake, then the same HTTP request) in the same run.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 
 /// One bare exchange: rustls client with webpki verification, TLS 1.2, the same GET.
 fn bare(config: &Arc<rustls::ClientConfig>, addr: SocketAddr, host: &str) -> anyhow::Result<()> {
-    let tcp = TcpStream::connect(addr)?;
+    let tcp = harness::net::connect(addr, std::time::Duration::from_secs(5), harness::net::Reach::Loopback)?;
     tcp.set_nodelay(true)?;
     let name = ServerName::try_from(host.to_string())?;
     let conn = rustls::ClientConnection::new(config.clone(), name)?;

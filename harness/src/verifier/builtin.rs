@@ -8,7 +8,7 @@
 //! ATS; a name mismatch sends `bad_certificate` where ATS sends `internal_error`.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use super::{Change, Failure, OriginRequest, Outcome, Purpose, ServedCert, Sessio
 use crate::chain::{self, ChainInput, Purpose as ChainPurpose, VerifyErrorCode};
 use crate::ciphers::{CipherList, openssl_name};
 use crate::expressway::{Policy, Properties, TlsVersion};
+use crate::net::Reach;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,6 +103,11 @@ impl BuiltinVerifier {
     /// their own servers, uses this.
     pub fn danger_allow_non_loopback(profile: Profile) -> BuiltinVerifier {
         BuiltinVerifier { profile, allow_non_loopback: true, state: None }
+    }
+
+    /// Where this verifier may dial.
+    fn reach(&self) -> Reach {
+        if self.allow_non_loopback { Reach::DangerAnyAddress } else { Reach::Loopback }
     }
 
     /// The profile.
@@ -192,12 +198,9 @@ impl Verifier for BuiltinVerifier {
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
         let name = self.name();
         let profile = self.profile;
-        if !self.allow_non_loopback && !request.dial.ip().is_loopback() {
-            return Err(VerifierFault::Request {
-                verifier: name,
-                message: format!("refusing to dial {}: the harness dials loopback only", request.dial),
-            });
-        }
+        let reach = self.reach();
+        crate::net::check(request.dial, reach)
+            .map_err(|e| VerifierFault::Request { verifier: name.clone(), message: e.to_string() })?;
         let state = self.state.as_mut().ok_or_else(|| VerifierFault::Request {
             verifier: name.clone(),
             message: "request before the session was opened".into(),
@@ -250,7 +253,7 @@ impl Verifier for BuiltinVerifier {
                 record.host = request.host.clone();
                 record.modelled_ip = request.modelled_ip;
             }
-            let result = attempt(&state.config, request);
+            let result = attempt(&state.config, request, reach);
             let mut record = lock(&state.record);
             for warning in record.warnings.drain(..) {
                 outcome.log.push(log.net(&warning));
@@ -327,9 +330,11 @@ enum AttemptError {
 }
 
 /// One connection: TCP, TLS handshake (the check runs inside it), one HTTP/1.1 exchange.
-fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest) -> Result<Response, AttemptError> {
-    let tcp = TcpStream::connect_timeout(&request.dial, CONNECT_TIMEOUT)
-        .map_err(|e| AttemptError::Connect(format!("{}: {e}", request.host)))?;
+fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) -> Result<Response, AttemptError> {
+    let tcp = crate::net::connect(request.dial, CONNECT_TIMEOUT, reach).map_err(|e| match e.io() {
+        Some(io) => AttemptError::Connect(format!("{}: {io}", request.host)),
+        None => AttemptError::Connect(e.to_string()),
+    })?;
     let _ = tcp.set_nodelay(true);
     let _ = tcp.set_read_timeout(Some(IO_TIMEOUT));
     let _ = tcp.set_write_timeout(Some(IO_TIMEOUT));

@@ -154,7 +154,7 @@ impl Netns {
 
     /// A connection made from the namespace.
     pub(super) fn connect(&self, addr: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        self.run(move || TcpStream::connect_timeout(&addr, timeout))?
+        self.run(move || crate::net::connect(addr, timeout, crate::net::Reach::Loopback).map_err(io::Error::from))?
     }
 }
 

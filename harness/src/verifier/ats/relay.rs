@@ -7,7 +7,7 @@
 //! the parent module starts one relay per node address and port and reads what it saw.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -77,7 +77,7 @@ fn start(netns: &Netns, at: SocketAddr, dial: SocketAddr) -> io::Result<Relay> {
     let rec = seen.0.clone();
     let service = accept_loop(listener, "mralab-ats-relay", move |client| {
         lock(&rec).connections += 1;
-        let Ok(node) = TcpStream::connect_timeout(&dial, Duration::from_secs(3)) else { return };
+        let Ok(node) = crate::net::connect(dial, Duration::from_secs(3), crate::net::Reach::Loopback) else { return };
         let _ = client.set_nodelay(true);
         let _ = node.set_nodelay(true);
         let (Ok(mut client_r), Ok(mut node_w)) = (client.try_clone(), node.try_clone()) else { return };
