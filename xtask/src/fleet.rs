@@ -97,7 +97,14 @@ fn up(
             println!("  TLS secrets go to $SSLKEYLOGFILE: open a capture of lo in Wireshark with it");
         }
         println!("\nserving until Ctrl-C");
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
+        // Ctrl-C or SIGTERM: stop cleanly either way, so the temporary PKI (private keys
+        // included) is removed when `temp` drops.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C")?,
+            _ = terminate.recv() => {}
+        }
         println!();
         if let Some(door) = door {
             door.stop().await;

@@ -12,9 +12,14 @@ struct Up {
 
 impl Up {
     fn start(args: &[&str]) -> Up {
+        Up::start_with_tmpdir(args, &std::env::temp_dir())
+    }
+
+    fn start_with_tmpdir(args: &[&str], tmpdir: &std::path::Path) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(["fleet", "up", "steven-lab"])
             .args(args)
+            .env("TMPDIR", tmpdir)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -42,9 +47,13 @@ impl Up {
             .to_string()
     }
 
-    fn interrupt(mut self) -> (i32, String) {
+    fn interrupt(self) -> (i32, String) {
+        self.signal("-INT")
+    }
+
+    fn signal(mut self, signal: &str) -> (i32, String) {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-INT", &pid]).status().expect("kill");
+        let status = Command::new("kill").args([signal, &pid]).status().expect("kill");
         assert!(status.success());
         let mut rest = String::new();
         let _ = self.stdout.read_to_string(&mut rest);
@@ -145,4 +154,25 @@ fn verify_publisher_tells_what_breaks_with_the_upgrade() {
     assert!(tftp.contains("!! breaks with the upgrade"), "{text}");
     assert!(text.contains("1 node port(s) break with the upgrade"), "{text}");
     drop(up);
+}
+
+#[test]
+fn sigterm_stops_the_fleet_and_removes_its_temporary_pki_whose_keys_were_0600() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmpdir = tempfile::TempDir::new().expect("temp dir");
+    let up = Up::start_with_tmpdir(&[], tmpdir.path());
+    let dir = up
+        .text
+        .lines()
+        .find_map(|l| l.strip_prefix("PKI written to ")?.split(" (").next().map(std::path::PathBuf::from))
+        .expect("the PKI folder is printed");
+    assert!(dir.starts_with(tmpdir.path()), "{}", dir.display());
+    let key = dir.join("certs/cucm/tomcat.key.pem");
+    let mode = std::fs::metadata(&key).expect("key written").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", key.display());
+    let (code, text) = up.signal("-TERM");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("fleet stopped"), "{text}");
+    let left: Vec<_> = std::fs::read_dir(tmpdir.path()).expect("read tmpdir").collect();
+    assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
 }

@@ -205,21 +205,37 @@ impl Pki {
     /// - `chains/<id>.pem`: what the server holding that leaf sends, in order;
     /// - `trust/roots.pem`: every root; `trust/cas.pem`: every root and intermediate;
     /// - `tree.txt`: [`Pki::tree`].
+    ///
+    /// Private keys are written mode 0600 (and an existing key file is narrowed to it), the rest
+    /// with the process's default mode.
     pub fn write_dir(&self, dir: &Path) -> Result<(), PkiError> {
-        let write = |path: &Path, bytes: &[u8]| -> Result<(), PkiError> {
+        let write_mode = |path: &Path, bytes: &[u8], mode: Option<u32>| -> Result<(), PkiError> {
+            use std::io::Write as _;
+            use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
             let io = |source| PkiError::Io { path: path.display().to_string(), source };
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(io)?;
             }
-            std::fs::write(path, bytes).map_err(io)
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            if let Some(mode) = mode {
+                options.mode(mode);
+            }
+            let mut file = options.open(path).map_err(io)?;
+            if let Some(mode) = mode {
+                file.set_permissions(std::fs::Permissions::from_mode(mode)).map_err(io)?;
+            }
+            file.write_all(bytes).map_err(io)
         };
+        let write = |path: &Path, bytes: &[u8]| write_mode(path, bytes, None);
+        let write_key = |path: &Path, bytes: &[u8]| write_mode(path, bytes, Some(0o600));
         let mut roots = String::new();
         let mut cas = String::new();
         for cert in self.certs() {
             write(&dir.join("certs").join(format!("{}.pem", cert.id)), cert.pem().as_bytes())?;
             write(&dir.join("certs").join(format!("{}.der", cert.id)), &cert.der)?;
-            write(&dir.join("certs").join(format!("{}.key.pem", cert.id)), cert.key_pem().as_bytes())?;
-            write(&dir.join("certs").join(format!("{}.key.der", cert.id)), &cert.key_der)?;
+            write_key(&dir.join("certs").join(format!("{}.key.pem", cert.id)), cert.key_pem().as_bytes())?;
+            write_key(&dir.join("certs").join(format!("{}.key.der", cert.id)), &cert.key_der)?;
             match cert.role {
                 Role::Root => {
                     roots.push_str(&cert.pem());
