@@ -68,6 +68,12 @@ fn up(
     pki.write_dir(&dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        // Listening from the start: Ctrl-C or SIGTERM: stop cleanly either way, so the temporary PKI (private keys
+        // included) is removed when `temp` drops.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .context("listening for Ctrl-C")?;
         let fleet = Fleet::start(config).await.context("starting the fleet")?;
         let nodes = fleet.nodes();
         println!("{}", simulators::render_table(&nodes));
@@ -97,12 +103,8 @@ fn up(
             println!("  TLS secrets go to $SSLKEYLOGFILE: open a capture of lo in Wireshark with it");
         }
         println!("\nserving until Ctrl-C");
-        // Ctrl-C or SIGTERM: stop cleanly either way, so the temporary PKI (private keys
-        // included) is removed when `temp` drops.
-        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("listening for SIGTERM")?;
         tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted.context("waiting for Ctrl-C")?,
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
         println!();
