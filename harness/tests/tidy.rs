@@ -392,3 +392,51 @@ fn a_circle_within_one_layer_and_a_module_in_no_layer_are_reported() {
         ["module `stray` is in no layer: add it to ARCHITECTURE.md's list", "import circle: chain -> pki -> chain"]
     );
 }
+
+/// The calls that open a connection, which only `net.rs` may make.
+const DIAL_CALLS: [&str; 3] = ["TcpStream::connect", "connect_timeout", "TcpSocket::"];
+
+/// Every dial in `files` (path, text) outside `net.rs`, as `path:line: call`.
+fn dials_outside_net(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (path, text) in files.iter().filter(|(p, _)| !p.ends_with("harness/src/net.rs")) {
+        let code = code_only(text);
+        for call in DIAL_CALLS {
+            for (offset, _) in code.match_indices(call) {
+                let line = code[..offset].bytes().filter(|&b| b == b'\n').count() + 1;
+                found.push(format!("{path}:{line}: {call}"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn every_connection_the_harness_and_xtask_open_goes_through_net_connect() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["harness/src", "xtask/src"] {
+        let mut in_dir = Vec::new();
+        source_files(&root.join(dir), &root.join(dir), &mut in_dir);
+        files.extend(in_dir.into_iter().map(|(path, text)| (format!("{dir}/{path}"), text)));
+    }
+    let found = dials_outside_net(&files);
+    assert!(
+        found.is_empty(),
+        "connections opened outside harness::net::connect (which checks the loopback invariant):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn a_planted_connect_outside_net_is_found_and_comments_are_not() {
+    let files = [
+        file("harness/src/net.rs", "fn connect() { TcpStream::connect_timeout(&a, t) }\n"),
+        file(
+            "xtask/src/lab.rs",
+            "// TcpStream::connect is not used here\nfn f() {\n    TcpStream::connect(addr);\n}\n",
+        ),
+    ];
+    assert_eq!(dials_outside_net(&files), ["xtask/src/lab.rs:3: TcpStream::connect"]);
+}

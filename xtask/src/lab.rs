@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use harness::lab::{Grade, Lab, LabServer, LabState, Refusal, Reissue, ReissueAnswer, ReloadReport, Workspace};
+use harness::net::{self, Reach};
 use harness::scenario::login::{LoginSpec, verdict};
 
 #[derive(Debug, Args)]
@@ -288,7 +289,7 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
 
 /// Sends one command line to the serve process and reads its JSON answer.
 fn control<T: serde::de::DeserializeOwned>(state: &LabState, line: &str) -> anyhow::Result<T> {
-    let mut stream = TcpStream::connect_timeout(&state.control, Duration::from_secs(5)).with_context(|| {
+    let mut stream = net::connect(state.control, Duration::from_secs(5), Reach::Loopback).with_context(|| {
         format!("reaching lab '{}' (pid {}) at {}: is it running?", state.lab, state.pid, state.control)
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(120)))?;
@@ -300,7 +301,7 @@ fn control<T: serde::de::DeserializeOwned>(state: &LabState, line: &str) -> anyh
 
 /// One HTTP/1.1 request through a front door: the status line.
 fn http(door: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&door, Duration::from_secs(5))?;
+    let mut stream = net::connect(door, Duration::from_secs(5), Reach::Loopback)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {door}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
     let mut first = String::new();
