@@ -348,7 +348,12 @@ fn control<T: serde::de::DeserializeOwned>(state: &LabState, command: &str) -> a
                 format!("reaching lab '{}' (pid {}) at {}: is it running?", state.lab, state.pid, state.control)
             });
         }
-        Err(e) => return Err(anyhow::Error::new(e)).context("reading the lab's answer"),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                let word = command.split(' ').next().unwrap_or_default();
+                format!("asking lab '{}' (pid {}) to {word}", state.lab, state.pid)
+            });
+        }
     };
     if let Ok(answer) = serde_json::from_str(&answer) {
         return Ok(answer);

@@ -319,7 +319,8 @@ impl Port {
         let read_line = bounded.read_until(b'\n', &mut line);
         let refusal = match tokio::time::timeout(self.settings.read_timeout, read_line).await {
             Err(_) => Err(format!("no complete line within {} ms", self.settings.read_timeout.as_millis())),
-            Ok(Err(_)) => return,
+            // A read error, or a connection closed without a byte (a port probe): nothing to answer.
+            Ok(Err(_)) | Ok(Ok(0)) => return,
             Ok(Ok(_)) if !line.ends_with(b"\n") && line.len() as u64 == limit => {
                 Err(format!("a control line is at most {} bytes", self.settings.max_line))
             }
