@@ -1,26 +1,40 @@
 //! Expressway-C's front door for real clients: a loopback HTTP listener that takes MRA paths
 //! (`/<base64 of domain/https/host/port>/<path>`), decodes the target, and proxies only to
 //! discovered nodes, through the verifier, to their loopback sockets. Any other target is
-//! refused with 403 and never dialled.
+//! refused with 403 and never dialled; a token that does not decode strictly (a scheme other
+//! than `https`, a port not written as canonical decimal, a host that is no host name) gets 400.
 //!
 //! `curl http://127.0.0.1:PORT/c3RldmVuLmxhYi9odHRwcy9jdWNtLnN0ZXZlbi5sYWIvODQ0Mw/cucm-uds/version`
 //! answers `200` or `502 connect failed`, and the traffic server's lines go to the log sink.
+//!
+//! Clients are not trusted to behave ([`FrontDoorSettings`]): a client gets a bounded time to
+//! send its headers and is closed when silent too long; at most so many connections are served
+//! at once (the rest wait in the listen queue); a failed accept (out of descriptors) is retried
+//! after a pause, never in a spin and never by giving up. Whatever a client sent is shown with
+//! [`printable`] before it reaches a log line.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
 
 use crate::mra;
-use crate::verifier::{OriginRequest, Outcome, Purpose, Verifier};
+use crate::source::printable;
+use crate::verifier::{OriginRequest, Outcome, Purpose, Verifier, VerifierFault};
 
 /// Where a discovered target is: the modelled address logs show and the socket to dial.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +47,35 @@ pub struct Route {
 
 /// The targets the front door may reach: (host as advertised, port) to route.
 pub type Routes = BTreeMap<(String, u16), Route>;
+
+/// How long the front door waits for its clients, and how many it serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrontDoorSettings {
+    /// How long a client has to send a request's headers, counted from when the front door
+    /// starts reading them (so a client trickling a byte at a time is cut off all the same),
+    /// and between the requests of a kept-alive connection. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// How long a connection may go without a byte read or written while no request of it is
+    /// being answered, before it is closed. Default 60 s.
+    pub idle_timeout: Duration,
+    /// Connections served at once; more wait in the listen queue (costing no descriptor)
+    /// until one closes. Default 64.
+    pub max_connections: usize,
+    /// The pause after a failed accept (out of descriptors, EMFILE) before the next. Default
+    /// 100 ms.
+    pub accept_backoff: Duration,
+}
+
+impl Default for FrontDoorSettings {
+    fn default() -> FrontDoorSettings {
+        FrontDoorSettings {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 64,
+            accept_backoff: Duration::from_millis(100),
+        }
+    }
+}
 
 type Sink = Box<dyn Fn(&str) + Send + Sync>;
 
@@ -72,12 +115,36 @@ pub enum FrontDoorError {
     },
 }
 
+/// Why a request through the front door got no outcome: a harness fault, answered with 500
+/// (a failed verification is an outcome, never this).
+#[derive(Debug, thiserror::Error)]
+enum ProxyFault {
+    /// The verifier could not run.
+    #[error(transparent)]
+    Verifier(#[from] VerifierFault),
+    /// The blocking task running the verifier panicked or was cancelled.
+    #[error("the verifier's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 impl FrontDoor {
-    /// Binds `addr` (loopback; port 0 picks one) and serves; returns once bound.
+    /// Binds `addr` (loopback; port 0 picks one) and serves with the default
+    /// [`FrontDoorSettings`]; returns once bound.
     pub async fn start(
         addr: SocketAddr,
         verifier: Box<dyn Verifier>,
         routes: Routes,
+        sink: impl Fn(&str) + Send + Sync + 'static,
+    ) -> Result<FrontDoor, FrontDoorError> {
+        FrontDoor::start_with(addr, verifier, routes, FrontDoorSettings::default(), sink).await
+    }
+
+    /// Binds `addr` (loopback; port 0 picks one) and serves with `settings`; returns once bound.
+    pub async fn start_with(
+        addr: SocketAddr,
+        verifier: Box<dyn Verifier>,
+        routes: Routes,
+        settings: FrontDoorSettings,
         sink: impl Fn(&str) + Send + Sync + 'static,
     ) -> Result<FrontDoor, FrontDoorError> {
         if !addr.ip().is_loopback() {
@@ -87,31 +154,8 @@ impl FrontDoor {
         let addr = listener.local_addr().map_err(|source| FrontDoorError::Bind { addr, source })?;
         let state =
             Arc::new(State { verifier: Mutex::new(verifier), routes: Mutex::new(routes), sink: Box::new(sink) });
-        let (shutdown, mut stop) = watch::channel(false);
-        let serving = state.clone();
-        let task = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    accepted = listener.accept() => {
-                        let Ok((tcp, _)) = accepted else { continue };
-                        let state = serving.clone();
-                        connections.spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                let state = state.clone();
-                                async move { Ok::<_, Infallible>(handle(state, req).await) }
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(TokioIo::new(tcp), service)
-                                .await;
-                        });
-                    }
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                }
-            }
-            connections.shutdown().await;
-        });
+        let (shutdown, stop) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, state.clone(), settings, stop));
         Ok(FrontDoor { addr, state, shutdown, task })
     }
 
@@ -138,6 +182,183 @@ impl FrontDoor {
     }
 }
 
+/// Takes a place (beyond the cap, connections wait in the listen queue), then a connection,
+/// and serves it in a task of its own, until told to stop. A failed accept is logged once per
+/// run of failures and retried after `accept_backoff`.
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    settings: FrontDoorSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let places = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut failing = false;
+    'serving: loop {
+        let place = tokio::select! {
+            _ = stop.changed() => break 'serving,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue 'serving,
+            place = places.clone().acquire_owned() => match place {
+                Ok(place) => place,
+                // Invariant: the semaphore is never closed.
+                Err(_) => break 'serving,
+            },
+        };
+        let tcp = loop {
+            tokio::select! {
+                _ = stop.changed() => break 'serving,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => break tcp,
+                    Err(e) => {
+                        if !failing {
+                            (state.sink)(&format!(
+                                "front door: accept failed ({e}); retrying every {} ms",
+                                settings.accept_backoff.as_millis()
+                            ));
+                            failing = true;
+                        }
+                        tokio::select! {
+                            _ = stop.changed() => break 'serving,
+                            _ = tokio::time::sleep(settings.accept_backoff) => {}
+                        }
+                    }
+                },
+            }
+        };
+        failing = false;
+        connections.spawn(serve_connection(tcp, state.clone(), settings, place));
+    }
+    connections.shutdown().await;
+}
+
+/// One connection: HTTP/1.1 with the header-read timeout, closed once idle for `idle_timeout`.
+async fn serve_connection(
+    tcp: TcpStream,
+    state: Arc<State>,
+    settings: FrontDoorSettings,
+    _place: OwnedSemaphorePermit,
+) {
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched { inner: tcp, activity: activity.clone() });
+    let answering = activity.clone();
+    let service = hyper::service::service_fn(move |req| {
+        let state = state.clone();
+        let busy = answering.busy();
+        async move {
+            let _busy = busy;
+            Ok::<_, Infallible>(handle(state, req).await)
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    loop {
+        let wait = match activity.quiet_since() {
+            // A request is being answered: the verifier's own timeouts bound it.
+            None => settings.idle_timeout,
+            Some(since) => match settings.idle_timeout.checked_sub(since.elapsed()) {
+                Some(left) if !left.is_zero() => left,
+                // Idle too long: dropping the connection closes it.
+                _ => return,
+            },
+        };
+        tokio::select! {
+            _ = &mut connection => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// When a connection last read or wrote, and how many of its requests are being answered.
+struct Activity {
+    last: Mutex<Instant>,
+    busy: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity { last: Mutex::new(Instant::now()), busy: AtomicUsize::new(0) }
+    }
+
+    fn touch(&self) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Since when the connection is quiet; `None` while a request is being answered.
+    fn quiet_since(&self) -> Option<Instant> {
+        (self.busy.load(Ordering::SeqCst) == 0).then(|| *self.last.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Marks a request as being answered until the guard is dropped.
+    fn busy(self: &Arc<Self>) -> Busy {
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        Busy(self.clone())
+    }
+}
+
+/// A request being answered (see [`Activity::busy`]).
+struct Busy(Arc<Activity>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A socket that records its activity: every read or write of at least one byte.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 fn reply(status: u16, reason: &str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
@@ -156,13 +377,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     let target = match mra::decode(&path) {
         Ok(target) => target,
         Err(e) => {
-            (state.sink)(&format!("front door: 400 for {path}: {e}"));
+            // The error shows only checked fields and escaped text; the path is escaped here.
+            (state.sink)(&format!("front door: 400 for {}: {e}", printable(&path)));
             return reply(400, "Bad Request", format!("{e}\n"));
         }
     };
     let route =
         state.routes.lock().unwrap_or_else(|p| p.into_inner()).get(&(target.host.clone(), target.port)).copied();
     let Some(route) = route else {
+        // The host passed the decoder's host-name check: no control character, no space.
         let message = format!(
             "{}:{} is not a discovered node; the front door proxies to discovered nodes only",
             target.host, target.port
@@ -175,17 +398,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
         modelled_ip: route.modelled_ip,
         port: target.port,
         dial: route.dial,
-        method,
+        method: printable(&method).into_owned(),
         path: target.path.clone(),
         purpose: Purpose::Mra,
     };
     let worker = state.clone();
-    let outcome: Result<Outcome, String> = tokio::task::spawn_blocking(move || {
+    let outcome: Result<Outcome, ProxyFault> = tokio::task::spawn_blocking(move || {
         let mut verifier = worker.verifier.lock().unwrap_or_else(|p| p.into_inner());
-        verifier.request(&request).map_err(|e| e.to_string())
+        verifier.request(&request).map_err(ProxyFault::from)
     })
     .await
-    .unwrap_or_else(|e| Err(format!("verifier task failed: {e}")));
+    .unwrap_or_else(|e| Err(ProxyFault::from(e)));
     match outcome {
         Ok(outcome) => {
             for line in &outcome.log {
@@ -194,7 +417,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             reply(outcome.status, &outcome.reason, outcome.body)
         }
         Err(e) => {
-            (state.sink)(&format!("front door: harness fault: {e}"));
+            (state.sink)(&format!("front door: harness fault: {}", printable(&e.to_string())));
             reply(500, "Internal Server Error", format!("{e}\n"))
         }
     }
@@ -209,12 +432,12 @@ pub fn discover(
     fleet: &crate::fleet::ResolvedFleet,
     running: &simulators::Fleet,
     tls_verify_mode: bool,
-) -> Result<(Routes, Outcome), crate::verifier::VerifierFault> {
-    let node = fleet.find_by_host(publisher).ok_or_else(|| crate::verifier::VerifierFault::Request {
+) -> Result<(Routes, Outcome), VerifierFault> {
+    let node = fleet.find_by_host(publisher).ok_or_else(|| VerifierFault::Request {
         verifier: verifier.name(),
         message: format!("discovery publisher '{publisher}' is no node of the fleet"),
     })?;
-    let dial = running.socket(&node.name, 8443).ok_or_else(|| crate::verifier::VerifierFault::Request {
+    let dial = running.socket(&node.name, 8443).ok_or_else(|| VerifierFault::Request {
         verifier: verifier.name(),
         message: format!("node '{}' has no 8443 listener", node.name),
     })?;

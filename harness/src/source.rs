@@ -2,7 +2,8 @@
 //!
 //! Topology and scenario files are TOML; every error that can be tied to a place in one names
 //! the file, the line and the column, as a compiler does. This module turns byte spans into
-//! those positions and offers close names when a reference is misspelt.
+//! those positions and offers close names when a reference is misspelt. Text that came
+//! from the network goes through [`printable`] before a person or a log sees it.
 
 use std::fmt;
 use std::ops::Range;
@@ -99,6 +100,27 @@ pub fn with_suggestion(message: &str, fallback: &[&str]) -> String {
     format!("{}{}{}", &message[..line_end], suggestion, &message[line_end..])
 }
 
+/// Text from the network, safe to put on one log line or a console: every control character
+/// (below 0x20, and 0x7f) is shown as `\xNN` and every non-ASCII character as `\u{NNNN}`, so a
+/// newline cannot start a forged line, an escape sequence cannot drive the terminal, and a
+/// right-to-left override cannot reorder what a person reads. Backslashes stay as they are:
+/// the result is for reading, not for decoding back.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| (' '..='~').contains(&c);
+    if text.chars().all(plain) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if plain(c) => shown.push(c),
+            c if c.is_ascii() => shown.push_str(&format!("\\x{:02x}", u32::from(c))),
+            c => shown.push_str(&format!("\\u{{{:04x}}}", u32::from(c))),
+        }
+    }
+    std::borrow::Cow::Owned(shown)
+}
+
 /// `impl Deserialize` for types that parse from a string with `FromStr<Err: Display>`, so a bad
 /// value is reported by the TOML reader with its line and column.
 #[macro_export]
@@ -140,5 +162,14 @@ mod tests {
     fn without_listed_names_the_fallback_is_searched() {
         assert!(with_suggestion("unknown variant `requst`", &["request"]).contains("(did you mean 'request'?)"));
         assert_eq!(with_suggestion("unknown variant `requst`", &[]), "unknown variant `requst`");
+    }
+
+    #[test]
+    fn printable_shows_control_and_non_ascii_characters_escaped() {
+        assert_eq!(printable("cucm.steven.lab:8443/x?y=1"), "cucm.steven.lab:8443/x?y=1");
+        assert_eq!(printable("evil\nWARNING: forged"), "evil\\x0aWARNING: forged");
+        assert_eq!(printable("a\r\t\u{1b}[2J\u{7f}"), "a\\x0d\\x09\\x1b[2J\\x7f");
+        assert_eq!(printable("caf\u{e9} \u{202e}"), "caf\\u{00e9} \\u{202e}");
+        assert!(!printable("\u{0}\u{85}\u{2028}").chars().any(|c| c.is_control() || !c.is_ascii()));
     }
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask lab ...`: teaching labs. `start` re-executes this binary as a detached
 //! `lab serve` process (the fleet, the front doors, a control endpoint on loopback) and returns
-//! once it serves; the other commands find it through `<workspace>/lab.toml`. The meaning
+//! once it serves; the other commands find it through `<workspace>/lab.toml` (mode 0600: it
+//! holds the token every control line starts with), and dial only loopback addresses. The meaning
 //! (files, reload, re-issue, hints, the login's verdict and `check`'s grade) lives in
 //! `harness::lab` and `harness::scenario::login`; this file owns processes and printing.
 
@@ -14,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
-use harness::lab::{Grade, Lab, LabServer, LabState, Refusal, Reissue, ReissueAnswer, ReloadReport, Workspace};
+use harness::lab::control::{ControlError, ControlPort, ControlToken, Refused, ask, loopback_only};
+use harness::lab::{Grade, Lab, LabLimits, LabServer, LabState, Reissue, ReissueAnswer, ReloadReport, Workspace};
 use harness::net::{self, Reach};
 use harness::scenario::login::{LoginSpec, verdict};
 
@@ -22,6 +24,49 @@ use harness::scenario::login::{LoginSpec, verdict};
 pub struct LabArgs {
     #[command(subcommand)]
     what: LabWhat,
+}
+
+/// The serve process's limits; each defaults to what `lab.toml`'s `[limits]` says when absent.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Limits of the front doors and the control port")]
+struct LimitArgs {
+    /// How long a front-door client has to send its request headers, in ms [default: 10000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_ms: Option<u64>,
+    /// How long a front-door connection may stay silent, in ms [default: 60000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: Option<u64>,
+    /// Connections each front door serves at once; more wait [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..65536))]
+    max_connections: Option<u64>,
+    /// How long a control-port client has to send its line, in ms [default: 10000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    control_read_timeout_ms: Option<u64>,
+}
+
+impl LimitArgs {
+    /// `base` with the options given.
+    fn over(&self, base: LabLimits) -> LabLimits {
+        LabLimits {
+            header_read_timeout_ms: self.header_read_timeout_ms.unwrap_or(base.header_read_timeout_ms),
+            idle_timeout_ms: self.idle_timeout_ms.unwrap_or(base.idle_timeout_ms),
+            max_connections: self.max_connections.and_then(|n| usize::try_from(n).ok()).unwrap_or(base.max_connections),
+            control_read_timeout_ms: self.control_read_timeout_ms.unwrap_or(base.control_read_timeout_ms),
+        }
+    }
+
+    /// The options that give `limits` to `lab serve`.
+    fn of(limits: &LabLimits) -> Vec<String> {
+        [
+            ("--header-read-timeout-ms", limits.header_read_timeout_ms.to_string()),
+            ("--idle-timeout-ms", limits.idle_timeout_ms.to_string()),
+            ("--max-connections", limits.max_connections.to_string()),
+            ("--control-read-timeout-ms", limits.control_read_timeout_ms.to_string()),
+        ]
+        .into_iter()
+        .flat_map(|(option, value)| [option.to_string(), value])
+        .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -42,6 +87,8 @@ enum LabWhat {
         /// Where its files go (default: ./lab-<lab>).
         #[arg(long)]
         workspace: Option<PathBuf>,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Apply the edited files, re-run the MRA login, and say whether it is fixed, and how.
     /// Exit 0: fixed for the long term; 1: still failing; 3: works, but only by a workaround.
@@ -83,6 +130,8 @@ enum LabWhat {
         workspace: PathBuf,
         #[arg(long)]
         keep_log: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
 }
 
@@ -95,9 +144,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabWhat::Start { lab, workspace } => {
+        LabWhat::Start { lab, workspace, limits } => {
             let dir = workspace.unwrap_or_else(|| PathBuf::from(format!("lab-{lab}")));
-            start(&lab, &dir, false)
+            start(&lab, &dir, false, limits.over(LabLimits::default()))
         }
         LabWhat::Check(at) => check(&workspace(at)?),
         LabWhat::Hint(at) => hint(&workspace(at)?),
@@ -125,7 +174,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                 Err(refusal) => Err(refusal.into()),
             }
         }
-        LabWhat::Serve { lab, workspace, keep_log } => serve(&lab, workspace, keep_log),
+        LabWhat::Serve { lab, workspace, keep_log, limits } => {
+            serve(&lab, workspace, keep_log, limits.over(LabLimits::default()))
+        }
     }
 }
 
@@ -145,7 +196,9 @@ fn read_state(ws: &Workspace) -> anyhow::Result<LabState> {
             path.display()
         )
     })?;
-    toml::from_str(&text).with_context(|| format!("{}: not a lab state file", path.display()))
+    let state: LabState = toml::from_str(&text).with_context(|| format!("{}: not a lab state file", path.display()))?;
+    state.check_loopback().with_context(|| format!("{}: refusing to dial", path.display()))?;
+    Ok(state)
 }
 
 /// Whether `pid` is a live `lab serve` process (not gone, not a zombie, not a reused pid).
@@ -164,7 +217,7 @@ fn running(pid: u32) -> bool {
     !matches!(state, None | Some('Z' | 'X'))
 }
 
-fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
+fn start(name: &str, dir: &Path, keep_log: bool, limits: LabLimits) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(name)?;
     // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's.
     if (Workspace { dir: dir.to_path_buf() }).is_foreign() {
@@ -189,7 +242,7 @@ fn start(name: &str, dir: &Path, keep_log: bool) -> anyhow::Result<ExitCode> {
     let out = fs::File::create(&serve_log).with_context(|| format!("creating {}", serve_log.display()))?;
     let err = out.try_clone()?;
     let mut command = Command::new(std::env::current_exe()?);
-    command.args(["lab", "serve", name, "--workspace"]).arg(&dir);
+    command.args(["lab", "serve", name, "--workspace"]).arg(&dir).args(LimitArgs::of(&limits));
     if keep_log {
         command.arg("--keep-log");
     }
@@ -287,25 +340,39 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
     );
 }
 
-/// Sends one command line to the serve process and reads its JSON answer.
-fn control<T: serde::de::DeserializeOwned>(state: &LabState, line: &str) -> anyhow::Result<T> {
-    let mut stream = net::connect(state.control, Duration::from_secs(5), Reach::Loopback).with_context(|| {
-        format!("reaching lab '{}' (pid {}) at {}: is it running?", state.lab, state.pid, state.control)
-    })?;
-    stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-    stream.write_all(format!("{line}\n").as_bytes())?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).context("reading the lab's answer")?;
-    serde_json::from_str(&answer).with_context(|| format!("the lab answered: {answer}"))
+/// Sends one command to the serve process, with the lab's token, and reads its JSON answer.
+fn control<T: serde::de::DeserializeOwned>(state: &LabState, command: &str) -> anyhow::Result<T> {
+    let answer = match ask(state.control, &state.token, command, Duration::from_secs(120)) {
+        Ok(answer) => answer,
+        Err(e @ ControlError::Connect { .. }) => {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                format!("reaching lab '{}' (pid {}) at {}: is it running?", state.lab, state.pid, state.control)
+            });
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)).with_context(|| {
+                let word = command.split(' ').next().unwrap_or_default();
+                format!("asking lab '{}' (pid {}) to {word}", state.lab, state.pid)
+            });
+        }
+    };
+    if let Ok(answer) = serde_json::from_str(&answer) {
+        return Ok(answer);
+    }
+    match serde_json::from_str::<Refused>(&answer) {
+        Ok(refused) => bail!("lab '{}' (pid {}) refused the command: {}", state.lab, state.pid, refused.refused),
+        Err(_) => bail!("the lab answered: {}", harness::source::printable(&answer)),
+    }
 }
 
-/// One HTTP/1.1 request through a front door: the status line.
+/// One HTTP/1.1 request through a front door (on loopback): the status line.
 fn http(door: SocketAddr, method: &str, path: &str) -> anyhow::Result<(u16, String)> {
+    loopback_only("the front door", door)?;
     let mut stream = net::connect(door, Duration::from_secs(5), Reach::Loopback)?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(stream, "{method} {path} HTTP/1.1\r\nHost: {door}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")?;
     let mut first = String::new();
-    BufReader::new(stream).read_line(&mut first)?;
+    BufReader::new(stream.take(64 * 1024)).read_line(&mut first)?;
     let mut parts = first.trim_end().splitn(3, ' ');
     let _version = parts.next();
     let status = parts.next().and_then(|s| s.parse().ok()).with_context(|| format!("bad status line '{first}'"))?;
@@ -316,6 +383,9 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let state = read_state(ws)?;
     let lab = Lab::load(&state.lab)?;
     let report: ReloadReport = control(&state, "reload")?;
+    for peer in &report.peers {
+        loopback_only(&format!("the front door of {} (as the lab answered)", peer.name), peer.front_door)?;
+    }
     println!("lab '{}': applied the workspace files", lab.name);
     for e in &report.errors {
         println!("  error: {e}");
@@ -422,7 +492,7 @@ fn reset(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let state = read_state(ws)?;
     stop(ws, &state)?;
     println!("lab '{}' reset: initial files restored, hints start over\n", state.lab);
-    start(&state.lab, &ws.dir, true)
+    start(&state.lab, &ws.dir, true, state.limits)
 }
 
 fn stop(ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
@@ -453,50 +523,29 @@ fn stop(ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
 }
 
 /// The background process: serves the lab until a `stop` arrives on the control endpoint.
-fn serve(name: &str, dir: PathBuf, keep_log: bool) -> anyhow::Result<ExitCode> {
-    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+fn serve(name: &str, dir: PathBuf, keep_log: bool, limits: LabLimits) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(name)?;
     let ws = Workspace { dir };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         // No terminal owns this process; a hang-up of the shell that started it is no reason to go.
         let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        let mut server = LabServer::start(lab, ws.clone(), keep_log).await?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.context("binding the control endpoint")?;
-        let control = listener.local_addr()?;
-        let state = server.state(control);
-        let temp = ws.dir.join(".lab.toml.tmp");
-        fs::write(&temp, toml::to_string(&state)?)?;
-        fs::rename(&temp, ws.state_file())?;
-        println!("serving lab '{}' (pid {}), control on {control}", name, state.pid);
-        loop {
-            let (mut stream, _) = listener.accept().await?;
-            let (read, mut write) = stream.split();
-            let mut line = String::new();
-            let mut reader = tokio::io::BufReader::new(read);
-            if tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await.is_err() {
-                continue;
-            }
-            let line = line.trim();
-            let (command, rest) = line.split_once(' ').unwrap_or((line, ""));
-            println!("control: {command}");
-            let (answer, stop) = match command {
-                "reload" => (serde_json::to_string(&tokio::task::block_in_place(|| server.reload()))?, false),
-                "reissue" => {
-                    let result: ReissueAnswer = serde_json::from_str::<Reissue>(rest)
-                        .map_err(|e| Refusal(e.to_string()))
-                        .and_then(|change| server.reissue(&change).map_err(Refusal::from));
-                    (serde_json::to_string(&result)?, false)
-                }
-                "stop" => (serde_json::to_string("stopping")?, true),
-                other => (serde_json::to_string(&format!("unknown command '{other}'"))?, false),
-            };
-            let _ = write.write_all(answer.as_bytes()).await;
-            let _ = write.shutdown().await;
+        let mut server = LabServer::start(lab, ws.clone(), keep_log, limits).await?;
+        let token = ControlToken::generate()?;
+        let (port, mut asked) = ControlPort::start(limits.control(), token.clone(), |line| println!("{line}")).await?;
+        let state = server.state(port.addr(), &token);
+        ws.write_state(&state)?;
+        println!("serving lab '{}' (pid {}), control on {}", name, state.pid, port.addr());
+        // One command at a time; every connection was read and checked in a task of its own.
+        while let Some(asked) = asked.recv().await {
+            let (answer, stop) = tokio::task::block_in_place(|| server.obey(&asked.command));
+            asked.answer(answer);
             if stop {
                 break;
             }
         }
+        drop(asked);
+        port.stop().await;
         server.stop().await;
         println!("stopped");
         anyhow::Ok(())

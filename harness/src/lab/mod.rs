@@ -7,7 +7,8 @@
 //! errors and [`grade`], `check`'s conclusion: not fixed, only the workaround, or the long-term
 //! fix. [`conf`] reads and writes the configuration files the trainee edits
 //! (`expressway.conf` in `xConfiguration` syntax, `cucm-system-server.conf`); [`workspace`]
-//! is the folder of plain files and `lab.toml`; [`server`] runs a lab ([`LabServer`]): the
+//! is the folder of plain files and `lab.toml`; [`control`] is the loopback port through which
+//! the lab's commands reach its serve process; [`server`] runs a lab ([`LabServer`]): the
 //! fleet, one Expressway-C front door per cluster peer, and [`LabServer::reload`], which
 //! applies the files through the same paths as the model (trust-store files go through
 //! [`TrustStore::add_pem`](crate::expressway::TrustStore::add_pem), so a second certificate
@@ -15,6 +16,7 @@
 //! and printing; this module owns meaning.
 
 pub mod conf;
+pub mod control;
 pub mod server;
 pub mod workspace;
 
@@ -33,8 +35,9 @@ pub use conf::{
     EXPRESSWAY_CONF, ExpresswayConf, SYSTEM_SERVER_CONF, file_name, parse_expressway_conf, parse_system_server,
     render_expressway_conf,
 };
+pub use control::{Asked, Command, ControlError, ControlPort, ControlSettings, ControlToken, Refused};
 pub use server::{LabServer, PeerReport, Refusal, Reissue, ReissueAnswer, ReloadReport, Target};
-pub use workspace::{LabState, NodeState, PeerState, Workspace};
+pub use workspace::{LabLimits, LabState, NodeState, PeerState, Workspace};
 
 /// Every lab: name, definition, sheet.
 const CATALOGUE: [(&str, &str, &str); 6] = [
@@ -158,6 +161,9 @@ pub enum LabError {
     /// The front door.
     #[error(transparent)]
     FrontDoor(#[from] crate::frontdoor::FrontDoorError),
+    /// The control port.
+    #[error(transparent)]
+    Control(#[from] control::ControlError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LabError + '_ {

@@ -4,7 +4,8 @@
 //! applies the workspace's files as Save does on Expressway-C (trust-store files through
 //! [`TrustStore::add_pem`] in upload order, so a second certificate with the same CN is refused
 //! and named) and refreshes discovery, answering with a [`ReloadReport`];
-//! [`LabServer::reissue`] re-issues a node's certificates as its administrator would.
+//! [`LabServer::reissue`] re-issues a node's certificates as its administrator would;
+//! [`LabServer::obey`] carries out a command of the control port.
 
 use std::fs;
 use std::io::Write as _;
@@ -21,7 +22,8 @@ use crate::pki::{KeyCache, Pki, Role, San};
 use crate::verifier::{ClientIdentity, LogSettings, Session, Verifier as _, builtin::BuiltinVerifier};
 
 use super::conf::{EXPRESSWAY_CONF, SYSTEM_SERVER_CONF, parse_expressway_conf, parse_system_server};
-use super::workspace::{LabState, NodeState, PeerState, Workspace, write_initial};
+use super::control::{Command, ControlToken, Refused};
+use super::workspace::{LabLimits, LabState, NodeState, PeerState, Workspace, write_initial};
 use super::{Lab, LabError, io};
 
 /// What `reissue` changes: which of the node's certificates, and how.
@@ -137,6 +139,7 @@ pub struct LabServer {
     peers: Vec<Peer>,
     expressway: ExpresswaySpec,
     log: LogFile,
+    limits: LabLimits,
 }
 
 impl std::fmt::Debug for LabServer {
@@ -148,8 +151,14 @@ impl std::fmt::Debug for LabServer {
 impl LabServer {
     /// Builds the PKI for now (real clients read the real clock), writes the workspace's
     /// initial files, starts the fleet and one front door per peer, and applies the files.
-    /// `keep_log` appends to an existing `traffic_server.log` (a reset) rather than starting it.
-    pub async fn start(lab: Lab, workspace: Workspace, keep_log: bool) -> Result<LabServer, LabError> {
+    /// `keep_log` appends to an existing `traffic_server.log` (a reset) rather than starting it;
+    /// the front doors run with `limits`.
+    pub async fn start(
+        lab: Lab,
+        workspace: Workspace,
+        keep_log: bool,
+        limits: LabLimits,
+    ) -> Result<LabServer, LabError> {
         let now = OffsetDateTime::now_utc();
         let pki = Pki::build(&lab.topology, now, &KeyCache::default())?;
         let resolved = ResolvedFleet::resolve(&lab.fleet, &pki)?;
@@ -179,17 +188,18 @@ impl LabServer {
             let mut verifier = BuiltinVerifier::new(crate::verifier::Profile::ExpresswayX14_2);
             verifier.open(&session)?;
             let sink = log.clone();
-            let door = FrontDoor::start(
+            let door = FrontDoor::start_with(
                 SocketAddr::from(([127, 0, 0, 1], 0)),
                 Box::new(verifier),
                 Default::default(),
+                limits.front_door(),
                 move |line| sink.line(line),
             )
             .await?;
             peers.push(Peer { name: name.clone(), door, session, uploaded: Vec::new() });
         }
         let expressway = lab.expressway.clone();
-        let mut server = LabServer { lab, workspace, pki, resolved, fleet, peers, expressway, log };
+        let mut server = LabServer { lab, workspace, pki, resolved, fleet, peers, expressway, log, limits };
         let _initial = tokio::task::block_in_place(|| server.reload());
         Ok(server)
     }
@@ -199,12 +209,15 @@ impl LabServer {
         &self.lab
     }
 
-    /// What `lab.toml` records, `control` being the control endpoint's address.
-    pub fn state(&self, control: SocketAddr) -> LabState {
+    /// What `lab.toml` records, `control` being the control endpoint's address and `token`
+    /// what its lines must start with.
+    pub fn state(&self, control: SocketAddr, token: &ControlToken) -> LabState {
         LabState {
             lab: self.lab.name.clone(),
             pid: std::process::id(),
             control,
+            token: token.clone(),
+            limits: self.limits,
             peers: self.peers.iter().map(|p| PeerState { name: p.name.clone(), front_door: p.door.addr() }).collect(),
             nodes: self
                 .resolved
@@ -444,6 +457,24 @@ impl LabServer {
             self.fleet.set_identities(&node.name, port.port, rsa, ecdsa).map_err(LabError::Simulator)?;
         }
         Ok(done)
+    }
+
+    /// Carries out a command of the control port: its JSON answer, and whether the lab is to
+    /// stop. Blocking (a reload dials the publisher): call it from a blocking context.
+    pub fn obey(&mut self, command: &Command) -> (String, bool) {
+        let json = |answer: Result<String, serde_json::Error>| {
+            answer.unwrap_or_else(|e| Refused::json(format!("the answer did not serialise: {e}")))
+        };
+        match command {
+            Command::Reload => (json(serde_json::to_string(&self.reload())), false),
+            Command::Reissue(change) => {
+                let result: ReissueAnswer = serde_json::from_str::<Reissue>(change)
+                    .map_err(|e| Refusal(e.to_string()))
+                    .and_then(|change| self.reissue(&change).map_err(Refusal::from));
+                (json(serde_json::to_string(&result)), false)
+            }
+            Command::Stop => (json(serde_json::to_string("stopping")), true),
+        }
     }
 
     /// Stops the front doors and the fleet.
