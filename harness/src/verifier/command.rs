@@ -8,16 +8,16 @@
 //! versioned ([`PROTOCOL_VERSION`]) and its JSON Schema is `adapters/protocol.schema.json`,
 //! documented in the README.
 //!
-//! A command that exits, hangs past [`REQUEST_TIMEOUT`], or prints a line that is not an answer
+//! A command that exits, hangs past its answer timeout ([`CommandLimits`]), or prints a line that is not an answer
 //! to the request asked is a harness fault ([`VerifierFault::Request`]) carrying the tail of its
 //! stderr: never a verdict. Verdicts become [`Outcome`]s as the module's `outcome_of` says:
 //! accept is 200, reject is 502 `connect failed` with the failed check the command names (or
 //! one guessed from its error text), unsupported is status 0 with
 //! `Failure::Handshake { reason: "unsupported: ..." }`.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,20 +28,86 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::{Change, Failure, OriginRequest, Outcome, ServedCert, Session, Verifier, VerifierFault};
+use crate::ciphers::CipherError;
 use crate::expressway::TlsVersion;
 use crate::verifier::Family;
 
 /// The protocol version this harness speaks; sent in every `session` message.
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// How long a command may take to answer one request.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// What a command may cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandLimits {
+    /// How long a command may take to answer one request.
+    pub answer_timeout: Duration,
+}
+
+impl CommandLimits {
+    /// 10 s per answer.
+    pub const DEFAULT: CommandLimits = CommandLimits { answer_timeout: Duration::from_secs(10) };
+}
+
+impl Default for CommandLimits {
+    fn default() -> CommandLimits {
+        CommandLimits::DEFAULT
+    }
+}
 
 /// How much of a faulty command's stderr a fault carries.
 const STDERR_TAIL: usize = 2000;
 
 /// The status an `unsupported` verdict maps to: no HTTP status at all.
 pub const UNSUPPORTED_STATUS: u16 = 0;
+
+/// A session file that cannot be written.
+#[derive(Debug, thiserror::Error)]
+enum ScratchError {
+    /// The `mralab-cmd-*` folder.
+    #[error("cannot create a folder for the session files: {source}")]
+    Folder { source: io::Error },
+    /// One file in it.
+    #[error("cannot write {}: {source}", .path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// Why a command is no use. The first four are configuration faults; the rest are about a
+/// running command and become request faults quoting the end of its stderr.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error("cannot start {}: {source}", .path.display())]
+    Start { path: PathBuf, source: io::Error },
+    #[error("no pipes to the command")]
+    NoPipes,
+    #[error(transparent)]
+    Scratch(#[from] ScratchError),
+    #[error("cipher string '{ciphers}': {source}")]
+    Ciphers { ciphers: String, source: CipherError },
+    #[error("cannot write to the command (did it exit?): {source}")]
+    Write { source: io::Error },
+    #[error("request {id}: not a protocol answer ({source}): {line}")]
+    NotAnAnswer { id: u64, source: serde_json::Error, line: String },
+    #[error("request {id}: cannot read its stdout: {source}")]
+    Read { id: u64, source: io::Error },
+    #[error("request {id}: the answer is for request {got}")]
+    WrongId { id: u64, got: u64 },
+    #[error("request {id}: no answer within {} s (hung?)", .timeout.as_secs_f64())]
+    Timeout { id: u64, timeout: Duration },
+    #[error("request {id}: the command exited without answering{}", .status.map(|s| format!(" ({s})")).unwrap_or_default())]
+    Exited { id: u64, status: Option<ExitStatus> },
+}
+
+impl CommandError {
+    /// A fault of the configuration rather than of a running command.
+    fn is_config(&self) -> bool {
+        matches!(
+            self,
+            CommandError::Start { .. }
+                | CommandError::NoPipes
+                | CommandError::Scratch(_)
+                | CommandError::Ciphers { .. }
+        )
+    }
+}
 
 /// The files a session's PEM material is written to, kept for the command's lifetime.
 #[derive(Debug)]
@@ -60,9 +126,7 @@ pub struct CommandVerifier {
     stderr: Arc<Mutex<Vec<u8>>>,
     files: Option<SessionFiles>,
     next_id: u64,
-    timeout: Duration,
-    /// The last session's peer name, for messages.
-    peer: String,
+    limits: CommandLimits,
 }
 
 impl CommandVerifier {
@@ -76,18 +140,28 @@ impl CommandVerifier {
             stderr: Arc::new(Mutex::new(Vec::new())),
             files: None,
             next_id: 1,
-            timeout: REQUEST_TIMEOUT,
-            peer: String::new(),
+            limits: CommandLimits::DEFAULT,
         }
     }
 
-    /// Sets the per-request timeout (tests use short ones).
-    pub fn with_timeout(mut self, timeout: Duration) -> CommandVerifier {
-        self.timeout = timeout;
+    /// Sets the limits.
+    pub fn with_limits(mut self, limits: CommandLimits) -> CommandVerifier {
+        self.limits = limits;
         self
     }
 
-    fn fault(&mut self, what: String) -> VerifierFault {
+    /// Sets the answer timeout alone (tests use short ones).
+    pub fn with_timeout(mut self, timeout: Duration) -> CommandVerifier {
+        self.limits.answer_timeout = timeout;
+        self
+    }
+
+    /// Turns `error` into a fault; a fault of the running command ends it and quotes the tail
+    /// of its stderr.
+    fn fault(&mut self, error: CommandError) -> VerifierFault {
+        if error.is_config() {
+            return VerifierFault::Config { verifier: self.name(), message: error.to_string() };
+        }
         // Give a dying command a moment to finish writing its stderr.
         if let Some(child) = self.child.as_mut() {
             for _ in 0..20 {
@@ -106,7 +180,7 @@ impl CommandVerifier {
         };
         self.stop();
         let stderr = if stderr.is_empty() { "(empty)".to_string() } else { stderr };
-        VerifierFault::Request { verifier: self.name(), message: format!("{what}; its stderr:\n{stderr}") }
+        VerifierFault::Request { verifier: self.name(), message: format!("{error}; its stderr:\n{stderr}") }
     }
 
     fn stop(&mut self) {
@@ -118,21 +192,18 @@ impl CommandVerifier {
         self.lines = None;
     }
 
-    fn spawn(&mut self) -> Result<(), VerifierFault> {
+    fn spawn(&mut self) -> Result<(), CommandError> {
         let mut child = Command::new(&self.path)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|e| VerifierFault::Config {
-                verifier: self.name(),
-                message: format!("cannot start {}: {e}", self.path.display()),
-            })?;
+            .map_err(|source| CommandError::Start { path: self.path.clone(), source })?;
         let (Some(stdout), Some(mut stderr), Some(stdin)) =
             (child.stdout.take(), child.stderr.take(), child.stdin.take())
         else {
             let _ = child.kill();
-            return Err(VerifierFault::Config { verifier: self.name(), message: "no pipes to the command".into() });
+            return Err(CommandError::NoPipes);
         };
         let (tx, rx) = channel();
         std::thread::spawn(move || {
@@ -163,9 +234,9 @@ impl CommandVerifier {
         let line = format!("{message}\n");
         let written = match self.stdin.as_mut() {
             Some(stdin) => stdin.write_all(line.as_bytes()).and_then(|()| stdin.flush()),
-            None => Err(std::io::Error::other("the command is not running")),
+            None => Err(io::Error::other("the command is not running")),
         };
-        written.map_err(|e| self.fault(format!("cannot write to the command (did it exit?): {e}")))
+        written.map_err(|source| self.fault(CommandError::Write { source }))
     }
 
     /// Writes the session's trust store and client identity, and describes the session.
@@ -174,27 +245,14 @@ impl CommandVerifier {
         kind: &str,
         session: &Session,
         change: Option<Change>,
-    ) -> Result<Value, VerifierFault> {
-        if self.files.is_none() {
-            let dir = tempfile::Builder::new().prefix("mralab-cmd-").tempdir().map_err(|e| VerifierFault::Config {
-                verifier: self.name(),
-                message: format!("cannot create a folder for the session files: {e}"),
-            })?;
-            self.files = Some(SessionFiles { dir, generation: 0 });
-        }
-        let Some(files) = self.files.as_mut() else { unreachable!("set just above") };
-        files.generation += 1;
-        let dir = files.dir.path().to_path_buf();
-        let generation = files.generation;
-        let write = |name: &str, text: &str| -> Result<PathBuf, String> {
-            let path = dir.join(format!("{generation}-{name}"));
-            std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Ok(path)
+    ) -> Result<Value, CommandError> {
+        let files = match self.files.as_mut() {
+            Some(files) => files,
+            None => self.files.insert(SessionFiles::new()?),
         };
+        files.generation += 1;
         let trust: String = session.trust.ders().iter().map(|der| crate::pki::pem_block("CERTIFICATE", der)).collect();
-        let config =
-            |message: String| VerifierFault::Config { verifier: format!("cmd:{}", self.path.display()), message };
-        let trust_path = write("trust-store.pem", &trust).map_err(config)?;
+        let trust_path = files.write("trust-store.pem", &trust)?;
         let (cert_path, key_path) = match &session.client_identity {
             Some(identity) => {
                 let chain: String =
@@ -206,15 +264,15 @@ impl CommandVerifier {
                     _ => ("PRIVATE KEY", &[][..]),
                 };
                 (
-                    Some(write("client-cert.pem", &chain).map_err(config)?),
-                    Some(write("client-key.pem", &crate::pki::pem_block(label, der)).map_err(config)?),
+                    Some(files.write("client-cert.pem", &chain)?),
+                    Some(files.write("client-key.pem", &crate::pki::pem_block(label, der))?),
                 )
             }
             None => (None, None),
         };
         let ciphers = session.expressway.ciphers();
         let list = crate::ciphers::CipherList::parse(&ciphers)
-            .map_err(|e| config(format!("cipher string '{ciphers}': {e}")))?;
+            .map_err(|source| CommandError::Ciphers { ciphers: ciphers.clone(), source })?;
         let time = session.validation_time;
         let mut message = json!({
             "type": kind,
@@ -246,6 +304,23 @@ impl CommandVerifier {
             });
         }
         Ok(message)
+    }
+}
+
+impl SessionFiles {
+    fn new() -> Result<SessionFiles, ScratchError> {
+        let dir = tempfile::Builder::new()
+            .prefix("mralab-cmd-")
+            .tempdir()
+            .map_err(|source| ScratchError::Folder { source })?;
+        Ok(SessionFiles { dir, generation: 0 })
+    }
+
+    /// Writes `text` to a file of this generation.
+    fn write(&self, name: &str, text: &str) -> Result<PathBuf, ScratchError> {
+        let path = self.dir.path().join(format!("{}-{name}", self.generation));
+        std::fs::write(&path, text).map_err(|source| ScratchError::Write { path: path.clone(), source })?;
+        Ok(path)
     }
 }
 
@@ -459,16 +534,15 @@ impl Verifier for CommandVerifier {
     }
 
     fn open(&mut self, session: &Session) -> Result<(), VerifierFault> {
-        self.peer = session.peer.clone();
         if self.child.is_none() {
-            self.spawn()?;
+            self.spawn().map_err(|e| self.fault(e))?;
         }
-        let message = self.session_message("session", session, None)?;
+        let message = self.session_message("session", session, None).map_err(|e| self.fault(e))?;
         self.send(&message)
     }
 
     fn reconfigure(&mut self, session: &Session, change: Change) -> Result<(), VerifierFault> {
-        let message = self.session_message("reconfigure", session, Some(change))?;
+        let message = self.session_message("reconfigure", session, Some(change)).map_err(|e| self.fault(e))?;
         self.send(&message)
     }
 
@@ -476,36 +550,39 @@ impl Verifier for CommandVerifier {
         let id = self.next_id;
         self.next_id += 1;
         self.send(&request_message(id, request))?;
-        let timeout = self.timeout;
+        match self.answer(id) {
+            Ok(answer) => Ok(outcome_of(answer, request)),
+            Err(e) => Err(self.fault(e)),
+        }
+    }
+}
+
+impl CommandVerifier {
+    /// Waits for the answer to request `id`.
+    fn answer(&mut self, id: u64) -> Result<Answer, CommandError> {
+        let timeout = self.limits.answer_timeout;
         let received = match self.lines.as_ref() {
             Some(lines) => lines.recv_timeout(timeout),
             None => Err(RecvTimeoutError::Disconnected),
         };
         let line = match received {
             Ok(Ok(line)) => line,
-            Ok(Err(e)) => return Err(self.fault(format!("request {id}: cannot read its stdout: {e}"))),
-            Err(RecvTimeoutError::Timeout) => {
-                return Err(self.fault(format!("request {id}: no answer within {} s (hung?)", timeout.as_secs_f64())));
-            }
+            Ok(Err(source)) => return Err(CommandError::Read { id, source }),
+            Err(RecvTimeoutError::Timeout) => return Err(CommandError::Timeout { id, timeout }),
             Err(RecvTimeoutError::Disconnected) => {
                 let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
-                return Err(self.fault(format!(
-                    "request {id}: the command exited without answering{}",
-                    status.map(|s| format!(" ({s})")).unwrap_or_default()
-                )));
+                return Err(CommandError::Exited { id, status });
             }
         };
-        let answer: Answer = match serde_json::from_str(&line) {
-            Ok(answer) => answer,
-            Err(e) => {
-                let shown: String = line.chars().take(200).collect();
-                return Err(self.fault(format!("request {id}: not a protocol answer ({e}): {shown}")));
-            }
-        };
+        let answer: Answer = serde_json::from_str(&line).map_err(|source| CommandError::NotAnAnswer {
+            id,
+            source,
+            line: line.chars().take(200).collect(),
+        })?;
         if answer.id != id {
-            return Err(self.fault(format!("request {id}: the answer is for request {}", answer.id)));
+            return Err(CommandError::WrongId { id, got: answer.id });
         }
-        Ok(outcome_of(answer, request))
+        Ok(answer)
     }
 }
 
@@ -514,9 +591,22 @@ impl Verifier for CommandVerifier {
 pub struct CommandFactory {
     /// The command.
     pub path: PathBuf,
+    /// The limits each command runs under.
+    pub limits: CommandLimits,
 }
 
 impl CommandFactory {
+    /// A factory for the command at `path` under [`CommandLimits::DEFAULT`].
+    pub fn new(path: impl Into<PathBuf>) -> CommandFactory {
+        CommandFactory { path: path.into(), limits: CommandLimits::DEFAULT }
+    }
+
+    /// Sets the limits.
+    pub fn with_limits(mut self, limits: CommandLimits) -> CommandFactory {
+        self.limits = limits;
+        self
+    }
+
     /// The snapshot folder for the command: `cmd-` and its file stem up to the first `_`
     /// (`adapters/openssl.sh` → `cmd-openssl`, `adapters/python_ssl.py` → `cmd-python`).
     pub fn snapshot_dir(path: &Path) -> String {
@@ -536,7 +626,7 @@ impl crate::verifier::VerifierFactory for CommandFactory {
     }
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
-        Ok(Box::new(CommandVerifier::new(self.path.clone())))
+        Ok(Box::new(CommandVerifier::new(self.path.clone()).with_limits(self.limits)))
     }
 
     /// Commands are real verifiers: most read the real clock (curl and Python cannot be told
