@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use harness::expressway::{ExpresswaySpec, TrustStore, Version};
 use harness::verifier::VerifierFactory as _;
 use harness::verifier::command::{CommandFactory, CommandLimits, CommandVerifier};
-use harness::verifier::{LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault};
+use harness::verifier::{
+    ClientIdentity, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault,
+};
+use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::macros::datetime;
 
 /// The address-space limit of a confined child.
@@ -379,6 +382,33 @@ fn confined_scratch_folders() {
     assert_eq!(scratch_folders(&tmp).len(), 1);
     drop(verifier);
     assert_eq!(scratch_folders(&tmp), Vec::<String>::new(), "after the verifier is dropped");
+}
+
+/// A session with a client identity (a fresh self-signed ECDSA certificate).
+fn session_with_client_identity() -> Session {
+    let issued = rcgen::generate_simple_self_signed(vec!["expressway.steven.lab".to_string()]).expect("rcgen");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(issued.signing_key.serialize_der()));
+    Session { client_identity: Some(ClientIdentity { chain: vec![issued.cert.der().clone()], key }), ..session() }
+}
+
+#[test]
+fn the_client_key_and_its_folder_are_its_owners_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let modes = dir.path().join("modes");
+    let path = script(
+        dir.path(),
+        "modes.py",
+        &format!(
+            "#!/usr/bin/env python3\nimport json, os, sys\nm = json.loads(sys.stdin.readline())\nwith open({:?}, 'w') as f:\n    for k in ('trust_store_pem', 'client_cert_pem', 'client_key_pem'):\n        f.write(f\"{{k}} {{oct(os.stat(m[k]).st_mode & 0o777)}}\\n\")\n    f.write(f\"folder {{oct(os.stat(os.path.dirname(m['client_key_pem'])).st_mode & 0o777)}}\\n\")\nfor line in sys.stdin:\n    pass\n",
+            modes.display().to_string()
+        ),
+    );
+    let mut verifier = CommandVerifier::new(&path);
+    verifier.open(&session_with_client_identity()).expect("open");
+    drop(verifier);
+    let modes = std::fs::read_to_string(&modes).expect("the command wrote the modes");
+    assert!(modes.contains("client_key_pem 0o600\n"), "{modes}");
+    assert!(modes.contains("folder 0o700\n"), "{modes}");
 }
 
 /// A command that reads the session, prints a usage line instead of speaking the protocol, and

@@ -12,7 +12,7 @@
 //! a timeout and when the verifier is dropped, so no grandchild outlives it; its answer lines
 //! are read up to a cap and its stderr is kept in a bounded ring, so no output costs more than
 //! [`CommandLimits`] allow; its scratch folder (`mralab-cmd-*`: the trust store, the client
-//! certificate and key) is removed on every way out. A command that exits, hangs past the
+//! certificate and key, 0600) is removed on every way out. A command that exits, hangs past the
 //! answer timeout, or prints a line that is not an answer to the request asked (a line over the
 //! cap included) is a harness fault ([`VerifierFault::Request`]) quoting the end of its stderr:
 //! never a verdict. Verdicts become [`Outcome`]s as the module's `outcome_of` says: accept is
@@ -22,6 +22,7 @@
 
 use std::fmt;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -426,8 +427,8 @@ impl Running {
     }
 }
 
-/// The files a session's PEM material is written to, kept for the command's lifetime and
-/// removed with it.
+/// The files a session's PEM material is written to (a folder of the owner's, the key readable
+/// by the owner only), kept for the command's lifetime and removed with it.
 #[derive(Debug)]
 struct SessionFiles {
     dir: tempfile::TempDir,
@@ -438,15 +439,24 @@ impl SessionFiles {
     fn new() -> Result<SessionFiles, ScratchError> {
         let dir = tempfile::Builder::new()
             .prefix("mralab-cmd-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|source| ScratchError::Folder { source })?;
         Ok(SessionFiles { dir, generation: 0 })
     }
 
-    /// Writes `text` to a file of this generation.
-    fn write(&self, name: &str, text: &str) -> Result<PathBuf, ScratchError> {
+    /// Writes `text` to a new file of this generation, readable by its owner only when `private`.
+    fn write(&self, name: &str, text: &str, private: bool) -> Result<PathBuf, ScratchError> {
         let path = self.dir.path().join(format!("{}-{name}", self.generation));
-        std::fs::write(&path, text).map_err(|source| ScratchError::Write { path: path.clone(), source })?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        if private {
+            options.mode(0o600);
+        }
+        options
+            .open(&path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+            .map_err(|source| ScratchError::Write { path: path.clone(), source })?;
         Ok(path)
     }
 }
@@ -585,7 +595,7 @@ impl CommandVerifier {
         };
         files.generation += 1;
         let trust: String = session.trust.ders().iter().map(|der| crate::pki::pem_block("CERTIFICATE", der)).collect();
-        let trust_path = files.write("trust-store.pem", &trust)?;
+        let trust_path = files.write("trust-store.pem", &trust, false)?;
         let (cert_path, key_path) = match &session.client_identity {
             Some(identity) => {
                 let chain: String =
@@ -597,8 +607,8 @@ impl CommandVerifier {
                     _ => ("PRIVATE KEY", &[][..]),
                 };
                 (
-                    Some(files.write("client-cert.pem", &chain)?),
-                    Some(files.write("client-key.pem", &crate::pki::pem_block(label, der))?),
+                    Some(files.write("client-cert.pem", &chain, false)?),
+                    Some(files.write("client-key.pem", &crate::pki::pem_block(label, der), true)?),
                 )
             }
             None => (None, None),
