@@ -399,12 +399,14 @@ fn the_client_key_and_its_folder_are_its_owners_only() {
         dir.path(),
         "modes.py",
         &format!(
-            "#!/usr/bin/env python3\nimport json, os, sys\nm = json.loads(sys.stdin.readline())\nwith open({:?}, 'w') as f:\n    for k in ('trust_store_pem', 'client_cert_pem', 'client_key_pem'):\n        f.write(f\"{{k}} {{oct(os.stat(m[k]).st_mode & 0o777)}}\\n\")\n    f.write(f\"folder {{oct(os.stat(os.path.dirname(m['client_key_pem'])).st_mode & 0o777)}}\\n\")\nfor line in sys.stdin:\n    pass\n",
+            "#!/usr/bin/env python3\nimport json, os, sys\nm = json.loads(sys.stdin.readline())\nwith open({:?}, 'w') as f:\n    for k in ('trust_store_pem', 'client_cert_pem', 'client_key_pem'):\n        f.write(f\"{{k}} {{oct(os.stat(m[k]).st_mode & 0o777)}}\\n\")\n    f.write(f\"folder {{oct(os.stat(os.path.dirname(m['client_key_pem'])).st_mode & 0o777)}}\\n\")\nfor line in sys.stdin:\n    r = json.loads(line)\n    if r['type'] == 'request':\n        print(json.dumps({{'id': r['id'], 'verdict': 'accept'}}), flush=True)\n",
             modes.display().to_string()
         ),
     );
     let mut verifier = CommandVerifier::new(&path);
     verifier.open(&session_with_client_identity()).expect("open");
+    // Its answer says it has written the modes.
+    assert_eq!(verifier.request(&request()).expect("an answer").status, 200);
     drop(verifier);
     let modes = std::fs::read_to_string(&modes).expect("the command wrote the modes");
     assert!(modes.contains("client_key_pem 0o600\n"), "{modes}");
@@ -458,13 +460,21 @@ fn a_line_and_an_exit_is_not_a_protocol_line_whatever_the_timing() {
 #[test]
 fn a_command_that_stops_reading_its_stdin_is_a_fault_not_a_hang() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = script(dir.path(), "deaf.sh", "#!/bin/sh\necho 'deaf.sh: not listening' >&2\nexec sleep 300\n");
+    let pid_file = dir.path().join("deaf.pid");
+    let path = script(
+        dir.path(),
+        "deaf.sh",
+        &format!("#!/bin/sh\necho 'deaf.sh: not listening' >&2\necho $$ > '{}'\nexec sleep 300\n", pid_file.display()),
+    );
     // A request line far larger than a pipe holds.
     let long = OriginRequest { path: format!("/{}", "x".repeat(4 << 20)), ..request() };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut verifier = CommandVerifier::new(&path).with_timeout(Duration::from_millis(200));
-        let result = verifier.open(&session()).and_then(|()| verifier.request(&long));
+        let result = verifier.open(&session()).and_then(|()| {
+            pid_in(&pid_file); // it has said what it says on stderr
+            verifier.request(&long)
+        });
         let _ = tx.send(result);
     });
     let result = rx.recv_timeout(Duration::from_secs(30)).expect("the request returns: a blocked write is a fault");
