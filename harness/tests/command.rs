@@ -237,7 +237,7 @@ fn every_message_both_ways_follows_the_protocol_schema() {
         ),
     );
     let catalogue = Catalogue::at(&root());
-    let factory = CommandFactory { path };
+    let factory = CommandFactory::new(path);
     for id in ["seed/tftp-self-signed-ecdsa", "beyond/permissive-policy", "seed/cucm-advertised-by-ip"] {
         let scenario = catalogue.load(&root().join("scenarios").join(format!("{id}.toml"))).expect("load");
         let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: login() };
@@ -271,7 +271,7 @@ fn adapter_matches_its_snapshots(name: &str, ids: &[&str]) {
     let catalogue = Catalogue::at(&root());
     let path = adapter(name);
     let dir = CommandFactory::snapshot_dir(&path);
-    let factory = CommandFactory { path };
+    let factory = CommandFactory::new(path);
     for id in ids {
         let scenario = catalogue.load(&root().join("scenarios").join(format!("{id}.toml"))).expect("load");
         let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: login() };
@@ -319,9 +319,9 @@ fn the_matrix_lines_up_five_verifiers_and_marks_where_they_disagree() {
         .collect();
     let builtin = BuiltinFactory(Profile::ExpresswayX14_2);
     let ats = BuiltinFactory(Profile::Ats9_2);
-    let openssl = CommandFactory { path: adapter("openssl.sh") };
-    let curl = CommandFactory { path: adapter("curl.sh") };
-    let python = CommandFactory { path: adapter("python_ssl.py") };
+    let openssl = CommandFactory::new(adapter("openssl.sh"));
+    let curl = CommandFactory::new(adapter("curl.sh"));
+    let python = CommandFactory::new(adapter("python_ssl.py"));
     let verifiers: Vec<&dyn VerifierFactory> = vec![&builtin, &ats, &openssl, &curl, &python];
     let matrix = run_matrix(&catalogue, &files, &verifiers, &KeyCache::default(), &login(), 2, &|_, _, _| {});
     assert_eq!(matrix.verifiers.len(), 5);

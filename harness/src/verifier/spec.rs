@@ -82,7 +82,7 @@ impl VerifierSpec {
         Ok(match self {
             VerifierSpec::Builtin(profile) => Box::new(BuiltinFactory(*profile)),
             VerifierSpec::Ats => Box::new(AtsFactory),
-            VerifierSpec::Command(path) if path.is_file() => Box::new(CommandFactory { path: path.clone() }),
+            VerifierSpec::Command(path) if path.is_file() => Box::new(CommandFactory::new(path.clone())),
             VerifierSpec::Command(path) => return Err(VerifierSpecError::NoSuchCommand(path.clone())),
         })
     }
