@@ -17,10 +17,14 @@ pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use time::OffsetDateTime;
 
 pub use build::{BuiltCert, Pki, pem_block};
 pub use keys::{KeyCache, KeyError};
-pub use spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, Subject, TimeSpec, TopologySpec};
+pub use spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, SpecError, Subject, TimeSpec, TopologySpec};
 
 use crate::source::{Position, Source, did_you_mean, prefix};
 
@@ -151,6 +155,36 @@ pub enum PkiError {
         /// The loop, as issuer steps.
         path: Vec<String>,
     },
+    /// A validity date outside the years a certificate can carry ([`spec::CERT_YEARS`]).
+    #[error(
+        "{}certificate '{cert}': field '{field}': {} falls outside the years 0 to 9999 a certificate can carry",
+        prefix(.at),
+        moment(.written, .validation_time)
+    )]
+    DateOutOfRange {
+        /// Where the date was written (`None` when left out or set by a re-issue).
+        at: Option<Position>,
+        /// The certificate.
+        cert: String,
+        /// `not_before` or `not_after`.
+        field: &'static str,
+        /// The date as written.
+        written: TimeSpec,
+        /// The validation time a relative date counts from.
+        validation_time: OffsetDateTime,
+    },
+    /// A validity that ends before it starts.
+    #[error("{}certificate '{cert}': field 'not_after': {not_after} is before not_before ({not_before})", prefix(.at))]
+    ValidityInverted {
+        /// Where `not_after` (or, when it was left out, `not_before`) was written.
+        at: Option<Position>,
+        /// The certificate.
+        cert: String,
+        /// As written.
+        not_before: TimeSpec,
+        /// As written.
+        not_after: TimeSpec,
+    },
     /// A `sends` entry that names no certificate.
     #[error("{}certificate '{cert}': field 'sends' names '{sent}', which does not exist{suggestion}", prefix(.at))]
     UnknownSent {
@@ -234,10 +268,22 @@ pub enum PkiError {
     },
 }
 
+/// `+30d from the validation time 2022-07-11T16:55:26Z`, or an absolute date as written.
+fn moment(written: &TimeSpec, validation_time: &OffsetDateTime) -> String {
+    match written {
+        TimeSpec::Relative(_) => {
+            format!("{written} from the validation time {}", TimeSpec::Absolute(*validation_time))
+        }
+        TimeSpec::Absolute(_) => written.to_string(),
+    }
+}
+
 /// A checked topology: every reference resolves, issuers form a forest, kinds are known.
 #[derive(Debug, Clone)]
 pub struct Topology {
     spec: TopologySpec,
+    /// The text the spec was read from, for the place of errors found when building.
+    source: Option<Arc<Source>>,
     /// Ids in build order: issuers before what they issue, then by depth and id.
     order: Vec<String>,
     /// Issuer id of each certificate; `None` when self-signed.
@@ -274,7 +320,11 @@ impl Topology {
     /// Checks a topology. With a `source`, errors point at the line and column of the
     /// offending reference.
     pub fn from_spec(spec: TopologySpec, source: Option<&Source>) -> Result<Topology, PkiError> {
-        let locate = |span: std::ops::Range<usize>| source.map(|s| s.position(span.start));
+        Topology::check(spec, source.map(|s| Arc::new(s.clone())))
+    }
+
+    fn check(spec: TopologySpec, source: Option<Arc<Source>>) -> Result<Topology, PkiError> {
+        let locate = |span: Range<usize>| locate(source.as_deref(), span);
         let ids: Vec<&str> = spec.certs.keys().map(String::as_str).collect();
         let mut issuers = BTreeMap::new();
         for (id, cert) in &spec.certs {
@@ -364,7 +414,13 @@ impl Topology {
                 (id.clone(), role)
             })
             .collect();
-        Ok(Topology { spec, order, issuers, roles })
+        Ok(Topology { spec, source, order, issuers, roles })
+    }
+
+    /// The `file:line:column` of a span in the text this topology was read from; `None` for
+    /// an empty span (a value left out or set by code) or a topology read from no text.
+    pub fn locate(&self, span: Range<usize>) -> Option<Position> {
+        locate(self.source.as_deref(), span)
     }
 
     /// The specification this topology was checked from.
@@ -412,7 +468,7 @@ impl Topology {
         let mut spec = self.spec.clone();
         let cert = spec.certs.get_mut(id).ok_or_else(|| self.unknown_cert(id))?;
         change(cert);
-        Topology::from_spec(spec, None)
+        Topology::check(spec, self.source.clone())
     }
 
     /// The error for an id this topology lacks, with a suggestion.
@@ -424,8 +480,37 @@ impl Topology {
     }
 }
 
+fn locate(source: Option<&Source>, span: Range<usize>) -> Option<Position> {
+    if span.is_empty() { None } else { source.map(|s| s.position(span.start)) }
+}
+
 /// Splits `node/kind` into its parts, when the id names a CUCM-side identity.
 pub fn identity_of(id: &str) -> Option<(&str, CertKind)> {
     let (node, kind) = id.split_once('/')?;
     Some((node, CertKind::from_name(kind)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `c0` (self-signed) <- `c1` <- ... <- `c{n-1}`: one chain of `n` certificates.
+    fn chain(n: usize) -> String {
+        let mut text = String::from("[certs.c0]\nsubject = { CN = \"c0\" }\n");
+        for i in 1..n {
+            text.push_str(&format!("[certs.c{i}]\nissuer = \"c{}\"\nsubject = {{ CN = \"c{i}\" }}\n", i - 1));
+        }
+        text
+    }
+
+    fn topology(text: &str) -> Result<Topology, PkiError> {
+        Topology::from_toml(&Source::new("t.toml", text))
+    }
+
+    #[test]
+    fn an_empty_span_has_no_place() {
+        let topology = topology(&chain(2)).expect("topology");
+        assert_eq!(topology.locate(0..0), None);
+        assert_eq!(topology.locate(0..1).map(|p| p.to_string()).as_deref(), Some("t.toml:1:1"));
+    }
 }
