@@ -8,6 +8,8 @@ use clap::{Args, Subcommand};
 use harness::pki::{KeyCache, Pki, builtin};
 use time::OffsetDateTime;
 
+use crate::out::outln;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -63,7 +65,7 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 
 fn pki(runs: usize) -> anyhow::Result<ExitCode> {
     let at = OffsetDateTime::now_utc();
-    println!("{:<14} {:>6} {:>12} {:>12} {:>12}", "topology", "certs", "cold", "warm disk", "warm memory");
+    outln!("{:<14} {:>6} {:>12} {:>12} {:>12}", "topology", "certs", "cold", "warm disk", "warm memory")?;
     for name in ["steven-lab", "fleet:50"] {
         let topology = builtin::topology(name)?;
         let dir = tempfile::TempDir::new()?;
@@ -89,7 +91,7 @@ fn pki(runs: usize) -> anyhow::Result<ExitCode> {
                 })
                 .collect::<Result<_, _>>()?,
         );
-        println!("{:<14} {:>6} {:>12?} {:>12?} {:>12?}", name, pki.certs().count(), cold, disk, memory);
+        outln!("{:<14} {:>6} {:>12?} {:>12?} {:>12?}", name, pki.certs().count(), cold, disk, memory)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -105,7 +107,7 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let dir = tempfile::TempDir::new()?;
     let mut per_scenario = Vec::new();
-    println!("{} scenarios, {threads} threads", files.len());
+    outln!("{} scenarios, {threads} threads", files.len())?;
     for label in ["cold key cache", "warm key cache (disk)", "warm key cache (memory)"] {
         if label != "warm key cache (memory)" {
             KeyCache::forget_in_memory();
@@ -115,16 +117,16 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         let entries = run_files(&catalogue, &files, &options, "builtin", threads, &|_, _, _| {});
         let wall = start.elapsed();
         let failed = entries.iter().filter(|e| e.result.is_err()).count();
-        println!(
+        outln!(
             "{label:<26} {wall:>10.2?}{}",
             if failed > 0 { format!("  ({failed} could not run)") } else { String::new() }
-        );
+        )?;
         per_scenario = entries.into_iter().map(|e| (e.elapsed, e.id)).collect();
     }
     per_scenario.sort_by_key(|(elapsed, _)| std::cmp::Reverse(*elapsed));
-    println!("\nslowest scenarios (warm):");
+    outln!("\nslowest scenarios (warm):")?;
     for (elapsed, id) in per_scenario.iter().take(10) {
-        println!("  {elapsed:>10.2?}  {id}");
+        outln!("  {elapsed:>10.2?}  {id}")?;
     }
     Ok(ExitCode::SUCCESS)
 }
