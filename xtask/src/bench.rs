@@ -4,8 +4,10 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use crate::out::outln;
 use clap::{Args, Subcommand};
-use harness::pki::{KeyCache, Pki, builtin};
+use harness::pki::{KeyCache, Pki, Topology, builtin};
+use harness::source::Source;
 use time::OffsetDateTime;
 
 #[derive(Debug, Args)]
@@ -16,7 +18,8 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 enum BenchWhat {
-    /// PKI build time: steven-lab and a 50-node fleet, cold and warm key cache.
+    /// PKI check and build time: steven-lab, a 50-node fleet and a chain of 128 certificates
+    /// (the longest a topology may hold), cold and warm key cache.
     Pki {
         /// Repetitions of each warm measurement (the median is shown).
         #[arg(long, default_value_t = 5)]
@@ -61,11 +64,39 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
+/// The longest chain a topology may hold: `c0` (self-signed) <- `c1` <- ... <- `c127`.
+fn longest_chain() -> Source {
+    let mut text = String::from("[certs.c0]\nsubject = { CN = \"c0\" }\n");
+    for i in 1..harness::pki::MAX_CHAIN {
+        text.push_str(&format!("[certs.c{i}]\nissuer = \"c{}\"\nsubject = {{ CN = \"c{i}\" }}\n", i - 1));
+    }
+    Source::new(format!("chain:{}", harness::pki::MAX_CHAIN), text)
+}
+
 fn pki(runs: usize) -> anyhow::Result<ExitCode> {
     let at = OffsetDateTime::now_utc();
-    println!("{:<14} {:>6} {:>12} {:>12} {:>12}", "topology", "certs", "cold", "warm disk", "warm memory");
-    for name in ["steven-lab", "fleet:50"] {
-        let topology = builtin::topology(name)?;
+    let runs = runs.max(1);
+    outln!(
+        "{:<14} {:>6} {:>12} {:>12} {:>12} {:>12}",
+        "topology",
+        "certs",
+        "check",
+        "cold",
+        "warm disk",
+        "warm memory"
+    )?;
+    for source in [builtin::source("steven-lab")?, builtin::source("fleet:50")?, longest_chain()] {
+        let name = source.name.trim_start_matches("built-in:");
+        // Reading and checking the TOML: issuers, cycles, chain depths.
+        let check = median(
+            (0..runs)
+                .map(|_| {
+                    let start = Instant::now();
+                    Topology::from_toml(&source).map(|_| start.elapsed())
+                })
+                .collect::<Result<_, _>>()?,
+        );
+        let topology = Topology::from_toml(&source)?;
         let dir = tempfile::TempDir::new()?;
         let cache = KeyCache::at(dir.path());
         KeyCache::forget_in_memory();
@@ -73,7 +104,7 @@ fn pki(runs: usize) -> anyhow::Result<ExitCode> {
         let pki = Pki::build(&topology, at, &cache)?;
         let cold = start.elapsed();
         let disk = median(
-            (0..runs.max(1))
+            (0..runs)
                 .map(|_| {
                     KeyCache::forget_in_memory();
                     let start = Instant::now();
@@ -82,14 +113,14 @@ fn pki(runs: usize) -> anyhow::Result<ExitCode> {
                 .collect::<Result<_, _>>()?,
         );
         let memory = median(
-            (0..runs.max(1))
+            (0..runs)
                 .map(|_| {
                     let start = Instant::now();
                     Pki::build(&topology, at, &cache).map(|_| start.elapsed())
                 })
                 .collect::<Result<_, _>>()?,
         );
-        println!("{:<14} {:>6} {:>12?} {:>12?} {:>12?}", name, pki.certs().count(), cold, disk, memory);
+        outln!("{:<14} {:>6} {:>12?} {:>12?} {:>12?} {:>12?}", name, pki.certs().count(), check, cold, disk, memory)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -105,7 +136,7 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     let dir = tempfile::TempDir::new()?;
     let mut per_scenario = Vec::new();
-    println!("{} scenarios, {threads} threads", files.len());
+    outln!("{} scenarios, {threads} threads", files.len())?;
     for label in ["cold key cache", "warm key cache (disk)", "warm key cache (memory)"] {
         if label != "warm key cache (memory)" {
             KeyCache::forget_in_memory();
@@ -115,16 +146,16 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         let entries = run_files(&catalogue, &files, &options, "builtin", threads, &|_, _, _| {});
         let wall = start.elapsed();
         let failed = entries.iter().filter(|e| e.result.is_err()).count();
-        println!(
+        outln!(
             "{label:<26} {wall:>10.2?}{}",
             if failed > 0 { format!("  ({failed} could not run)") } else { String::new() }
-        );
+        )?;
         per_scenario = entries.into_iter().map(|e| (e.elapsed, e.id)).collect();
     }
     per_scenario.sort_by_key(|(elapsed, _)| std::cmp::Reverse(*elapsed));
-    println!("\nslowest scenarios (warm):");
+    outln!("\nslowest scenarios (warm):")?;
     for (elapsed, id) in per_scenario.iter().take(10) {
-        println!("  {elapsed:>10.2?}  {id}");
+        outln!("  {elapsed:>10.2?}  {id}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

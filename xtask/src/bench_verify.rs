@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::out::outln;
 use harness::expressway::{ExpresswaySpec, TrustStore};
 use harness::fleet::{FleetSpec, ResolvedFleet};
 use harness::pki::{KeyCache, Pki, builtin};
@@ -100,11 +101,11 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
         purpose: Purpose::Mra,
     };
 
-    println!(
+    outln!(
         "{requests} sequential requests each, {} nodes, TLS 1.2 ECDHE-RSA, RSA-2048 CA-signed tomcat",
         targets.len()
-    );
-    println!("{:<34} {:>12} {:>10}", "", "requests/s", "vs bare");
+    )?;
+    outln!("{:<34} {:>12} {:>10}", "", "requests/s", "vs bare")?;
     let mut results = Vec::new();
     for (label, sweep) in [("one node", false), ("swept across the fleet", true)] {
         let pick = |i: usize| &targets[if sweep { i % targets.len() } else { 0 }];
@@ -127,8 +128,8 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
         }
         let bare_rate = requests as f64 / bare_time.as_secs_f64();
         let model_rate = requests as f64 / model_time.as_secs_f64();
-        println!("{:<34} {:>12.0}", format!("bare rustls, {label}"), bare_rate);
-        println!("{:<34} {:>12.0} {:>9.0}%", format!("model, {label}"), model_rate, 100.0 * model_rate / bare_rate);
+        outln!("{:<34} {:>12.0}", format!("bare rustls, {label}"), bare_rate)?;
+        outln!("{:<34} {:>12.0} {:>9.0}%", format!("model, {label}"), model_rate, 100.0 * model_rate / bare_rate)?;
         results.push(model_rate / bare_rate);
         let _ = fleet.take_events();
     }

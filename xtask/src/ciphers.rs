@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use crate::out::out;
 use clap::Args;
 use harness::ciphers::CipherList;
 
@@ -15,6 +16,6 @@ pub struct CiphersArgs {
 pub fn run(args: CiphersArgs) -> anyhow::Result<ExitCode> {
     let string = args.string.unwrap_or_else(|| harness::ciphers::EXPRESSWAY_DEFAULT.to_string());
     let list = CipherList::parse(&string)?;
-    print!("{}", list.report());
+    out!("{}", list.report())?;
     Ok(ExitCode::SUCCESS)
 }

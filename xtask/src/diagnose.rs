@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::{out, outln};
 use anyhow::Context as _;
 use clap::Args;
 
@@ -24,9 +25,9 @@ pub fn run(args: DiagnoseArgs) -> anyhow::Result<ExitCode> {
     let report =
         harness::diagnose::diagnose_path(&args.input).with_context(|| format!("diagnose {}", args.input.display()))?;
     if args.json {
-        println!("{}", report.to_json());
+        outln!("{}", report.to_json())?;
     } else {
-        print!("{}", report.render());
+        out!("{}", report.render())?;
     }
     Ok(if report.found_failures() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

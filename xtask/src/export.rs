@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::outln;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use harness::pki::KeyCache;
@@ -39,14 +40,14 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             std::fs::write(&skipped, harness::limbo::skipped_markdown(&export.skipped))
                 .with_context(|| format!("writing {}", skipped.display()))?;
             let count = export.limbo["testcases"].as_array().map_or(0, Vec::len);
-            println!("{}: {count} test case(s)", limbo.display());
-            println!("{}: {} case(s) skipped", skipped.display(), export.skipped.len());
+            outln!("{}: {count} test case(s)", limbo.display())?;
+            outln!("{}: {} case(s) skipped", skipped.display(), export.skipped.len())?;
             let mut reasons = std::collections::BTreeMap::new();
             for s in &export.skipped {
                 *reasons.entry(s.reason).or_insert(0) += 1;
             }
             for (reason, n) in reasons {
-                println!("  {reason}: {n}");
+                outln!("  {reason}: {n}")?;
             }
         }
     }

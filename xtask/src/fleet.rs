@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::outln;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use harness::fleet::{FleetFile, ResolvedFleet};
@@ -76,46 +77,46 @@ fn up(
             .context("listening for Ctrl-C")?;
         let fleet = Fleet::start(config).await.context("starting the fleet")?;
         let nodes = fleet.nodes();
-        println!("{}", simulators::render_table(&nodes));
-        println!("PKI written to {} (trust/roots.pem, certs/, chains/)", dir.display());
+        outln!("{}", simulators::render_table(&nodes))?;
+        outln!("PKI written to {} (trust/roots.pem, certs/, chains/)", dir.display())?;
         if let Some(node) = nodes.first()
             && let Some(service) = node.services.first()
         {
             let ip = service.addr.ip();
-            println!("\ntry:");
-            println!(
+            outln!("\ntry:")?;
+            outln!(
                 "  openssl s_client -connect {ip}:6972 -cipher 'ECDHE-RSA-AES256-GCM-SHA384:EECDH:EDH:HIGH' -CAfile {}/trust/roots.pem </dev/null",
                 dir.display()
-            );
-            println!("  openssl s_client -connect {ip}:6972 -cipher 'EECDH:EDH:HIGH' </dev/null");
-            println!(
+            )?;
+            outln!("  openssl s_client -connect {ip}:6972 -cipher 'EECDH:EDH:HIGH' </dev/null")?;
+            outln!(
                 "  curl --ciphers ECDHE-RSA-AES256-GCM-SHA384 --resolve {fqdn}:8443:{ip} --cacert {}/trust/roots.pem https://{fqdn}:8443/cucm-uds/servers",
                 dir.display(),
                 fqdn = node.fqdn
-            );
+            )?;
         }
-        println!("  (curl prefers ECDSA by default: without --ciphers it gets the self-signed tomcat-ECDSA)");
+        outln!("  (curl prefers ECDSA by default: without --ciphers it gets the self-signed tomcat-ECDSA)")?;
         let door = match front_door {
             None => None,
             Some(addr) => Some(open_front_door(addr, &pki, &resolved, &fleet, &trust, &expressway).await?),
         };
         if config_key_log() {
-            println!("  TLS secrets go to $SSLKEYLOGFILE: open a capture of lo in Wireshark with it");
+            outln!("  TLS secrets go to $SSLKEYLOGFILE: open a capture of lo in Wireshark with it")?;
         }
-        println!("\nserving until Ctrl-C");
+        outln!("\nserving until Ctrl-C")?;
         tokio::select! {
             _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-        println!();
+        outln!()?;
         if let Some(door) = door {
             door.stop().await;
         }
         for event in fleet.take_events() {
-            println!("{event}");
+            outln!("{event}")?;
         }
         fleet.stop().await;
-        println!("fleet stopped");
+        outln!("fleet stopped")?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -167,22 +168,25 @@ async fn open_front_door(
         harness::frontdoor::discover(&mut verifier, &publisher, resolved, fleet, false).map(|(r, o)| (r, o, verifier))
     })?;
     for line in &outcome.log {
-        println!("{line}");
+        outln!("{line}")?;
     }
-    println!("discovery of {publisher}: {} {} ({} routes)", outcome.status, outcome.reason, routes.len());
+    outln!("discovery of {publisher}: {} {} ({} routes)", outcome.status, outcome.reason, routes.len())?;
     let names: Vec<String> = routes.keys().map(|(h, p)| format!("{h}:{p}")).collect();
-    let door =
-        harness::frontdoor::FrontDoor::start(addr, Box::new(verifier), routes, |line| println!("{line}")).await?;
-    println!("\nExpressway-C front door on http://{} ({})", door.addr(), session.expressway.version);
+    let door = harness::frontdoor::FrontDoor::start(addr, Box::new(verifier), routes, |line| {
+        // A request's log line; with stdout closed it is lost, and the fleet serves on.
+        let _ = outln!("{line}");
+    })
+    .await?;
+    outln!("\nExpressway-C front door on http://{} ({})", door.addr(), session.expressway.version)?;
     for name in names {
         let (host, port) = name.rsplit_once(':').unwrap_or((&name, ""));
         let port: u16 = port.parse().unwrap_or(simulators::TOMCAT_PORT);
         let path = harness::preflight::default_path(port);
-        println!(
+        outln!(
             "  curl -i http://{}{}",
             door.addr(),
             harness::mra::encode(&session.expressway.domain, host, port, path)
-        );
+        )?;
     }
     Ok(door)
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::out::outln;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use harness::lab::control::{ControlError, ControlPort, ControlToken, Refused, ask, loopback_only};
@@ -140,7 +141,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
         LabWhat::List => {
             for name in harness::lab::names() {
                 let lab = Lab::load(name)?;
-                println!("{name:24} {}", lab.title);
+                outln!("{name:24} {}", lab.title)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -155,7 +156,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             let ws = workspace(at)?;
             let state = read_state(&ws)?;
             stop(&ws, &state)?;
-            println!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display());
+            outln!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display())?;
             Ok(ExitCode::SUCCESS)
         }
         LabWhat::Reissue { node, san, certs, issuer, cn, send_chain, at } => {
@@ -166,9 +167,9 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             match answer {
                 Ok(lines) => {
                     for line in lines {
-                        println!("{line}");
+                        outln!("{line}")?;
                     }
-                    println!("exported to certs/{}/; `cargo xtask lab check` to see the effect", change.node);
+                    outln!("exported to certs/{}/; `cargo xtask lab check` to see the effect", change.node)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(refusal) => Err(refusal.into()),
@@ -273,71 +274,79 @@ fn start(name: &str, dir: &Path, keep_log: bool, limits: LabLimits) -> anyhow::R
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    print_intro(&lab, &ws, &state);
+    if let Err(error) = print_intro(&lab, &ws, &state) {
+        // Nobody learnt where the lab is or how to stop it (stdout closed, `| head -1`): stop
+        // it rather than leave a process behind.
+        if let Err(stopping) = stop(&ws, &state) {
+            return Err(error.context(format!("and stopping the lab failed: {stopping:#}")));
+        }
+        return Err(error);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) {
+fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
     let dir = ws.dir.display();
-    println!("lab '{}': {}", lab.name, lab.title);
-    println!("\nThe ticket says:\n  \"{}\"\n", lab.symptom);
-    println!("Workspace {dir} (process {}):", state.pid);
-    println!("  certs/<node>/<kind>.pem    certificates as exported from each node; certs/ca/: your CAs");
+    outln!("lab '{}': {}", lab.name, lab.title)?;
+    outln!("\nThe ticket says:\n  \"{}\"\n", lab.symptom)?;
+    outln!("Workspace {dir} (process {}):", state.pid)?;
+    outln!("  certs/<node>/<kind>.pem    certificates as exported from each node; certs/ca/: your CAs")?;
     if lab.clustered() {
-        println!("  trust-store/<peer>/*.pem   what is uploaded on each Expressway-C peer's trust store");
+        outln!("  trust-store/<peer>/*.pem   what is uploaded on each Expressway-C peer's trust store")?;
     } else {
-        println!("  trust-store/*.pem          what is uploaded to Expressway-C's trust store");
+        outln!("  trust-store/*.pem          what is uploaded to Expressway-C's trust store")?;
     }
-    println!("  expressway.conf            Expressway-C's configuration (xConfiguration syntax); edit it");
-    println!("  cucm-system-server.conf    CUCM System > Server; edit it");
-    println!("  traffic_server.log         the traffic server's log: `cargo xtask diagnose {dir}/traffic_server.log`");
-    println!("  LAB.md                     the lab sheet: objectives and symptom");
-    println!(
+    outln!("  expressway.conf            Expressway-C's configuration (xConfiguration syntax); edit it")?;
+    outln!("  cucm-system-server.conf    CUCM System > Server; edit it")?;
+    outln!("  traffic_server.log         the traffic server's log: `cargo xtask diagnose {dir}/traffic_server.log`")?;
+    outln!("  LAB.md                     the lab sheet: objectives and symptom")?;
+    outln!(
         "Edits take effect at `lab check`, which applies them (as Save does on Expressway-C) and refreshes discovery."
-    );
-    println!("\nNodes (the lab's loopback addresses stand for the modelled IPs):");
+    )?;
+    outln!("\nNodes (the lab's loopback addresses stand for the modelled IPs):")?;
     for node in &state.nodes {
         for (port, addr) in &node.listeners {
-            println!("  {:6} {:18} {:14} port {port}: {addr}", node.name, node.fqdn, node.ip);
+            outln!("  {:6} {:18} {:14} port {port}: {addr}", node.name, node.fqdn, node.ip)?;
         }
     }
     if let Some(node) = state.nodes.first()
         && let Some(addr) = node.listeners.values().next()
     {
         let ip = addr.ip();
-        println!("\nTry:");
-        println!(
+        outln!("\nTry:")?;
+        outln!(
             "  openssl s_client -connect {ip}:8443 -servername {} -cipher 'EECDH:EDH:HIGH' -showcerts </dev/null",
             node.fqdn
-        );
-        println!(
+        )?;
+        outln!(
             "  openssl s_client -connect {ip}:6972 -servername {} -cipher 'ECDHE-RSA-AES256-GCM-SHA384:EECDH:EDH:HIGH' </dev/null",
             node.fqdn
-        );
+        )?;
     }
     // What Expressway-C's discovery shows now, and a request through each peer's front door
     // to a node as discovered (the front door refuses names it has not discovered).
     let discovered: anyhow::Result<ReloadReport> = control(state, "reload");
     if let Ok(report) = discovered {
         for peer in &report.peers {
-            println!("  {}", peer.discovery);
+            outln!("  {}", peer.discovery)?;
             let (host, port) = peer
                 .targets
                 .iter()
                 .find(|t| t.service == "uds")
                 .map_or((lab.expressway.discovery.publisher.clone(), 8443), |t| (t.host.clone(), t.port));
-            println!(
+            outln!(
                 "  curl -i http://{}{}",
                 peer.front_door,
                 harness::mra::encode(&report.domain, &host, port, "/cucm-uds/version"),
-            );
+            )?;
         }
     }
     let at =
         if std::env::current_dir().is_ok_and(|d| d == ws.dir) { String::new() } else { format!(" --workspace {dir}") };
-    println!(
+    outln!(
         "\nThen: cargo xtask lab check{at}  |  lab hint{at}  |  lab reissue <node> --san dns:NAME{at}  |  lab reset{at}  |  lab stop{at}"
-    );
+    )?;
+    Ok(())
 }
 
 /// Sends one command to the serve process, with the lab's token, and reads its JSON answer.
@@ -386,30 +395,30 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     for peer in &report.peers {
         loopback_only(&format!("the front door of {} (as the lab answered)", peer.name), peer.front_door)?;
     }
-    println!("lab '{}': applied the workspace files", lab.name);
+    outln!("lab '{}': applied the workspace files", lab.name)?;
     for e in &report.errors {
-        println!("  error: {e}");
+        outln!("  error: {e}")?;
     }
     for r in &report.refused {
-        println!("  trust store refused: {r}");
+        outln!("  trust store refused: {r}")?;
     }
-    println!(
+    outln!(
         "  VerifyOriginServer: {}{}",
         if report.verify_origin_server { "On" } else { "Off" },
         if report.verifies { "" } else { " (the traffic server verifies nothing)" }
-    );
+    )?;
     let login = LoginSpec::jabber();
     let mut verdicts = Vec::new();
     for peer in &report.peers {
-        println!(
+        outln!(
             "\nvia {} (trust store: {}):",
             peer.name,
             if peer.trusted.is_empty() { "empty".into() } else { peer.trusted.join(", ") }
-        );
-        println!("  {}", peer.discovery);
+        )?;
+        outln!("  {}", peer.discovery)?;
         if !peer.discovered {
             let verdict = verdict(&login, false, &[]);
-            println!("  login as {}: {} (nothing discovered)", login.user, verdict);
+            outln!("  login as {}: {} (nothing discovered)", login.user, verdict)?;
             verdicts.push((peer.name.clone(), verdict));
             continue;
         }
@@ -423,7 +432,7 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("{} {mra} through {}", request.method, peer.front_door))?;
                 let ok = status == 200;
                 answers.push((index, ok));
-                println!(
+                outln!(
                     "  {:4} {:3} {:16} {}:{}{}  {}",
                     request.method,
                     status,
@@ -438,34 +447,34 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
                     } else {
                         "optional"
                     }
-                );
+                )?;
             }
         }
         let verdict = verdict(&login, true, &answers);
-        println!("  login as {}: {}", login.user, verdict);
+        outln!("  login as {}: {}", login.user, verdict)?;
         verdicts.push((peer.name.clone(), verdict));
     }
-    println!();
+    outln!()?;
     let grade = harness::lab::grade(&report, &verdicts);
     match &grade {
         Grade::NotFixed { failing } => {
-            println!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "));
-            println!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.");
+            outln!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "))?;
+            outln!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.")?;
         }
         Grade::WorkaroundOnly => {
-            println!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no");
-            println!("origin certificate at all (pre-X14.2 behaviour). Find the long-term fix, then set");
-            println!("`xConfiguration EdgeConfigServer VerifyOriginServer: On` again.");
+            outln!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no")?;
+            outln!("origin certificate at all (pre-X14.2 behaviour). Find the long-term fix, then set")?;
+            outln!("`xConfiguration EdgeConfigServer VerifyOriginServer: On` again.")?;
         }
         Grade::NotLongTerm { reasons } => {
-            println!("WORKS, BUT NOT THE LONG-TERM FIX:");
+            outln!("WORKS, BUT NOT THE LONG-TERM FIX:")?;
             for reason in reasons {
-                println!("  {reason}");
+                outln!("  {reason}")?;
             }
         }
         Grade::Fixed => {
-            println!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.");
-            println!("\n{}", lab.debrief());
+            outln!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.")?;
+            outln!("\n{}", lab.debrief())?;
         }
     }
     Ok(ExitCode::from(grade.exit_code()))
@@ -477,9 +486,9 @@ fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let path = ws.hint_state();
     let given: usize = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
     let hint = lab.hint(given);
-    println!("Hint {}/{} ({}): {}", hint.number, hint.of, hint.label, hint.text);
+    outln!("Hint {}/{} ({}): {}", hint.number, hint.of, hint.label, hint.text)?;
     if hint.again {
-        println!("(that was the last hint; `cargo xtask lab reset` starts over)");
+        outln!("(that was the last hint; `cargo xtask lab reset` starts over)")?;
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -491,7 +500,7 @@ fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
 fn reset(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let state = read_state(ws)?;
     stop(ws, &state)?;
-    println!("lab '{}' reset: initial files restored, hints start over\n", state.lab);
+    outln!("lab '{}' reset: initial files restored, hints start over\n", state.lab)?;
     start(&state.lab, &ws.dir, true, state.limits)
 }
 
@@ -532,10 +541,13 @@ fn serve(name: &str, dir: PathBuf, keep_log: bool, limits: LabLimits) -> anyhow:
         let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let mut server = LabServer::start(lab, ws.clone(), keep_log, limits).await?;
         let token = ControlToken::generate()?;
-        let (port, mut asked) = ControlPort::start(limits.control(), token.clone(), |line| println!("{line}")).await?;
+        let (port, mut asked) = ControlPort::start(limits.control(), token.clone(), |line| {
+            let _ = outln!("{line}");
+        })
+        .await?;
         let state = server.state(port.addr(), &token);
         ws.write_state(&state)?;
-        println!("serving lab '{}' (pid {}), control on {}", name, state.pid, port.addr());
+        outln!("serving lab '{}' (pid {}), control on {}", name, state.pid, port.addr())?;
         // One command at a time; every connection was read and checked in a task of its own.
         while let Some(asked) = asked.recv().await {
             let (answer, stop) = tokio::task::block_in_place(|| server.obey(&asked.command));
@@ -547,7 +559,7 @@ fn serve(name: &str, dir: PathBuf, keep_log: bool, limits: LabLimits) -> anyhow:
         drop(asked);
         port.stop().await;
         server.stop().await;
-        println!("stopped");
+        outln!("stopped")?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

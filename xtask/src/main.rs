@@ -1,5 +1,9 @@
 //! `cargo xtask`: the command-line front end of mralab. It parses arguments, calls the
 //! harness, and prints; the work lives in the library crates.
+//!
+//! Exit codes: 0 success, 2 a harness fault (an error message on stderr), 141 standard output
+//! was closed before everything was printed (`| head -1`; see `out.rs`), and the codes each
+//! command documents (1 for a failure found).
 
 mod bench;
 mod bench_verify;
@@ -9,10 +13,12 @@ mod export;
 mod expressway;
 mod fleet;
 mod lab;
+mod out;
 mod pki;
 mod scenarios;
 mod verify;
 
+use crate::out::noteln;
 use clap::{Parser, Subcommand};
 
 /// mralab: Expressway-C's MRA certificate verification, reproduced on loopback.
@@ -65,8 +71,9 @@ fn main() -> std::process::ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(error) if out::is_closed(&error) => std::process::ExitCode::from(out::CLOSED_EXIT_CODE),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            noteln!("error: {error:#}");
             std::process::ExitCode::from(2)
         }
     }

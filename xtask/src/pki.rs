@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::{out, outln};
 use anyhow::Context as _;
 use clap::Args;
 use harness::pki::{KeyCache, Pki, Topology, builtin};
@@ -46,10 +47,10 @@ pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
         None => OffsetDateTime::now_utc(),
     };
     let pki = Pki::build(&topology, at, &KeyCache::default())?;
-    print!("{}", pki.tree());
+    out!("{}", pki.tree())?;
     if let Some(out) = &args.out {
         pki.write_dir(out)?;
-        println!("\nwrote {} (certs/, chains/, trust/, tree.txt)", out.display());
+        outln!("\nwrote {} (certs/, chains/, trust/, tree.txt)", out.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -59,9 +60,9 @@ pub fn keys(args: KeysArgs) -> anyhow::Result<ExitCode> {
     let dir = cache.dir().map(|d| d.display().to_string()).unwrap_or_default();
     if args.clear {
         cache.clear()?;
-        println!("cleared {dir}");
+        outln!("cleared {dir}")?;
     } else {
-        println!("{dir}");
+        outln!("{dir}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::out::{note, noteln, outln};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use harness::pki::KeyCache;
@@ -108,8 +109,8 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     if args.list {
         for file in &files {
             match catalogue.load(file) {
-                Ok(s) => println!("{:<48} {}", s.id, s.summary()),
-                Err(e) => println!("{:<48} (cannot load: {e})", catalogue.id_of(file).unwrap_or_default()),
+                Ok(s) => outln!("{:<48} {}", s.id, s.summary())?,
+                Err(e) => outln!("{:<48} (cannot load: {e})", catalogue.id_of(file).unwrap_or_default())?,
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -131,22 +132,22 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize, entry: &BatchEntry| {
         if tty {
-            eprint!("\r\x1b[K[{done}/{total}] {} {}", entry.verdict(), entry.id);
+            note!("\r\x1b[K[{done}/{total}] {} {}", entry.verdict(), entry.id);
         } else {
-            eprintln!("[{done}/{total}] {} {} ({} ms)", entry.verdict(), entry.id, entry.elapsed.as_millis());
+            noteln!("[{done}/{total}] {} {} ({} ms)", entry.verdict(), entry.id, entry.elapsed.as_millis());
         }
     };
     let start = std::time::Instant::now();
     let entries = batch::run_files(&catalogue, &files, &options, &snapshot_dir, threads, &progress);
     if tty {
-        eprintln!();
+        noteln!();
     }
     // On failure the table shows what failed; a passing run shows every scenario.
     let any_failed = entries.iter().any(BatchEntry::failed);
     let shown: Vec<BatchEntry> = entries.iter().filter(|e| !any_failed || e.failed()).cloned().collect();
-    println!("\n{}", batch::table(&shown));
+    outln!("\n{}", batch::table(&shown))?;
     if any_failed && shown.len() < entries.len() {
-        println!("(and {} more scenario(s) ok)", entries.len() - shown.len());
+        outln!("(and {} more scenario(s) ok)", entries.len() - shown.len())?;
     }
 
     let mut written = 0;
@@ -167,7 +168,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     for entry in &failed {
-        println!("--- {} ({})\n{}\n", entry.id, entry.verdict(), batch::details(entry));
+        outln!("--- {} ({})\n{}\n", entry.id, entry.verdict(), batch::details(entry))?;
     }
     for pair in args.report.chunks(2) {
         let [format, path] = pair else { continue };
@@ -179,9 +180,9 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
             other => bail!("unknown report format '{other}'; use md, json, junit or html"),
         };
         std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
-        println!("report: {path} ({format})");
+        outln!("report: {path} ({format})")?;
     }
-    println!(
+    outln!(
         "{} scenarios with {} in {:.2} s: {} passed, {} failed{}",
         entries.len(),
         verifier.name(),
@@ -189,7 +190,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         entries.len() - failed.len(),
         failed.len(),
         if args.accept { format!(", {written} snapshot(s) written") } else { String::new() }
-    );
+    )?;
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
@@ -215,18 +216,18 @@ fn matrix(
     let tty = std::io::stderr().is_terminal();
     let progress = |verifier: &str, done: usize, total: usize| {
         if tty {
-            eprint!("\r\x1b[K[{done}/{total}] {verifier}");
+            note!("\r\x1b[K[{done}/{total}] {verifier}");
         } else if done == total {
-            eprintln!("[{done}/{total}] {verifier}");
+            noteln!("[{done}/{total}] {verifier}");
         }
     };
     let start = std::time::Instant::now();
     let matrix =
         harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
     if tty {
-        eprintln!();
+        noteln!();
     }
-    println!("{}", matrix.table(48));
+    outln!("{}", matrix.table(48))?;
     for pair in args.report.chunks(2) {
         let [format, path] = pair else { continue };
         let text = match format.as_str() {
@@ -236,9 +237,9 @@ fn matrix(
             other => bail!("unknown report format '{other}'; use md, json or junit"),
         };
         std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
-        println!("report: {path} ({format})");
+        outln!("report: {path} ({format})")?;
     }
-    println!(
+    outln!(
         "{} scenarios x {} verifiers in {:.2} s: {} rows, {} disagreement(s) (marked ≠){}",
         files.len(),
         refs.len(),
@@ -246,7 +247,7 @@ fn matrix(
         matrix.rows.len(),
         matrix.disagreements(),
         if matrix.faulted() { "; a verifier faulted: see the `fault` cells" } else { "" }
-    );
+    )?;
     Ok(if matrix.faulted() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
@@ -268,22 +269,22 @@ fn compare(
         right.name().replace(':', "-")
     ));
     let known = harness::scenario::compare::load_known(&known_path)?;
-    let progress = |name: &str, done: usize, total: usize| eprintln!("[{name} {done}/{total}]");
+    let progress = |name: &str, done: usize, total: usize| noteln!("[{name} {done}/{total}]");
     let refs: Vec<&dyn VerifierFactory> = vec![left.as_ref(), right.as_ref()];
     let matrix =
         harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
     let ids: std::collections::BTreeSet<String> = files.iter().filter_map(|f| catalogue.id_of(f)).collect();
     let result = harness::scenario::compare::compare(&matrix, &known, &ids);
-    println!(
+    outln!(
         "{} against {}: {} requests in {} scenarios compared ({})",
         left.name(),
         right.name(),
         result.requests,
         ids.len(),
         known_path.display()
-    );
+    )?;
     for d in &result.unexpected {
-        println!(
+        outln!(
             "DIFFERS {} | {} | {}\n  {}: {}\n  {}: {}",
             d.scenario,
             d.request,
@@ -292,19 +293,19 @@ fn compare(
             d.left,
             right.name(),
             d.right
-        );
+        )?;
     }
     for k in &result.stale {
-        println!("STALE   {} | {} | {}: no longer diverges ({})", k.scenario, k.request, k.field, k.reason);
+        outln!("STALE   {} | {} | {}: no longer diverges ({})", k.scenario, k.request, k.field, k.reason)?;
     }
-    println!(
+    outln!(
         "{} unexpected difference(s), {} known divergence(s) seen, {} stale",
         result.unexpected.len(),
         result.known.len(),
         result.stale.len()
-    );
+    )?;
     if matrix.faulted() {
-        println!("a verifier faulted: run the scenarios with each verifier alone to see why");
+        outln!("a verifier faulted: run the scenarios with each verifier alone to see why")?;
         return Ok(ExitCode::FAILURE);
     }
     Ok(if result.passes() { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -22,6 +22,7 @@ use harness::verifier::{ClientIdentity, Outcome};
 use simulators::{TFTP_PORT, TOMCAT_PORT};
 
 use crate::expressway::ExpresswayArgs;
+use crate::out::{noteln, outln};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -72,8 +73,10 @@ pub fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let result = if args.publisher.is_some() { compare(&args) } else { single(&args) };
     match result {
         Ok(code) => Ok(code),
+        // Standard output closed: no fault of the servers or the harness; `main` ends quietly.
+        Err(Fault(e)) if crate::out::is_closed(&e) => Err(e),
         Err(Fault(e)) => {
-            eprintln!("error: {e:#}");
+            noteln!("error: {e:#}");
             Ok(ExitCode::from(2))
         }
     }
@@ -123,20 +126,20 @@ fn host_part(addr: &str) -> String {
     }
 }
 
-fn print_outcome(outcome: &Outcome) {
+fn print_outcome(outcome: &Outcome) -> anyhow::Result<()> {
     for (i, served) in outcome.served.iter().enumerate() {
-        println!("served[{i}] {served}");
+        outln!("served[{i}] {served}")?;
     }
     if let Some((version, suite)) = &outcome.tls {
-        println!("tls {version} {suite}");
+        outln!("tls {version} {suite}")?;
     }
     for line in &outcome.log {
-        println!("{line}");
+        outln!("{line}")?;
     }
     for line in &outcome.debug {
-        println!("(debug) {line}");
+        outln!("(debug) {line}")?;
     }
-    println!("status {}", outcome.summary());
+    outln!("status {}", outcome.summary())
 }
 
 fn expressway(args: &VerifyArgs) -> Result<Expressway, Fault> {
@@ -154,7 +157,7 @@ fn single(args: &VerifyArgs) -> Result<ExitCode, Fault> {
     let spec = args.expressway.spec(&host)?;
     let outcome = preflight::check_one(&expressway(args)?, spec, &host, dial, args.path.as_deref());
     let outcome = outcome.map_err(anyhow::Error::from)?;
-    print_outcome(&outcome);
+    print_outcome(&outcome)?;
     Ok(if outcome.status == 502 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -190,36 +193,36 @@ fn compare(args: &VerifyArgs) -> Result<ExitCode, Fault> {
         match preflight::compare_upgrade(&expressway(args)?, &upgrade, &publisher_host, publisher_dial, lookup) {
             Ok(comparison) => comparison,
             Err(PreflightError::Discovery { outcome, publisher }) => {
-                print_outcome(&outcome);
+                print_outcome(&outcome)?;
                 let error = PreflightError::Discovery { outcome, publisher };
                 return Err(anyhow::Error::from(error).into());
             }
             Err(e) => return Err(anyhow::Error::from(e).into()),
         };
     let (today, after) = (&comparison.today, &comparison.after);
-    println!("publisher {publisher_host} advertises: {}", comparison.advertised.join(", "));
-    println!("today: {} (ciphers {}; policy {})", today.version, today.ciphers(), today.policy());
-    println!("after: {} (ciphers {}; policy {})\n", after.version, after.ciphers(), after.policy());
+    outln!("publisher {publisher_host} advertises: {}", comparison.advertised.join(", "))?;
+    outln!("today: {} (ciphers {}; policy {})", today.version, today.ciphers(), today.policy())?;
+    outln!("after: {} (ciphers {}; policy {})\n", after.version, after.ciphers(), after.policy())?;
     let served = |o: &Outcome| o.served.first().map(ToString::to_string).unwrap_or_else(|| "nothing".into());
     for name in &comparison.advertised {
         for port in [TOMCAT_PORT, TFTP_PORT] {
             if comparison.not_listening.iter().any(|(n, p)| n == name && *p == port) {
-                println!("{name}:{port}  not listening");
+                outln!("{name}:{port}  not listening")?;
                 continue;
             }
             let Some(p) = comparison.ports.iter().find(|p| &p.name == name && p.port == port) else { continue };
-            println!("{name}:{port}");
-            println!("  today  served {}\n         -> {}", served(&p.today), p.today.summary());
-            println!("  after  served {}\n         -> {}", served(&p.after), p.after.summary());
+            outln!("{name}:{port}")?;
+            outln!("  today  served {}\n         -> {}", served(&p.today), p.today.summary())?;
+            outln!("  after  served {}\n         -> {}", served(&p.after), p.after.summary())?;
             for line in p.after.log.iter().filter(|l| l.contains("WARNING")).take(1) {
-                println!("         {line}");
+                outln!("         {line}")?;
             }
             if p.breaks() {
-                println!("  !! breaks with the upgrade");
+                outln!("  !! breaks with the upgrade")?;
             }
         }
     }
     let breaks = comparison.breaks();
-    println!("\n{breaks} node port(s) break with the upgrade");
+    outln!("\n{breaks} node port(s) break with the upgrade")?;
     Ok(if breaks > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use crate::expressway::ExpresswaySpec;
 use crate::fleet::FleetSpec;
-use crate::pki::{CertSpec, Topology};
+use crate::pki::{CertSpec, SpecError, Topology};
 use crate::scenario::spec::LoginVerdict;
 use crate::source::did_you_mean;
 
@@ -124,12 +124,12 @@ pub enum LabError {
         kinds: Vec<String>,
     },
     /// `reissue --san` that is not `dns:NAME` or `ip:ADDRESS`.
-    #[error("reissue: {message}")]
+    #[error("reissue: {source}")]
     ReissueSan {
         /// As given.
         san: String,
         /// What is wrong.
-        message: String,
+        source: SpecError,
     },
     /// `reissue --issuer` naming a certificate of the lab that is no CA.
     #[error("reissue: '{issuer}' is not a CA of this lab")]

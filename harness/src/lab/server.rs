@@ -403,7 +403,7 @@ impl LabServer {
         let sans: Vec<San> = change
             .san
             .iter()
-            .map(|s| s.parse::<San>().map_err(|message| LabError::ReissueSan { san: s.clone(), message }))
+            .map(|s| s.parse::<San>().map_err(|source| LabError::ReissueSan { san: s.clone(), source }))
             .collect::<Result<_, _>>()?;
         if let Some(issuer) = &change.issuer {
             let cert = self.pki.cert(issuer)?;

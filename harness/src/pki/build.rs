@@ -13,9 +13,10 @@ use rcgen::{
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
+use toml::Spanned;
 
 use super::keys::KeyCache;
-use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San};
+use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, TimeSpec};
 use super::{CertKind, PkiError, Role, Topology, identity_of};
 
 /// One built certificate with its key and everything needed to describe it.
@@ -167,11 +168,39 @@ impl Pki {
         self.cert(id)
     }
 
+    /// `not_before` and `not_after` at this PKI's validation time, in UTC: refused when a date
+    /// falls outside the years a certificate can carry (rcgen's DER writer would panic on it)
+    /// or the validity ends before it starts.
+    fn validity(&self, id: &str, spec: &CertSpec) -> Result<(OffsetDateTime, OffsetDateTime), PkiError> {
+        let resolve = |field: &'static str, written: &Spanned<TimeSpec>| {
+            written.get_ref().resolve(self.validation_time).ok_or_else(|| PkiError::DateOutOfRange {
+                at: self.topology.locate(written.span()),
+                cert: id.to_string(),
+                field,
+                written: *written.get_ref(),
+                validation_time: self.validation_time,
+            })
+        };
+        let not_before = resolve("not_before", &spec.not_before)?;
+        let not_after = resolve("not_after", &spec.not_after)?;
+        if not_after < not_before {
+            return Err(PkiError::ValidityInverted {
+                at: self
+                    .topology
+                    .locate(spec.not_after.span())
+                    .or_else(|| self.topology.locate(spec.not_before.span())),
+                cert: id.to_string(),
+                not_before: *spec.not_before.get_ref(),
+                not_after: *spec.not_after.get_ref(),
+            });
+        }
+        Ok((not_before, not_after))
+    }
+
     fn make(&self, id: &str, spec: CertSpec, key: KeyPair, serial: u64) -> Result<BuiltCert, PkiError> {
         let role = self.topology.role(id).unwrap_or(Role::Leaf);
         let issuer_id = self.topology.issuer(id).map(str::to_string);
-        let not_before = spec.not_before.resolve(self.validation_time);
-        let not_after = spec.not_after.resolve(self.validation_time);
+        let (not_before, not_after) = self.validity(id, &spec)?;
         let field = |field: &'static str, message: String| PkiError::Field { cert: id.to_string(), field, message };
 
         let mut params = CertificateParams::default();

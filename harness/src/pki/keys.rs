@@ -21,20 +21,20 @@ use super::KeyType;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     /// Key generation failed in the crypto library.
-    #[error("generating a {key_type} key: {message}")]
+    #[error("generating a {key_type} key: {source}")]
     Generate {
         /// The key type.
         key_type: KeyType,
-        /// The library's message.
-        message: String,
+        /// The library's error.
+        source: rcgen::Error,
     },
     /// A cached key file could not be read back as a key of its type.
-    #[error("cached key {path} is unreadable ({message}); remove the cache directory to rebuild it")]
+    #[error("cached key {path} is unreadable ({source}); remove the cache directory to rebuild it")]
     Corrupt {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
-        message: String,
+        /// The parser's error.
+        source: rcgen::Error,
     },
     /// The cache directory could not be written.
     #[error("key cache {path}: {source}")]
@@ -125,7 +125,7 @@ impl KeyCache {
             }
         };
         drop(memo);
-        parse(key_type, &der).map_err(|message| KeyError::Corrupt { path: self.path(key_type, slot), message })
+        parse(key_type, &der).map_err(|source| KeyError::Corrupt { path: self.path(key_type, slot), source })
     }
 
     fn path(&self, key_type: KeyType, slot: usize) -> PathBuf {
@@ -137,7 +137,7 @@ impl KeyCache {
         let Some(_) = &self.dir else { return generate(key_type) };
         let path = self.path(key_type, slot);
         if let Ok(der) = std::fs::read(&path) {
-            parse(key_type, &der).map_err(|message| KeyError::Corrupt { path: path.clone(), message })?;
+            parse(key_type, &der).map_err(|source| KeyError::Corrupt { path: path.clone(), source })?;
             return Ok(der);
         }
         let der = generate(key_type)?;
@@ -153,7 +153,7 @@ impl KeyCache {
             Ok(_) => Ok(der),
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
                 let der = std::fs::read(&path).map_err(io)?;
-                parse(key_type, &der).map_err(|message| KeyError::Corrupt { path: path.clone(), message })?;
+                parse(key_type, &der).map_err(|source| KeyError::Corrupt { path: path.clone(), source })?;
                 Ok(der)
             }
             Err(e) => Err(io(e.error)),
@@ -177,11 +177,10 @@ fn generate(key_type: KeyType) -> Result<Vec<u8>, KeyError> {
         KeyType::Rsa3072 => KeyPair::generate_rsa_for(alg, RsaKeySize::_3072),
         KeyType::Rsa4096 => KeyPair::generate_rsa_for(alg, RsaKeySize::_4096),
     }
-    .map_err(|e| KeyError::Generate { key_type, message: e.to_string() })?;
+    .map_err(|source| KeyError::Generate { key_type, source })?;
     Ok(key.serialize_der())
 }
 
-fn parse(key_type: KeyType, der: &[u8]) -> Result<KeyPair, String> {
+fn parse(key_type: KeyType, der: &[u8]) -> Result<KeyPair, rcgen::Error> {
     KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(der), algorithm(key_type))
-        .map_err(|e| e.to_string())
 }

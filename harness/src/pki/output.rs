@@ -9,21 +9,12 @@ use std::path::Path;
 use time::OffsetDateTime;
 
 use super::build::{BuiltCert, Pki};
-use super::spec::{AkiSpec, Eku, San};
+use super::spec::{AkiSpec, Eku, San, TimeSpec};
 use super::{PkiError, Role};
 
 /// A time shown relative to the validation time: `-30d`, `+365d`, `+2h`, `-90s`.
 pub fn relative(at: OffsetDateTime, validation_time: OffsetDateTime) -> String {
-    let secs = (at - validation_time).whole_seconds();
-    let sign = if secs < 0 { '-' } else { '+' };
-    let abs = secs.unsigned_abs();
-    if abs % 86_400 == 0 {
-        format!("{sign}{}d", abs / 86_400)
-    } else if abs % 3_600 == 0 {
-        format!("{sign}{}h", abs / 3_600)
-    } else {
-        format!("{sign}{abs}s")
-    }
+    TimeSpec::Relative(at - validation_time).to_string()
 }
 
 impl BuiltCert {

@@ -43,12 +43,13 @@ pub struct CertSpec {
     /// stays a DNS name, as some CAs issue it.
     #[serde(default)]
     pub san: Vec<San>,
-    /// Start of validity, relative to the validation time (`-30d`) or absolute (RFC 3339).
+    /// Start of validity, relative to the validation time (`-30d`) or absolute (RFC 3339). The
+    /// span is empty when the field was left out or set by code (a re-issue), not written.
     #[serde(default = "default_not_before")]
-    pub not_before: TimeSpec,
+    pub not_before: Spanned<TimeSpec>,
     /// End of validity, relative to the validation time (`+365d`) or absolute (RFC 3339).
     #[serde(default = "default_not_after")]
-    pub not_after: TimeSpec,
+    pub not_after: Spanned<TimeSpec>,
     /// Basic constraints: `true` (CA:TRUE), `false` (CA:FALSE), absent (no extension).
     /// When the whole field is absent, CAs (certificates something else names as issuer) get
     /// CA:TRUE and leaves get no extension.
@@ -81,13 +82,78 @@ fn yes() -> bool {
     true
 }
 
-fn default_not_before() -> TimeSpec {
-    TimeSpec::Relative(Duration::days(-30))
+fn default_not_before() -> Spanned<TimeSpec> {
+    Spanned::new(0..0, TimeSpec::Relative(Duration::days(-30)))
 }
 
-fn default_not_after() -> TimeSpec {
-    TimeSpec::Relative(Duration::days(365))
+fn default_not_after() -> Spanned<TimeSpec> {
+    Spanned::new(0..0, TimeSpec::Relative(Duration::days(365)))
 }
+
+/// A value in a topology that cannot be read: a key type, a SAN or a time. The TOML reader
+/// reports it with its line and column.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// A key type that is not one of [`KeyType::ALL`] (nor an alias).
+    #[error("unknown key type '{written}'{suggestion}; expected one of {}", KeyType::ALL.map(KeyType::name).join(", "))]
+    UnknownKeyType {
+        /// As written.
+        written: String,
+        /// ` (did you mean ..)` or empty.
+        suggestion: String,
+    },
+    /// `ip:` followed by something that is not an IP address.
+    #[error("'{address}' in SAN '{written}' is not an IP address")]
+    SanAddress {
+        /// The whole SAN as written.
+        written: String,
+        /// The part after `ip:`.
+        address: String,
+    },
+    /// A SAN that is neither `dns:NAME` nor `ip:ADDRESS`.
+    #[error("SAN '{written}' must be 'dns:NAME' or 'ip:ADDRESS'")]
+    SanForm {
+        /// As written.
+        written: String,
+    },
+    /// A relative time whose count is not a number.
+    #[error("time '{written}' must look like -30d, +365d, +2h, -90s or +1y")]
+    TimeCount {
+        /// As written.
+        written: String,
+    },
+    /// A relative time with an unknown unit.
+    #[error("time '{written}' has unit '{unit}'; use s, m, h, d or y")]
+    TimeUnit {
+        /// As written.
+        written: String,
+        /// The unit.
+        unit: String,
+    },
+    /// A relative time so far away that no validation time brings it into the years a
+    /// certificate can carry.
+    #[error(
+        "time '{written}' is more than {MAX_OFFSET_YEARS} years from the validation time; certificates carry dates in the years 0 to 9999"
+    )]
+    TimeTooFar {
+        /// As written.
+        written: String,
+    },
+    /// Neither a relative time nor an RFC 3339 date.
+    #[error("time '{written}' is neither relative (-30d, +365d) nor RFC 3339 (2022-07-11T16:55:26Z)")]
+    TimeForm {
+        /// As written.
+        written: String,
+    },
+}
+
+/// The years a certificate's dates can be written in: UTCTime covers 1950 to 2049 and
+/// GeneralizedTime four-digit years (rcgen's DER writer, yasna, refuses any other).
+pub const CERT_YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
+/// The largest relative time, in years (of 365 days) either way: from any validation time in
+/// [`CERT_YEARS`], anything further lands outside them.
+pub const MAX_OFFSET_YEARS: i64 = 10_000;
 
 /// A subject name: any of C, ST, L, O, OU, CN, and domain components.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -190,8 +256,8 @@ impl fmt::Display for KeyType {
 }
 
 impl FromStr for KeyType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let normal = s.to_ascii_lowercase().replace(['_', ' '], "-");
         let found = match normal.as_str() {
             "ecdsa-p256" | "p256" | "p-256" | "ec-p256" | "ecdsa" | "ec" => KeyType::EcdsaP256,
@@ -200,12 +266,10 @@ impl FromStr for KeyType {
             "rsa-3072" | "rsa3072" => KeyType::Rsa3072,
             "rsa-4096" | "rsa4096" => KeyType::Rsa4096,
             _ => {
-                let names = KeyType::ALL.map(KeyType::name);
-                return Err(format!(
-                    "unknown key type '{s}'{}; expected one of {}",
-                    crate::source::did_you_mean(s, names),
-                    names.join(", ")
-                ));
+                return Err(SpecError::UnknownKeyType {
+                    written: s.to_string(),
+                    suggestion: crate::source::did_you_mean(s, KeyType::ALL.map(KeyType::name)),
+                });
             }
         };
         Ok(found)
@@ -231,16 +295,17 @@ impl fmt::Display for San {
 }
 
 impl FromStr for San {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         match s.split_once(':') {
             Some(("dns", name)) if !name.is_empty() && name.is_ascii() && !name.contains(' ') => {
                 Ok(San::Dns(name.to_string()))
             }
-            Some(("ip", addr)) => {
-                addr.parse().map(San::Ip).map_err(|_| format!("'{addr}' in SAN '{s}' is not an IP address"))
-            }
-            _ => Err(format!("SAN '{s}' must be 'dns:NAME' or 'ip:ADDRESS'")),
+            Some(("ip", addr)) => addr
+                .parse()
+                .map(San::Ip)
+                .map_err(|_| SpecError::SanAddress { written: s.to_string(), address: addr.to_string() }),
+            _ => Err(SpecError::SanForm { written: s.to_string() }),
         }
     }
 }
@@ -255,39 +320,68 @@ pub enum TimeSpec {
 }
 
 impl TimeSpec {
-    /// The instant this names, given the validation time.
-    pub fn resolve(self, validation_time: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            TimeSpec::Relative(offset) => validation_time + offset,
+    /// The instant this names given the validation time, in UTC; `None` when that instant is
+    /// not one a certificate can carry (outside [`CERT_YEARS`]).
+    pub fn resolve(self, validation_time: OffsetDateTime) -> Option<OffsetDateTime> {
+        let at = match self {
+            TimeSpec::Relative(offset) => validation_time.checked_add(offset)?,
             TimeSpec::Absolute(at) => at,
+        };
+        at.checked_to_offset(time::UtcOffset::UTC).filter(|at| CERT_YEARS.contains(&at.year()))
+    }
+}
+
+impl fmt::Display for TimeSpec {
+    /// As it could be written: `-30d`, `+2h`, `-90s`, or RFC 3339.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeSpec::Relative(offset) => {
+                let secs = offset.whole_seconds();
+                let sign = if secs < 0 { '-' } else { '+' };
+                let abs = secs.unsigned_abs();
+                if abs % 86_400 == 0 {
+                    write!(f, "{sign}{}d", abs / 86_400)
+                } else if abs % 3_600 == 0 {
+                    write!(f, "{sign}{}h", abs / 3_600)
+                } else {
+                    write!(f, "{sign}{abs}s")
+                }
+            }
+            TimeSpec::Absolute(at) => match at.format(&time::format_description::well_known::Rfc3339) {
+                Ok(text) => f.write_str(&text),
+                Err(_) => write!(f, "{at}"),
+            },
         }
     }
 }
 
 impl FromStr for TimeSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
         let s = s.trim();
+        let written = || s.to_string();
         if let Some(sign) = s.chars().next().filter(|c| *c == '+' || *c == '-') {
             let body = &s[1..];
             let split = body.find(|c: char| !c.is_ascii_digit()).unwrap_or(body.len());
             let (digits, unit) = body.split_at(split);
-            let n: i64 =
-                digits.parse().map_err(|_| format!("time '{s}' must look like -30d, +365d, +2h, -90s or +1y"))?;
-            let n = if sign == '-' { -n } else { n };
-            let offset = match unit {
-                "s" => Duration::seconds(n),
-                "m" => Duration::minutes(n),
-                "h" => Duration::hours(n),
-                "d" => Duration::days(n),
-                "y" => Duration::days(365 * n),
-                _ => return Err(format!("time '{s}' has unit '{unit}'; use s, m, h, d or y")),
+            let n: i64 = digits.parse().map_err(|_| SpecError::TimeCount { written: written() })?;
+            let unit_seconds: i64 = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3_600,
+                "d" => 86_400,
+                "y" => 365 * 86_400,
+                _ => return Err(SpecError::TimeUnit { written: written(), unit: unit.to_string() }),
             };
-            return Ok(TimeSpec::Relative(offset));
+            let secs = n
+                .checked_mul(unit_seconds)
+                .filter(|secs| *secs <= MAX_OFFSET_YEARS * 365 * 86_400)
+                .ok_or_else(|| SpecError::TimeTooFar { written: written() })?;
+            return Ok(TimeSpec::Relative(Duration::seconds(if sign == '-' { -secs } else { secs })));
         }
         OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map(TimeSpec::Absolute)
-            .map_err(|_| format!("time '{s}' is neither relative (-30d, +365d) nor RFC 3339 (2022-07-11T16:55:26Z)"))
+            .map_err(|_| SpecError::TimeForm { written: written() })
     }
 }
 
@@ -330,3 +424,57 @@ pub enum AkiSpec {
 }
 
 crate::deserialize_from_str!(KeyType, San, TimeSpec);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_values_are_typed_errors_naming_what_was_written() {
+        assert_eq!(
+            "ecdsa-p265".parse::<KeyType>(),
+            Err(SpecError::UnknownKeyType {
+                written: "ecdsa-p265".into(),
+                suggestion: " (did you mean 'ecdsa-p256'?)".into()
+            })
+        );
+        assert_eq!(
+            "ip:10.1.2".parse::<San>(),
+            Err(SpecError::SanAddress { written: "ip:10.1.2".into(), address: "10.1.2".into() })
+        );
+        assert_eq!("uri:x".parse::<San>(), Err(SpecError::SanForm { written: "uri:x".into() }));
+        assert_eq!("+x".parse::<TimeSpec>(), Err(SpecError::TimeCount { written: "+x".into() }));
+        assert_eq!("+5w".parse::<TimeSpec>(), Err(SpecError::TimeUnit { written: "+5w".into(), unit: "w".into() }));
+        assert_eq!("tomorrow".parse::<TimeSpec>(), Err(SpecError::TimeForm { written: "tomorrow".into() }));
+    }
+
+    #[test]
+    fn a_relative_time_beyond_ten_thousand_years_is_refused_without_overflowing() {
+        for written in ["+99999999999d", "-4000000d", "+999999999999999999d", "+9223372036854775807s", "-10001y"] {
+            assert_eq!(written.parse::<TimeSpec>(), Err(SpecError::TimeTooFar { written: written.into() }));
+        }
+        assert!("-10000y".parse::<TimeSpec>().is_ok());
+        assert!("+3000000d".parse::<TimeSpec>().is_ok());
+    }
+
+    #[test]
+    fn resolving_refuses_dates_outside_the_years_0_to_9999_in_utc() {
+        let at = time::macros::datetime!(2022-07-11 16:55:26 UTC);
+        let resolve = |s: &str| s.parse::<TimeSpec>().expect("parses").resolve(at);
+        assert_eq!(resolve("+30d"), Some(at + Duration::days(30)));
+        assert_eq!(resolve("+3000000d"), None, "year 10235");
+        assert_eq!(resolve("-3000000d"), None, "year -6191");
+        assert_eq!(resolve("0000-01-01T00:00:00+01:00"), None, "year -1 in UTC");
+        assert_eq!(resolve("9999-12-31T23:30:00-01:00"), None, "year 10000 in UTC");
+        assert!(resolve("0000-01-01T00:00:00Z").is_some());
+        assert!(resolve("9999-12-31T23:59:59Z").is_some());
+    }
+
+    #[test]
+    fn times_show_as_they_could_be_written() {
+        for written in ["+365d", "-30d", "+2h", "-90s", "2022-07-11T16:55:26Z", "0000-01-01T00:00:00+01:00"] {
+            assert_eq!(written.parse::<TimeSpec>().expect("parses").to_string(), written);
+        }
+        assert_eq!("+1y".parse::<TimeSpec>().expect("parses").to_string(), "+365d");
+    }
+}

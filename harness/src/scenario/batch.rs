@@ -1,13 +1,54 @@
 //! Running many scenarios at once: in parallel on the machine's cores, each compared with its
-//! snapshot, with reports for people (a table) and for CI systems (md, json, junit).
+//! snapshot, with reports for people (a table) and for CI systems (md, json, junit). A
+//! scenario that panics (a harness bug) is an error entry of its own; the others still run.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
+use super::ScenarioError;
 use super::catalogue::{Catalogue, SnapshotState};
 use super::report::ScenarioRun;
 use super::run::{RunOptions, run};
+
+/// Why a scenario in a batch has no run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BatchError {
+    /// It could not be loaded or run (shared: entries are cloned into reports).
+    #[error(transparent)]
+    Scenario(Arc<ScenarioError>),
+    /// It panicked: a bug in the harness, caught so that the rest of the batch runs.
+    #[error("the harness panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+}
+
+impl From<ScenarioError> for BatchError {
+    fn from(error: ScenarioError) -> Self {
+        BatchError::Scenario(Arc::new(error))
+    }
+}
+
+/// Runs `work`, a panic included: one scenario's panic must not take its batch (the scoped
+/// threads, then the whole process) down with it. The panic hook has already printed the
+/// panic, with its place, to stderr.
+pub fn guarded<T>(work: impl FnOnce() -> Result<T, ScenarioError>) -> Result<T, BatchError> {
+    // Nothing `work` leaves half-changed is looked at again: shared state (the key cache)
+    // recovers from poisoned locks, and a panicked scenario's own state is dropped.
+    match catch_unwind(AssertUnwindSafe(work)) {
+        Ok(result) => result.map_err(BatchError::from),
+        Err(payload) => Err(BatchError::Panicked {
+            message: payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(a panic without a message)".to_string()),
+        }),
+    }
+}
 
 /// One scenario's result in a batch.
 #[derive(Debug, Clone)]
@@ -17,7 +58,7 @@ pub struct BatchEntry {
     /// The file.
     pub path: PathBuf,
     /// The run and its snapshot comparison, or why it could not run.
-    pub result: Result<(ScenarioRun, SnapshotState), String>,
+    pub result: Result<(ScenarioRun, SnapshotState), BatchError>,
     /// Wall time.
     pub elapsed: std::time::Duration,
 }
@@ -46,7 +87,7 @@ impl BatchEntry {
     /// The last checked step's expectation and outcome.
     pub fn expected_actual(&self) -> (String, String) {
         match &self.result {
-            Err(e) => ("-".into(), e.lines().next().unwrap_or_default().to_string()),
+            Err(e) => ("-".into(), e.to_string().lines().next().unwrap_or_default().to_string()),
             Ok((run, _)) => run
                 .steps
                 .iter()
@@ -71,12 +112,12 @@ pub fn run_files(
     in_parallel(files, threads, |_, path| {
         let start = std::time::Instant::now();
         let id = catalogue.id_of(path).unwrap_or_else(|| path.display().to_string());
-        let result = catalogue.load(path).and_then(|scenario| run(&scenario, options)).map(|run| {
+        let result = guarded(|| {
+            let run = catalogue.load(path).and_then(|scenario| run(&scenario, options))?;
             let state = catalogue.compare(&catalogue.snapshot_path(snapshot_dir, &run.id), &run.snapshot);
-            (run, state)
+            Ok((run, state))
         });
-        let entry =
-            BatchEntry { id, path: path.clone(), result: result.map_err(|e| e.to_string()), elapsed: start.elapsed() };
+        let entry = BatchEntry { id, path: path.clone(), result, elapsed: start.elapsed() };
         progress(done.fetch_add(1, Ordering::SeqCst) + 1, files.len(), &entry);
         entry
     })
@@ -199,7 +240,7 @@ pub fn json(entries: &[BatchEntry], verifier: &str) -> String {
                 "actual": actual,
                 "snapshot": e.result.as_ref().map(|(_, s)| s.label()).unwrap_or("-"),
                 "mismatches": e.result.as_ref().map(|(r, _)| r.mismatches()).unwrap_or_default(),
-                "error": e.result.as_ref().err(),
+                "error": e.result.as_ref().err().map(ToString::to_string),
                 "diff": match &e.result { Ok((_, super::catalogue::SnapshotState::Changed(d))) => Some(d.clone()), _ => None },
                 "steps": e.result.as_ref().map(|(r, _)| r.steps.iter().map(|s| serde_json::json!({
                     "index": s.index, "title": s.title, "expected": s.expected, "outcome": s.outcome, "mismatches": s.mismatches,
@@ -236,7 +277,7 @@ pub fn junit(entries: &[BatchEntry], verifier: &str) -> String {
             e.elapsed.as_secs_f64()
         ));
         match &e.result {
-            Err(err) => out.push_str(&format!("<error message=\"{}\"/>", xml_escape(err))),
+            Err(err) => out.push_str(&format!("<error message=\"{}\"/>", xml_escape(&err.to_string()))),
             Ok(_) if e.failed() => {
                 out.push_str(&format!("<failure message=\"{}\">{}</failure>", e.verdict(), xml_escape(&details(e))))
             }
@@ -246,4 +287,66 @@ pub fn junit(entries: &[BatchEntry], verifier: &str) -> String {
     }
     out.push_str("</testsuite>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::pki::KeyCache;
+    use crate::scenario::login::LoginSpec;
+    use crate::verifier::builtin::BuiltinFactory;
+    use crate::verifier::{Family, Profile, Verifier, VerifierFactory, VerifierFault};
+
+    /// The built-in model, except that the first verifier it is asked for panics.
+    struct PanicsOnce {
+        inner: BuiltinFactory,
+        panicked: AtomicBool,
+    }
+
+    impl VerifierFactory for PanicsOnce {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn family(&self) -> Family {
+            self.inner.family()
+        }
+        fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
+            if !self.panicked.swap(true, Ordering::SeqCst) {
+                panic!("a verifier that panics");
+            }
+            self.inner.make()
+        }
+    }
+
+    #[test]
+    fn a_panicking_scenario_is_an_error_entry_and_the_rest_of_the_batch_runs() {
+        let catalogue = Catalogue::at(&Catalogue::workspace_root());
+        let files: Vec<PathBuf> = ["beyond/expired-leaf.toml", "beyond/expired-root.toml"]
+            .iter()
+            .map(|f| Catalogue::workspace_root().join("scenarios").join(f))
+            .collect();
+        let factory = PanicsOnce { inner: BuiltinFactory(Profile::ExpresswayX14_2), panicked: AtomicBool::new(false) };
+        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+        let entries = run_files(&catalogue, &files, &options, "builtin", 1, &|_, _, _| {});
+
+        assert_eq!(entries.len(), 2);
+        assert!(
+            matches!(&entries[0].result, Err(BatchError::Panicked { message }) if message == "a verifier that panics"),
+            "{:?}",
+            entries[0].result.as_ref().err()
+        );
+        assert_eq!(entries[0].verdict(), "ERROR");
+        assert_eq!(entries[0].expected_actual().1, "the harness panicked: a verifier that panics");
+        assert!(entries[1].result.is_ok(), "{:?}", entries[1].result.as_ref().err());
+        assert_eq!(entries[1].verdict(), "ok");
+    }
+
+    #[test]
+    fn a_scenario_error_stays_typed() {
+        let error = guarded::<()>(|| Err(ScenarioError::Misplaced { path: "t.toml".into() })).expect_err("an error");
+        assert!(matches!(&error, BatchError::Scenario(e) if matches!(**e, ScenarioError::Misplaced { .. })));
+        assert_eq!(error.to_string(), "t.toml: scenarios live in scenarios/<namespace>/<id>.toml");
+    }
 }

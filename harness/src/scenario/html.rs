@@ -133,7 +133,7 @@ pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
         );
         match &e.result {
             Err(err) => {
-                let _ = write!(out, "<p class=\"bad\">could not run: {}</p>", esc(err));
+                let _ = write!(out, "<p class=\"bad\">could not run: {}</p>", esc(&err.to_string()));
             }
             Ok((run, state)) => {
                 let _ = write!(out, "<h3>{}</h3>{}", esc(&run.title), markdown(&run.description));

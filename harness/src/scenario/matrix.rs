@@ -172,7 +172,7 @@ fn one(
     let record: Record = Arc::default();
     let recording = Recording { inner: factory, record: Arc::clone(&record) };
     let options = RunOptions { verifier: &recording, keys: keys.clone(), login: login.clone() };
-    let result = catalogue.load(path).and_then(|scenario| run(&scenario, &options));
+    let result = super::batch::guarded(|| catalogue.load(path).and_then(|scenario| run(&scenario, &options)));
     let run = match result {
         Ok(run) => run,
         Err(e) => {

@@ -134,10 +134,10 @@ impl Runner<'_> {
         let cert = self.pki.reissue(&reissue.cert, |spec| {
             spec.san.extend(reissue.add_san.iter().cloned());
             if let Some(t) = reissue.not_before {
-                spec.not_before = t;
+                spec.not_before = toml::Spanned::new(0..0, t);
             }
             if let Some(t) = reissue.not_after {
-                spec.not_after = t;
+                spec.not_after = toml::Spanned::new(0..0, t);
             }
             if let Some(issuer) = &issuer {
                 spec.issuer = Some(toml::Spanned::new(0..0, issuer.clone()));

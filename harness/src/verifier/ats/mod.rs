@@ -239,7 +239,9 @@ impl AtsVerifier {
         }
         self.startups.push(started.elapsed());
         if std::env::var_os("MRALAB_ATS_TIMINGS").is_some() {
-            eprintln!("ats: started in {:.0} ms", started.elapsed().as_secs_f64() * 1000.0);
+            // A timing note on stderr; a closed stderr is no reason to panic.
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("ats: started in {ms:.0} ms\n"));
         }
         self.dirty = false;
         Ok(())
