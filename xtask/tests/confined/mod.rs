@@ -91,3 +91,23 @@ pub fn run(mut command: Command, stdin: &[u8], deadline: Duration) -> Ended {
 pub fn xtask_run(args: &[&str], dir: Option<&Path>) -> Ended {
     run(xtask(args, dir), b"", DEADLINE)
 }
+
+/// `xtask ARGS` under the limits inside a private network namespace that has only a loopback
+/// interface (`unshare --net`, which needs root): whatever the command dials, nothing can leave
+/// the machine. `None` where no such namespace can be made (not root); under `CI=true` that is a
+/// failure, since CI runs as root.
+pub fn xtask_in_private_network(args: &[&str], dir: Option<&Path>) -> Option<Command> {
+    let usable = Command::new("unshare").args(["--net", "--", "true"]).status().is_ok_and(|s| s.success());
+    if !usable {
+        assert!(std::env::var("CI").is_err(), "unshare --net must work under CI (root)");
+        eprintln!("skipped: cannot make a private network namespace here (unshare --net needs root)");
+        return None;
+    }
+    let inner = xtask(args, dir);
+    let mut command = Command::new("unshare");
+    command.args(["--net", "--"]).arg(inner.get_program()).args(inner.get_args());
+    if let Some(dir) = inner.get_current_dir() {
+        command.current_dir(dir);
+    }
+    Some(command)
+}
