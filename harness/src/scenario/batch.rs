@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::ScenarioError;
 use super::catalogue::{Catalogue, SnapshotState};
-use super::report::ScenarioRun;
+use super::report::{ScenarioRun, StepReport};
 use super::run::{RunOptions, run};
 
 /// Why a scenario in a batch has no run.
@@ -84,17 +84,29 @@ impl BatchEntry {
         }
     }
 
-    /// The last checked step's expectation and outcome.
+    /// The step to show for this scenario: the first whose expectation did not hold, or else the
+    /// last checked step.
+    pub fn shown_step(&self) -> Option<&StepReport> {
+        let (run, _) = self.result.as_ref().ok()?;
+        run.steps
+            .iter()
+            .find(|s| !s.mismatches.is_empty())
+            .or_else(|| run.steps.iter().rev().find(|s| s.expected.is_some()))
+    }
+
+    /// The shown step's expectation and what happened. A failing step is named (`step 2: ...`)
+    /// and its actual outcome says what failed (the check, the error code and depth); a passing
+    /// scenario shows its last checked step's outcome.
     pub fn expected_actual(&self) -> (String, String) {
-        match &self.result {
-            Err(e) => ("-".into(), e.to_string().lines().next().unwrap_or_default().to_string()),
-            Ok((run, _)) => run
-                .steps
-                .iter()
-                .rev()
-                .find(|s| s.expected.is_some())
-                .map(|s| (s.expected.clone().unwrap_or_default(), s.outcome.clone()))
-                .unwrap_or_default(),
+        if let Err(e) = &self.result {
+            return ("-".into(), e.to_string().lines().next().unwrap_or_default().to_string());
+        }
+        let Some(step) = self.shown_step() else { return Default::default() };
+        let expected = step.expected.clone().unwrap_or_default();
+        if step.mismatches.is_empty() {
+            (expected, step.outcome.clone())
+        } else {
+            (format!("step {}: {expected}", step.index), format!("step {}: {}", step.index, step.actual))
         }
     }
 }

@@ -12,79 +12,127 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
-/// A tiny Markdown subset: fenced code blocks, `code`, **bold**, paragraphs and `- ` lists.
+/// A scenario description as HTML: CommonMark (pulldown-cmark), with any raw HTML in the text
+/// shown as text rather than interpreted, so a description cannot inject markup or script.
 fn markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, Parser};
+    let events = Parser::new(text).map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        other => other,
+    });
     let mut out = String::new();
-    let mut in_code = false;
-    let mut paragraph = Vec::new();
-    let inline = |line: &str| {
-        let mut html = String::new();
-        for (i, part) in esc(line).split('`').enumerate() {
-            if i % 2 == 1 {
-                let _ = write!(html, "<code>{part}</code>");
-            } else {
-                let bolds: Vec<&str> = part.split("**").collect();
-                for (j, b) in bolds.iter().enumerate() {
-                    if j % 2 == 1 {
-                        let _ = write!(html, "<b>{b}</b>");
-                    } else {
-                        html.push_str(b);
+    pulldown_cmark::html::push_html(&mut out, events);
+    out
+}
+
+/// A unified diff as HTML: removed and added lines coloured, and within a removed line and the
+/// added line that replaces it, the characters that differ highlighted, so a change at the end
+/// of a long line is visible without scrolling. Lines wrap.
+fn diff_html(diff: &str) -> String {
+    let lines: Vec<&str> = diff.lines().collect();
+    let mut out = String::from("<pre class=\"diff\">");
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let is_removed = line.starts_with('-') && !line.starts_with("---");
+        // A run of removed lines followed by as many added lines: pair them for in-line marks.
+        if is_removed {
+            let removed: Vec<&str> =
+                lines[i..].iter().take_while(|l| l.starts_with('-') && !l.starts_with("---")).copied().collect();
+            let added: Vec<&str> = lines[i + removed.len()..]
+                .iter()
+                .take_while(|l| l.starts_with('+') && !l.starts_with("+++"))
+                .copied()
+                .collect();
+            for (k, old) in removed.iter().enumerate() {
+                match added.get(k) {
+                    Some(new) => {
+                        let (old_html, _) = inline_marks(&old[1..], &new[1..]);
+                        let _ = write!(out, "<span class=\"del\">-{old_html}</span>");
+                    }
+                    None => {
+                        let _ = write!(out, "<span class=\"del\">{}</span>", esc(old));
                     }
                 }
             }
+            for (k, new) in added.iter().enumerate() {
+                match removed.get(k) {
+                    Some(old) => {
+                        let (_, new_html) = inline_marks(&old[1..], &new[1..]);
+                        let _ = write!(out, "<span class=\"add\">+{new_html}</span>");
+                    }
+                    None => {
+                        let _ = write!(out, "<span class=\"add\">{}</span>", esc(new));
+                    }
+                }
+            }
+            i += removed.len() + added.len();
+            continue;
         }
-        html
-    };
-    // Inline markup may span lines: format the whole paragraph at once.
-    let flush = |paragraph: &mut Vec<String>, out: &mut String| {
-        if !paragraph.is_empty() {
-            let _ = writeln!(out, "<p>{}</p>", inline(&paragraph.join(" ")));
-            paragraph.clear();
-        }
-    };
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            flush(&mut paragraph, &mut out);
-            out.push_str(if in_code { "</pre>\n" } else { "<pre class=\"chain\">" });
-            in_code = !in_code;
-        } else if in_code {
-            let _ = writeln!(out, "{}", esc(line));
-        } else if line.trim().is_empty() {
-            flush(&mut paragraph, &mut out);
-        } else if let Some(item) = line.strip_prefix("- ") {
-            flush(&mut paragraph, &mut out);
-            let _ = writeln!(out, "<ul><li>{}</li></ul>", inline(item));
+        let class = if line.starts_with('+') && !line.starts_with("+++") {
+            "add"
+        } else if line.starts_with("@@") || line.starts_with("---") || line.starts_with("+++") {
+            "hunk"
         } else {
-            paragraph.push(line.to_string());
+            "same"
+        };
+        let _ = write!(out, "<span class=\"{class}\">{}</span>", esc(line));
+        i += 1;
+    }
+    out.push_str("</pre>");
+    out
+}
+
+/// `old` and `new` as HTML with the characters only one of them has wrapped in `<mark>`.
+fn inline_marks(old: &str, new: &str) -> (String, String) {
+    use similar::{ChangeTag, TextDiff};
+    let diff = TextDiff::from_chars(old, new);
+    let (mut old_html, mut new_html) = (String::new(), String::new());
+    for change in diff.iter_all_changes() {
+        let text = esc(change.value());
+        match change.tag() {
+            ChangeTag::Equal => {
+                old_html.push_str(&text);
+                new_html.push_str(&text);
+            }
+            ChangeTag::Delete => {
+                let _ = write!(old_html, "<mark>{text}</mark>");
+            }
+            ChangeTag::Insert => {
+                let _ = write!(new_html, "<mark>{text}</mark>");
+            }
         }
     }
-    flush(&mut paragraph, &mut out);
-    if in_code {
-        out.push_str("</pre>\n");
-    }
-    out
+    (old_html.replace("</mark><mark>", ""), new_html.replace("</mark><mark>", ""))
 }
 
 fn diagrams(run: &ScenarioRun) -> String {
     let mut out = String::from("<div class=\"diagrams\">");
     for chain in &run.chains {
         let _ = write!(out, "<div class=\"diagram\"><div class=\"label\">{}</div>", esc(&chain.label));
-        for (i, (id, subject, self_signed, trusted)) in chain.links.iter().enumerate() {
+        for (i, link) in chain.links.iter().enumerate() {
             if i > 0 {
                 out.push_str("<div class=\"arrow\">&#8593; issued by</div>");
             }
-            let class = match (trusted, self_signed) {
-                (true, _) => "cert trusted",
-                (false, true) => "cert selfsigned",
+            let class = match (&link.failed, link.trusted, link.self_signed) {
+                (Some(_), _, _) => "cert failed",
+                (None, true, _) => "cert trusted",
+                (None, false, true) => "cert selfsigned",
                 _ => "cert",
             };
+            let failed = link
+                .failed
+                .as_ref()
+                .map(|why| format!("<br><span class=\"why\">verification failed here: {}</span>", esc(why)))
+                .unwrap_or_default();
             let _ = write!(
                 out,
-                "<div class=\"{class}\"><b>{}</b><br>{}{}{}</div>",
-                esc(id),
-                esc(subject),
-                if *self_signed { "<br><i>self-signed</i>" } else { "" },
-                if *trusted { "<br><i>in the trust store</i>" } else { "" }
+                "<div class=\"{class}\"{data}><b>{}</b><br>{}{}{}{failed}</div>",
+                esc(&link.id),
+                esc(&link.subject),
+                if link.self_signed { "<br><i>self-signed</i>" } else { "" },
+                if link.trusted { "<br><i>in the trust store</i>" } else { "" },
+                data = if link.failed.is_some() { " data-failed=\"true\"" } else { "" },
             );
         }
         out.push_str("</div>");
@@ -137,6 +185,18 @@ pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
             }
             Ok((run, state)) => {
                 let _ = write!(out, "<h3>{}</h3>{}", esc(&run.title), markdown(&run.description));
+                if let Some(step) = run.steps.iter().find(|s| !s.mismatches.is_empty()) {
+                    let _ = write!(
+                        out,
+                        "<div class=\"failing\" data-failing-step=\"{n}\"><b>step {n} failed</b>: {title}<br>\
+                         expected: <span class=\"expected\">{expected}</span><br>\
+                         actual: <span class=\"actual\">{actual}</span></div>",
+                        n = step.index,
+                        title = esc(&step.title),
+                        expected = esc(step.expected.as_deref().unwrap_or("-")),
+                        actual = esc(&step.actual),
+                    );
+                }
                 out.push_str("<h4>chains</h4>");
                 out.push_str(&diagrams(run));
                 out.push_str("<h4>fleet</h4>");
@@ -156,7 +216,7 @@ pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
                     }
                 }
                 if let SnapshotState::Changed(diff) = state {
-                    let _ = write!(out, "<h4>snapshot diff</h4><pre class=\"diff\">{}</pre>", esc(diff));
+                    let _ = write!(out, "<h4>snapshot diff</h4>{}", diff_html(diff));
                 } else if *state == SnapshotState::New {
                     out.push_str("<p class=\"bad\">no snapshot yet</p>");
                 }
@@ -172,4 +232,37 @@ const CSS: &str = "body{font-family:sans-serif;margin:2em;max-width:80em}pre{bac
 .summary td,.summary th{padding:.2em .6em;text-align:left;border-bottom:1px solid #ddd}.bad{color:#a00}.good td:last-child{color:#070}\
 .diagrams{display:flex;flex-wrap:wrap;gap:1em}.diagram{display:flex;flex-direction:column-reverse;align-items:center;border:1px solid #ccc;padding:.5em}\
 .diagram .label{font-weight:bold;order:-1}.cert{border:1px solid #444;border-radius:4px;padding:.3em;font-size:.8em;max-width:22em;background:#fff}\
-.cert.trusted{background:#e6f7e6}.cert.selfsigned{background:#fbe9e9}.arrow{font-size:.7em;color:#666}.scenario{border-top:2px solid #333;margin-top:2em}";
+.cert.trusted{background:#e6f7e6}.cert.selfsigned{background:#fbe9e9}.cert.failed{background:#fdd;border:2px solid #c00}.why{color:#a00;font-weight:bold}\
+pre.diff{white-space:pre-wrap;overflow-wrap:anywhere}.diff .del{color:#900;background:#fee;display:block}.diff .add{color:#060;background:#efe;display:block}\
+.diff .hunk{color:#66a;display:block}.diff .same{display:block}.diff mark{background:#fb3;color:#000}.failing{border-left:4px solid #c00;padding:.3em .6em;background:#fff6f6}.arrow{font-size:.7em;color:#666}.scenario{border-top:2px solid #333;margin-top:2em}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_is_rendered_and_raw_html_is_shown_as_text() {
+        let html = markdown("The **leaf** is `cucm/tomcat-ECDSA`.\n\n<script>alert(1)</script>\n\n- one\n- two\n");
+        assert!(html.contains("<strong>leaf</strong>"), "{html}");
+        assert!(html.contains("<code>cucm/tomcat-ECDSA</code>"), "{html}");
+        assert!(html.contains("<li>one</li>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+
+    #[test]
+    fn a_changed_line_marks_only_what_changed() {
+        let (old, new) = inline_marks("error 18 at depth 0 <x>", "error 18 at depth 1 <x>");
+        assert_eq!(old, "error 18 at depth <mark>0</mark> &lt;x&gt;");
+        assert_eq!(new, "error 18 at depth <mark>1</mark> &lt;x&gt;");
+    }
+
+    #[test]
+    fn diffs_are_coloured_by_line_kind_and_escaped() {
+        let html = diff_html("--- snapshot\n+++ this run\n@@ -1,2 +1,2 @@\n same <a>\n-old tail x\n+old tail y\n");
+        assert!(html.contains("<span class=\"hunk\">@@ -1,2 +1,2 @@</span>"), "{html}");
+        assert!(html.contains("<span class=\"same\"> same &lt;a&gt;</span>"), "{html}");
+        assert!(html.contains("<span class=\"del\">-old tail <mark>x</mark></span>"), "{html}");
+        assert!(html.contains("<span class=\"add\">+old tail <mark>y</mark></span>"), "{html}");
+    }
+}

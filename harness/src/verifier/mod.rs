@@ -194,6 +194,18 @@ impl fmt::Display for Failure {
     }
 }
 
+impl Failure {
+    /// The failure in a few words, what failed first: `error 18 at depth 0: self signed
+    /// certificate`, `name 10.48.36.215 not in certificate`. For tables, where space is short.
+    pub fn brief(&self) -> String {
+        match self {
+            Failure::Chain { code, text, depth } => format!("error {code} at depth {depth}: {text}"),
+            Failure::Name { checked } => format!("name {checked} not in certificate"),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What happened to one request.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {

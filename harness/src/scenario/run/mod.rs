@@ -6,11 +6,13 @@ mod changes;
 mod expect;
 mod traffic;
 
+use std::collections::BTreeMap;
+
 use simulators::Fleet;
 use time::OffsetDateTime;
 
 use super::login::LoginSpec;
-use super::report::{ChainDiagram, ScenarioRun, StepReport};
+use super::report::{ChainDiagram, DiagramLink, ScenarioRun, StepReport};
 use super::spec::{ScenarioSpec, Step};
 use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
@@ -60,6 +62,9 @@ struct Runner<'a> {
     discovered: Option<Vec<Advertised>>,
     validation_time: OffsetDateTime,
     log: Vec<String>,
+    /// Certificates verification failed at, by id, with why (the first failure each): the
+    /// report's diagrams mark them.
+    failed_at: BTreeMap<String, String>,
 }
 
 /// Runs a scenario.
@@ -86,6 +91,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         discovered: None,
         validation_time,
         log: Vec::new(),
+        failed_at: BTreeMap::new(),
     };
     let result = runner.play();
     let Runner { running, .. } = runner;
@@ -111,15 +117,11 @@ impl Runner<'_> {
         let _ = self.running.take_events();
         let mut steps = Vec::new();
         for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
-            let mut report = StepReport {
-                index: i + 1,
-                title: step.kind().to_string(),
-                lines: Vec::new(),
-                outcome: String::new(),
-                expected: None,
-                mismatches: Vec::new(),
-            };
+            let mut report = StepReport::new(i + 1, step.kind());
             self.step(step, &mut report)?;
+            if report.actual.is_empty() {
+                report.actual = report.outcome.clone();
+            }
             steps.push(report);
         }
         let snapshot = super::render::snapshot(self.scenario, &self.pki, &self.fleet, &steps, self.validation_time);
@@ -148,8 +150,12 @@ impl Runner<'_> {
                         .path_to_top(id)
                         .into_iter()
                         .filter_map(|link| self.pki.cert(&link).ok())
-                        .map(|c| {
-                            (c.id.clone(), c.spec.subject.to_string(), c.is_self_signed(), trusted.contains(&c.id))
+                        .map(|c| DiagramLink {
+                            id: c.id.clone(),
+                            subject: c.spec.subject.to_string(),
+                            self_signed: c.is_self_signed(),
+                            trusted: trusted.contains(&c.id),
+                            failed: self.failed_at.get(&c.id).cloned(),
                         })
                         .collect();
                     out.push(ChainDiagram { label: format!("{}:{} {alg}", node.name, port.port), links });

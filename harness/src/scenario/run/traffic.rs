@@ -11,7 +11,7 @@ use crate::scenario::ScenarioError;
 use crate::scenario::login::Service;
 use crate::scenario::report::StepReport;
 use crate::scenario::spec::{By, DiscoverStep, LoginStep, RequestStep, Works};
-use crate::verifier::{Family, OriginRequest, Outcome, Purpose};
+use crate::verifier::{Failure, Family, OriginRequest, Outcome, Purpose};
 
 /// One connection's events being gathered: (node, port, connection number) and event lines.
 type Connection = ((String, u16, u64), Vec<String>);
@@ -89,6 +89,7 @@ impl Runner<'_> {
             return Err(self.invalid(format!("unknown peer '{peer}'")));
         };
         let outcome = p.verifier.request(request)?;
+        self.note_failure(&outcome);
         // The node's side of the last connection may still be winding down (a client alert
         // it has yet to read): wait for the fleet to go quiet so that the log is complete.
         let settled = runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
@@ -113,6 +114,22 @@ impl Runner<'_> {
         }
         let sent = self.collect_events(lines);
         Ok((outcome, sent))
+    }
+
+    /// Remembers the certificate a failed verification points at, for the report's diagrams:
+    /// the certificate at the failing depth of the chain built up from the served leaf (the leaf
+    /// itself for a name mismatch).
+    fn note_failure(&mut self, outcome: &Outcome) {
+        let (depth, why) = match &outcome.failure {
+            Some(failure @ Failure::Chain { depth, .. }) => (*depth, failure.brief()),
+            Some(failure @ Failure::Name { .. }) => (0, failure.brief()),
+            _ => return,
+        };
+        let Some(leaf) = outcome.served.first() else { return };
+        let Some(leaf) = self.pki.certs().find(|c| c.der.as_ref() == leaf.der.as_slice()) else { return };
+        if let Some(id) = self.pki.path_to_top(&leaf.id).into_iter().nth(depth) {
+            self.failed_at.entry(id).or_insert(why);
+        }
     }
 
     /// `; valid -30d .. +365d` for a served certificate the PKI knows.
@@ -212,6 +229,7 @@ impl Runner<'_> {
         let mut verdicts = Vec::new();
         for peer in &peers {
             let mut answers = Vec::new();
+            let mut first_failure = None;
             for (i, req) in login.requests.iter().enumerate() {
                 let nodes: Vec<&Advertised> = discovered
                     .iter()
@@ -233,17 +251,36 @@ impl Runner<'_> {
                     let outcome = self.send(peer, &request, &mut lines)?;
                     report.lines.extend(lines);
                     answers.push((i, outcome.ok()));
+                    if !outcome.ok() && first_failure.is_none() {
+                        first_failure = Some(format!(
+                            "{} {}:{}{} -> {}",
+                            req.method,
+                            advertised.name,
+                            req.service.port(),
+                            path,
+                            outcome.summary()
+                        ));
+                    }
                 }
             }
             let verdict = crate::scenario::login::verdict(&login, !discovered.is_empty(), &answers);
-            verdicts.push((peer.clone(), verdict));
+            verdicts.push((peer.clone(), verdict, first_failure));
         }
-        report.outcome = verdicts.iter().map(|(peer, v)| format!("{peer}: login {v}")).collect::<Vec<_>>().join("; ");
+        report.outcome =
+            verdicts.iter().map(|(peer, v, _)| format!("{peer}: login {v}")).collect::<Vec<_>>().join("; ");
+        report.actual = verdicts
+            .iter()
+            .map(|(peer, v, first)| match first {
+                Some(first) => format!("{peer}: login {v} (first failure: {first})"),
+                None => format!("{peer}: login {v}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         let family = self.options.verifier.family();
         let base = if family == Family::Ats { step.ats.unwrap_or(step.expect) } else { step.expect };
         report.expected = Some(format!("login {base}"));
         if family != Family::Other {
-            for (peer, got) in &verdicts {
+            for (peer, got, _) in &verdicts {
                 let base = step.per_peer.get(peer).copied().unwrap_or(step.expect);
                 let want = if family == Family::Ats { step.ats.unwrap_or(base) } else { base };
                 if *got != want {
@@ -282,6 +319,7 @@ impl Runner<'_> {
         let expect = step.expect.for_family(family);
         report.expected = Some(super::expect::describe_expect(&expect));
         let mut outcomes = Vec::new();
+        let mut actual = Vec::new();
         for peer in &peers {
             let request = self.origin(&node, &host, step.port, &step.method, &step.path, Purpose::Mra)?;
             let mut lines = Vec::new();
@@ -293,8 +331,11 @@ impl Runner<'_> {
                 }
             }
             outcomes.push(format!("{peer}: {} {}", outcome.status, outcome.reason).trim_end().to_string());
+            let failure = outcome.failure.as_ref().map(|f| format!(" {}", f.brief())).unwrap_or_default();
+            actual.push(format!("{peer}: {}{failure}", outcome.status));
         }
         report.outcome = outcomes.join("; ");
+        report.actual = actual.join("; ");
         Ok(())
     }
 }
