@@ -626,7 +626,8 @@ impl<'a> Reader<'a> {
 
     /// A tar archive's regular files, each a member stream named `archive!path`. Entries are read
     /// raw, so that a long-name or pax header is read here, within [`EXTENSION_BYTES`], rather
-    /// than buffered whole by the tar crate.
+    /// than buffered whole by the tar crate. Of a pax header only `path` is applied: a pax
+    /// `size` (a member over 8 GiB) is not, and such an archive reads as damaged after it.
     fn tar(&mut self, name: &str, stream: &mut dyn Read, layer: usize) -> Result<(), Fault> {
         let tar_fault = |e: io::Error| Fault::of(e, |e| Fault::new(layer, name, FaultKind::Tar(e)));
         let mut archive = tar::Archive::new(stream);
