@@ -8,6 +8,11 @@
 //! OpenSSL 1.1 and 3 wordings, plain or gzip'd, one file, a folder or the `.tar.gz` bundle that
 //! Maintenance > Diagnostics > Diagnostic logging downloads.
 //!
+//! `input` reads all of those as a stream, a line at a time, under [`Limits`]; this module is
+//! fed those lines and keeps only what the findings need (and the latest `REMEMBERED`
+//! processes, request targets and transactions), so memory follows the findings, never the
+//! size of the input.
+//!
 //! How a log becomes findings:
 //! - An MRA request line (`GET http://vcs_control.steven.lab:8443/<base64>/...`) gives a target:
 //!   host and port, decoded with [`crate::mra::decode`].
@@ -28,8 +33,7 @@
 //!
 //! Invariant: nothing here panics on any input; a line that does not parse is skipped.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read as _;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -59,19 +63,29 @@ pub enum DiagnosisClass {
 /// The short-term workaround: back to pre-X14.2 behaviour (SPEC, "Behaviour by version").
 pub const WORKAROUND: &str = "xConfiguration EdgeConfigServer VerifyOriginServer: Off";
 
-/// How deep tar bundles and gzip layers may nest (a bundle of gzip'd logs is two).
-const MAX_NESTING: usize = 4;
+mod input;
 
-/// Why the input could not be read: the only `Err` of this module (exit 2).
+pub use input::{FileKind, Limits, Reading, SizeError, SkipReason, Skipped, Skips, bytes, parse_bytes};
+
+/// Why the input could not be read: the only `Err` of this module (exit 2). Inside a folder or
+/// an archive, the same troubles skip the entry instead ([`Skips`]).
 #[derive(Debug, thiserror::Error)]
 pub enum DiagnoseError {
-    /// Missing or unreadable file or folder.
+    /// Missing or unreadable file or folder, or a broken symbolic link.
     #[error("cannot read '{path}': {source}")]
     Read {
         /// The path.
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// A FIFO, socket or device: reading it could block forever or never end.
+    #[error("'{path}' is a {kind}, not a file, folder or archive")]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: FileKind,
     },
     /// A gzip stream that does not decompress.
     #[error("'{name}' is not a valid gzip file: {source}")]
@@ -89,83 +103,22 @@ pub enum DiagnoseError {
         /// The cause.
         source: std::io::Error,
     },
-}
-
-/// One log file's text, with the name it came by (`bundle.tar.gz!var/log/traffic_server.log`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogFile {
-    /// Path, or bundle path `!` entry path.
-    pub name: String,
-    /// The text; bytes that are not UTF-8 are replaced.
-    pub text: String,
-}
-
-/// Reads a file, a folder (recursively, in path order) or a `.tar.gz` / `.tar` bundle; gzip'd
-/// files are decompressed wherever they are. Files that are not text (pcaps) read as text
-/// that matches nothing.
-pub fn read_input(path: &Path) -> Result<Vec<LogFile>, DiagnoseError> {
-    let mut out = Vec::new();
-    read_path(path, &mut out)?;
-    Ok(out)
-}
-
-fn read_path(path: &Path, out: &mut Vec<LogFile>) -> Result<(), DiagnoseError> {
-    let read_error = |source| DiagnoseError::Read { path: path.to_path_buf(), source };
-    let meta = std::fs::metadata(path).map_err(read_error)?;
-    if meta.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(read_error)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<Result<_, _>>()
-            .map_err(read_error)?;
-        entries.sort();
-        for entry in entries {
-            // A symlink to a folder could loop: inside a folder, only files are followed.
-            let link_to_dir = std::fs::symlink_metadata(&entry).is_ok_and(|m| m.is_symlink()) && entry.is_dir();
-            if !link_to_dir {
-                read_path(&entry, out)?;
-            }
-        }
-        return Ok(());
-    }
-    let bytes = std::fs::read(path).map_err(read_error)?;
-    read_bytes(&path.display().to_string(), bytes, 0, out)
-}
-
-fn read_bytes(name: &str, bytes: Vec<u8>, nesting: usize, out: &mut Vec<LogFile>) -> Result<(), DiagnoseError> {
-    if nesting <= MAX_NESTING && bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut plain = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .read_to_end(&mut plain)
-            .map_err(|source| DiagnoseError::Gzip { name: name.to_string(), source })?;
-        return read_bytes(name, plain, nesting + 1, out);
-    }
-    if nesting <= MAX_NESTING && is_tar(&bytes) {
-        let tar_error = |source| DiagnoseError::Tar { name: name.to_string(), source };
-        let mut archive = tar::Archive::new(bytes.as_slice());
-        let mut members = Vec::new();
-        for entry in archive.entries().map_err(tar_error)? {
-            let mut entry = entry.map_err(tar_error)?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let entry_name = entry.path().map(|p| p.display().to_string()).unwrap_or_else(|_| "?".to_string());
-            let mut content = Vec::new();
-            entry.read_to_end(&mut content).map_err(tar_error)?;
-            members.push((format!("{name}!{entry_name}"), content));
-        }
-        for (member, content) in members {
-            read_bytes(&member, content, nesting + 1, out)?;
-        }
-        return Ok(());
-    }
-    out.push(LogFile { name: name.to_string(), text: String::from_utf8_lossy(&bytes).into_owned() });
-    Ok(())
-}
-
-/// POSIX and GNU tar headers carry `ustar` at offset 257.
-fn is_tar(bytes: &[u8]) -> bool {
-    bytes.get(257..262) == Some(b"ustar".as_slice())
+    /// Containers nested deeper than [`Limits::layers`].
+    #[error("'{name}' nests containers deeper than {layers}")]
+    TooDeep {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The limit.
+        layers: usize,
+    },
+    /// A folder or an archive in which no log could be read (empty, or every entry skipped).
+    #[error("nothing readable in '{path}': {skipped}")]
+    NothingReadable {
+        /// The path.
+        path: PathBuf,
+        /// What was skipped, and why.
+        skipped: Skips,
+    },
 }
 
 /// What a diagnosis found, for people ([`Report::render`]) and for tools ([`Report::to_json`]).
@@ -177,6 +130,8 @@ pub struct Report {
     pub lines: usize,
     /// One finding per affected (server, address, port), sorted.
     pub findings: Vec<Finding>,
+    /// What was skipped or cut short while reading, and under which limits.
+    pub reading: Reading,
 }
 
 /// One affected server: its latest verification failure and what to do about it.
@@ -464,23 +419,41 @@ fn server_field(text: &str) -> (Option<String>, Option<String>) {
     (clean(name), address.and_then(clean))
 }
 
-/// Diagnoses what [`read_input`] read.
+/// Diagnoses a file, a folder or a bundle under the default [`Limits`].
 pub fn diagnose_path(path: &Path) -> Result<Report, DiagnoseError> {
-    Ok(diagnose_files(&read_input(path)?))
+    diagnose_path_within(path, &Limits::default())
+}
+
+/// Diagnoses a file, a folder or a bundle, read as a stream under `limits`: a line at a time,
+/// containers recognised by their first bytes, only regular files opened; what could not be
+/// read inside a folder or a bundle is skipped and counted in [`Report::reading`].
+pub fn diagnose_path_within(path: &Path, limits: &Limits) -> Result<Report, DiagnoseError> {
+    let mut diagnosis = Diagnosis::default();
+    let (files, reading) = input::read_path(path, limits, &mut diagnosis)?;
+    Ok(diagnosis.finish(files, reading))
 }
 
 /// Diagnoses lines given in memory (one file).
 pub fn diagnose_lines<S: AsRef<str>>(lines: &[S]) -> Report {
     let text = lines.iter().map(AsRef::as_ref).collect::<Vec<_>>().join("\n");
-    diagnose_files(&[LogFile { name: "<lines>".to_string(), text }])
+    diagnose_text("<lines>", text.as_bytes())
 }
 
 /// Diagnoses raw bytes as one file (the fuzz entry point): not UTF-8 is replaced, never refused.
 pub fn diagnose_bytes(bytes: &[u8]) -> Report {
-    diagnose_files(&[LogFile { name: "<bytes>".to_string(), text: String::from_utf8_lossy(bytes).into_owned() }])
+    diagnose_text("<bytes>", bytes)
+}
+
+fn diagnose_text(name: &str, text: &[u8]) -> Report {
+    let mut diagnosis = Diagnosis::default();
+    let reading = input::read_text(name, text, &Limits::default(), &mut diagnosis);
+    diagnosis.finish(1, reading)
 }
 
 type GroupKey = (String, Option<String>, Option<u16>);
+
+/// A traffic_server process: the syslog host (the peer) and the pid of its lines.
+type PidKey = (Option<String>, Option<u32>);
 
 #[derive(Debug)]
 struct Group {
@@ -489,7 +462,10 @@ struct Group {
     errors: usize,
     last_error_line: Option<String>,
     seq: u64,
-    peers: std::collections::BTreeSet<String>,
+    peers: BTreeSet<String>,
+    /// The peers (`None`: a line naming none) whose request to this group's host and port was
+    /// answered (below 500) after its latest warning.
+    answered_by: BTreeSet<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -503,13 +479,9 @@ struct LatestWarning {
     source: String,
 }
 
-/// Per file and pid: where requests went, and which transaction a message line belongs to.
+/// Per file and pid: which transaction a message line belongs to, and UDS discovery.
 #[derive(Debug, Default)]
 struct PidState {
-    /// Host (lowercase) -> (port, seq of the request line).
-    targets: HashMap<String, (u16, u64)>,
-    /// Txn-id -> target.
-    txns: HashMap<String, (String, u16)>,
     /// The header the next message line belongs to.
     pending: Option<(HeaderKind, Option<String>)>,
     /// Seq of the latest request Expressway-C made on its own (a `Sending Request` whose
@@ -522,166 +494,279 @@ struct PidState {
 /// The port CUCM serves UDS (`/cucm-uds/`) on: Tomcat.
 const UDS_PORT: u16 = 8443;
 
-/// Diagnoses files read in order: see the module documentation for the rules.
-pub fn diagnose_files(files: &[LogFile]) -> Report {
-    let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
-    // Host (lowercase) -> the key of the latest group of that host, for ERROR lines.
-    let mut latest_group_of: HashMap<String, GroupKey> = HashMap::new();
-    // Successful responses: (peer, host lowercase, port, seq).
-    let mut answered: Vec<(Option<String>, String, u16, u64)> = Vec::new();
-    let mut seq: u64 = 0;
-    let mut lines = 0usize;
-    for file in files {
-        // Keyed by (peer, pid): a merged syslog of a cluster can hold the same pid twice.
-        let mut pids: HashMap<(Option<String>, Option<u32>), PidState> = HashMap::new();
-        let mut current: (Option<String>, Option<u32>) = (None, None);
-        for (number, raw) in file.text.lines().enumerate() {
-            lines += 1;
-            seq += 1;
-            let line = raw.trim_end_matches('\r');
-            let (pid, body) = split_prefix(line);
-            if pid.is_some() {
-                current = (syslog_host(line).map(str::to_string), pid);
-            }
-            // Lines without a pid (`|GET ...`, `HTTPMSG:`) continue the latest prefixed line.
-            let state = pids.entry(current.clone()).or_default();
-            let Some(event) = parse_line(body) else { continue };
-            match event {
-                LineEvent::Header { kind, txn } => state.pending = Some((kind, txn)),
-                LineEvent::Request { host, port } => {
-                    let host = host.to_ascii_lowercase();
-                    state.targets.insert(host.clone(), (port, seq));
-                    if let Some((HeaderKind::ReceiveRequest, Some(txn))) = state.pending.take() {
-                        state.txns.insert(txn, (host, port));
-                    }
-                }
-                LineEvent::OriginRequest { path } => {
-                    if let Some((HeaderKind::SendingRequest, txn)) = state.pending.take() {
-                        let own = txn.is_none_or(|t| !state.txns.contains_key(&t));
-                        if own && path.starts_with("/cucm-uds/") {
-                            state.own_uds_request = Some(seq);
-                        }
-                    }
-                }
-                LineEvent::Status(status) => {
-                    if let Some((HeaderKind::SendingResponse, Some(txn))) = state.pending.take() {
-                        if let Some((host, port)) = state.txns.get(&txn) {
-                            if status < 500 {
-                                answered.push((current.0.clone(), host.clone(), *port, seq));
-                            }
-                        }
-                    }
-                }
-                LineEvent::ConnectionFailed { server } => {
-                    if let Some(group) =
-                        latest_group_of.get(&server.to_ascii_lowercase()).and_then(|k| groups.get_mut(k))
-                    {
-                        group.errors += 1;
-                        group.last_error_line = Some(line.to_string());
-                    }
-                }
-                LineEvent::VerifyFailed { sni, action, error, server, address, depth } => {
-                    let meaning = classify(&error, depth);
-                    if meaning == ErrorMeaning::FollowOn {
-                        continue;
-                    }
-                    let source = format!("{}:{}", file.name, number + 1);
-                    let warning = LatestWarning {
-                        meaning,
-                        error,
-                        depth,
-                        action,
-                        sni: sni.clone(),
-                        line: line.to_string(),
-                        source,
-                    };
-                    record(&mut groups, &mut latest_group_of, state, seq, server.unwrap_or(sni), address, warning);
-                }
-                LineEvent::SniNotInCertificate { sni, action, server, address } => {
-                    let source = format!("{}:{}", file.name, number + 1);
-                    let warning = LatestWarning {
-                        meaning: ErrorMeaning::Class(DiagnosisClass::NameNotInCertificate),
-                        error: format!("SNI ({sni}) not in certificate"),
-                        depth: None,
-                        action,
-                        sni: sni.clone(),
-                        line: line.to_string(),
-                        source,
-                    };
-                    record(&mut groups, &mut latest_group_of, state, seq, server.unwrap_or(sni), address, warning);
-                }
-            }
-        }
-    }
-    let findings = groups
-        .into_iter()
-        .map(|((server, address, port), group)| {
-            // Recovered: every peer that logged the failure later got an answer from that target.
-            let answered_after = |peer: Option<&str>| {
-                answered.iter().any(|(by, host, p, s)| {
-                    Some(*p) == port
-                        && *s > group.seq
-                        && by.as_deref() == peer
-                        && (host.eq_ignore_ascii_case(&server)
-                            || address.as_deref().is_some_and(|a| host.eq_ignore_ascii_case(a)))
-                })
-            };
-            let recovered = port.is_some()
-                && if group.peers.is_empty() {
-                    answered_after(None)
-                } else {
-                    group.peers.iter().all(|peer| answered_after(Some(peer)))
-                };
-            finding(server, address, port, group, recovered)
-        })
-        .collect();
-    Report { files: files.len(), lines, findings }
+/// How many processes, request targets, transactions and hosts a diagnosis remembers at least
+/// (the most recently written); older ones are forgotten, so that memory follows the findings,
+/// not the length of the log. A warning follows its request within the same connection, a
+/// response its request within seconds: thousands of requests apart is far beyond either.
+const REMEMBERED: usize = 16_384;
+
+/// What the current file has told so far, per traffic_server process.
+#[derive(Debug)]
+struct FileState {
+    name: String,
+    /// Lines read so far in this file.
+    number: usize,
+    /// The process of the latest line with a pid prefix: lines without one (`|GET ...`,
+    /// `HTTPMSG:`) continue it.
+    current: PidKey,
+    pids: Recent<PidKey, PidState>,
+    /// (process, host lowercase) -> (port, seq of the request line).
+    targets: Recent<(PidKey, String), (u16, u64)>,
+    /// (process, Txn-id) -> target.
+    txns: Recent<(PidKey, String), (String, u16)>,
 }
 
-fn record(
-    groups: &mut BTreeMap<GroupKey, Group>,
-    latest_group_of: &mut HashMap<String, GroupKey>,
-    state: &PidState,
+impl FileState {
+    fn new(name: &str) -> FileState {
+        FileState {
+            name: name.to_string(),
+            number: 0,
+            current: (None, None),
+            pids: Recent::new(REMEMBERED),
+            targets: Recent::new(REMEMBERED),
+            txns: Recent::new(REMEMBERED),
+        }
+    }
+}
+
+/// A diagnosis in progress, fed a file at a time and a line at a time (see the module
+/// documentation for the rules).
+#[derive(Debug)]
+struct Diagnosis {
+    groups: BTreeMap<GroupKey, Group>,
+    /// Host (lowercase) -> the key of the latest group of that host, for ERROR lines.
+    latest_group_of: Recent<String, GroupKey>,
+    /// Server or address (lowercase) -> the groups of it, for answers.
+    groups_of_host: HashMap<String, BTreeSet<GroupKey>>,
     seq: u64,
-    server: String,
-    address: Option<String>,
-    warning: LatestWarning,
-) {
-    let candidates = [Some(warning.sni.as_str()), Some(server.as_str()), address.as_deref()];
-    let port = candidates
-        .iter()
-        .flatten()
-        .filter_map(|host| state.targets.get(&host.to_ascii_lowercase()).copied())
-        .chain(state.own_uds_request.map(|s| (UDS_PORT, s)))
-        .max_by_key(|(_, s)| *s)
-        .map(|(port, _)| port);
-    let peer = syslog_host(&warning.line).map(str::to_string);
-    let mut key = (server.clone(), address.clone(), port);
-    // A line cut before `server=name(address)` belongs with the latest group of its host.
-    if address.is_none() {
-        if let Some(existing) = latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
-            key = existing.clone();
+    lines: usize,
+    file: FileState,
+}
+
+impl Default for Diagnosis {
+    fn default() -> Self {
+        Diagnosis {
+            groups: BTreeMap::new(),
+            latest_group_of: Recent::new(REMEMBERED),
+            groups_of_host: HashMap::new(),
+            seq: 0,
+            lines: 0,
+            file: FileState::new(""),
         }
     }
-    for host in candidates.iter().flatten() {
-        latest_group_of.insert(host.to_ascii_lowercase(), key.clone());
+}
+
+impl input::LineSink for Diagnosis {
+    fn file(&mut self, name: &str) {
+        // Keyed by (peer, pid): a merged syslog of a cluster can hold the same pid twice.
+        self.file = FileState::new(name);
     }
-    match groups.get_mut(&key) {
-        // A line cut before its `Error=` counts, but does not hide what a whole line said.
-        Some(group) if warning.meaning == ErrorMeaning::Other && warning.error.is_empty() => {
-            group.count += 1;
-            group.peers.extend(peer);
+
+    fn line(&mut self, line: &str) {
+        self.lines += 1;
+        self.seq += 1;
+        self.file.number += 1;
+        let seq = self.seq;
+        let (pid, body) = split_prefix(line);
+        if pid.is_some() {
+            self.file.current = (syslog_host(line).map(str::to_string), pid);
         }
-        Some(group) => {
-            group.count += 1;
-            group.seq = seq;
-            group.latest = warning;
-            group.peers.extend(peer);
+        let Some(event) = parse_line(body) else { return };
+        let file = &mut self.file;
+        let current = file.current.clone();
+        match event {
+            LineEvent::Header { kind, txn } => file.pids.entry(current).pending = Some((kind, txn)),
+            LineEvent::Request { host, port } => {
+                let host = host.to_ascii_lowercase();
+                file.targets.insert((current.clone(), host.clone()), (port, seq));
+                if let Some((HeaderKind::ReceiveRequest, Some(txn))) = file.pids.entry(current.clone()).pending.take() {
+                    file.txns.insert((current, txn), (host, port));
+                }
+            }
+            LineEvent::OriginRequest { path } => {
+                let state = file.pids.entry(current.clone());
+                if let Some((HeaderKind::SendingRequest, txn)) = state.pending.take() {
+                    let own = txn.is_none_or(|t| file.txns.get(&(current, t)).is_none());
+                    if own && path.starts_with("/cucm-uds/") {
+                        state.own_uds_request = Some(seq);
+                    }
+                }
+            }
+            LineEvent::Status(status) => {
+                if let Some((HeaderKind::SendingResponse, Some(txn))) = file.pids.entry(current.clone()).pending.take()
+                {
+                    if let Some((host, port)) = file.txns.get(&(current.clone(), txn)) {
+                        if status < 500 {
+                            let (host, port) = (host.clone(), *port);
+                            self.answered(current.0, &host, port, seq);
+                        }
+                    }
+                }
+            }
+            LineEvent::ConnectionFailed { server } => {
+                if let Some(group) =
+                    self.latest_group_of.get(&server.to_ascii_lowercase()).and_then(|k| self.groups.get_mut(k))
+                {
+                    group.errors += 1;
+                    group.last_error_line = Some(line.to_string());
+                }
+            }
+            LineEvent::VerifyFailed { sni, action, error, server, address, depth } => {
+                let meaning = classify(&error, depth);
+                if meaning == ErrorMeaning::FollowOn {
+                    return;
+                }
+                let source = format!("{}:{}", self.file.name, self.file.number);
+                let warning =
+                    LatestWarning { meaning, error, depth, action, sni: sni.clone(), line: line.to_string(), source };
+                self.record(seq, server.unwrap_or(sni), address, warning);
+            }
+            LineEvent::SniNotInCertificate { sni, action, server, address } => {
+                let source = format!("{}:{}", self.file.name, self.file.number);
+                let warning = LatestWarning {
+                    meaning: ErrorMeaning::Class(DiagnosisClass::NameNotInCertificate),
+                    error: format!("SNI ({sni}) not in certificate"),
+                    depth: None,
+                    action,
+                    sni: sni.clone(),
+                    line: line.to_string(),
+                    source,
+                };
+                self.record(seq, server.unwrap_or(sni), address, warning);
+            }
         }
-        None => {
-            let peers = peer.into_iter().collect();
-            groups.insert(key, Group { latest: warning, count: 1, errors: 0, last_error_line: None, seq, peers });
+    }
+}
+
+impl Diagnosis {
+    /// A response below 500 from `host:port` to a request `peer` relayed.
+    fn answered(&mut self, peer: Option<String>, host: &str, port: u16, seq: u64) {
+        let Some(keys) = self.groups_of_host.get(host) else { return };
+        for key in keys {
+            if let Some(group) = self.groups.get_mut(key) {
+                if key.2 == Some(port) && seq > group.seq {
+                    group.answered_by.insert(peer.clone());
+                }
+            }
         }
+    }
+
+    fn record(&mut self, seq: u64, server: String, address: Option<String>, warning: LatestWarning) {
+        let file = &mut self.file;
+        let current = file.current.clone();
+        let candidates = [Some(warning.sni.as_str()), Some(server.as_str()), address.as_deref()];
+        let own_uds_request = file.pids.get(&current).and_then(|state| state.own_uds_request);
+        let port = candidates
+            .iter()
+            .flatten()
+            .filter_map(|host| file.targets.get(&(current.clone(), host.to_ascii_lowercase())).copied())
+            .chain(own_uds_request.map(|s| (UDS_PORT, s)))
+            .max_by_key(|(_, s)| *s)
+            .map(|(port, _)| port);
+        let peer = syslog_host(&warning.line).map(str::to_string);
+        let mut key = (server.clone(), address.clone(), port);
+        // A line cut before `server=name(address)` belongs with the latest group of its host.
+        if address.is_none() {
+            if let Some(existing) = self.latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
+                key = existing.clone();
+            }
+        }
+        for host in candidates.iter().flatten() {
+            self.latest_group_of.insert(host.to_ascii_lowercase(), key.clone());
+        }
+        match self.groups.get_mut(&key) {
+            // A line cut before its `Error=` counts, but does not hide what a whole line said.
+            Some(group) if warning.meaning == ErrorMeaning::Other && warning.error.is_empty() => {
+                group.count += 1;
+                group.peers.extend(peer);
+            }
+            Some(group) => {
+                group.count += 1;
+                group.seq = seq;
+                group.latest = warning;
+                group.peers.extend(peer);
+                group.answered_by.clear();
+            }
+            None => {
+                for host in [Some(&key.0), key.1.as_ref()].into_iter().flatten() {
+                    self.groups_of_host.entry(host.to_ascii_lowercase()).or_default().insert(key.clone());
+                }
+                let peers = peer.into_iter().collect();
+                let group = Group {
+                    latest: warning,
+                    count: 1,
+                    errors: 0,
+                    last_error_line: None,
+                    seq,
+                    peers,
+                    answered_by: BTreeSet::new(),
+                };
+                self.groups.insert(key, group);
+            }
+        }
+    }
+
+    fn finish(self, files: usize, reading: Reading) -> Report {
+        let findings = self
+            .groups
+            .into_iter()
+            .map(|((server, address, port), group)| {
+                // Recovered: every peer that logged the failure later got an answer from that target.
+                let recovered = port.is_some()
+                    && if group.peers.is_empty() {
+                        group.answered_by.contains(&None)
+                    } else {
+                        group.peers.iter().all(|peer| group.answered_by.contains(&Some(peer.clone())))
+                    };
+                finding(server, address, port, group, recovered)
+            })
+            .collect();
+        Report { files, lines: self.lines, findings, reading }
+    }
+}
+
+/// A map that remembers at least the `capacity` most recently written keys, and at most twice
+/// as many: when the newer half fills, the older one is dropped. What the newer half holds
+/// shadows the older.
+#[derive(Debug)]
+struct Recent<K, V> {
+    capacity: usize,
+    newer: HashMap<K, V>,
+    older: HashMap<K, V>,
+}
+
+impl<K: std::hash::Hash + Eq, V> Recent<K, V> {
+    fn new(capacity: usize) -> Self {
+        Recent { capacity, newer: HashMap::new(), older: HashMap::new() }
+    }
+
+    fn get(&self, key: &K) -> Option<&V> {
+        self.newer.get(key).or_else(|| self.older.get(key))
+    }
+
+    fn make_room(&mut self, key: &K) {
+        if self.newer.len() >= self.capacity && !self.newer.contains_key(key) {
+            self.older = std::mem::take(&mut self.newer);
+        }
+    }
+
+    fn insert(&mut self, key: K, value: V) {
+        self.older.remove(&key);
+        self.make_room(&key);
+        self.newer.insert(key, value);
+    }
+
+    /// The value of `key`, its default if it has none, as the most recently written.
+    fn entry(&mut self, key: K) -> &mut V
+    where
+        V: Default,
+    {
+        if !self.newer.contains_key(&key) {
+            let value = self.older.remove(&key).unwrap_or_default();
+            self.make_room(&key);
+            return self.newer.entry(key).or_insert(value);
+        }
+        self.newer.entry(key).or_default()
     }
 }
 
@@ -802,6 +887,25 @@ impl Report {
         !self.findings.is_empty()
     }
 
+    /// For people: how the input was read, when not all of it was (see [`Reading::notes`]).
+    pub fn notes(&self) -> String {
+        self.reading.notes()
+    }
+
+    /// For tools: the counts and [`Reading`] as one line of JSON (`files`, `lines`, `skipped`,
+    /// `truncated_lines`, `decompressed_bytes`, `limit_reached`, `limits`, ...).
+    pub fn summary_json(&self) -> String {
+        #[derive(Serialize)]
+        struct Summary<'a> {
+            files: usize,
+            lines: usize,
+            #[serde(flatten)]
+            reading: &'a Reading,
+        }
+        let summary = Summary { files: self.files, lines: self.lines, reading: &self.reading };
+        serde_json::to_string(&summary).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+
     /// The findings as a JSON list (the report's `findings`), pretty-printed.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(&self.findings).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
@@ -848,5 +952,32 @@ impl Report {
             let _ = writeln!(out, "  at:         {}", f.source);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Recent;
+
+    #[test]
+    fn recent_remembers_at_least_its_capacity_of_the_latest_writes_and_at_most_twice_that() {
+        let mut recent = Recent::new(4);
+        for i in 0..100u32 {
+            recent.insert(i, i * 10);
+            // The 4 latest are always there, with their latest value.
+            for j in i.saturating_sub(3)..=i {
+                assert_eq!(recent.get(&j), Some(&(j * 10)));
+            }
+            assert!(recent.newer.len() + recent.older.len() <= 8);
+        }
+        assert_eq!(recent.get(&0), None);
+        // A rewritten key counts as written again, with its new value.
+        recent.insert(96, 1);
+        for i in 100..103 {
+            recent.insert(i, 0);
+        }
+        *recent.entry(96) += 1;
+        assert_eq!(recent.get(&96), Some(&2));
+        assert_eq!(recent.get(&95), None);
     }
 }
