@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod ciphers;
+pub mod cleanup;
 pub mod diagnose;
 pub mod expressway;
 pub mod fleet;

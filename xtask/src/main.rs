@@ -57,6 +57,14 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // `fleet up` and the lab's serve process stop cleanly on SIGINT/SIGTERM themselves; every
+    // other command, stopped by one, first removes the runroots, scratch folders and process
+    // groups it registered (harness::cleanup).
+    if !matches!(cli.command, Command::Fleet(_) | Command::Lab(_))
+        && let Err(e) = harness::cleanup::on_signal_clean_up_and_exit()
+    {
+        noteln!("warning: no cleanup on SIGINT/SIGTERM: {e}");
+    }
     let result = match cli.command {
         Command::Scenarios(args) => scenarios::run(args),
         Command::Pki(args) => pki::run(args),

@@ -328,6 +328,8 @@ struct Running {
     child: Child,
     /// The command's pid, which is also its process group's id.
     pid: Pid,
+    /// The group, registered for a signal handler to kill until [`Running::end`] has.
+    group: Option<crate::cleanup::Registered>,
     /// Lines for the writer thread; dropping it closes the command's stdin.
     stdin: Option<Sender<String>>,
     written: Receiver<io::Result<()>>,
@@ -366,7 +368,8 @@ impl Running {
             read_stderr(stderr, &sink);
             drop(open);
         });
-        Ok(Running { child, pid, stdin: Some(to_write), written, lines, stderr: tail, stderr_open })
+        let group = Some(crate::cleanup::process_group(pid));
+        Ok(Running { child, pid, group, stdin: Some(to_write), written, lines, stderr: tail, stderr_open })
     }
 
     /// Writes `line`, waiting at most `timeout` for the command to take it.
@@ -414,6 +417,7 @@ impl Running {
         self.stdin = None;
         let _ = self.exit_within(grace);
         let _ = rustix::process::kill_process_group(self.pid, Signal::KILL);
+        self.group = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -433,6 +437,8 @@ impl Running {
 struct SessionFiles {
     dir: tempfile::TempDir,
     generation: u32,
+    /// Removed by a signal handler too (a private key is in it).
+    _registered: crate::cleanup::Registered,
 }
 
 impl SessionFiles {
@@ -442,7 +448,8 @@ impl SessionFiles {
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|source| ScratchError::Folder { source })?;
-        Ok(SessionFiles { dir, generation: 0 })
+        let _registered = crate::cleanup::folder(dir.path());
+        Ok(SessionFiles { dir, generation: 0, _registered })
     }
 
     /// Writes `text` to a new file of this generation, readable by its owner only when `private`.

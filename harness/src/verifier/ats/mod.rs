@@ -102,6 +102,8 @@ struct Running {
 pub struct AtsVerifier {
     binary: PathBuf,
     dir: TempDir,
+    /// The runroot, removed by a signal handler too.
+    _registered: crate::cleanup::Registered,
     session: Option<Session>,
     log: Option<LogWriter>,
     targets: Vec<Target>,
@@ -126,8 +128,10 @@ impl AtsVerifier {
             .prefix("mralab-ats-")
             .tempdir()
             .map_err(|e| fault(format!("cannot make a runroot: {e}")))?;
+        let _registered = crate::cleanup::folder(dir.path());
         Ok(AtsVerifier {
             binary,
+            _registered,
             dir,
             session: None,
             log: None,
