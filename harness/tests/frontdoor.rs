@@ -61,7 +61,7 @@ impl Door {
         let mut routes = Routes::new();
         routes.insert(
             ("cucm.steven.lab".into(), 8443),
-            Route {
+            Route::Node {
                 modelled_ip: IpAddr::V4(Ipv4Addr::new(10, 48, 36, 215)),
                 dial: SocketAddr::from(([127, 0, 0, 1], 9)),
             },
