@@ -402,6 +402,9 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     for r in &report.refused {
         outln!("  trust store refused: {r}")?;
     }
+    for w in &report.warnings {
+        outln!("  warning: {w}")?;
+    }
     outln!(
         "  VerifyOriginServer: {}{}",
         if report.verify_origin_server { "On" } else { "Off" },

@@ -248,3 +248,66 @@ fn cluster_peer_lacking_the_ca_is_fixed_on_every_peer() {
     walk.workaround_only();
     walk.stop();
 }
+
+/// `said` holds `warning` on a line before the verdict line starting with `verdict`.
+#[track_caller]
+fn warned_before_verdict(said: &str, warning: &str, verdict: &str) {
+    let at = said.find(warning).unwrap_or_else(|| panic!("no '{warning}' in:\n{said}"));
+    let verdict_at = said.find(&format!("\n{verdict}")).unwrap_or_else(|| panic!("no verdict '{verdict}' in:\n{said}"));
+    assert!(at < verdict_at, "the warning comes after the verdict:\n{said}");
+}
+
+#[test]
+fn advertised_by_ip_says_why_an_ip_san_does_not_help_and_a_misspelt_name_fails_at_the_lookup() {
+    let walk = Walk::start("advertised-by-ip");
+    // An IP SAN: re-issued, yet still NOT FIXED; both reissue and check say why.
+    let said = walk.expect(&["reissue", "cucm", "--san", "ip:10.48.36.215"], 0, "re-issued");
+    assert!(
+        said.contains("note: ip:10.48.36.215 is an IP SAN. Expressway-C's traffic server does not match IP SANs")
+            && said.contains("`--san dns:10.48.36.215`")
+            && said.contains("advertising the FQDN"),
+        "{said}"
+    );
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(&said, "  warning: certs/cucm/CallManager.pem, ", "NOT FIXED");
+    assert!(said.contains("hold ip:10.48.36.215, which does not count"), "{said}");
+    // A typo in System > Server: the name resolves nowhere. As in the field, nothing is dialled
+    // and no certificate is checked: 500 Cannot find server., no name-check line.
+    walk.reset();
+    walk.edit("cucm-system-server.conf", "cucm: 10.48.36.215", "cucm: cucm.stevn.lab");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    assert!(said.contains("500 Cannot find server. cucm.stevn.lab:8443/cucm-uds/version  REQUIRED"), "{said}");
+    assert!(!said.contains("warning:"), "{said}");
+    let log = fs::read_to_string(walk.ws().join("traffic_server.log")).expect("log");
+    assert!(log.contains("|HTTP/1.1 500 Cannot find server."), "{log}");
+    assert!(!log.contains("SNI (cucm.stevn.lab)") && !log.contains("for (cucm.stevn.lab)"), "{log}");
+    walk.edit("cucm-system-server.conf", "cucm: cucm.stevn.lab", "cucm: cucm.steven.lab");
+    walk.fixed_long_term();
+    walk.stop();
+}
+
+#[test]
+fn a_trust_store_file_no_peer_reads_and_an_unknown_cipher_word_are_warned_of() {
+    let walk = Walk::start("cluster-peer-lacks-ca");
+    walk.copy("certs/ca/lab-CA.pem", "trust-store/lab-CA.pem");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(
+        &said,
+        "  warning: trust-store/lab-CA.pem is ignored: this Expressway-C is a cluster (vcsc1, vcsc2)",
+        "NOT FIXED",
+    );
+    assert!(said.contains("put it in trust-store/vcsc1/ or trust-store/vcsc2/"), "{said}");
+    fs::remove_file(walk.ws().join("trust-store/lab-CA.pem")).expect("remove");
+    walk.edit("expressway.conf", "Ciphers: \"EECDH:", "Ciphers: \"ECDHE-RSA-AES256-GCM-SHA384:EECDHX:");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(
+        &said,
+        "  warning: expressway.conf:4: Ciphers: 'EECDHX': unknown, ignored by OpenSSL (did you mean 'EECDH'?)",
+        "NOT FIXED",
+    );
+    // A warning does not change the verdict: fixed on every peer, it is fixed.
+    walk.copy("certs/ca/lab-CA.pem", "trust-store/vcsc2/lab-CA.pem");
+    let said = walk.expect(&["check"], 0, "FIXED, the long-term fix");
+    assert!(said.contains("'EECDHX'"), "{said}");
+    walk.stop();
+}

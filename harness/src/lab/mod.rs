@@ -18,6 +18,7 @@
 pub mod conf;
 pub mod control;
 pub mod server;
+mod warnings;
 pub mod workspace;
 
 use std::collections::BTreeMap;
