@@ -1,7 +1,10 @@
 //! Acceptance: every lab walked as a trainee would, through the same commands (the xtask
 //! binary): start, check fails, apply the long-term fix, check says long-term; reset, apply
-//! only the workaround, check says workaround; stop, and no process is left. Loopback only;
-//! one temporary workspace per lab.
+//! only the workaround, check says workaround; stop, and no process is left. Then what trainees
+//! tripped over: the workspace's `./mralab` wrapper from inside and outside the workspace, start
+//! and stop on a stopped lab, the warnings `check` gives before its verdict (a trust-store file
+//! no peer reads, an unknown cipher word, an IP SAN) and a System > Server name that does not
+//! resolve. Loopback only; one temporary workspace per lab.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,6 +59,21 @@ impl Walk {
             "--- {}: lab {}\n{}{}",
             self.lab,
             args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs the workspace's `mralab` wrapper with `args`, from `cwd`.
+    fn wrapper(&self, cwd: &Path, args: &[&str]) -> Output {
+        let output =
+            Command::new(self.ws().join("mralab")).args(args).current_dir(cwd).output().expect("running mralab");
+        eprintln!(
+            "--- {}: mralab {} (in {})\n{}{}",
+            self.lab,
+            args.join(" "),
+            cwd.display(),
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
@@ -310,4 +328,65 @@ fn a_trust_store_file_no_peer_reads_and_an_unknown_cipher_word_are_warned_of() {
     let said = walk.expect(&["check"], 0, "FIXED, the long-term fix");
     assert!(said.contains("'EECDHX'"), "{said}");
     walk.stop();
+}
+
+#[test]
+fn the_workspace_wrapper_runs_the_lab_from_anywhere_and_stop_and_start_say_what_they_do() {
+    let walk = Walk::start("tftp-self-signed");
+    let ws = walk.ws().canonicalize().expect("workspace");
+    let wrapper = ws.join("mralab").display().to_string();
+    // In the workspace: `./mralab`, and tips that say so.
+    let output = walk.wrapper(&ws, &["check"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("Read traffic_server.log (`./mralab diagnose`), or `./mralab hint`."), "{said}");
+    // Anywhere else: by its full path, and tips that name it so.
+    let elsewhere = TempDir::new().expect("temp dir");
+    let output = walk.wrapper(elsewhere.path(), &["check"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("(`{wrapper} diagnose`), or `{wrapper} hint`.")), "{said}");
+    let output = walk.wrapper(elsewhere.path(), &["hint"]);
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("Hint 1/3 (direction)"));
+    let output = walk.wrapper(elsewhere.path(), &["diagnose"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "diagnose finds the failure in the lab's log:\n{said}");
+    assert!(said.contains("self-signed"), "{said}");
+    let output = walk.wrapper(elsewhere.path(), &["ciphers", "EECDH:EDH:HIGH"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ECDSA certificate"));
+    // Stop, then stop again: said plainly, exit 0. Other commands say the lab is not running.
+    let pid = walk.pid().expect("pid");
+    let output = walk.wrapper(&ws, &["stop"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!alive(pid));
+    walk.expect(&["stop"], 0, "lab 'tftp-self-signed' is not running in");
+    let output = walk.lab(&["check"]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(said.contains("is not running") && said.contains("./mralab start --force"), "{said}");
+    // Start over a stopped lab: refused with what would be lost, unless --force.
+    fs::write(ws.join("trust-store/mine.pem"), "an upload of the trainee's").expect("write");
+    let output = walk.lab(&["start", "tftp-self-signed", "--workspace", ws.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        said.contains("holds the files of lab 'tftp-self-signed', which is not running") && said.contains("--force"),
+        "{said}"
+    );
+    assert!(ws.join("trust-store/mine.pem").exists(), "a refused start replaced nothing");
+    let output = walk.wrapper(elsewhere.path(), &["start", "--force"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.starts_with(&format!("replacing the files of lab 'tftp-self-signed' in {}", ws.display())), "{said}");
+    assert!(!ws.join("trust-store/mine.pem").exists(), "--force replaced the trust store");
+    assert!(walk.pid().is_some_and(alive));
+    walk.stop();
+    // A folder that holds no lab: nothing to stop, exit 1.
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["lab", "stop"])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("running xtask");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no lab in"));
 }

@@ -96,7 +96,7 @@ pub fn render_expressway_conf(lab: &Lab) -> String {
         None => "fresh install".to_string(),
     };
     format!(
-        "# Expressway-C configuration (cluster-wide) of lab '{}'. Edit, then `cargo xtask lab check`.\n\
+        "# Expressway-C configuration (cluster-wide) of lab '{}'. Edit, then `./mralab check`.\n\
          # Software version: {} ({history}); peers: {}. Read-only.\n\
          # Syntax as on the Expressway CLI: xConfiguration <setting>: <value>\n\
          xConfiguration {CIPHERS}: \"{}\"\n\
@@ -146,7 +146,7 @@ pub fn parse_system_server(
 pub(super) fn render_system_server(fleet: &ResolvedFleet) -> String {
     let mut out = String::from(
         "# CUCM System > Server: how each node is advertised to Expressway-C (`<node>: <host name or IP>`).\n\
-         # Edit, then `cargo xtask lab check` (it refreshes Expressway-C's discovery).\n",
+         # Edit, then `./mralab check` (it refreshes Expressway-C's discovery).\n",
     );
     for node in &fleet.nodes {
         out.push_str(&format!("{}: {}\n", node.name, node.system_server()));
