@@ -214,7 +214,11 @@ fn chain_intermediates_needs_every_intermediate_or_a_node_that_sends_them() {
 #[test]
 fn same_cn_refuses_the_second_upload_and_is_fixed_by_ca_signing_or_a_distinct_cn() {
     let walk = Walk::start("same-cn");
-    walk.fails();
+    // The ticket and check use the same words: the login fails.
+    let said = walk.expect(&["check"], 1, "NOT FIXED: the MRA login still fails");
+    assert!(said.contains("login as emusk: fails"), "{said}");
+    let lab = Lab::load("same-cn").expect("lab");
+    assert!(lab.symptom.contains("MRA login fails") && !lab.symptom.contains("log in but"), "{}", lab.symptom);
     walk.copy("certs/cups/tomcat.pem", "trust-store/tomcat.pem");
     let out = walk.expect(&["check"], 1, "NOT FIXED");
     assert!(out.contains("refused") && out.contains("trust-store/tomcat.pem"), "check names the refused file");
