@@ -301,6 +301,19 @@ impl ResolvedNode {
     }
 }
 
+/// One name discovery found: as advertised, the node whose server entry it is, and whether the
+/// modelled network's DNS knows it.
+#[derive(Debug, Clone)]
+pub struct Discovered<'a> {
+    /// The name as advertised (System > Server, or the IM&P / Unity server entry).
+    pub name: String,
+    /// The node that advertises it: which services it offers, and where its traffic goes when
+    /// the name resolves.
+    pub node: &'a ResolvedNode,
+    /// Whether the name resolves; when it does not, no request to it connects anywhere.
+    pub resolves: bool,
+}
+
 /// A fleet description checked against a PKI: every node's listeners and certificate ids.
 #[derive(Debug, Clone)]
 pub struct ResolvedFleet {
@@ -414,21 +427,32 @@ impl ResolvedFleet {
         })
     }
 
+    /// Whether the modelled network's DNS knows `host`: an IP address, or a node's FQDN. A
+    /// name that is neither (a typo in CUCM's System > Server, `cucm.stevn.lab`) has no record:
+    /// the traffic server's lookup fails and it never connects, whatever the certificates say.
+    pub fn resolves(&self, host: &str) -> bool {
+        host.parse::<std::net::IpAddr>().is_ok() || self.nodes.iter().any(|n| n.spec.fqdn.eq_ignore_ascii_case(host))
+    }
+
     /// What discovery finds from the publisher's `/cucm-uds/servers` answer: each advertised
-    /// name with the node it reaches, in order, then the IM&P and Unity Connection nodes by the
-    /// names they advertise (they have server entries of their own in Configuration > Unified
-    /// Communications). Advertised names no node answers to come back apart.
-    pub fn discovered(&self, uds_servers: &str) -> (Vec<(String, &ResolvedNode)>, Vec<String>) {
+    /// name with the node that advertises it, in order, then the IM&P and Unity Connection
+    /// nodes by the names they advertise (they have server entries of their own in
+    /// Configuration > Unified Communications). Each says whether its name resolves
+    /// ([`ResolvedFleet::resolves`]); one that does not is still discovered, as on Expressway-C,
+    /// and every request to it fails at the name lookup. Advertised names no node answers to
+    /// come back apart.
+    pub fn discovered(&self, uds_servers: &str) -> (Vec<Discovered<'_>>, Vec<String>) {
         let mut found = Vec::new();
         let mut unmatched = Vec::new();
         for name in servers_in(uds_servers) {
             match self.find_by_host(&name) {
-                Some(node) => found.push((name, node)),
+                Some(node) => found.push(Discovered { resolves: self.resolves(&name), name, node }),
                 None => unmatched.push(name),
             }
         }
         for other in self.nodes.iter().filter(|n| !n.spec.role.is_cucm()) {
-            found.push((other.system_server(), other));
+            let name = other.system_server();
+            found.push(Discovered { resolves: self.resolves(&name), name, node: other });
         }
         (found, unmatched)
     }
@@ -498,4 +522,57 @@ pub fn servers_in(body: &str) -> Vec<String> {
         .filter_map(|rest| rest.split_once("</server>").map(|(name, _)| name.trim().to_string()))
         .filter(|name| !name.is_empty())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fleet of `(name, role, fqdn, ip, System > Server)` nodes, without listeners.
+    fn fleet(nodes: &[(&str, RoleSpec, &str, &str, &str)]) -> ResolvedFleet {
+        let nodes = nodes
+            .iter()
+            .map(|(name, role, fqdn, ip, system_server)| ResolvedNode {
+                name: name.to_string(),
+                spec: NodeSpec {
+                    role: *role,
+                    cluster: None,
+                    fqdn: fqdn.to_string(),
+                    ip: ip.parse().expect("ip"),
+                    system_server: Some(system_server.to_string()),
+                    loopback: None,
+                    tls13: false,
+                    ports: BTreeMap::new(),
+                },
+                cluster: "cucm".into(),
+                ports: Vec::new(),
+            })
+            .collect();
+        ResolvedFleet { nodes }
+    }
+
+    #[test]
+    fn a_node_fqdn_or_any_address_resolves_and_a_misspelt_name_does_not() {
+        let fleet = fleet(&[("cucm", RoleSpec::CucmPublisher, "cucm.steven.lab", "10.48.36.215", "cucm.stevn.lab")]);
+        assert!(fleet.resolves("cucm.steven.lab"));
+        assert!(fleet.resolves("CUCM.Steven.Lab"));
+        assert!(fleet.resolves("10.48.36.215"));
+        assert!(!fleet.resolves("cucm.stevn.lab"), "System > Server alone gives a name no DNS record");
+        // The node that advertises the name is still found: discovery lists it.
+        assert_eq!(fleet.find_by_host("cucm.stevn.lab").map(|n| n.name.as_str()), Some("cucm"));
+    }
+
+    #[test]
+    fn discovery_keeps_an_unresolvable_advertised_name_and_says_so() {
+        let fleet = fleet(&[
+            ("cucm", RoleSpec::CucmPublisher, "cucm.steven.lab", "10.48.36.215", "cucm.stevn.lab"),
+            ("cups", RoleSpec::Imp, "cups.steven.lab", "10.48.36.216", "cups.steven.lab"),
+        ]);
+        let body = "<servers><server>cucm.stevn.lab</server><server>ghost.steven.lab</server></servers>";
+        let (found, unmatched) = fleet.discovered(body);
+        let found: Vec<(&str, &str, bool)> =
+            found.iter().map(|d| (d.name.as_str(), d.node.name.as_str(), d.resolves)).collect();
+        assert_eq!(found, [("cucm.stevn.lab", "cucm", false), ("cups.steven.lab", "cups", true)]);
+        assert_eq!(unmatched, ["ghost.steven.lab"]);
+    }
 }

@@ -36,13 +36,19 @@ use crate::mra;
 use crate::source::printable;
 use crate::verifier::{OriginRequest, Outcome, Purpose, Verifier, VerifierFault};
 
-/// Where a discovered target is: the modelled address logs show and the socket to dial.
+/// Where a discovered target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    /// The modelled address.
-    pub modelled_ip: IpAddr,
-    /// The loopback socket.
-    pub dial: SocketAddr,
+pub enum Route {
+    /// A node: the modelled address logs show and the socket to dial.
+    Node {
+        /// The modelled address.
+        modelled_ip: IpAddr,
+        /// The loopback socket.
+        dial: SocketAddr,
+    },
+    /// A discovered name the modelled network does not resolve (a typo in System > Server):
+    /// the traffic server is asked, and fails at the lookup.
+    Unresolved,
 }
 
 /// The targets the front door may reach: (host as advertised, port) to route.
@@ -393,14 +399,19 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
         (state.sink)(&format!("front door: 403: {message}"));
         return reply(403, "Forbidden", format!("{message}\n"));
     };
-    let request = OriginRequest {
-        host: target.host.clone(),
-        modelled_ip: route.modelled_ip,
-        port: target.port,
-        dial: route.dial,
-        method: printable(&method).into_owned(),
-        path: target.path.clone(),
-        purpose: Purpose::Mra,
+    let method = printable(&method).into_owned();
+    let request = match route {
+        Route::Node { modelled_ip, dial } => OriginRequest {
+            host: target.host.clone(),
+            modelled_ip,
+            port: target.port,
+            dial,
+            method,
+            path: target.path.clone(),
+            purpose: Purpose::Mra,
+            resolves: true,
+        },
+        Route::Unresolved => OriginRequest::unresolved(&target.host, target.port, &method, &target.path, Purpose::Mra),
     };
     let worker = state.clone();
     let outcome: Result<Outcome, ProxyFault> = tokio::task::spawn_blocking(move || {
@@ -425,7 +436,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
 
 /// What discovery found: the names the publisher advertises, each routed to its node's
 /// listeners, plus IM&P and Unity Connection nodes by their advertised names (they have
-/// server entries of their own).
+/// server entries of their own). A name that does not resolve is routed nowhere
+/// ([`Route::Unresolved`]): requests to it reach the verifier, which fails them at the lookup.
 pub fn discover(
     verifier: &mut dyn Verifier,
     publisher: &str,
@@ -449,13 +461,17 @@ pub fn discover(
         method: "GET".into(),
         path: "/cucm-uds/servers".into(),
         purpose: Purpose::Discovery { tls_verify_mode },
+        resolves: true,
     })?;
     let mut routes = Routes::new();
     if outcome.ok() {
-        for (name, node) in fleet.discovered(&outcome.body).0 {
-            for port in &node.ports {
-                if let Some(dial) = running.socket(&node.name, port.port) {
-                    routes.insert((name.clone(), port.port), Route { modelled_ip: node.spec.ip, dial });
+        for found in fleet.discovered(&outcome.body).0 {
+            for port in &found.node.ports {
+                if !found.resolves {
+                    routes.insert((found.name.clone(), port.port), Route::Unresolved);
+                } else if let Some(dial) = running.socket(&found.node.name, port.port) {
+                    routes
+                        .insert((found.name.clone(), port.port), Route::Node { modelled_ip: found.node.spec.ip, dial });
                 }
             }
         }

@@ -101,6 +101,7 @@ fn mra_request(host: &str, dial: SocketAddr, path: &str, purpose: Purpose) -> Or
         method: "GET".into(),
         path: path.to_string(),
         purpose,
+        resolves: true,
     }
 }
 

@@ -537,3 +537,16 @@ fn random_cipher_strings_match_openssl_cli() {
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+#[test]
+fn unknown_words_are_named_with_the_likely_typo() {
+    let list = CipherList::parse("ECDHE-RSA-AES256-GCM-SHA384:EECDHX:EDH:HIGH").expect("parses");
+    assert_eq!(list.unknown_words(), ["'EECDHX': unknown, ignored by OpenSSL (did you mean 'EECDH'?)"]);
+    assert!(CipherList::parse(EXPRESSWAY_DEFAULT).expect("parses").unknown_words().is_empty());
+}
+
+#[test]
+fn a_name_openssl_removed_is_no_unknown_word() {
+    let list = CipherList::parse("EECDH:!aDH:!QQQQQQQQ").expect("parses");
+    assert_eq!(list.unknown_words(), ["'!QQQQQQQQ': unknown, ignored by OpenSSL"]);
+}

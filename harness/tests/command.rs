@@ -50,6 +50,7 @@ fn request(host: &str) -> OriginRequest {
         method: "GET".into(),
         path: "/cucm-uds/version".into(),
         purpose: Purpose::Mra,
+        resolves: true,
     }
 }
 

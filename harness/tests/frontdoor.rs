@@ -39,7 +39,13 @@ impl Verifier for Stand {
         Ok(Outcome {
             status: 200,
             reason: "OK".into(),
-            log: vec![format!("proxied {}:{}{}", request.host, request.port, request.path)],
+            log: vec![format!(
+                "proxied {}:{}{}{}",
+                request.host,
+                request.port,
+                request.path,
+                if request.resolves { "" } else { " (no DNS entry)" }
+            )],
             body: "proxied\n".into(),
             ..Outcome::default()
         })
@@ -47,7 +53,8 @@ impl Verifier for Stand {
 }
 
 /// A front door routing `cucm.steven.lab:8443` (to a socket nobody dials: the stand-in
-/// answers), with its log lines and the stand-in's request count.
+/// answers) and the discovered name `cucm.stevn.lab:8443`, which resolves nowhere, with its
+/// log lines and the stand-in's request count.
 struct Door {
     door: Option<FrontDoor>,
     lines: Arc<Mutex<Vec<String>>>,
@@ -61,11 +68,12 @@ impl Door {
         let mut routes = Routes::new();
         routes.insert(
             ("cucm.steven.lab".into(), 8443),
-            Route {
+            Route::Node {
                 modelled_ip: IpAddr::V4(Ipv4Addr::new(10, 48, 36, 215)),
                 dial: SocketAddr::from(([127, 0, 0, 1], 9)),
             },
         );
+        routes.insert(("cucm.stevn.lab".into(), 8443), Route::Unresolved);
         let sink = lines.clone();
         let door = runtime()
             .block_on(FrontDoor::start_with(
@@ -270,4 +278,12 @@ fn a_proper_request_is_proxied_and_logged() {
     assert_eq!(door.lines(), ["proxied cucm.steven.lab:8443/cucm-uds/version"]);
     let (status, _) = door.get(&mra("steven.lab/https/cups.steven.lab/8443"));
     assert!(status.starts_with("HTTP/1.1 403"), "an undiscovered node is refused: {status}");
+}
+
+#[test]
+fn a_discovered_name_that_does_not_resolve_reaches_the_verifier_as_such() {
+    let door = Door::start(patient());
+    let (status, _) = door.get(&mra("steven.lab/https/cucm.stevn.lab/8443"));
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert_eq!(door.lines(), ["proxied cucm.stevn.lab:8443/cucm-uds/version (no DNS entry)"]);
 }

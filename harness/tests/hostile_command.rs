@@ -49,6 +49,7 @@ fn request() -> OriginRequest {
         method: "GET".into(),
         path: "/cucm-uds/version".into(),
         purpose: Purpose::Mra,
+        resolves: true,
     }
 }
 

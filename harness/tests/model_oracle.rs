@@ -131,6 +131,7 @@ fn the_model_and_openssl_s_client_agree_against_the_fleet(#[case] leaf: &str, #[
             method: "GET".into(),
             path: "/cucm-uds/version".into(),
             purpose: Purpose::Mra,
+            resolves: true,
         })
         .expect("request");
     let verdict = match &outcome.failure {

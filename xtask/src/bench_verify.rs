@@ -99,6 +99,7 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
         method: "GET".into(),
         path: "/cucm-uds/version".into(),
         purpose: Purpose::Mra,
+        resolves: true,
     };
 
     outln!(

@@ -17,7 +17,9 @@ use crate::out::outln;
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use harness::lab::control::{ControlError, ControlPort, ControlToken, Refused, ask, loopback_only};
-use harness::lab::{Grade, Lab, LabLimits, LabServer, LabState, Reissue, ReissueAnswer, ReloadReport, Workspace};
+use harness::lab::{
+    Grade, Lab, LabLimits, LabServer, LabState, Reissue, ReissueAnswer, ReloadReport, WRAPPER, Workspace,
+};
 use harness::net::{self, Reach};
 use harness::scenario::login::{LoginSpec, verdict};
 
@@ -88,6 +90,10 @@ enum LabWhat {
         /// Where its files go (default: ./lab-<lab>).
         #[arg(long)]
         workspace: Option<PathBuf>,
+        /// Replace the files of a lab that was stopped there (its certificates, trust store and
+        /// configuration: the edits are lost).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -98,7 +104,8 @@ enum LabWhat {
     Hint(Where),
     /// Restore the lab's initial files and state (the lab restarts).
     Reset(Where),
-    /// Stop the lab's process.
+    /// Stop the lab's process. Exit 0 also when it was not running (it was stopped before);
+    /// 1 when the folder holds no lab at all.
     Stop(Where),
     /// Re-issue a node's certificates as its administrator would, and re-export them.
     Reissue {
@@ -145,15 +152,21 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        LabWhat::Start { lab, workspace, limits } => {
+        LabWhat::Start { lab, workspace, force, limits } => {
             let dir = workspace.unwrap_or_else(|| PathBuf::from(format!("lab-{lab}")));
-            start(&lab, &dir, false, limits.over(LabLimits::default()))
+            let replace = if force { Replace::Force } else { Replace::Refuse };
+            start(&lab, &dir, replace, limits.over(LabLimits::default()))
         }
         LabWhat::Check(at) => check(&workspace(at)?),
         LabWhat::Hint(at) => hint(&workspace(at)?),
         LabWhat::Reset(at) => reset(&workspace(at)?),
         LabWhat::Stop(at) => {
             let ws = workspace(at)?;
+            if !ws.state_file().exists() {
+                let (message, code) = ws.not_running();
+                outln!("{}", ws.tip(&message, cwd().as_deref()))?;
+                return Ok(ExitCode::from(code));
+            }
             let state = read_state(&ws)?;
             stop(&ws, &state)?;
             outln!("lab '{}' stopped (pid {}); its files stay in {}", state.lab, state.pid, ws.dir.display())?;
@@ -169,7 +182,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
                     for line in lines {
                         outln!("{line}")?;
                     }
-                    outln!("exported to certs/{}/; `cargo xtask lab check` to see the effect", change.node)?;
+                    let tip = format!("exported to certs/{}/; `./{WRAPPER} check` to see the effect", change.node);
+                    outln!("{}", ws.tip(&tip, cwd().as_deref()))?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(refusal) => Err(refusal.into()),
@@ -181,16 +195,25 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The current directory, if it can be read (tips are written for a person standing there).
+fn cwd() -> Option<PathBuf> {
+    std::env::current_dir().ok().and_then(|d| d.canonicalize().ok())
+}
+
 fn workspace(at: Where) -> anyhow::Result<Workspace> {
     let dir = match at.workspace {
         Some(dir) => dir,
         None => std::env::current_dir()?,
     };
-    Ok(Workspace { dir })
+    // Absolute, so that tips name the wrapper by a path that works from anywhere.
+    Ok(Workspace { dir: dir.canonicalize().unwrap_or(dir) })
 }
 
 fn read_state(ws: &Workspace) -> anyhow::Result<LabState> {
     let path = ws.state_file();
+    if !path.exists() {
+        bail!("{}", ws.tip(&ws.not_running().0, cwd().as_deref()));
+    }
     let text = fs::read_to_string(&path).with_context(|| {
         format!(
             "{}: no running lab here (start one with `cargo xtask lab start <lab>`, or give --workspace)",
@@ -218,33 +241,53 @@ fn running(pid: u32) -> bool {
     !matches!(state, None | Some('Z' | 'X'))
 }
 
-fn start(name: &str, dir: &Path, keep_log: bool, limits: LabLimits) -> anyhow::Result<ExitCode> {
+/// Whether `start` may replace the files of a lab that is not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    /// No: refuse, saying what would be lost.
+    Refuse,
+    /// Yes (`--force`): say what is replaced.
+    Force,
+    /// Yes, quietly, keeping `traffic_server.log`: `reset` says what it does itself.
+    Reset,
+}
+
+fn start(name: &str, dir: &Path, replace: Replace, limits: LabLimits) -> anyhow::Result<ExitCode> {
     let lab = Lab::load(name)?;
-    // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's.
-    if (Workspace { dir: dir.to_path_buf() }).is_foreign() {
-        bail!("{} is not empty and is no lab workspace: give another --workspace", dir.display());
+    let found = Workspace { dir: dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()) };
+    if let Ok(state) = read_state(&found)
+        && serving(state.pid)
+    {
+        bail!(
+            "lab '{}' already runs in {} (pid {}): `{} stop` first",
+            state.lab,
+            found.dir.display(),
+            state.pid,
+            found.wrapper().display()
+        );
+    }
+    // A lab replaces certs/ and trust-store/: never do that to a folder that is not a lab's,
+    // nor to a stopped lab's edits unless asked.
+    if let Some(notice) = found.check_start(name, replace != Replace::Refuse)?
+        && replace == Replace::Force
+    {
+        outln!("{notice}")?;
     }
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     let ws = Workspace { dir: dir.clone() };
-    if let Ok(state) = read_state(&ws) {
-        if serving(state.pid) {
-            bail!(
-                "lab '{}' already runs in {} (pid {}): `cargo xtask lab stop --workspace {}` first",
-                state.lab,
-                dir.display(),
-                state.pid,
-                dir.display()
-            );
-        }
+    if ws.state_file().exists() {
         fs::remove_file(ws.state_file())?;
     }
+    let xtask = std::env::current_exe()?;
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("Cargo.toml");
+    ws.write_wrapper(name, &xtask, &manifest.canonicalize().unwrap_or(manifest))?;
     let serve_log = dir.join("serve.log");
     let out = fs::File::create(&serve_log).with_context(|| format!("creating {}", serve_log.display()))?;
     let err = out.try_clone()?;
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = Command::new(&xtask);
     command.args(["lab", "serve", name, "--workspace"]).arg(&dir).args(LimitArgs::of(&limits));
-    if keep_log {
+    if replace == Replace::Reset {
         command.arg("--keep-log");
     }
     // Detached: no terminal, its own process group (Ctrl-C in the shell does not reach it).
@@ -287,6 +330,8 @@ fn start(name: &str, dir: &Path, keep_log: bool, limits: LabLimits) -> anyhow::R
 
 fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) -> anyhow::Result<()> {
     let dir = ws.dir.display();
+    let cwd = cwd();
+    let tip = |text: &str| ws.tip(text, cwd.as_deref());
     outln!("lab '{}': {}", lab.name, lab.title)?;
     outln!("\nThe ticket says:\n  \"{}\"\n", lab.symptom)?;
     outln!("Workspace {dir} (process {}):", state.pid)?;
@@ -298,8 +343,9 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) -> anyhow::Result<()
     }
     outln!("  expressway.conf            Expressway-C's configuration (xConfiguration syntax); edit it")?;
     outln!("  cucm-system-server.conf    CUCM System > Server; edit it")?;
-    outln!("  traffic_server.log         the traffic server's log: `cargo xtask diagnose {dir}/traffic_server.log`")?;
+    outln!("  traffic_server.log         the traffic server's log: {}", tip(&format!("`./{WRAPPER} diagnose`")))?;
     outln!("  LAB.md                     the lab sheet: objectives and symptom")?;
+    outln!("  {WRAPPER:26} the lab's commands from any folder: {}", tip(&format!("`./{WRAPPER} check`")))?;
     outln!(
         "Edits take effect at `lab check`, which applies them (as Save does on Expressway-C) and refreshes discovery."
     )?;
@@ -341,10 +387,9 @@ fn print_intro(lab: &Lab, ws: &Workspace, state: &LabState) -> anyhow::Result<()
             )?;
         }
     }
-    let at =
-        if std::env::current_dir().is_ok_and(|d| d == ws.dir) { String::new() } else { format!(" --workspace {dir}") };
+    let here = if cwd.as_deref() == Some(ws.dir.as_path()) { String::new() } else { format!(", in {dir}") };
     outln!(
-        "\nThen: cargo xtask lab check{at}  |  lab hint{at}  |  lab reissue <node> --san dns:NAME{at}  |  lab reset{at}  |  lab stop{at}"
+        "\nThen{here}: ./{WRAPPER} check  |  ./{WRAPPER} hint  |  ./{WRAPPER} reissue <node> --san dns:NAME  |  ./{WRAPPER} diagnose  |  ./{WRAPPER} reset  |  ./{WRAPPER} stop"
     )?;
     Ok(())
 }
@@ -401,6 +446,9 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     }
     for r in &report.refused {
         outln!("  trust store refused: {r}")?;
+    }
+    for w in &report.warnings {
+        outln!("  warning: {w}")?;
     }
     outln!(
         "  VerifyOriginServer: {}{}",
@@ -459,7 +507,8 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
     match &grade {
         Grade::NotFixed { failing } => {
             outln!("NOT FIXED: the MRA login still fails or is degraded via {}.", failing.join(", "))?;
-            outln!("Read traffic_server.log (`cargo xtask diagnose traffic_server.log`), or `cargo xtask lab hint`.")?;
+            let tip = format!("Read traffic_server.log (`./{WRAPPER} diagnose`), or `./{WRAPPER} hint`.");
+            outln!("{}", ws.tip(&tip, cwd().as_deref()))?;
         }
         Grade::WorkaroundOnly => {
             outln!("WORKS, BUT ONLY THE WORKAROUND: VerifyOriginServer is Off, so Expressway-C verifies no")?;
@@ -474,7 +523,7 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
         }
         Grade::Fixed => {
             outln!("FIXED, the long-term fix: MRA login works through every peer with origin verification On.")?;
-            outln!("\n{}", lab.debrief())?;
+            outln!("\n{}", ws.tip(lab.debrief(), cwd().as_deref()))?;
         }
     }
     Ok(ExitCode::from(grade.exit_code()))
@@ -486,9 +535,10 @@ fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let path = ws.hint_state();
     let given: usize = fs::read_to_string(&path).ok().and_then(|t| t.trim().parse().ok()).unwrap_or(0);
     let hint = lab.hint(given);
-    outln!("Hint {}/{} ({}): {}", hint.number, hint.of, hint.label, hint.text)?;
+    let cwd = cwd();
+    outln!("Hint {}/{} ({}): {}", hint.number, hint.of, hint.label, ws.tip(hint.text, cwd.as_deref()))?;
     if hint.again {
-        outln!("(that was the last hint; `cargo xtask lab reset` starts over)")?;
+        outln!("{}", ws.tip(&format!("(that was the last hint; `./{WRAPPER} reset` starts over)"), cwd.as_deref()))?;
     }
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
@@ -501,7 +551,7 @@ fn reset(ws: &Workspace) -> anyhow::Result<ExitCode> {
     let state = read_state(ws)?;
     stop(ws, &state)?;
     outln!("lab '{}' reset: initial files restored, hints start over\n", state.lab)?;
-    start(&state.lab, &ws.dir, true, state.limits)
+    start(&state.lab, &ws.dir, Replace::Reset, state.limits)
 }
 
 fn stop(ws: &Workspace, state: &LabState) -> anyhow::Result<()> {

@@ -1,7 +1,10 @@
 //! Acceptance: every lab walked as a trainee would, through the same commands (the xtask
 //! binary): start, check fails, apply the long-term fix, check says long-term; reset, apply
-//! only the workaround, check says workaround; stop, and no process is left. Loopback only;
-//! one temporary workspace per lab.
+//! only the workaround, check says workaround; stop, and no process is left. Then what trainees
+//! tripped over: the workspace's `./mralab` wrapper from inside and outside the workspace, start
+//! and stop on a stopped lab, the warnings `check` gives before its verdict (a trust-store file
+//! no peer reads, an unknown cipher word, an IP SAN) and a System > Server name that does not
+//! resolve. Loopback only; one temporary workspace per lab.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -56,6 +59,21 @@ impl Walk {
             "--- {}: lab {}\n{}{}",
             self.lab,
             args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
+    /// Runs the workspace's `mralab` wrapper with `args`, from `cwd`.
+    fn wrapper(&self, cwd: &Path, args: &[&str]) -> Output {
+        let output =
+            Command::new(self.ws().join("mralab")).args(args).current_dir(cwd).output().expect("running mralab");
+        eprintln!(
+            "--- {}: mralab {} (in {})\n{}{}",
+            self.lab,
+            args.join(" "),
+            cwd.display(),
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
@@ -196,7 +214,11 @@ fn chain_intermediates_needs_every_intermediate_or_a_node_that_sends_them() {
 #[test]
 fn same_cn_refuses_the_second_upload_and_is_fixed_by_ca_signing_or_a_distinct_cn() {
     let walk = Walk::start("same-cn");
-    walk.fails();
+    // The ticket and check use the same words: the login fails.
+    let said = walk.expect(&["check"], 1, "NOT FIXED: the MRA login still fails");
+    assert!(said.contains("login as emusk: fails"), "{said}");
+    let lab = Lab::load("same-cn").expect("lab");
+    assert!(lab.symptom.contains("MRA login fails") && !lab.symptom.contains("log in but"), "{}", lab.symptom);
     walk.copy("certs/cups/tomcat.pem", "trust-store/tomcat.pem");
     let out = walk.expect(&["check"], 1, "NOT FIXED");
     assert!(out.contains("refused") && out.contains("trust-store/tomcat.pem"), "check names the refused file");
@@ -247,4 +269,128 @@ fn cluster_peer_lacking_the_ca_is_fixed_on_every_peer() {
     walk.fixed_long_term();
     walk.workaround_only();
     walk.stop();
+}
+
+/// `said` holds `warning` on a line before the verdict line starting with `verdict`.
+#[track_caller]
+fn warned_before_verdict(said: &str, warning: &str, verdict: &str) {
+    let at = said.find(warning).unwrap_or_else(|| panic!("no '{warning}' in:\n{said}"));
+    let verdict_at = said.find(&format!("\n{verdict}")).unwrap_or_else(|| panic!("no verdict '{verdict}' in:\n{said}"));
+    assert!(at < verdict_at, "the warning comes after the verdict:\n{said}");
+}
+
+#[test]
+fn advertised_by_ip_says_why_an_ip_san_does_not_help_and_a_misspelt_name_fails_at_the_lookup() {
+    let walk = Walk::start("advertised-by-ip");
+    // An IP SAN: re-issued, yet still NOT FIXED; both reissue and check say why.
+    let said = walk.expect(&["reissue", "cucm", "--san", "ip:10.48.36.215"], 0, "re-issued");
+    assert!(
+        said.contains("note: ip:10.48.36.215 is an IP SAN. Expressway-C's traffic server does not match IP SANs")
+            && said.contains("`--san dns:10.48.36.215`")
+            && said.contains("advertising the FQDN"),
+        "{said}"
+    );
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(&said, "  warning: certs/cucm/CallManager.pem, ", "NOT FIXED");
+    assert!(said.contains("hold ip:10.48.36.215, which does not count"), "{said}");
+    // A typo in System > Server: the name resolves nowhere. As in the field, nothing is dialled
+    // and no certificate is checked: 500 Cannot find server., no name-check line.
+    walk.reset();
+    walk.edit("cucm-system-server.conf", "cucm: 10.48.36.215", "cucm: cucm.stevn.lab");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    assert!(said.contains("500 Cannot find server. cucm.stevn.lab:8443/cucm-uds/version  REQUIRED"), "{said}");
+    assert!(!said.contains("warning:"), "{said}");
+    let log = fs::read_to_string(walk.ws().join("traffic_server.log")).expect("log");
+    assert!(log.contains("|HTTP/1.1 500 Cannot find server."), "{log}");
+    assert!(!log.contains("SNI (cucm.stevn.lab)") && !log.contains("for (cucm.stevn.lab)"), "{log}");
+    walk.edit("cucm-system-server.conf", "cucm: cucm.stevn.lab", "cucm: cucm.steven.lab");
+    walk.fixed_long_term();
+    walk.stop();
+}
+
+#[test]
+fn a_trust_store_file_no_peer_reads_and_an_unknown_cipher_word_are_warned_of() {
+    let walk = Walk::start("cluster-peer-lacks-ca");
+    walk.copy("certs/ca/lab-CA.pem", "trust-store/lab-CA.pem");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(
+        &said,
+        "  warning: trust-store/lab-CA.pem is ignored: this Expressway-C is a cluster (vcsc1, vcsc2)",
+        "NOT FIXED",
+    );
+    assert!(said.contains("put it in trust-store/vcsc1/ or trust-store/vcsc2/"), "{said}");
+    fs::remove_file(walk.ws().join("trust-store/lab-CA.pem")).expect("remove");
+    walk.edit("expressway.conf", "Ciphers: \"EECDH:", "Ciphers: \"ECDHE-RSA-AES256-GCM-SHA384:EECDHX:");
+    let said = walk.expect(&["check"], 1, "NOT FIXED");
+    warned_before_verdict(
+        &said,
+        "  warning: expressway.conf:4: Ciphers: 'EECDHX': unknown, ignored by OpenSSL (did you mean 'EECDH'?)",
+        "NOT FIXED",
+    );
+    // A warning does not change the verdict: fixed on every peer, it is fixed.
+    walk.copy("certs/ca/lab-CA.pem", "trust-store/vcsc2/lab-CA.pem");
+    let said = walk.expect(&["check"], 0, "FIXED, the long-term fix");
+    assert!(said.contains("'EECDHX'"), "{said}");
+    walk.stop();
+}
+
+#[test]
+fn the_workspace_wrapper_runs_the_lab_from_anywhere_and_stop_and_start_say_what_they_do() {
+    let walk = Walk::start("tftp-self-signed");
+    let ws = walk.ws().canonicalize().expect("workspace");
+    let wrapper = ws.join("mralab").display().to_string();
+    // In the workspace: `./mralab`, and tips that say so.
+    let output = walk.wrapper(&ws, &["check"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("Read traffic_server.log (`./mralab diagnose`), or `./mralab hint`."), "{said}");
+    // Anywhere else: by its full path, and tips that name it so.
+    let elsewhere = TempDir::new().expect("temp dir");
+    let output = walk.wrapper(elsewhere.path(), &["check"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("(`{wrapper} diagnose`), or `{wrapper} hint`.")), "{said}");
+    let output = walk.wrapper(elsewhere.path(), &["hint"]);
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("Hint 1/3 (direction)"));
+    let output = walk.wrapper(elsewhere.path(), &["diagnose"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(1), "diagnose finds the failure in the lab's log:\n{said}");
+    assert!(said.contains("self-signed"), "{said}");
+    let output = walk.wrapper(elsewhere.path(), &["ciphers", "EECDH:EDH:HIGH"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("ECDSA certificate"));
+    // Stop, then stop again: said plainly, exit 0. Other commands say the lab is not running.
+    let pid = walk.pid().expect("pid");
+    let output = walk.wrapper(&ws, &["stop"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!alive(pid));
+    walk.expect(&["stop"], 0, "lab 'tftp-self-signed' is not running in");
+    let output = walk.lab(&["check"]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(said.contains("is not running") && said.contains("./mralab start --force"), "{said}");
+    // Start over a stopped lab: refused with what would be lost, unless --force.
+    fs::write(ws.join("trust-store/mine.pem"), "an upload of the trainee's").expect("write");
+    let output = walk.lab(&["start", "tftp-self-signed", "--workspace", ws.to_str().expect("utf-8")]);
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        said.contains("holds the files of lab 'tftp-self-signed', which is not running") && said.contains("--force"),
+        "{said}"
+    );
+    assert!(ws.join("trust-store/mine.pem").exists(), "a refused start replaced nothing");
+    let output = walk.wrapper(elsewhere.path(), &["start", "--force"]);
+    let said = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    assert!(said.starts_with(&format!("replacing the files of lab 'tftp-self-signed' in {}", ws.display())), "{said}");
+    assert!(!ws.join("trust-store/mine.pem").exists(), "--force replaced the trust store");
+    assert!(walk.pid().is_some_and(alive));
+    walk.stop();
+    // A folder that holds no lab: nothing to stop, exit 1.
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["lab", "stop"])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("running xtask");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no lab in"));
 }

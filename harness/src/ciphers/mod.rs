@@ -237,6 +237,22 @@ impl CipherList {
         &self.words
     }
 
+    /// The words OpenSSL skips because it does not know them (a typo such as `EECDHX`), each
+    /// as `'EECDHX': unknown, ignored by OpenSSL (did you mean 'EECDH'?)`, in string order.
+    /// Names OpenSSL once knew and removed (`!aDH`, which Expressway's own default still
+    /// carries) are not counted. `cargo xtask ciphers` shows every word in its report.
+    pub fn unknown_words(&self) -> Vec<String> {
+        self.words
+            .iter()
+            .filter_map(|w| match &w.outcome {
+                WordOutcome::Unknown { suggestion } if suggestion.is_some() || unknown_reason(&w.word).is_none() => {
+                    Some(format!("'{}': {}", w.word, unknown_text(&w.word, suggestion.as_deref())))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The security level in force after the string: its last `@SECLEVEL=n`, else 2.
     pub fn security_level(&self) -> u8 {
         self.security_level
@@ -318,13 +334,7 @@ impl CipherList {
                     format!("matched {} OpenSSL cipher{}, no rustls suite", openssl.len(), plural(openssl.len()))
                 }
                 WordOutcome::MatchedNothing => "matched nothing".to_owned(),
-                WordOutcome::Unknown { suggestion: Some(s) } => {
-                    format!("unknown, ignored by OpenSSL (did you mean '{s}'?)")
-                }
-                WordOutcome::Unknown { suggestion: None } => match unknown_reason(&w.word) {
-                    Some(why) => format!("unknown, ignored by OpenSSL ({why})"),
-                    None => "unknown, ignored by OpenSSL".to_owned(),
-                },
+                WordOutcome::Unknown { suggestion } => unknown_text(&w.word, suggestion.as_deref()),
                 WordOutcome::Command { effect } => effect.clone(),
             };
             let _ = writeln!(out, "  {:<width$}  {what}", w.word);
@@ -348,6 +358,15 @@ impl CipherList {
             }
         }
         out
+    }
+}
+
+/// What the report says of an unknown word: ignored, and the likely typo or the reason.
+fn unknown_text(word: &str, suggestion: Option<&str>) -> String {
+    match (suggestion, unknown_reason(word)) {
+        (Some(s), _) => format!("unknown, ignored by OpenSSL (did you mean '{s}'?)"),
+        (None, Some(why)) => format!("unknown, ignored by OpenSSL ({why})"),
+        (None, None) => "unknown, ignored by OpenSSL".to_owned(),
     }
 }
 

@@ -22,6 +22,9 @@ pub struct ExpresswayConf {
     pub ciphers: Option<String>,
     /// `xConfiguration EdgeConfigServer VerifyOriginServer: On|Off`; absent: On.
     pub verify_origin_server: Option<bool>,
+    /// What was applied but cannot do what was meant: each unknown word of the cipher string,
+    /// which OpenSSL skips (`expressway.conf:4: Ciphers: 'EECDHX': unknown, ...`).
+    pub warnings: Vec<String>,
 }
 
 const CIPHERS: &str = "Ciphers";
@@ -67,7 +70,10 @@ pub fn parse_expressway_conf(file: &str, text: &str) -> Result<ExpresswayConf, L
                 let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
                     return Err(error(format!("the Ciphers value must be quoted: Ciphers: \"{value}\"")));
                 };
-                crate::ciphers::CipherList::parse(inner).map_err(|e| error(e.to_string()))?;
+                let list = crate::ciphers::CipherList::parse(inner).map_err(|e| error(e.to_string()))?;
+                for word in list.unknown_words() {
+                    conf.warnings.push(format!("{file}:{line}: Ciphers: {word}"));
+                }
                 conf.ciphers = Some(inner.to_string());
             }
             _ => {
@@ -90,7 +96,7 @@ pub fn render_expressway_conf(lab: &Lab) -> String {
         None => "fresh install".to_string(),
     };
     format!(
-        "# Expressway-C configuration (cluster-wide) of lab '{}'. Edit, then `cargo xtask lab check`.\n\
+        "# Expressway-C configuration (cluster-wide) of lab '{}'. Edit, then `./mralab check`.\n\
          # Software version: {} ({history}); peers: {}. Read-only.\n\
          # Syntax as on the Expressway CLI: xConfiguration <setting>: <value>\n\
          xConfiguration {CIPHERS}: \"{}\"\n\
@@ -140,7 +146,7 @@ pub fn parse_system_server(
 pub(super) fn render_system_server(fleet: &ResolvedFleet) -> String {
     let mut out = String::from(
         "# CUCM System > Server: how each node is advertised to Expressway-C (`<node>: <host name or IP>`).\n\
-         # Edit, then `cargo xtask lab check` (it refreshes Expressway-C's discovery).\n",
+         # Edit, then `./mralab check` (it refreshes Expressway-C's discovery).\n",
     );
     for node in &fleet.nodes {
         out.push_str(&format!("{}: {}\n", node.name, node.system_server()));
@@ -167,5 +173,19 @@ mod tests {
         let ok = parse_expressway_conf("expressway.conf", "xConfiguration EdgeConfigServer VerifyOriginServer: Off\n")
             .expect("parses");
         assert_eq!(ok.verify_origin_server, Some(false));
+    }
+
+    #[test]
+    fn an_unknown_cipher_word_is_applied_with_a_warning_naming_the_line() {
+        let text = "# c\nxConfiguration Ciphers: \"ECDHE-RSA-AES256-GCM-SHA384:EECDHX:EDH:HIGH\"\n";
+        let conf = parse_expressway_conf("expressway.conf", text).expect("applied: OpenSSL skips the word");
+        assert_eq!(conf.ciphers.as_deref(), Some("ECDHE-RSA-AES256-GCM-SHA384:EECDHX:EDH:HIGH"));
+        assert_eq!(
+            conf.warnings,
+            ["expressway.conf:2: Ciphers: 'EECDHX': unknown, ignored by OpenSSL (did you mean 'EECDH'?)"]
+        );
+        // Expressway's own default names `!aDH`, which OpenSSL removed: no warning for it.
+        let default = format!("xConfiguration Ciphers: \"{}\"\n", crate::ciphers::EXPRESSWAY_DEFAULT);
+        assert!(parse_expressway_conf("expressway.conf", &default).expect("parses").warnings.is_empty());
     }
 }

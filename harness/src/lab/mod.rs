@@ -18,6 +18,7 @@
 pub mod conf;
 pub mod control;
 pub mod server;
+mod warnings;
 pub mod workspace;
 
 use std::collections::BTreeMap;
@@ -37,7 +38,8 @@ pub use conf::{
 };
 pub use control::{Asked, Command, ControlError, ControlPort, ControlSettings, ControlToken, Refused};
 pub use server::{LabServer, PeerReport, Refusal, Reissue, ReissueAnswer, ReloadReport, Target};
-pub use workspace::{LabLimits, LabState, NodeState, PeerState, Workspace};
+use workspace::REPLACED;
+pub use workspace::{LabLimits, LabState, NodeState, PeerState, WRAPPER, Workspace, wrapper_script};
 
 /// Every lab: name, definition, sheet.
 const CATALOGUE: [(&str, &str, &str); 6] = [
@@ -90,6 +92,28 @@ pub enum LabError {
         lab: String,
         /// What is wrong.
         message: String,
+    },
+    /// `lab start` in a folder of someone's own.
+    #[error("{} is not empty and is no lab workspace: give another --workspace", dir.display())]
+    ForeignWorkspace {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// `lab start` without `--force` in a workspace holding a lab that is not running.
+    #[error(
+        "{} holds the files of lab '{before}', which is not running. Starting lab '{lab}' there replaces \
+         them with its initial files ({REPLACED}: your edits are lost). Give --force to replace them \
+         (`cargo xtask lab start {lab} --workspace {} --force`), or another --workspace",
+        dir.display(),
+        dir.display()
+    )]
+    WouldReplace {
+        /// The workspace.
+        dir: PathBuf,
+        /// The lab whose files are there.
+        before: String,
+        /// The lab asked for.
+        lab: String,
     },
     /// A workspace file the trainee edited does not parse.
     #[error("{file}:{line}: {message}")]

@@ -24,7 +24,7 @@ use crate::verifier::{ClientIdentity, LogSettings, Session, Verifier as _, built
 use super::conf::{EXPRESSWAY_CONF, SYSTEM_SERVER_CONF, parse_expressway_conf, parse_system_server};
 use super::control::{Command, ControlToken, Refused};
 use super::workspace::{LabLimits, LabState, NodeState, PeerState, Workspace, write_initial};
-use super::{Lab, LabError, io};
+use super::{Lab, LabError, io, warnings};
 
 /// What `reissue` changes: which of the node's certificates, and how.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -99,6 +99,11 @@ pub struct ReloadReport {
     pub refused: Vec<String>,
     /// Files that must stay and are gone or refused, with why.
     pub missing: Vec<String>,
+    /// What was applied or ignored without an error but cannot do what was meant: trust-store
+    /// files no peer reads, unknown cipher words, IP SANs (see [`super::warnings`]). `check`
+    /// shows them before its verdict; they do not change it.
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// VerifyOriginServer in force.
     pub verify_origin_server: bool,
     /// Whether the traffic server verifies origins at all (X14.2+ and VerifyOriginServer On).
@@ -246,6 +251,7 @@ impl LabServer {
         let path = self.workspace.expressway_conf();
         match fs::read_to_string(&path).map_err(io(&path)).and_then(|t| parse_expressway_conf(EXPRESSWAY_CONF, &t)) {
             Ok(conf) => {
+                report.warnings.extend(conf.warnings);
                 self.expressway.ciphers = conf.ciphers;
                 self.expressway.verify_origin_server = conf.verify_origin_server.unwrap_or(true);
             }
@@ -275,6 +281,7 @@ impl LabServer {
         }
         // Trust stores, per peer, in upload order.
         let clustered = self.lab.clustered();
+        report.warnings.extend(warnings::trust_store(&self.workspace, &self.expressway.peers, clustered));
         let publisher = self.expressway.discovery.publisher.clone();
         for peer in &mut self.peers {
             let dir = self.workspace.trust_dir(&peer.name, clustered);
@@ -358,6 +365,11 @@ impl LabServer {
                     targets.push(Target { service: service.to_string(), host: host.clone(), port: *port });
                 }
             }
+            for warning in warnings::ip_sans(&self.pki, &self.resolved, &routes.keys().cloned().collect::<Vec<_>>()) {
+                if !report.warnings.contains(&warning) {
+                    report.warnings.push(warning);
+                }
+            }
             peer.door.set_routes(routes);
             report.peers.push(PeerReport {
                 name: peer.name.clone(),
@@ -420,6 +432,7 @@ impl LabServer {
             return Err(LabError::ReissueCn { cn: cn.clone() });
         }
         let mut done = Vec::new();
+        let notes = warnings::ip_san_notes(&sans);
         for id in &ids {
             let cert = self.pki.reissue(id, |spec| {
                 for san in &sans {
@@ -456,6 +469,7 @@ impl LabServer {
             let (rsa, ecdsa) = self.resolved.identities(&self.pki, port)?;
             self.fleet.set_identities(&node.name, port.port, rsa, ecdsa).map_err(LabError::Simulator)?;
         }
+        done.extend(notes);
         Ok(done)
     }
 

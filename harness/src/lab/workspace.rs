@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -73,10 +74,149 @@ impl Workspace {
     /// Whether the folder holds files and is no lab's workspace. A lab replaces `certs/` and
     /// `trust-store/`: that must never happen to a folder of someone's own.
     pub fn is_foreign(&self) -> bool {
-        self.dir.read_dir().is_ok_and(|mut entries| entries.next().is_some())
-            && !self.dir.join(".lab").is_dir()
-            && !self.state_file().exists()
+        self.dir.read_dir().is_ok_and(|mut entries| entries.next().is_some()) && !self.is_lab()
     }
+    /// Whether a lab was started here (running or not).
+    pub fn is_lab(&self) -> bool {
+        self.dir.join(".lab").is_dir() || self.state_file().exists()
+    }
+    /// Which lab was started here last, running or not, if the workspace says (`.lab/lab`).
+    pub fn lab_name(&self) -> Option<String> {
+        let name = fs::read_to_string(self.dir.join(".lab").join("lab")).ok()?;
+        let name = name.trim();
+        super::names().contains(&name).then(|| name.to_string())
+    }
+    /// The wrapper script `lab start` writes: the lab's commands for this workspace, from any
+    /// folder (`./mralab check`).
+    pub fn wrapper(&self) -> PathBuf {
+        self.dir.join(WRAPPER)
+    }
+
+    /// Whether `lab start <lab>` may write its initial files here. A folder that is no lab's is
+    /// refused ([`LabError::ForeignWorkspace`]); one holding a lab that is not running is
+    /// refused unless `force` ([`LabError::WouldReplace`]), since its certificates, trust store
+    /// and configuration files (the trainee's edits) are replaced; with `force`, the answer says
+    /// what is being replaced. (A running lab is the caller's to refuse: it knows processes.)
+    pub fn check_start(&self, lab: &str, force: bool) -> Result<Option<String>, LabError> {
+        if self.is_foreign() {
+            return Err(LabError::ForeignWorkspace { dir: self.dir.clone() });
+        }
+        if !self.is_lab() {
+            return Ok(None);
+        }
+        let before = self.lab_name().unwrap_or_else(|| "(unknown)".into());
+        if !force {
+            return Err(LabError::WouldReplace { dir: self.dir.clone(), before, lab: lab.to_string() });
+        }
+        Ok(Some(format!(
+            "replacing the files of lab '{before}' in {} with the initial files of lab '{lab}' ({REPLACED})",
+            self.dir.display()
+        )))
+    }
+
+    /// What a lab command says in a workspace where no lab runs (no `lab.toml`), and `stop`'s
+    /// exit code there: 0 when a lab was started here and is stopped (what `stop` wants holds),
+    /// 1 when no lab was ever started here (likely the wrong folder).
+    pub fn not_running(&self) -> (String, u8) {
+        let dir = self.dir.display();
+        match (self.is_lab(), self.lab_name()) {
+            (true, Some(lab)) => (
+                format!(
+                    "lab '{lab}' is not running in {dir} (it was stopped); its files stay. \
+                     `./{WRAPPER} start --force` starts it again from its initial files"
+                ),
+                0,
+            ),
+            (true, None) => (format!("no lab is running in {dir} (it was stopped); its files stay"), 0),
+            (false, _) => (
+                format!(
+                    "no lab in {dir}: it is no lab workspace. Give the lab's folder with --workspace, or \
+                     start one with `cargo xtask lab start <lab>`"
+                ),
+                1,
+            ),
+        }
+    }
+
+    /// `text` (a tip, a hint, a line of the sheet) with `./mralab` made right for a person in
+    /// `cwd`: unchanged in the workspace itself, the wrapper's full path anywhere else.
+    pub fn tip(&self, text: &str, cwd: Option<&Path>) -> String {
+        if cwd.is_some_and(|cwd| cwd == self.dir) {
+            return text.to_string();
+        }
+        text.replace(&format!("./{WRAPPER}"), &self.wrapper().display().to_string())
+    }
+
+    /// Writes the wrapper script (mode 0755) for `lab`: `xtask` is the binary to run,
+    /// `manifest` the project's `Cargo.toml` to build it from when the binary is gone.
+    pub fn write_wrapper(&self, lab: &str, xtask: &Path, manifest: &Path) -> Result<(), LabError> {
+        let path = self.wrapper();
+        let text = wrapper_script(lab, xtask, manifest, &self.dir);
+        let temp = self.dir.join(format!(".{WRAPPER}.tmp"));
+        let _ = fs::remove_file(&temp);
+        let mut file =
+            fs::OpenOptions::new().write(true).create_new(true).mode(0o755).open(&temp).map_err(io(&temp))?;
+        file.write_all(&text).map_err(io(&temp))?;
+        drop(file);
+        fs::rename(&temp, &path).map_err(io(&path))
+    }
+}
+
+/// The wrapper script's name in the workspace.
+pub const WRAPPER: &str = "mralab";
+
+/// What starting a lab replaces in a workspace.
+pub(super) const REPLACED: &str = "certs/, trust-store/, expressway.conf, cucm-system-server.conf, LAB.md, the hints given; traffic_server.log is started anew";
+
+/// `path` quoted for `sh`: between single quotes, each `'` as `'\''`. Bytes as they are (a
+/// Unix path need not be UTF-8).
+fn sh_quote(path: &Path) -> Vec<u8> {
+    let mut out = vec![b'\''];
+    for &b in path.as_os_str().as_bytes() {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// The wrapper script of `lab` (a name of the catalogue): the lab commands with `--workspace`
+/// given, `start` for this lab, `diagnose` on the lab's log, any other xtask command as it is;
+/// the xtask binary, or `cargo run` from `manifest` when the binary is gone.
+pub fn wrapper_script(lab: &str, xtask: &Path, manifest: &Path, workspace: &Path) -> Vec<u8> {
+    const HEAD: &str = r#"#!/bin/sh
+# Generated by `cargo xtask lab start`; do not edit (start and reset write it again).
+# mralab's commands for the lab in this folder, from any folder:
+#   ./mralab check | hint | reissue <node> ... | reset | stop   the lab commands, on this workspace
+#   ./mralab diagnose [--json]                                   this lab's traffic_server.log
+#   ./mralab start [--force]                                     this lab again, here (after stop)
+#   ./mralab <other xtask command>                               e.g. ./mralab ciphers 'EECDH:EDH:HIGH'
+"#;
+    const BODY: &str = r#"run() {
+    if [ -x "$xtask" ]; then exec "$xtask" "$@"; fi
+    exec cargo run --quiet --manifest-path "$manifest" --package xtask -- "$@"
+}
+case "$1" in
+    check|hint|reissue|reset|stop) command=$1; shift; run lab "$command" --workspace "$workspace" "$@" ;;
+    diagnose) shift; run diagnose "$workspace/traffic_server.log" "$@" ;;
+    start) shift; run lab start "$lab" --workspace "$workspace" "$@" ;;
+    ''|-h|--help) sed -n '3,7p' "$0" >&2; exit 2 ;;
+    *) run "$@" ;;
+esac
+"#;
+    let mut out = HEAD.as_bytes().to_vec();
+    out.extend_from_slice(format!("lab='{lab}'\n").as_bytes());
+    for (name, path) in [("workspace", workspace), ("xtask", xtask), ("manifest", manifest)] {
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'=');
+        out.extend(sh_quote(path));
+        out.push(b'\n');
+    }
+    out.extend_from_slice(BODY.as_bytes());
+    out
 }
 
 /// `lab.toml`: what `check`, `hint`, `reset`, `stop` and `reissue` need to find the lab.
@@ -224,6 +364,8 @@ pub(super) fn write_initial(
             fs::write(&path, pki.cert(id)?.pem()).map_err(io(&path))?;
         }
     }
+    let path = dir.join(".lab").join("lab");
+    fs::write(&path, format!("{}\n", lab.name)).map_err(io(&path))?;
     let path = dir.join("LAB.md");
     fs::write(&path, format!("{}\n", lab.brief())).map_err(io(&path))?;
     let path = workspace.expressway_conf();
@@ -231,4 +373,102 @@ pub(super) fn write_initial(
     let path = workspace.system_server_conf();
     fs::write(&path, render_system_server(fleet)).map_err(io(&path))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::process::Command;
+
+    use super::*;
+
+    fn workspace() -> (tempfile::TempDir, Workspace) {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let ws = Workspace { dir: dir.path().to_path_buf() };
+        (dir, ws)
+    }
+
+    /// What `lab start` leaves behind once stopped: `.lab/lab` and the files, no `lab.toml`.
+    fn stopped(ws: &Workspace, lab: &str) {
+        fs::create_dir_all(ws.dir.join(".lab")).expect(".lab");
+        fs::write(ws.dir.join(".lab").join("lab"), format!("{lab}\n")).expect(".lab/lab");
+        fs::write(ws.expressway_conf(), "# edited\n").expect("conf");
+    }
+
+    #[test]
+    fn start_takes_an_empty_folder_and_refuses_someone_elses() {
+        let (_dir, ws) = workspace();
+        assert_eq!(ws.check_start("same-cn", false).expect("empty"), None);
+        fs::write(ws.dir.join("notes.txt"), "mine").expect("write");
+        let e = ws.check_start("same-cn", true).expect_err("foreign, even with --force");
+        assert!(matches!(e, LabError::ForeignWorkspace { .. }), "{e}");
+    }
+
+    #[test]
+    fn start_over_a_stopped_lab_needs_force_and_says_what_it_replaces() {
+        let (_dir, ws) = workspace();
+        stopped(&ws, "cipher-order");
+        let e = ws.check_start("same-cn", false).expect_err("a stopped lab's edits");
+        assert!(
+            matches!(&e, LabError::WouldReplace { before, lab, .. } if before == "cipher-order" && lab == "same-cn")
+        );
+        let text = e.to_string();
+        assert!(text.contains("which is not running") && text.contains("your edits are lost"), "{text}");
+        assert!(text.contains("--force"), "{text}");
+        let notice = ws.check_start("same-cn", true).expect("forced").expect("a notice");
+        assert!(notice.starts_with("replacing the files of lab 'cipher-order' in "), "{notice}");
+        assert!(
+            notice.contains("with the initial files of lab 'same-cn' (certs/, trust-store/, expressway.conf"),
+            "{notice}"
+        );
+    }
+
+    #[test]
+    fn not_running_is_plain_and_exits_0_for_a_stopped_lab_1_for_no_lab() {
+        let (_dir, ws) = workspace();
+        let (text, code) = ws.not_running();
+        assert_eq!(code, 1);
+        assert!(text.starts_with("no lab in ") && !text.contains("os error"), "{text}");
+        stopped(&ws, "same-cn");
+        let (text, code) = ws.not_running();
+        assert_eq!(code, 0);
+        assert!(text.starts_with("lab 'same-cn' is not running in "), "{text}");
+        assert!(text.contains("`./mralab start --force`"), "{text}");
+    }
+
+    #[test]
+    fn tips_name_the_wrapper_by_its_full_path_outside_the_workspace() {
+        let ws = Workspace { dir: PathBuf::from("/tmp/lab") };
+        let tip = "run `./mralab check`, then `./mralab hint`";
+        assert_eq!(ws.tip(tip, Some(Path::new("/tmp/lab"))), tip);
+        assert_eq!(ws.tip(tip, Some(Path::new("/work"))), "run `/tmp/lab/mralab check`, then `/tmp/lab/mralab hint`");
+        assert_eq!(ws.tip(tip, None), "run `/tmp/lab/mralab check`, then `/tmp/lab/mralab hint`");
+    }
+
+    #[test]
+    fn the_wrapper_gives_the_workspace_to_lab_commands_and_quotes_every_path() {
+        let (dir, _) = workspace();
+        let base = dir.path().join("it's a lab");
+        fs::create_dir_all(&base).expect("dir");
+        // A stand-in for the xtask binary that prints its arguments, one a line.
+        let xtask = base.join("xtask");
+        fs::write(&xtask, "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").expect("xtask");
+        fs::set_permissions(&xtask, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let ws = Workspace { dir: base.clone() };
+        ws.write_wrapper("same-cn", &xtask, &base.join("Cargo.toml")).expect("wrapper");
+        assert_eq!(fs::metadata(ws.wrapper()).expect("wrapper").permissions().mode() & 0o777, 0o755);
+        let run = |args: &[&str]| {
+            let out = Command::new(ws.wrapper()).args(args).current_dir("/").output().expect("runs");
+            String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect::<Vec<_>>()
+        };
+        let dir = base.display().to_string();
+        assert_eq!(
+            run(&["reissue", "cups", "--cn", "a b"]),
+            ["lab", "reissue", "--workspace", &dir, "cups", "--cn", "a b"]
+        );
+        assert_eq!(run(&["check"]), ["lab", "check", "--workspace", &dir]);
+        assert_eq!(run(&["diagnose", "--json"]), ["diagnose", &format!("{dir}/traffic_server.log"), "--json"]);
+        assert_eq!(run(&["start", "--force"]), ["lab", "start", "same-cn", "--workspace", &dir, "--force"]);
+        assert_eq!(run(&["ciphers", "EECDH"]), ["ciphers", "EECDH"]);
+    }
 }

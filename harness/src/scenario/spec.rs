@@ -203,6 +203,8 @@ pub enum CheckExpect {
     Name,
     /// The handshake, otherwise.
     Handshake,
+    /// The name lookup (no DNS entry: nothing dialled).
+    Resolve,
     /// The connection.
     Connect,
 }

@@ -161,6 +161,44 @@ impl BuiltinVerifier {
     }
 }
 
+impl BuiltinVerifier {
+    /// A request to a name that does not resolve: the traffic server's lookup fails, nothing
+    /// is dialled, no certificate is checked and no WARNING is written. The MRA client gets the
+    /// profile's answer (`500 Cannot find server.`, observed on stock ATS 9.2); Expressway's
+    /// request and response lines are still logged.
+    fn unresolved(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
+        let name = self.name();
+        let profile = self.profile;
+        let state = self.state.as_mut().ok_or_else(|| VerifierFault::Request {
+            verifier: name,
+            message: "request before the session was opened".into(),
+        })?;
+        let expressway = &state.session.expressway;
+        let log = &mut state.log;
+        log.advance(time::Duration::milliseconds(10));
+        let txn = log.next_txn();
+        let (status, reason) = profile.unresolved_status();
+        let mut outcome = Outcome {
+            status,
+            reason: reason.to_string(),
+            failure: Some(Failure::Resolve { host: request.host.clone() }),
+            ..Outcome::default()
+        };
+        if request.purpose == Purpose::Mra {
+            let front = format!(
+                "{} http://{}:{}{}",
+                request.method,
+                expressway.front_name,
+                request.port,
+                crate::mra::encode(&expressway.domain, &request.host, request.port, &request.path)
+            );
+            outcome.log.extend(log.http_message("Receive Request", txn, &front));
+        }
+        outcome.log.extend(log.http_message("Sending Response", txn, &format!("HTTP/1.1 {status} {reason}")));
+        Ok(outcome)
+    }
+}
+
 impl Verifier for BuiltinVerifier {
     fn name(&self) -> String {
         format!("builtin:{}", self.profile)
@@ -199,6 +237,9 @@ impl Verifier for BuiltinVerifier {
         let name = self.name();
         let profile = self.profile;
         let reach = self.reach();
+        if !request.resolves {
+            return self.unresolved(request);
+        }
         crate::net::check(request.dial, reach)
             .map_err(|e| VerifierFault::Request { verifier: name.clone(), message: e.to_string() })?;
         let state = self.state.as_mut().ok_or_else(|| VerifierFault::Request {

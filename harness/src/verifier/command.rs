@@ -18,7 +18,9 @@
 //! never a verdict. Verdicts become [`Outcome`]s as the module's `outcome_of` says: accept is
 //! 200, reject is 502 `connect failed` with the failed check the command names (or one guessed
 //! from its error text), unsupported is status 0 with
-//! `Failure::Handshake { reason: "unsupported: ..." }`.
+//! `Failure::Handshake { reason: "unsupported: ..." }`. A request to a name that does not
+//! resolve ([`OriginRequest::resolves`]) is never sent: it has nothing to dial, and the harness
+//! answers it 502 `connect failed` with `Failure::Resolve`.
 
 use std::fmt;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
@@ -880,6 +882,16 @@ impl Verifier for CommandVerifier {
     }
 
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
+        if !request.resolves {
+            // No address, nothing to dial: the command is not asked. The lookup fails before
+            // any verifier could see a certificate, whichever verifier it is.
+            return Ok(Outcome {
+                status: 502,
+                reason: "connect failed".into(),
+                failure: Some(Failure::Resolve { host: request.host.clone() }),
+                ..Outcome::default()
+            });
+        }
         let id = self.next_id;
         self.next_id += 1;
         self.send(During::Request(id), &request_message(id, request))?;

@@ -123,6 +123,28 @@ pub struct OriginRequest {
     pub path: String,
     /// Why the request is made.
     pub purpose: Purpose,
+    /// Whether `host` resolves in the modelled network. A name no DNS server knows (a typo in
+    /// CUCM's System > Server) makes the traffic server fail at the lookup: nothing is dialled
+    /// and no certificate is seen. `modelled_ip` and `dial` are then meaningless (see
+    /// [`OriginRequest::unresolved`]).
+    pub resolves: bool,
+}
+
+impl OriginRequest {
+    /// A request to a host name the modelled network does not resolve: no address, nothing to
+    /// dial (`0.0.0.0`, which no verifier may dial: it is not loopback).
+    pub fn unresolved(host: &str, port: u16, method: &str, path: &str, purpose: Purpose) -> OriginRequest {
+        OriginRequest {
+            host: host.to_string(),
+            modelled_ip: IpAddr::from([0, 0, 0, 0]),
+            port,
+            dial: SocketAddr::from(([0, 0, 0, 0], 0)),
+            method: method.to_string(),
+            path: path.to_string(),
+            purpose,
+            resolves: false,
+        }
+    }
 }
 
 /// A certificate as the node served it, for people.
@@ -170,6 +192,11 @@ pub enum Failure {
         /// What happened.
         reason: String,
     },
+    /// The host name did not resolve: no DNS entry, nothing dialled, no certificate seen.
+    Resolve {
+        /// The name looked up.
+        host: String,
+    },
     /// No TCP connection.
     Connect {
         /// What happened.
@@ -188,6 +215,7 @@ impl fmt::Display for Failure {
             Failure::Chain { code, text, depth } => write!(f, "chain: {text} (error {code} at depth {depth})"),
             Failure::Name { checked } => write!(f, "name: {checked} not in certificate"),
             Failure::Handshake { reason } => write!(f, "handshake: {reason}"),
+            Failure::Resolve { host } => write!(f, "resolve: no DNS entry for {host}"),
             Failure::Connect { reason } => write!(f, "connect: {reason}"),
             Failure::Refused { reason } => write!(f, "refused: {reason}"),
         }

@@ -44,6 +44,7 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, sent: Opt
         Some(Failure::Chain { .. }) => CheckExpect::Chain,
         Some(Failure::Name { .. }) => CheckExpect::Name,
         Some(Failure::Handshake { .. }) => CheckExpect::Handshake,
+        Some(Failure::Resolve { .. }) => CheckExpect::Resolve,
         Some(Failure::Connect { .. } | Failure::Refused { .. }) => CheckExpect::Connect,
     };
     if let Some(want) = expect.failed

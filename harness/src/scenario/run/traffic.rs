@@ -150,6 +150,9 @@ impl Runner<'_> {
         path: &str,
         purpose: Purpose,
     ) -> Result<OriginRequest, ScenarioError> {
+        if !self.fleet.resolves(host) {
+            return Ok(OriginRequest::unresolved(host, port, method, path, purpose));
+        }
         let dial = self
             .running
             .socket(&node.name, port)
@@ -162,6 +165,7 @@ impl Runner<'_> {
             method: method.to_string(),
             path: path.to_string(),
             purpose,
+            resolves: true,
         })
     }
 
@@ -189,11 +193,26 @@ impl Runner<'_> {
         let mut advertised = Vec::new();
         if outcome.ok() {
             let (found, unmatched) = self.fleet.discovered(&outcome.body);
-            advertised.extend(found.into_iter().map(|(name, node)| Advertised { name, node: node.name.clone() }));
+            for found in &found {
+                if !found.resolves {
+                    report.lines.push(format!(
+                        "advertised '{}' ({}) does not resolve: no DNS record in the modelled network",
+                        found.name, found.node.name
+                    ));
+                }
+            }
+            advertised.extend(found.into_iter().map(|f| Advertised { name: f.name, node: f.node.name.clone() }));
             report.lines.extend(unmatched.iter().map(|name| format!("advertised '{name}' matches no node")));
             report.outcome = format!(
                 "works: {}",
-                advertised.iter().map(|a| format!("{} ({})", a.name, a.node)).collect::<Vec<_>>().join(", ")
+                advertised
+                    .iter()
+                    .map(|a| {
+                        let unresolved = if self.fleet.resolves(&a.name) { "" } else { ", unresolved" };
+                        format!("{} ({}{unresolved})", a.name, a.node)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             self.discovered = Some(advertised.clone());
         } else {

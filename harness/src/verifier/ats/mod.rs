@@ -337,7 +337,7 @@ impl Verifier for AtsVerifier {
     }
 
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
-        if !request.dial.ip().is_loopback() {
+        if request.resolves && !request.dial.ip().is_loopback() {
             return Err(VerifierFault::Request {
                 verifier: self.name(),
                 message: format!("refusing to dial {}: the harness dials loopback only", request.dial),
@@ -357,22 +357,33 @@ impl Verifier for AtsVerifier {
             self.targets.push(target.clone());
             self.dirty = true;
         }
-        if request.host.parse::<IpAddr>().is_err() && self.hosts.get(&request.host) != Some(&request.modelled_ip) {
-            self.hosts.insert(request.host.clone(), request.modelled_ip);
+        // A name that does not resolve gets no hosts line and no relay: ATS asks the stub DNS,
+        // which answers NXDOMAIN, as a name no DNS server knows.
+        let record = if request.resolves {
+            if request.host.parse::<IpAddr>().is_err() && self.hosts.get(&request.host) != Some(&request.modelled_ip) {
+                self.hosts.insert(request.host.clone(), request.modelled_ip);
+                self.dirty = true;
+            }
+            let at = SocketAddr::new(request.modelled_ip, request.port);
+            if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
+                self.relays.remove(&at);
+                let netns = self.netns()?;
+                let relay = start_relay(netns, at, request.dial).map_err(fault)?;
+                self.relays.insert(at, relay);
+            }
+            Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| fault("no relay"))?)
+        } else if self.hosts.remove(&request.host).is_some() {
             self.dirty = true;
-        }
-        let at = SocketAddr::new(request.modelled_ip, request.port);
-        if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
-            self.relays.remove(&at);
-            let netns = self.netns()?;
-            let relay = start_relay(netns, at, request.dial).map_err(fault)?;
-            self.relays.insert(at, relay);
-        }
+            None
+        } else {
+            None
+        };
         if self.dirty || self.exited() {
             self.restart()?;
         }
-        let record = self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| fault("no relay"))?;
-        record.reset();
+        if let Some(record) = &record {
+            record.reset();
+        }
 
         let host_header = format!("{}:{}", session.expressway.front_name, request.port);
         let path = format!("{}{}", target.prefix(&session), request.path.trim_start_matches('/'));
@@ -397,9 +408,13 @@ impl Verifier for AtsVerifier {
             failure: reading.failure,
             ..Outcome::default()
         };
-        let seen = record.get();
+        let seen = record.map(|r| r.get()).unwrap_or_default();
         outcome.attempts = seen.connections;
         outcome.served = seen.served.iter().map(|d| describe(d)).collect();
+        // ATS's "Unknown Host" page (`500 Cannot find server.`): the name did not resolve.
+        if outcome.failure.is_none() && !request.resolves && status == 500 && outcome.body.contains("Unknown Host") {
+            outcome.failure = Some(Failure::Resolve { host: request.host.clone() });
+        }
         let ats_error_page = status == 502 && outcome.body.contains("Could Not Connect");
         if outcome.failure.is_none() && ats_error_page {
             outcome.failure = Some(match (reading.ssl_error, seen.connections) {
