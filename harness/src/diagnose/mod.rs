@@ -5,8 +5,9 @@
 //! model: the model *writes* traffic-server lines (`ScenarioRun::log`), this module *reads* them
 //! back, and those of real Expressways: syslog lines (`... traffic_server[18242]: [ET_NET 0]
 //! WARNING: ...`), stock ATS `diags.log` lines (`[Jul 11 16:55:26.016] [ET_NET 0] WARNING: ...`),
-//! OpenSSL 1.1 and 3 wordings, plain or gzip'd, one file, a folder or the `.tar.gz` bundle that
-//! Maintenance > Diagnostics > Diagnostic logging downloads.
+//! OpenSSL 1.1 and 3 wordings, plain or compressed (gzip, bzip2, xz), one file, a folder, the
+//! `.tar.gz` bundle that Maintenance > Diagnostics > Diagnostic logging downloads, or the `.zip`,
+//! `.tar.bz2` or `.tar.xz` a customer makes of it.
 //!
 //! `input` reads all of those as a stream, a line at a time, under [`Limits`]; this module is
 //! fed those lines and keeps only what the findings need (and the latest `REMEMBERED`
@@ -65,14 +66,20 @@ pub const WORKAROUND: &str = "xConfiguration EdgeConfigServer VerifyOriginServer
 
 mod input;
 
-pub use input::{FileKind, Limits, Reading, SizeError, SkipReason, Skipped, Skips, bytes, parse_bytes};
+pub use input::{
+    FileKind, Limits, Reading, SizeError, SkipReason, Skipped, Skips, Text, XZ_MEMORY, bytes, parse_bytes,
+};
 
-/// Why the input could not be read: the only `Err` of this module (exit 2). Inside a folder or
-/// an archive, the same troubles skip the entry instead ([`Skips`]).
+/// Why the input could not be read as logs: the only `Err` of this module (exit 2). Inside a
+/// folder or an archive, the same troubles skip the entry instead ([`Skips`]).
+///
+/// A message names the object and what is wrong with it; the system's or the decoder's words
+/// are its [`source`](std::error::Error::source), printed after it (`{:#}` with anyhow), never
+/// twice.
 #[derive(Debug, thiserror::Error)]
 pub enum DiagnoseError {
     /// Missing or unreadable file or folder, or a broken symbolic link.
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Read {
         /// The path.
         path: PathBuf,
@@ -88,15 +95,39 @@ pub enum DiagnoseError {
         kind: FileKind,
     },
     /// A gzip stream that does not decompress.
-    #[error("'{name}' is not a valid gzip file: {source}")]
+    #[error("'{name}' is not a valid gzip file")]
     Gzip {
         /// The file (and bundle entry) name.
         name: String,
         /// The cause.
         source: std::io::Error,
     },
+    /// A bzip2 stream that does not decompress.
+    #[error("'{name}' is not a valid bzip2 file")]
+    Bzip2 {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An xz stream that does not decompress, or whose dictionary exceeds [`XZ_MEMORY`].
+    #[error("'{name}' is not a valid xz file")]
+    Xz {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A zip archive that does not read to its end.
+    #[error("'{name}' is not a readable zip archive")]
+    Zip {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A tar archive that does not read to its end.
-    #[error("'{name}' is not a valid tar archive: {source}")]
+    #[error("'{name}' is not a valid tar archive")]
     Tar {
         /// The file (and bundle entry) name.
         name: String,
