@@ -617,7 +617,7 @@ pub fn diagnose_path(path: &Path) -> Result<Report, DiagnoseError> {
 pub fn diagnose_path_within(path: &Path, limits: &Limits) -> Result<Report, DiagnoseError> {
     let mut diagnosis = Diagnosis::default();
     let (files, reading) = input::read_path(path, limits, &mut diagnosis)?;
-    if diagnosis.log_lines == 0 {
+    if !diagnosis.saw_log_line {
         let text = &reading.text;
         let why = if diagnosis.lines == 0 {
             "it is empty".to_string()
@@ -827,8 +827,9 @@ struct Diagnosis {
     groups_of_host: HashMap<String, BTreeSet<GroupKey>>,
     seq: u64,
     lines: usize,
-    /// Lines that look like log lines ([`looks_like_log`]).
-    log_lines: usize,
+    /// Whether a line looked like a log line ([`looks_like_log`]): once one has, the others
+    /// are not asked.
+    saw_log_line: bool,
     file: FileState,
 }
 
@@ -840,7 +841,7 @@ impl Default for Diagnosis {
             groups_of_host: HashMap::new(),
             seq: 0,
             lines: 0,
-            log_lines: 0,
+            saw_log_line: false,
             file: FileState::new(""),
         }
     }
@@ -856,8 +857,8 @@ impl input::LineSink for Diagnosis {
         self.lines += 1;
         self.seq += 1;
         self.file.number += 1;
-        if looks_like_log(line) {
-            self.log_lines += 1;
+        if !self.saw_log_line {
+            self.saw_log_line = looks_like_log(line);
         }
         let (pid, body) = split_prefix(line);
         if pid.is_some() {
