@@ -217,7 +217,8 @@ fn text(lines: &[&str]) -> Vec<u8> {
 }
 
 fn diagnose_file(path: &Path) -> Report {
-    diagnose::diagnose_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    diagnose::diagnose_path(path)
+        .unwrap_or_else(|e| panic!("{}: {e}: {:?}", path.display(), std::error::Error::source(&e)))
 }
 
 #[test]
@@ -670,4 +671,397 @@ fn a_clusters_merged_log_keeps_peers_apart_even_with_the_same_pid() {
         "|HTTP/1.1 200 OK".into(),
     ]);
     assert!(only(&diagnose::diagnose_lines(&recovered)).recovered);
+}
+
+// ---- zip, bzip2 and xz bundles ----
+
+/// A zip of `entries`, deflated, written by the `zip` crate: with its sizes in each local
+/// header (`streamed: false`, what a seekable writer makes), or after each member's data in a
+/// data descriptor (`streamed: true`, what macOS, Java and every streaming writer make).
+fn zip_of(entries: &[(&str, Vec<u8>)], streamed: bool) -> Vec<u8> {
+    use zip::write::SimpleFileOptions;
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let write = |writer: &mut dyn FnMut(&str, &[u8])| {
+        for (path, content) in entries {
+            writer(path, content);
+        }
+    };
+    if streamed {
+        let mut zip = zip::ZipWriter::new_stream(Vec::new());
+        zip.add_directory("var/", options).expect("folder");
+        write(&mut |path, content| {
+            zip.start_file(path, options).expect("member");
+            zip.write_all(content).expect("write");
+        });
+        zip.finish().expect("zip").into_inner()
+    } else {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.add_directory("var/", options).expect("folder");
+        write(&mut |path, content| {
+            zip.start_file(path, options).expect("member");
+            zip.write_all(content).expect("write");
+        });
+        zip.finish().expect("zip").into_inner()
+    }
+}
+
+fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, content) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, path, content.as_slice()).expect("tar entry");
+    }
+    builder.into_inner().expect("tar")
+}
+
+fn bzip2(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    encoder.write_all(bytes).expect("bzip2");
+    encoder.finish().expect("bzip2")
+}
+
+fn xz(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(6)).expect("xz");
+    encoder.write_all(bytes).expect("xz");
+    encoder.finish().expect("xz")
+}
+
+/// The seed's two excerpts as a bundle holds them: one plain, one gzip'd, beside a capture.
+fn bundle_entries() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("loggingsnapshot_vcsc_2022-07-11_16_55_26.txt", text(&SEED_SELF_SIGNED)),
+        ("var/log/traffic_server/diags.log.gz", gzip(&text(&SEED_SNI))),
+        ("tcpdump/vcsc.pcap", vec![0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0xff, 0xfe]),
+    ]
+}
+
+#[track_caller]
+fn assert_reads_like_the_seed(bundle: &Path, member: &str) {
+    let report = diagnose_file(bundle);
+    assert_eq!(report.files, 3, "{}", report.render());
+    assert_eq!(triples(&report), triples(&diagnose::diagnose_lines(&seed_log())), "{}", report.render());
+    assert!(report.findings[0].source.ends_with(member), "{}", report.findings[0].source);
+    assert_eq!(report.reading.skipped.count, 0, "{:?}", report.reading.skipped);
+}
+
+#[test]
+fn a_zip_bundle_reads_like_the_tar_gz_one_with_or_without_data_descriptors() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    for (name, streamed) in [("sized.zip", false), ("streamed.zip", true)] {
+        let bundle = temp.path().join(name);
+        let bytes = zip_of(&bundle_entries(), streamed);
+        let flags = local_header(&bytes, 1) + 6;
+        assert_eq!(bytes[flags] & 8 != 0, streamed, "data descriptor flag of {name}");
+        std::fs::write(&bundle, bytes).expect("write");
+        assert_reads_like_the_seed(&bundle, &format!("{name}!var/log/traffic_server/diags.log.gz:7"));
+    }
+    // A zip inside a .tar.gz is read from the stream as well.
+    let nested = temp.path().join("outer.tar.gz");
+    std::fs::write(&nested, tar_gz(&[("inner.zip", zip_of(&bundle_entries(), true))])).expect("write");
+    assert_reads_like_the_seed(&nested, "outer.tar.gz!inner.zip!var/log/traffic_server/diags.log.gz:7");
+}
+
+#[test]
+fn tar_bz2_and_tar_xz_bundles_read_like_the_tar_gz_one() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let tar = tar_of(&bundle_entries());
+    for (name, bytes) in [("bundle.tar.bz2", bzip2(&tar)), ("bundle.tar.xz", xz(&tar))] {
+        let bundle = temp.path().join(name);
+        std::fs::write(&bundle, bytes).expect("write");
+        assert_reads_like_the_seed(&bundle, &format!("{name}!var/log/traffic_server/diags.log.gz:7"));
+    }
+    // Formats go by their first bytes, not their names: bzip2'd and xz'd logs too.
+    let log = temp.path().join("traffic_server.log");
+    for bytes in [bzip2(&text(&seed_log())), xz(&text(&seed_log()))] {
+        std::fs::write(&log, bytes).expect("write");
+        assert_eq!(triples(&diagnose_file(&log)), triples(&diagnose::diagnose_lines(&seed_log())));
+    }
+}
+
+/// The offset of the `n`th (from 0) local header of `zip`.
+fn local_header(zip: &[u8], n: usize) -> usize {
+    zip.windows(4).enumerate().filter(|(_, w)| *w == b"PK\x03\x04").nth(n).expect("local header").0
+}
+
+#[test]
+fn a_damaged_or_unsupported_zip_member_is_skipped_and_the_members_after_it_read() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let entries = [("a.log", text(&SEED_SNI)), ("b.log", text(&SEED_SNI)), ("c.log", text(&SEED_SELF_SIGNED))];
+    let zip = zip_of(&entries, false);
+    // Member 1 is the folder `var/`: a.log is 1, b.log is 2.
+    let mut damaged = zip.clone();
+    let b = local_header(&damaged, 2);
+    let name_len = usize::from(u16::from_le_bytes([damaged[b + 26], damaged[b + 27]]));
+    let extra_len = usize::from(u16::from_le_bytes([damaged[b + 28], damaged[b + 29]]));
+    damaged[b + 30 + name_len + extra_len + 3] ^= 0x55;
+    let path = temp.path().join("damaged.zip");
+    std::fs::write(&path, &damaged).expect("write");
+    let report = diagnose_file(&path);
+    assert_eq!(
+        report.reading.skipped.by_reason.get(&diagnose::SkipReason::CorruptZip),
+        Some(&1),
+        "{:?}",
+        report.reading
+    );
+    assert_eq!(report.reading.skipped.entries[0].name, format!("{}!b.log", path.display()));
+    assert!(report.findings.iter().any(|f| f.class == Some(DiagnosisClass::SelfSigned)), "c.log was read");
+
+    let mut unsupported = zip;
+    let b = local_header(&unsupported, 2);
+    unsupported[b + 8..b + 10].copy_from_slice(&14u16.to_le_bytes()); // LZMA
+    let path = temp.path().join("unsupported.zip");
+    std::fs::write(&path, &unsupported).expect("write");
+    let report = diagnose_file(&path);
+    let skipped = &report.reading.skipped.entries[0];
+    assert_eq!(
+        (skipped.reason, skipped.detail.as_deref()),
+        (diagnose::SkipReason::Unsupported, Some("compression method 14 (LZMA), not read"))
+    );
+    assert_eq!(report.files, 2);
+}
+
+#[test]
+fn an_archive_that_does_not_open_is_an_error_never_a_clean_bill() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let zip = zip_of(&[("a.log", text(&seed_log()))], true);
+    let cases: [(&str, Vec<u8>); 4] = [
+        ("cut.zip", zip[..zip.len() / 2].to_vec()),
+        ("empty.zip", b"PK\x05\x06".iter().copied().chain([0; 18]).collect()),
+        ("cut.tar.bz2", bzip2(&tar_of(&bundle_entries()))[..200].to_vec()),
+        ("cut.tar.xz", xz(&tar_of(&bundle_entries()))[..200].to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = temp.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let result = diagnose::diagnose_path(&path);
+        assert!(
+            matches!(
+                result,
+                Err(DiagnoseError::Zip { .. }
+                    | DiagnoseError::Bzip2 { .. }
+                    | DiagnoseError::Xz { .. }
+                    | DiagnoseError::NothingReadable { .. })
+            ),
+            "{name}: {result:?}"
+        );
+    }
+}
+
+// ---- what cannot be read as logs ----
+
+#[test]
+fn random_bytes_an_empty_file_and_prose_cannot_be_read_as_logs() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let random: Vec<u8> = (0..4096)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 32) as u8
+        })
+        .collect();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("random.bin", random.clone(), "it looks binary, not text ("),
+        ("random.gz", gzip(&random), "it looks binary, not text ("),
+        ("empty.log", Vec::new(), "it is empty"),
+        (
+            "README.txt",
+            b"Collect the logs with tcpdump on.\nThen upload them.\n".to_vec(),
+            "no line of it looks like a syslog or diags.log line (2 line(s) read)",
+        ),
+    ];
+    for (name, bytes, why) in cases {
+        let path = temp.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        match diagnose::diagnose_path(&path) {
+            Err(error @ DiagnoseError::NotLogs { .. }) => {
+                let message = error.to_string();
+                assert!(message.starts_with(&format!("'{}' cannot be read as logs: ", path.display())), "{message}");
+                assert!(message.contains(why), "{message}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // One log line is enough, whatever else is beside it.
+    let path = temp.path().join("mixed");
+    std::fs::create_dir(&path).expect("mkdir");
+    std::fs::write(path.join("capture.bin"), &random).expect("write");
+    std::fs::write(path.join("clean.log"), "[Jul 11 16:55:26.016] [ET_NET 0] NOTE: traffic server running\n")
+        .expect("write");
+    assert!(diagnose_file(&path).findings.is_empty());
+}
+
+#[test]
+fn log_lines_are_told_by_their_stamp_tag_or_content() {
+    for line in [
+        "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] NOTE: x",
+        "2022-07-11 18:55:26,016 anything",
+        "Jul  1 18:55:26 vcsc kernel: x",
+        "[Jul 11 16:55:26.016] [ET_NET 0] NOTE: x",
+        "vcsc traffic_server[18242]: x",
+        "WARNING: SNI (10.48.36.215) not in certificate. Action=Terminate server=10.48.36.215(10.48.36.215)",
+        "|GET http://vcs_control.steven.lab:8443/c3RldmVuLmxhYi9odHRwcy8xMC40OC4zNi4yMTUvODQ0Mw/x",
+    ] {
+        assert!(diagnose::looks_like_log(line), "{line}");
+    }
+    for line in ["", "hello", "Julia 11 18:55:26", "2022-07-11", "|HTTP/1.1 200 OK", "\u{0}\u{1}PK\u{3}\u{4}"] {
+        assert!(!diagnose::looks_like_log(line), "{line}");
+    }
+}
+
+#[test]
+fn an_error_prints_its_cause_once() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let error = diagnose::diagnose_path(&temp.path().join("missing.log")).expect_err("missing");
+    let message = error.to_string();
+    let cause = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+    assert!(message.ends_with("missing.log'") && cause.contains("os error 2"), "{message} / {cause}");
+    assert!(!message.contains("os error"), "{message}");
+}
+
+// ---- what a finding says ----
+
+const SNI_WARNING: &str = "2022-07-11T19:49:01.491+02:00 vcsc traffic_server[3916]: [ET_NET 2] WARNING: SNI (10.48.36.215) not in certificate. Action=Terminate server=10.48.36.215(10.48.36.215)";
+const HEADER: &str = "2022-07-11T19:49:01.472+02:00 vcsc traffic_server[3916]: UTCTime=\"2022-07-11 17:49:01,472\" Module=\"network.http.trafficserver\" Level=\"DEBUG\": Detail=\"Receive Request\" Txn-id=\"7\" HTTPMSG:";
+const SEED_REQUEST: &str = "|GET http://vcs_control.steven.lab:8443/c3RldmVuLmxhYi9odHRwcy8xMC40OC4zNi4yMTUvODQ0Mw/cucm-uds/user/emusk/devices?max=100";
+
+#[test]
+fn requests_logged_on_the_header_line_or_through_a_syslog_relay_give_the_port() {
+    let forms = [
+        vec![HEADER.to_string(), SEED_REQUEST.to_string()],
+        vec![format!("{HEADER}{SEED_REQUEST}")],
+        vec![format!("{HEADER}#012{SEED_REQUEST} HTTP/1.1#012|Host: vcs_control.steven.lab:8443#012")],
+        vec![format!("{HEADER}#012{SEED_REQUEST}#012|Host: vcs_control.steven.lab:8443")],
+    ];
+    for mut lines in forms {
+        lines.push(SNI_WARNING.to_string());
+        let report = diagnose::diagnose_lines(&lines);
+        let finding = only(&report);
+        assert_eq!((finding.port, finding.port_from), (Some(8443), diagnose::PortSource::Request), "{lines:?}");
+        let request = finding.request.as_ref().expect("the request");
+        assert_eq!(
+            (request.decoded.as_str(), request.host.as_str(), request.port, request.path.as_str()),
+            ("steven.lab/https/10.48.36.215/8443", "10.48.36.215", 8443, "/cucm-uds/user/emusk/devices?max=100"),
+            "{lines:?}"
+        );
+    }
+}
+
+#[test]
+fn each_finding_shows_the_decoded_request_that_gave_its_port() {
+    let report = diagnose::diagnose_lines(&seed_log());
+    let sni = &report.findings[0];
+    let request = sni.request.as_ref().expect("request");
+    assert_eq!((request.domain.as_str(), request.source.as_str()), ("steven.lab", "<lines>:5"));
+    let text = report.render();
+    assert!(
+        text.contains("  request:    steven.lab/https/10.48.36.215/8443 (host 10.48.36.215, port 8443), path /cucm-uds/user/emusk/devices?max=100 (at <lines>:5)"),
+        "{text}"
+    );
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).expect("json");
+    assert_eq!(json[0]["request"]["decoded"], "steven.lab/https/10.48.36.215/8443");
+    assert_eq!(json[0]["request"]["path"], "/cucm-uds/user/emusk/devices?max=100");
+    assert_eq!(json[0]["port_from"], "request");
+    assert_eq!(json[1]["request"], serde_json::Value::Null);
+    assert_eq!(json[1]["port_from"], "unknown");
+}
+
+#[test]
+fn an_unknown_port_names_the_log_lines_that_would_tell_it() {
+    let report = diagnose::diagnose_lines(&SEED_SELF_SIGNED);
+    let text = report.render();
+    assert!(text.contains("cucm.steven.lab (10.48.36.215) port ?: self-signed"), "{text}");
+    let hint = text.lines().find(|l| l.starts_with("  port:")).expect("a port line");
+    for words in ["HTTPMSG:", "|GET http://<expressway>:<port>/<token>/", "DEBUG", "network.http.trafficserver"] {
+        assert!(hint.contains(words), "{hint}");
+    }
+}
+
+#[test]
+fn the_address_is_printed_once_when_it_is_the_server_name() {
+    let text = diagnose::diagnose_lines(&seed_log()).render();
+    assert!(text.contains("\n10.48.36.215 port 8443: name-not-in-certificate\n"), "{text}");
+    assert!(!text.contains("10.48.36.215 (10.48.36.215)"), "{text}");
+    assert!(text.contains("\ncucm.steven.lab (10.48.36.215) port ?: self-signed\n"), "{text}");
+}
+
+#[test]
+fn an_address_not_in_the_certificate_asks_for_a_dns_san_holding_it_never_an_ip_san() {
+    let report = diagnose::diagnose_lines(&seed_log());
+    let remedy = &report.findings[0].remedy;
+    assert!(remedy.contains("a DNS SAN holding the address text (dns:10.48.36.215)"), "{remedy}");
+    assert!(remedy.contains("IP SANs are not matched"), "{remedy}");
+    assert!(remedy.contains("advertise the FQDN"), "{remedy}");
+    assert!(!remedy.contains("with 10.48.36.215 in its SAN"), "{remedy}");
+    // A name: a DNS SAN of that name.
+    let line = "[Jul 11 16:55:26.016] [ET_NET 0] WARNING: SNI (cucm.steven.lab) not in certificate. Action=Terminate server=cucm.steven.lab(10.48.36.215)";
+    let report = diagnose::diagnose_lines(&[line]);
+    assert!(
+        only(&report).remedy.contains("with cucm.steven.lab as a DNS SAN (dns:cucm.steven.lab)"),
+        "{}",
+        only(&report).remedy
+    );
+}
+
+#[test]
+fn a_missing_issuer_is_named_as_the_issuer_of_the_certificate_at_its_depth() {
+    let warning = "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: Core server certificate verification failed for (cucm.vngtp.lab). Action=Terminate Error=unable to get issuer certificate server=cucm.vngtp.lab(10.48.36.220) depth=1";
+    let report = diagnose::diagnose_lines(&[warning]);
+    let finding = only(&report);
+    assert_eq!(finding.class, Some(DiagnosisClass::MissingRoot));
+    assert!(
+        finding.remedy.starts_with(
+            "upload the issuer of the certificate at depth 1, and every CA certificate above it up to its root"
+        ),
+        "{}",
+        finding.remedy
+    );
+    assert!(!finding.remedy.contains("root CA above the uploaded intermediate"), "{}", finding.remedy);
+    // When the log shows the subject at that depth (OpenSSL's verify callback line), it is named.
+    let chain = "2022-07-11T18:55:26.015+02:00 vcsc traffic_server[18242]: [ET_NET 0] DEBUG: <ssl.verify> depth=1 DC = vngtp, CN = vngtp-intermediate-CA-1";
+    let report = diagnose::diagnose_lines(&[chain, warning]);
+    let finding = only(&report);
+    assert!(
+        finding.remedy.starts_with("upload the issuer of the certificate at depth 1, the CA that signed DC = vngtp, CN = vngtp-intermediate-CA-1, and every CA certificate above it"),
+        "{}",
+        finding.remedy
+    );
+    assert!(finding.concerns.contains("(DC = vngtp, CN = vngtp-intermediate-CA-1)"), "{}", finding.concerns);
+}
+
+// ---- containers under mutation ----
+
+/// Damaged archives of every kind never panic: each is an error, or what could be read of it.
+#[test]
+fn two_thousand_mutated_archives_are_read_without_a_panic() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let tar = tar_of(&bundle_entries());
+    let archives =
+        [zip_of(&bundle_entries(), false), zip_of(&bundle_entries(), true), bzip2(&tar), xz(&tar), gzip(&tar)];
+    let path = temp.path().join("mutated");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for i in 0..2_000 {
+        let mut bytes = archives[i % archives.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let r = next();
+            let at = (r >> 8) as usize % bytes.len();
+            match r % 3 {
+                0 => bytes[at] = (r >> 40) as u8,
+                1 => bytes.truncate(at.max(4)),
+                _ => bytes[at] ^= 1 << ((r >> 32) % 8),
+            }
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let _ = diagnose::diagnose_path(&path);
+    }
 }

@@ -232,9 +232,11 @@ impl Read for Cycle {
 fn a_2_gib_gzip_bomb_of_zeros_is_read_in_under_100_mib_up_to_the_decompression_limit() {
     let bomb = zero_bomb();
     let ended = diagnose_bounded(&[arg(bomb)]);
-    assert_exit(&ended, 0);
+    // Zeros are no log: exit 2, never a clean bill of health; how far it was read is noted.
+    assert_exit(&ended, 2);
     assert!(ended.stderr.contains("decompression limit of 1 GiB reached"), "{ended:?}");
     assert!(ended.stderr.contains("1 over-long line"), "{ended:?}");
+    assert!(ended.stderr.contains("cannot be read as logs: it looks binary"), "{ended:?}");
 }
 
 #[test]
@@ -246,8 +248,9 @@ fn a_double_gzip_bomb_of_a_few_kib_is_read_in_under_100_mib() {
     eprintln!("the double gzip bomb: {size} bytes");
     assert!(size < 64 << 10, "{size} bytes");
     let ended = diagnose_bounded(&[arg(&bomb)]);
-    assert_exit(&ended, 0);
+    assert_exit(&ended, 2);
     assert!(ended.stderr.contains("decompression limit of 1 GiB reached"), "{ended:?}");
+    assert!(ended.stderr.contains("cannot be read as logs"), "{ended:?}");
 }
 
 /// A tar holding `members` (name, size, content), streamed.
@@ -413,5 +416,208 @@ fn archives_nested_deeper_than_the_limit_are_skipped_with_a_note() {
     assert!(
         summary["skipped"]["entries"][0]["name"].as_str().is_some_and(|n| n.ends_with("!deeper.log.gz.gz.gz")),
         "{summary}"
+    );
+}
+
+// ---- zip, bzip2 and xz ----
+
+/// `part`, `times` times over, then `tail`, streamed into `path`.
+fn write_repeated(path: &Path, head: &[u8], part: &[u8], times: u64, tail: &[u8]) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create"));
+    file.write_all(head).expect("write");
+    let size = part.len() as u64 * times;
+    std::io::copy(&mut Cycle { pattern: part.to_vec(), at: 0 }.take(size), &mut file).expect("write");
+    file.write_all(tail).expect("write");
+    file.flush().expect("flush");
+}
+
+/// Raw deflate (RFC 1951) of `input`, ending on a byte boundary (a sync flush), or the final
+/// empty block (`Finish`).
+fn deflate_part(compress: &mut flate2::Compress, input: &[u8], flush: flate2::FlushCompress) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 << 10);
+    let mut consumed = 0;
+    loop {
+        let before = compress.total_in();
+        compress.compress_vec(&input[consumed..], &mut out, flush).expect("deflate");
+        consumed += (compress.total_in() - before) as usize;
+        if consumed == input.len() && out.len() < out.capacity() {
+            return out;
+        }
+        out.reserve(64 << 10);
+    }
+}
+
+/// A zip's local header and central directory entry for a deflated member.
+fn zip_headers(name: &str, crc: u32, compressed: u32, uncompressed: u32, offset: u32) -> (Vec<u8>, Vec<u8>) {
+    let common = |out: &mut Vec<u8>| {
+        out.extend([20, 0, 0, 0, 8, 0, 0, 0, 0x21, 0]); // version 2.0, no flags, deflate, 1980-01-01
+        out.extend(crc.to_le_bytes());
+        out.extend(compressed.to_le_bytes());
+        out.extend(uncompressed.to_le_bytes());
+        out.extend((name.len() as u16).to_le_bytes());
+        out.extend(0u16.to_le_bytes()); // extra
+    };
+    let mut local = b"PK\x03\x04".to_vec();
+    common(&mut local);
+    local.extend(name.as_bytes());
+    let mut central = b"PK\x01\x02".to_vec();
+    central.extend([20, 3]); // made by: 2.0, Unix
+    common(&mut central);
+    central.extend([0u8; 8]); // comment length, disk, internal and external attributes (part)
+    central.extend([0u8; 2]);
+    central.extend(offset.to_le_bytes());
+    central.extend(name.as_bytes());
+    (local, central)
+}
+
+/// A zip of the seed's warning, then a member of 2 GiB of zeros deflated (2 MiB): one deflate
+/// block of 1 MiB of zeros repeated, as no deflater would take half a minute to write.
+#[test]
+fn a_2_gib_zip_bomb_is_read_in_under_100_mib_up_to_the_decompression_limit() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let zeros = vec![0u8; 1 << 20];
+    let mut compress = flate2::Compress::new(flate2::Compression::best(), false);
+    let first = deflate_part(&mut compress, &zeros, flate2::FlushCompress::Sync);
+    let again = deflate_part(&mut compress, &zeros, flate2::FlushCompress::Sync);
+    let end = deflate_part(&mut compress, &[], flate2::FlushCompress::Finish);
+    let times: u64 = 2047;
+    let (mut one_mib, mut crc) = (flate2::Crc::new(), flate2::Crc::new());
+    one_mib.update(&zeros);
+    for _ in 0..=times {
+        crc.combine(&one_mib);
+    }
+    let compressed = first.len() as u64 + again.len() as u64 * times + end.len() as u64;
+
+    let (seed_local, seed_central) = {
+        let mut seed_crc = flate2::Crc::new();
+        seed_crc.update(SEED_WARNING.as_bytes());
+        let mut c = flate2::Compress::new(flate2::Compression::fast(), false);
+        let data = deflate_part(&mut c, SEED_WARNING.as_bytes(), flate2::FlushCompress::Finish);
+        let (local, central) =
+            zip_headers("traffic_server.log", seed_crc.sum(), data.len() as u32, SEED_WARNING.len() as u32, 0);
+        ([local, data].concat(), central)
+    };
+    let (bomb_local, bomb_central) =
+        zip_headers("traffic_server.log.1", crc.sum(), compressed as u32, 1 << 31, seed_local.len() as u32);
+    let directory_offset = seed_local.len() as u64 + bomb_local.len() as u64 + compressed;
+    let mut tail = end;
+    let directory = [seed_central, bomb_central].concat();
+    tail.extend(&directory);
+    tail.extend(b"PK\x05\x06\0\0\0\0\x02\0\x02\0");
+    tail.extend((directory.len() as u32).to_le_bytes());
+    tail.extend((directory_offset as u32).to_le_bytes());
+    tail.extend([0, 0]);
+    let bomb = temp.path().join("diagnostic_log.zip");
+    write_repeated(&bomb, &[seed_local, bomb_local, first].concat(), &again, times, &tail);
+    let size = std::fs::metadata(&bomb).expect("stat").len();
+    assert!(size < 4 << 20, "{size} bytes");
+
+    let ended = diagnose_bounded(&[arg(&bomb)]);
+    assert_exit(&ended, 1);
+    assert!(ended.stdout.contains("cucm.steven.lab (10.48.36.215) port ?: self-signed"), "{ended:?}");
+    assert!(ended.stderr.contains("decompression limit of 1 GiB reached in '"), "{ended:?}");
+    assert!(ended.stderr.contains("diagnostic_log.zip!traffic_server.log.1'"), "{ended:?}");
+}
+
+fn bzip2_of(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    encoder.write_all(bytes).expect("bzip2");
+    encoder.finish().expect("bzip2")
+}
+
+/// The seed's warning bzip2'd, then 2 GiB of zeros: a bzip2 stream of 16 MiB of zeros, 128
+/// times over (concatenated streams, as `pbzip2` writes).
+#[test]
+fn a_2_gib_bzip2_bomb_is_read_in_under_100_mib_up_to_the_decompression_limit() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let part = bzip2_of(&vec![0u8; 16 << 20]);
+    let bomb = temp.path().join("traffic_server.log.bz2");
+    write_repeated(&bomb, &bzip2_of(SEED_WARNING.as_bytes()), &part, 128, b"");
+    let size = std::fs::metadata(&bomb).expect("stat").len();
+    eprintln!("the bzip2 bomb: {size} bytes");
+    let ended = diagnose_bounded(&[arg(&bomb)]);
+    assert_exit(&ended, 1);
+    assert!(ended.stdout.contains("cucm.steven.lab (10.48.36.215) port ?: self-signed"), "{ended:?}");
+    assert!(ended.stderr.contains("decompression limit of 1 GiB reached"), "{ended:?}");
+}
+
+fn xz_of(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::with_preset(6)).expect("xz");
+    encoder.write_all(bytes).expect("xz");
+    encoder.finish().expect("xz")
+}
+
+/// The same with xz streams (preset 6: an 8 MiB dictionary).
+#[test]
+fn a_2_gib_xz_bomb_is_read_in_under_100_mib_up_to_the_decompression_limit() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let part = xz_of(&vec![0u8; 16 << 20]);
+    let bomb = temp.path().join("traffic_server.log.xz");
+    write_repeated(&bomb, &xz_of(SEED_WARNING.as_bytes()), &part, 128, b"");
+    let ended = diagnose_bounded(&[arg(&bomb)]);
+    assert_exit(&ended, 1);
+    assert!(ended.stderr.contains("decompression limit of 1 GiB reached"), "{ended:?}");
+}
+
+#[test]
+fn an_xz_block_asking_for_a_4_gib_dictionary_is_refused_before_it_is_allocated() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let mut xz = xz_of(SEED_WARNING.as_bytes());
+    // Stream header (12 bytes), then the block header: size, flags, filter id 0x21 (LZMA2),
+    // properties size 1, the dictionary byte, padding, CRC-32 of the header.
+    assert_eq!(&xz[12 + 2..12 + 4], &[0x21, 0x01], "an LZMA2 block header");
+    xz[12 + 4] = 40; // 4 GiB - 1
+    let header_len = (usize::from(xz[12]) + 1) * 4;
+    let crc = {
+        let mut crc = flate2::Crc::new();
+        crc.update(&xz[12..12 + header_len - 4]);
+        crc.sum()
+    };
+    xz[12 + header_len - 4..12 + header_len].copy_from_slice(&crc.to_le_bytes());
+    let path = temp.path().join("traffic_server.log.xz");
+    std::fs::write(&path, xz).expect("write");
+    let ended = diagnose_bounded(&[arg(&path)]);
+    assert_exit(&ended, 2);
+    assert!(ended.stderr.contains("is not a valid xz file: needed memory too big"), "{ended:?}");
+}
+
+/// A zip holding a zip holding a zip ... six deep, the seed's warning at the bottom.
+#[test]
+fn zips_nested_deeper_than_the_limit_are_skipped_with_a_note() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let mut content = SEED_WARNING.as_bytes().to_vec();
+    let mut name = "traffic_server.log".to_string();
+    for depth in 0..6 {
+        let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        writer.start_file(name.as_str(), zip::write::SimpleFileOptions::default()).expect("member");
+        writer.write_all(&content).expect("write");
+        content = writer.finish().expect("zip").into_inner();
+        name = format!("level{depth}.zip");
+    }
+    let bundle = temp.path().join("nested.zip");
+    std::fs::write(&bundle, content).expect("write");
+    let ended = diagnose(&[arg(&bundle), "--json"]);
+    assert_exit(&ended, 2);
+    assert!(ended.stderr.contains("nothing readable") && ended.stderr.contains("1 too-deep"), "{ended:?}");
+}
+
+#[test]
+fn a_stored_zip_member_whose_size_follows_its_data_stops_the_archive_there_with_exit_2() {
+    let temp = tempfile::TempDir::new().expect("temp dir");
+    let mut writer = zip::ZipWriter::new_stream(Vec::new());
+    writer
+        .start_file(
+            "traffic_server.log",
+            zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored),
+        )
+        .expect("member");
+    writer.write_all(SEED_WARNING.as_bytes()).expect("write");
+    let path = temp.path().join("streamed.zip");
+    std::fs::write(&path, writer.finish().expect("zip").into_inner()).expect("write");
+    let ended = diagnose(&[arg(&path)]);
+    assert_exit(&ended, 2);
+    assert!(
+        ended.stderr.contains("is not a readable zip archive: 'traffic_server.log': stored, its size after its data"),
+        "{ended:?}"
     );
 }

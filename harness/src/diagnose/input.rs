@@ -6,12 +6,17 @@
 //!   entries that do not read are skipped inside a folder or an archive, and counted
 //!   ([`Skips`]); given directly, each is a [`DiagnoseError`].
 //! - Containers are recognised by their first bytes wherever they are, whatever their name, in
-//!   one place ([`Container`] and [`Reader::open`]): a gzip layer is a decoder over the stream,
-//!   a tar archive yields its entries one at a time. How many may nest is capped
-//!   ([`Limits::layers`]), and so is what the decoders may produce for one input
-//!   ([`Limits::decompressed_bytes`]): a bomb is read up to the limit, and the limit reported.
+//!   one place ([`Container`] and [`Reader::open`]): a gzip, bzip2 or xz layer is a decoder over
+//!   the stream, a tar or zip archive yields its entries one at a time (a zip is read from its
+//!   local headers, as a stream: see [`zip`]). How many may nest is capped ([`Limits::layers`]),
+//!   and so is what the decoders may produce for one input ([`Limits::decompressed_bytes`]): a
+//!   bomb is read up to the limit, and the limit reported. An xz block whose dictionary needs
+//!   more than [`XZ_MEMORY`] is refused before anything is allocated for it.
 //! - A line is read up to [`Limits::line_bytes`]; the rest of a longer line is dropped and
 //!   counted, never buffered.
+//! - What the line reader sees is measured ([`Text`]): NUL bytes, bytes that are neither text
+//!   nor UTF-8. It is how `diagnose` says why an input that holds no log line cannot be read as
+//!   logs (binary, or text of another kind).
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -26,12 +31,15 @@ use serde::Serialize;
 
 use super::DiagnoseError;
 
+mod zip;
+
 /// How much `diagnose` reads before it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Limits {
-    /// Bytes all gzip decoders together may produce for one input (each layer counts).
+    /// Bytes all decoders (gzip, bzip2, xz, a zip's deflate) together may produce for one input
+    /// (each layer counts).
     pub decompressed_bytes: u64,
-    /// Containers (each gzip layer, each tar archive) that may enclose a log.
+    /// Containers (each gzip, bzip2 or xz layer, each tar or zip archive) that may enclose a log.
     pub layers: usize,
     /// Bytes of a line that are read; the rest of a longer line is dropped.
     pub line_bytes: usize,
@@ -40,7 +48,8 @@ pub struct Limits {
 impl Limits {
     /// 1 GiB: more than a diagnostic logging bundle decompresses to, far less than a bomb.
     pub const DEFAULT_DECOMPRESSED_BYTES: u64 = 1 << 30;
-    /// A bundle of gzip'd logs is 3 (gzip, tar, gzip); one more for a bundle wrapped again.
+    /// A bundle of gzip'd logs is 3 (gzip, tar, gzip; or zip, gzip); one more for a bundle
+    /// wrapped again.
     pub const DEFAULT_LAYERS: usize = 4;
     /// 64 KiB: a traffic server line with every header of a request is a few KiB.
     pub const DEFAULT_LINE_BYTES: usize = 64 << 10;
@@ -131,6 +140,17 @@ pub enum SkipReason {
     Unreadable,
     /// A gzip stream that does not decompress: read up to the damage, if at all.
     CorruptGzip,
+    /// A bzip2 stream that does not decompress: read up to the damage, if at all.
+    CorruptBzip2,
+    /// An xz stream that does not decompress (or whose dictionary exceeds [`XZ_MEMORY`]): read
+    /// up to the damage, if at all.
+    CorruptXz,
+    /// A zip archive that does not read to its end, or a member whose data is damaged: what came
+    /// before the damage was read.
+    CorruptZip,
+    /// A zip member this reader does not decompress: encrypted, or another method than stored
+    /// and deflate.
+    Unsupported,
     /// A tar archive that does not read to its end: its entries before the damage were read.
     CorruptTar,
     /// A container inside more than [`Limits::layers`] others.
@@ -198,8 +218,10 @@ pub struct Reading {
     pub skipped: Skips,
     /// Lines longer than [`Limits::line_bytes`], read only up to it.
     pub truncated_lines: usize,
-    /// What the gzip decoders produced, every layer counted.
+    /// What the decoders produced, every layer counted.
     pub decompressed_bytes: u64,
+    /// What the line reader saw: how much of it was not text.
+    pub text: Text,
     /// Whether decompression stopped at [`Limits::decompressed_bytes`].
     pub limit_reached: bool,
     /// The stream being decompressed when it did.
@@ -242,6 +264,53 @@ impl Reading {
             );
         }
         out
+    }
+}
+
+/// What the line reader saw, byte by byte: enough to tell a binary input from text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Text {
+    /// Bytes read into lines (line endings, and the dropped rest of over-long lines, not counted).
+    pub bytes: u64,
+    /// NUL bytes among them: no text log holds one.
+    pub nul_bytes: u64,
+    /// Bytes that are neither text nor part of a UTF-8 character: control bytes other than tab,
+    /// carriage return, form feed and escape (NUL included), and bytes that are not UTF-8.
+    pub binary_bytes: u64,
+}
+
+impl Text {
+    /// Binary: a NUL byte, or more than one byte in ten that is not text. A log with a stray
+    /// Latin-1 name or a colour escape stays text.
+    pub fn looks_binary(&self) -> bool {
+        self.nul_bytes > 0 || self.binary_bytes.saturating_mul(10) > self.bytes
+    }
+
+    fn add(&mut self, line: &[u8]) {
+        self.bytes += line.len() as u64;
+        for chunk in line.utf8_chunks() {
+            self.binary_bytes += chunk.invalid().len() as u64;
+            for b in chunk.valid().bytes() {
+                if b == 0 {
+                    self.nul_bytes += 1;
+                }
+                if (b < 0x20 && !matches!(b, b'\t' | b'\r' | 0x0c | 0x1b)) || b == 0x7f {
+                    self.binary_bytes += 1;
+                }
+            }
+        }
+    }
+}
+
+/// `3000 bytes, 12 NUL, 1500 (50%) neither text nor UTF-8`.
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let share = (self.binary_bytes * 100).checked_div(self.bytes).unwrap_or(0);
+        write!(
+            f,
+            "{} bytes read, {} NUL, {} ({share}%) neither text nor UTF-8",
+            self.bytes, self.nul_bytes, self.binary_bytes
+        )
     }
 }
 
@@ -339,15 +408,21 @@ pub(super) fn read_text(name: &str, mut text: &[u8], limits: &Limits, sink: &mut
     reader.reading
 }
 
-/// The containers `diagnose` opens, recognised by their first bytes. Another format (zip,
-/// bzip2, xz) is a variant here, its magic in [`Container::sniff`] and its arm in
-/// [`Reader::open`]; everything else (limits, skips, naming, lines) applies to it unchanged.
+/// The containers `diagnose` opens, recognised by their first bytes. Another format is a
+/// variant here, its magic in [`Container::sniff`] and its arm in [`Reader::open`]; everything
+/// else (limits, skips, naming, lines) applies to it unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {
     /// RFC 1952, members concatenated or not.
     Gzip,
+    /// bzip2, streams concatenated or not (`pbzip2` writes one per block).
+    Bzip2,
+    /// The `.xz` format, streams concatenated or not.
+    Xz,
     /// POSIX or GNU tar.
     Tar,
+    /// PKWARE zip (APPNOTE), read from its local headers.
+    Zip,
 }
 
 impl Container {
@@ -355,15 +430,36 @@ impl Container {
     const SNIFF_BYTES: usize = 512;
 
     fn sniff(head: &[u8]) -> Option<Container> {
+        /// `BZh`, the block size `1`..`9`, then a block's magic (the digits of pi) or, for an
+        /// empty stream, the end-of-stream magic (those of the square root of pi).
+        fn is_bzip2(head: &[u8]) -> bool {
+            const BLOCK: [u8; 6] = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+            const END: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
+            head.starts_with(b"BZh")
+                && head.get(3).is_some_and(|level| (b'1'..=b'9').contains(level))
+                && head.get(4..10).is_some_and(|magic| magic == BLOCK || magic == END)
+        }
         if head.starts_with(&[0x1f, 0x8b]) {
             Some(Container::Gzip)
+        } else if is_bzip2(head) {
+            Some(Container::Bzip2)
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Some(Container::Xz)
         } else if head.get(257..262) == Some(b"ustar".as_slice()) {
             Some(Container::Tar)
+        } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+            // A member first, or the end record of an empty archive.
+            Some(Container::Zip)
         } else {
             None
         }
     }
 }
+
+/// The most an xz block's decoder may hold (its dictionary and some), in bytes: 64 MiB is the
+/// dictionary of `xz -9`, the largest preset; a block asking for more is refused as damaged
+/// before anything is allocated for it.
+pub const XZ_MEMORY: u32 = (64 << 20) + (1 << 20);
 
 /// The most a tar extension header (a GNU long name, a pax header) may hold: it is read whole.
 const EXTENSION_BYTES: u64 = 64 << 10;
@@ -388,6 +484,12 @@ enum FaultKind {
     Io(io::Error),
     #[error("{0}")]
     Gzip(io::Error),
+    #[error("{0}")]
+    Bzip2(io::Error),
+    #[error("{0}")]
+    Xz(io::Error),
+    #[error("{0}")]
+    Zip(io::Error),
     #[error("{0}")]
     Tar(io::Error),
     #[error("containers nested deeper than {0}")]
@@ -419,6 +521,9 @@ impl Fault {
         match self.kind {
             FaultKind::Io(source) => DiagnoseError::Read { path: path.to_path_buf(), source },
             FaultKind::Gzip(source) => DiagnoseError::Gzip { name: self.name, source },
+            FaultKind::Bzip2(source) => DiagnoseError::Bzip2 { name: self.name, source },
+            FaultKind::Xz(source) => DiagnoseError::Xz { name: self.name, source },
+            FaultKind::Zip(source) => DiagnoseError::Zip { name: self.name, source },
             FaultKind::Tar(source) => DiagnoseError::Tar { name: self.name, source },
             FaultKind::TooDeep(layers) => DiagnoseError::TooDeep { name: self.name, layers },
             FaultKind::Limit => DiagnoseError::Read {
@@ -520,6 +625,9 @@ impl<'a> Reader<'a> {
         let (reason, detail) = match fault.kind {
             FaultKind::Io(e) => (SkipReason::Unreadable, Some(e.to_string())),
             FaultKind::Gzip(e) => (SkipReason::CorruptGzip, Some(e.to_string())),
+            FaultKind::Bzip2(e) => (SkipReason::CorruptBzip2, Some(e.to_string())),
+            FaultKind::Xz(e) => (SkipReason::CorruptXz, Some(e.to_string())),
+            FaultKind::Zip(e) => (SkipReason::CorruptZip, Some(e.to_string())),
             FaultKind::Tar(e) => (SkipReason::CorruptTar, Some(e.to_string())),
             FaultKind::TooDeep(layers) => (SkipReason::TooDeep, Some(format!("more than {layers} containers"))),
             FaultKind::Limit => {
@@ -608,20 +716,127 @@ impl<'a> Reader<'a> {
     /// the decoded stream under the same name; an archive one per entry.
     fn open(&mut self, container: Container, name: &str, stream: &mut dyn Read, layer: usize) -> Result<(), Fault> {
         match container {
-            Container::Gzip => {
-                let mut decoded = Tagged {
-                    inner: flate2::read::MultiGzDecoder::new(stream),
-                    layer,
-                    name: name.to_string(),
-                    kind: FaultKind::Gzip,
-                    budget: Some(self.budget.clone()),
-                };
-                let read = self.stream(name, &mut decoded, layer + 1);
+            Container::Gzip => self.decoded(name, flate2::read::MultiGzDecoder::new(stream), FaultKind::Gzip, layer),
+            Container::Bzip2 => self.decoded(name, bzip2::read::MultiBzDecoder::new(stream), FaultKind::Bzip2, layer),
+            Container::Xz => {
+                let decoder = lzma_rust2::XzReader::new_mem_limit(stream, true, XZ_MEMORY / 1024);
+                self.decoded(name, decoder, FaultKind::Xz, layer)
+            }
+            Container::Tar => self.tar(name, stream, layer),
+            Container::Zip => {
+                let read = self.zip(name, stream, layer);
                 self.reading.decompressed_bytes = self.budget.spent.get();
                 read
             }
-            Container::Tar => self.tar(name, stream, layer),
         }
+    }
+
+    /// A compression's one member: the decoded stream, under the same name, its output counted
+    /// against the budget.
+    fn decoded(
+        &mut self,
+        name: &str,
+        decoder: impl Read,
+        kind: fn(io::Error) -> FaultKind,
+        layer: usize,
+    ) -> Result<(), Fault> {
+        let mut decoded =
+            Tagged { inner: decoder, layer, name: name.to_string(), kind, budget: Some(self.budget.clone()) };
+        let read = self.stream(name, &mut decoded, layer + 1);
+        self.reading.decompressed_bytes = self.budget.spent.get();
+        read
+    }
+
+    /// A zip archive's members, each a member stream named `archive!path`, read in the order
+    /// they are stored, from their local headers (see [`zip`]): nothing of the archive is held
+    /// but the current member's header. A member this reader does not decompress is skipped and
+    /// counted when its size is known; when it is not, the rest of the archive cannot be found.
+    fn zip(&mut self, name: &str, stream: &mut dyn Read, layer: usize) -> Result<(), Fault> {
+        let zip_fault = |e: io::Error| Fault::of(e, |e| Fault::new(layer, name, FaultKind::Zip(e)));
+        let mut input = BufReader::with_capacity(READ_BUFFER, stream);
+        // The next header's signature, when a folder without its data descriptor read it.
+        let mut signature = None;
+        while let Some(header) = zip::LocalHeader::next(&mut input, signature.take()).map_err(zip_fault)? {
+            let member = format!("{name}!{}", header.name);
+            let method = match header.method() {
+                Ok(method) => method,
+                Err(unsupported) if header.size_known() => {
+                    self.skip(member, SkipReason::Unsupported, Some(unsupported));
+                    io::copy(&mut (&mut input).take(header.compressed_size), &mut io::sink()).map_err(zip_fault)?;
+                    continue;
+                }
+                Err(unsupported) => {
+                    let why = format!(
+                        "'{}': {unsupported}, whose size follows its data: the members after it cannot be found",
+                        header.name
+                    );
+                    return Err(Fault::new(
+                        layer,
+                        name,
+                        FaultKind::Zip(io::Error::new(io::ErrorKind::Unsupported, why)),
+                    ));
+                }
+            };
+            if header.is_folder() && header.size_known() {
+                io::copy(&mut (&mut input).take(header.compressed_size), &mut io::sink()).map_err(zip_fault)?;
+                continue;
+            }
+            if !header.size_known() && method == zip::Method::Stored {
+                if !header.is_folder() {
+                    let why = format!(
+                        "'{}': stored, its size after its data: the members after it cannot be found",
+                        header.name
+                    );
+                    return Err(Fault::new(
+                        layer,
+                        name,
+                        FaultKind::Zip(io::Error::new(io::ErrorKind::Unsupported, why)),
+                    ));
+                }
+                // A folder's data is empty.
+                signature = zip::DataDescriptor::read_after_folder(&mut input, header.zip64).map_err(zip_fault)?;
+                continue;
+            }
+            // Damage within a member whose size is known spoils that member only; without its
+            // size, the end of its data is where the next member starts.
+            let member_layer = if header.size_known() { layer + 1 } else { layer };
+            let budget = (method == zip::Method::Deflate).then(|| self.budget.clone());
+            let mut raw = if header.size_known() {
+                zip::Raw::Sized((&mut input).take(header.compressed_size))
+            } else {
+                zip::Raw::Open(&mut input)
+            };
+            let mut data = Tagged {
+                inner: zip::Data::new(&mut raw, method, header.size_known().then_some(header.crc32)),
+                layer: member_layer,
+                name: member.clone(),
+                kind: FaultKind::Zip,
+                budget,
+            };
+            let read = if header.is_folder() { Ok(()) } else { self.stream(&member, &mut data, layer + 1) };
+            let read = match read {
+                Ok(()) => Ok(()),
+                // The member is broken, not the archive: on to the next one.
+                Err(fault) if fault.layer > layer && !matches!(fault.kind, FaultKind::Limit) => {
+                    self.skip_fault(fault);
+                    Ok(())
+                }
+                Err(fault) => Err(fault),
+            };
+            read?;
+            if header.size_known() {
+                drop(data);
+                io::copy(&mut raw, &mut io::sink()).map_err(zip_fault)?;
+            } else {
+                // Its data ends where its compressed stream does: decoded to the end, within the
+                // budget, then the data descriptor read and checked.
+                io::copy(&mut data, &mut io::sink()).map_err(zip_fault)?;
+                let crc32 = data.inner.crc32();
+                drop(data);
+                zip::DataDescriptor::read(&mut input, header.zip64, crc32).map_err(zip_fault)?;
+            }
+        }
+        Ok(())
     }
 
     /// A tar archive's regular files, each a member stream named `archive!path`. Entries are read
@@ -703,6 +918,7 @@ impl<'a> Reader<'a> {
                 self.reading.truncated_lines += 1;
                 over_long = true;
             }
+            self.reading.text.add(&self.line);
             if !self.line.is_empty() || read.is_ok() {
                 let text = String::from_utf8_lossy(&self.line);
                 self.sink.line(text.trim_end_matches('\r'));
@@ -764,6 +980,30 @@ mod tests {
         assert_eq!(Container::sniff(&tar), Some(Container::Tar));
         assert_eq!(Container::sniff(&tar[..261]), None);
         assert_eq!(Container::sniff(b"2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]:"), None);
+        assert_eq!(Container::sniff(b"BZh91AY&SY\x00"), Some(Container::Bzip2));
+        assert_eq!(Container::sniff(b"BZh9\x17rE8P\x90"), Some(Container::Bzip2));
+        assert_eq!(Container::sniff(b"BZh9 is not a compressed log"), None);
+        assert_eq!(Container::sniff(b"\xfd7zXZ\x00\x00\x04"), Some(Container::Xz));
+        assert_eq!(Container::sniff(b"PK\x03\x04\x14\x00"), Some(Container::Zip));
+        assert_eq!(Container::sniff(b"PK\x05\x06\x00\x00"), Some(Container::Zip));
+        assert_eq!(Container::sniff(b"PKI notes"), None);
+    }
+
+    #[test]
+    fn text_is_measured_byte_by_byte_and_binary_told_by_nul_or_share() {
+        let mut text = Text::default();
+        text.add("2022-07-11 vcsc: \u{1b}[31mJos\u{e9}\u{1b}[0m\tok\r".as_bytes());
+        assert_eq!((text.nul_bytes, text.binary_bytes), (0, 0));
+        text.add(b"Jos\xe9 in Latin-1");
+        assert_eq!((text.nul_bytes, text.binary_bytes), (0, 1));
+        assert!(!text.looks_binary());
+        let mut with_nul = text;
+        with_nul.add(b"\x00");
+        assert!(with_nul.looks_binary());
+        let mut controls = Text::default();
+        controls.add(b"\x01\x02\x03\x04abcdefghijklmnop");
+        assert!(controls.looks_binary(), "{controls}");
+        assert_eq!(controls.to_string(), "20 bytes read, 0 NUL, 4 (20%) neither text nor UTF-8");
     }
 
     #[test]

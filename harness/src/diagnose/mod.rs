@@ -5,8 +5,9 @@
 //! model: the model *writes* traffic-server lines (`ScenarioRun::log`), this module *reads* them
 //! back, and those of real Expressways: syslog lines (`... traffic_server[18242]: [ET_NET 0]
 //! WARNING: ...`), stock ATS `diags.log` lines (`[Jul 11 16:55:26.016] [ET_NET 0] WARNING: ...`),
-//! OpenSSL 1.1 and 3 wordings, plain or gzip'd, one file, a folder or the `.tar.gz` bundle that
-//! Maintenance > Diagnostics > Diagnostic logging downloads.
+//! OpenSSL 1.1 and 3 wordings, plain or compressed (gzip, bzip2, xz), one file, a folder, the
+//! `.tar.gz` bundle that Maintenance > Diagnostics > Diagnostic logging downloads, or the `.zip`,
+//! `.tar.bz2` or `.tar.xz` a customer makes of it.
 //!
 //! `input` reads all of those as a stream, a line at a time, under [`Limits`]; this module is
 //! fed those lines and keeps only what the findings need (and the latest `REMEMBERED`
@@ -15,7 +16,9 @@
 //!
 //! How a log becomes findings:
 //! - An MRA request line (`GET http://vcs_control.steven.lab:8443/<base64>/...`) gives a target:
-//!   host and port, decoded with [`crate::mra::decode`].
+//!   host and port, decoded with [`crate::mra::decode`]. It follows its `HTTPMSG:` header on the
+//!   next line, or on the same line (`HTTPMSG:|GET ...`, or `HTTPMSG:#012|GET ...` from a syslog
+//!   relay that escapes newlines): [`inline_message`]. The finding shows it ([`MraRequest`]).
 //! - A `WARNING: Core server certificate verification failed ...` or `WARNING: SNI (...) not in
 //!   certificate ...` line is tied to the port of the most recent request target of the same
 //!   host (SNI, server name or address) from the same peer and traffic_server pid of the same
@@ -30,6 +33,9 @@
 //!   host. `unable to verify the first certificate` is PERMISSIVE's follow-on line, not a class.
 //! - A server whose failing target later answered a request (a response below 500) still counts:
 //!   the log shows the failure CSA would flag, and the finding says it recovered since.
+//!
+//! - An input in which no line looks like a log line ([`looks_like_log`]) is not a clean bill of
+//!   health but [`DiagnoseError::NotLogs`] (exit 2).
 //!
 //! Invariant: nothing here panics on any input; a line that does not parse is skipped.
 
@@ -48,7 +54,8 @@ pub enum DiagnosisClass {
     UnknownIssuer,
     /// `self signed certificate in certificate chain`: upload that root.
     UntrustedRoot,
-    /// `unable to get issuer certificate`: upload the root above the uploaded intermediate.
+    /// `unable to get issuer certificate` at depth N: the certificate at depth N was found, the
+    /// one that signed it (an intermediate or the root) was not: upload it and the CAs above it.
     MissingRoot,
     /// Expired: re-issue.
     Expired,
@@ -65,14 +72,20 @@ pub const WORKAROUND: &str = "xConfiguration EdgeConfigServer VerifyOriginServer
 
 mod input;
 
-pub use input::{FileKind, Limits, Reading, SizeError, SkipReason, Skipped, Skips, bytes, parse_bytes};
+pub use input::{
+    FileKind, Limits, Reading, SizeError, SkipReason, Skipped, Skips, Text, XZ_MEMORY, bytes, parse_bytes,
+};
 
-/// Why the input could not be read: the only `Err` of this module (exit 2). Inside a folder or
-/// an archive, the same troubles skip the entry instead ([`Skips`]).
+/// Why the input could not be read as logs: the only `Err` of this module (exit 2). Inside a
+/// folder or an archive, the same troubles skip the entry instead ([`Skips`]).
+///
+/// A message names the object and what is wrong with it; the system's or the decoder's words
+/// are its [`source`](std::error::Error::source), printed after it (`{:#}` with anyhow), never
+/// twice.
 #[derive(Debug, thiserror::Error)]
 pub enum DiagnoseError {
     /// Missing or unreadable file or folder, or a broken symbolic link.
-    #[error("cannot read '{path}': {source}")]
+    #[error("cannot read '{path}'")]
     Read {
         /// The path.
         path: PathBuf,
@@ -88,15 +101,39 @@ pub enum DiagnoseError {
         kind: FileKind,
     },
     /// A gzip stream that does not decompress.
-    #[error("'{name}' is not a valid gzip file: {source}")]
+    #[error("'{name}' is not a valid gzip file")]
     Gzip {
         /// The file (and bundle entry) name.
         name: String,
         /// The cause.
         source: std::io::Error,
     },
+    /// A bzip2 stream that does not decompress.
+    #[error("'{name}' is not a valid bzip2 file")]
+    Bzip2 {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// An xz stream that does not decompress, or whose dictionary exceeds [`XZ_MEMORY`].
+    #[error("'{name}' is not a valid xz file")]
+    Xz {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A zip archive that does not read to its end.
+    #[error("'{name}' is not a readable zip archive")]
+    Zip {
+        /// The file (and bundle entry) name.
+        name: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A tar archive that does not read to its end.
-    #[error("'{name}' is not a valid tar archive: {source}")]
+    #[error("'{name}' is not a valid tar archive")]
     Tar {
         /// The file (and bundle entry) name.
         name: String,
@@ -118,6 +155,20 @@ pub enum DiagnoseError {
         path: PathBuf,
         /// What was skipped, and why.
         skipped: Skips,
+    },
+    /// Read, but not as logs: no line of it looks like a log line ([`looks_like_log`]).
+    #[error("'{path}' cannot be read as logs: {why}")]
+    NotLogs {
+        /// The path.
+        path: PathBuf,
+        /// What it looked like instead (binary, text of another kind, empty).
+        why: String,
+        /// How many files were read.
+        files: usize,
+        /// How many lines were read.
+        lines: usize,
+        /// How it was read (what was skipped, a limit reached): worth printing beside the error.
+        reading: Box<Reading>,
     },
 }
 
@@ -144,6 +195,10 @@ pub struct Finding {
     /// The origin port, from the latest MRA request to that host in the same pid; `None`
     /// when no request line tells it.
     pub port: Option<u16>,
+    /// Where the port came from.
+    pub port_from: PortSource,
+    /// The MRA request that tied the latest warning to its port, decoded.
+    pub request: Option<MraRequest>,
     /// The class; `None` for a verification error outside SPEC's classes (shown as is).
     #[serde(serialize_with = "class_name_opt")]
     pub class: Option<DiagnosisClass>,
@@ -276,10 +331,23 @@ pub enum LineEvent {
     },
     /// A request line naming an MRA target: `GET http://vcs_control...:8443/<base64>/...`.
     Request {
+        /// Decoded MRA domain.
+        domain: String,
         /// Decoded target host.
         host: String,
         /// Decoded target port.
         port: u16,
+        /// The path after the token, cut at [`MraRequest::PATH_BYTES`].
+        path: String,
+    },
+    /// OpenSSL's verify-callback line for one certificate of the chain being verified,
+    /// `depth=1 DC = vngtp, CN = vngtp-intermediate-CA-1` (as `openssl s_client` and many
+    /// debug logs print it): the subject at that depth.
+    ChainSubject {
+        /// The depth.
+        depth: u32,
+        /// The subject, as printed, cut at [`MraRequest::PATH_BYTES`].
+        subject: String,
     },
     /// An origin-form request line, `GET /cucm-uds/servers HTTP/1.1`: what the traffic server
     /// sends the origin.
@@ -288,7 +356,8 @@ pub enum LineEvent {
         path: String,
     },
     /// A `Detail="Receive Request"`, `"Sending Request"` or `"Sending Response"` header line;
-    /// its message follows on the next line.
+    /// its message follows on the next line, or on the same one after `HTTPMSG:` (see
+    /// [`inline_message`]).
     Header {
         /// Which.
         kind: HeaderKind,
@@ -382,7 +451,15 @@ pub fn parse_line(line: &str) -> Option<LineEvent> {
         let path_start = rest.find('/')?;
         let path = rest[path_start..].split_whitespace().next().unwrap_or_default();
         let target = crate::mra::decode(path).ok()?;
-        return Some(LineEvent::Request { host: target.host, port: target.port });
+        return Some(LineEvent::Request {
+            domain: target.domain,
+            host: target.host,
+            port: target.port,
+            path: cut(&target.path, MraRequest::PATH_BYTES),
+        });
+    }
+    if let Some(event) = chain_subject(line) {
+        return Some(event);
     }
     let trimmed = line.trim_start_matches(|c: char| c == '|' || c.is_whitespace());
     if let Some(rest) = trimmed.strip_prefix("HTTP/") {
@@ -398,6 +475,112 @@ pub fn parse_line(line: &str) -> Option<LineEvent> {
         return Some(LineEvent::OriginRequest { path: path.to_string() });
     }
     None
+}
+
+/// A header line's message when it is on the same line: `HTTPMSG:|GET ...`, or with a syslog
+/// relay's escaped newline, `HTTPMSG:#012|GET ...` (rsyslog writes control characters as `#`
+/// and three octal digits). Only the message's first line (up to the next `#012`) is returned:
+/// the request or status line.
+pub fn inline_message(line: &str) -> Option<&str> {
+    const MARKER: &str = "HTTPMSG:";
+    let rest = &line[line.find(MARKER)? + MARKER.len()..];
+    let rest = rest.trim_start();
+    let rest = rest.strip_prefix("#012").unwrap_or(rest);
+    let first = rest.split("#012").next().unwrap_or_default().trim();
+    (!first.trim_start_matches('|').trim().is_empty()).then_some(first)
+}
+
+/// `depth=N <subject>` (OpenSSL's verify callback): N, and a subject that reads like a
+/// distinguished name (`CN = x`, `/CN=x`). `... depth=0` at the end of a warning is not one.
+fn chain_subject(line: &str) -> Option<LineEvent> {
+    const KEY: &str = "depth=";
+    let i = line.find(KEY)?;
+    if line[..i].chars().next_back().is_some_and(|c| !c.is_whitespace() && c != ':' && c != '>') {
+        return None;
+    }
+    let rest = &line[i + KEY.len()..];
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let depth = rest[..digits].parse().ok()?;
+    let subject = rest[digits..].strip_prefix(' ')?.trim();
+    if !subject.contains('=') || subject.contains("Core server certificate") {
+        return None;
+    }
+    Some(LineEvent::ChainSubject { depth, subject: cut(subject, MraRequest::PATH_BYTES) })
+}
+
+/// `text`, cut at `max` bytes (on a character boundary), `...` marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// Whether a line reads as a line of a log this command reads: a syslog line (RFC 3339 or
+/// RFC 3164 time stamp first, or a `traffic_server[pid]:` tag), a `diags.log` line (`[Jul 11
+/// 16:55:26.016]` first), or a traffic server line this module understands without its prefix
+/// (a verification warning, `SSL connection failed`, an MRA request line). An input with no
+/// such line cannot be read as logs: `diagnose` says so rather than find nothing in it.
+pub fn looks_like_log(line: &str) -> bool {
+    let line = line.trim_start_matches('\u{feff}');
+    if split_prefix(line).0.is_some() || rfc3339_stamp(line) || rfc3164_stamp(line) {
+        return true;
+    }
+    if let Some(inner) = line.strip_prefix('[') {
+        if rfc3164_stamp(inner) {
+            return true;
+        }
+    }
+    matches!(
+        parse_line(line),
+        Some(
+            LineEvent::VerifyFailed { .. }
+                | LineEvent::SniNotInCertificate { .. }
+                | LineEvent::ConnectionFailed { .. }
+                | LineEvent::Request { .. }
+        )
+    )
+}
+
+/// `2022-07-11T18:55:26` (or with a space for the `T`) first.
+fn rfc3339_stamp(line: &str) -> bool {
+    let b = line.as_bytes();
+    let digits = |range: std::ops::Range<usize>| b.get(range).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && matches!(b.get(10), Some(b'T' | b' '))
+        && digits(11..13)
+        && b.get(13) == Some(&b':')
+        && digits(14..16)
+        && b.get(16) == Some(&b':')
+        && digits(17..19)
+}
+
+/// `Jul 11 16:55:26` (or `Jul  1 ...`) first.
+fn rfc3164_stamp(line: &str) -> bool {
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let b = line.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    MONTHS.iter().any(|m| line.starts_with(m))
+        && b.get(3) == Some(&b' ')
+        && (digit(4) || b.get(4) == Some(&b' '))
+        && digit(5)
+        && b.get(6) == Some(&b' ')
+        && digit(7)
+        && digit(8)
+        && b.get(9) == Some(&b':')
+        && digit(10)
+        && digit(11)
+        && b.get(12) == Some(&b':')
+        && digit(13)
+        && digit(14)
 }
 
 /// The text after `key` up to the first of `ends` (or the end of the line).
@@ -427,10 +610,42 @@ pub fn diagnose_path(path: &Path) -> Result<Report, DiagnoseError> {
 /// Diagnoses a file, a folder or a bundle, read as a stream under `limits`: a line at a time,
 /// containers recognised by their first bytes, only regular files opened; what could not be
 /// read inside a folder or a bundle is skipped and counted in [`Report::reading`].
+///
+/// Input in which no line looks like a log line ([`looks_like_log`]) is
+/// [`DiagnoseError::NotLogs`]: random bytes, a capture, an empty file, text of another kind.
+/// Finding no failure in what is not a log would be a false clean bill of health.
 pub fn diagnose_path_within(path: &Path, limits: &Limits) -> Result<Report, DiagnoseError> {
     let mut diagnosis = Diagnosis::default();
     let (files, reading) = input::read_path(path, limits, &mut diagnosis)?;
+    if !diagnosis.saw_log_line {
+        let text = &reading.text;
+        let why = if diagnosis.lines == 0 {
+            "it is empty".to_string()
+        } else if text.bytes == 0 {
+            "it holds only empty lines".to_string()
+        } else if text.looks_binary() {
+            format!("it looks binary, not text ({text}), and no line of it looks like a syslog or diags.log line")
+        } else {
+            format!("no line of it looks like a syslog or diags.log line ({} line(s) read)", diagnosis.lines)
+        };
+        let (path, lines) = (path.to_path_buf(), diagnosis.lines);
+        return Err(DiagnoseError::NotLogs { path, why, files, lines, reading: Box::new(reading) });
+    }
     Ok(diagnosis.finish(files, reading))
+}
+
+/// How an input was read, for tools, as one line of JSON: `files`, `lines` and the [`Reading`]
+/// (`skipped`, `truncated_lines`, `decompressed_bytes`, `text`, `limit_reached`, `limits`, ...).
+pub fn summary_json(files: usize, lines: usize, reading: &Reading) -> String {
+    #[derive(Serialize)]
+    struct Summary<'a> {
+        files: usize,
+        lines: usize,
+        #[serde(flatten)]
+        reading: &'a Reading,
+    }
+    let summary = Summary { files, lines, reading };
+    serde_json::to_string(&summary).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 /// Diagnoses lines given in memory (one file).
@@ -477,13 +692,85 @@ struct LatestWarning {
     sni: String,
     line: String,
     source: String,
+    /// The subject of the certificate at `depth`, when a chain line before it told it.
+    subject: Option<String>,
+    /// Where the port came from.
+    port_from: PortFrom,
 }
+
+/// Where a warning's port came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PortFrom {
+    /// The decoded MRA request line before the warning.
+    Request(MraRequest),
+    /// Expressway-C's own UDS request (discovery), which CUCM serves on Tomcat, port 8443.
+    UdsDiscovery,
+    /// No line before the warning tells it.
+    Unknown,
+}
+
+/// Where a finding's port came from, as `--json` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::Display)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum PortSource {
+    /// The decoded MRA request line before the warning ([`Finding::request`]).
+    Request,
+    /// Expressway-C's own UDS request (discovery), which CUCM serves on Tomcat, port 8443.
+    UdsDiscovery,
+    /// No line before the warning tells it: see [`PORT_HINT`].
+    Unknown,
+}
+
+/// Which log lines tell a warning's port, for a finding whose port is not in the log.
+pub const PORT_HINT: &str = "the port is in the MRA request lines before a warning (`HTTPMSG:` then `|GET http://<expressway>:<port>/<token>/...`), which the traffic server logs at DEBUG level (module network.http.trafficserver): collect the diagnostic log with that module at DEBUG to see it";
+
+/// The MRA request that tied a finding to its port: a request line's token, decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MraRequest {
+    /// The token as it decodes: `steven.lab/https/10.48.36.215/8443`.
+    pub decoded: String,
+    /// The MRA domain.
+    pub domain: String,
+    /// The origin host, FQDN or IP, as the client asked for it.
+    pub host: String,
+    /// The origin port.
+    pub port: u16,
+    /// What was asked of it: the path after the token (`/cucm-uds/user/emusk/devices?max=100`),
+    /// cut at [`MraRequest::PATH_BYTES`].
+    pub path: String,
+    /// Where the request line was read (file name, line number from 1).
+    pub source: String,
+}
+
+impl MraRequest {
+    /// How much of a path (or of a chain line's subject) is kept: it is shown, and remembered
+    /// for thousands of recent requests.
+    pub const PATH_BYTES: usize = 256;
+}
+
+/// A request line's target, remembered per process and host.
+#[derive(Debug, Clone)]
+struct Target {
+    domain: String,
+    host: String,
+    port: u16,
+    path: String,
+    /// Its line number in the file.
+    number: usize,
+    seq: u64,
+}
+
+/// How many chain lines (`depth=N subject`) a process keeps until its next warning.
+const CHAIN_LINES: usize = 16;
 
 /// Per file and pid: which transaction a message line belongs to, and UDS discovery.
 #[derive(Debug, Default)]
 struct PidState {
     /// The header the next message line belongs to.
     pending: Option<(HeaderKind, Option<String>)>,
+    /// The chain lines since the last warning, latest last (at most [`CHAIN_LINES`]).
+    chain: Vec<(u32, String)>,
     /// Seq of the latest request Expressway-C made on its own (a `Sending Request` whose
     /// Txn-id no `Receive Request` announced: discovery) to UDS, which CUCM serves on Tomcat,
     /// port 8443. It names no host: it gives the port of a warning only when no request to
@@ -510,8 +797,8 @@ struct FileState {
     /// `HTTPMSG:`) continue it.
     current: PidKey,
     pids: Recent<PidKey, PidState>,
-    /// (process, host lowercase) -> (port, seq of the request line).
-    targets: Recent<(PidKey, String), (u16, u64)>,
+    /// (process, host lowercase) -> the latest request line to it.
+    targets: Recent<(PidKey, String), Target>,
     /// (process, Txn-id) -> target.
     txns: Recent<(PidKey, String), (String, u16)>,
 }
@@ -540,6 +827,9 @@ struct Diagnosis {
     groups_of_host: HashMap<String, BTreeSet<GroupKey>>,
     seq: u64,
     lines: usize,
+    /// Whether a line looked like a log line ([`looks_like_log`]): once one has, the others
+    /// are not asked.
+    saw_log_line: bool,
     file: FileState,
 }
 
@@ -551,6 +841,7 @@ impl Default for Diagnosis {
             groups_of_host: HashMap::new(),
             seq: 0,
             lines: 0,
+            saw_log_line: false,
             file: FileState::new(""),
         }
     }
@@ -566,22 +857,47 @@ impl input::LineSink for Diagnosis {
         self.lines += 1;
         self.seq += 1;
         self.file.number += 1;
-        let seq = self.seq;
+        if !self.saw_log_line {
+            self.saw_log_line = looks_like_log(line);
+        }
         let (pid, body) = split_prefix(line);
         if pid.is_some() {
             self.file.current = (syslog_host(line).map(str::to_string), pid);
         }
         let Some(event) = parse_line(body) else { return };
+        let header = matches!(event, LineEvent::Header { .. });
+        self.event(event, line);
+        // `HTTPMSG:|GET ...` on the header's own line: its message, as if on the next line.
+        if header {
+            if let Some(event) = inline_message(body).and_then(parse_line) {
+                self.event(event, line);
+            }
+        }
+    }
+}
+
+impl Diagnosis {
+    /// What one event of `line` tells.
+    fn event(&mut self, event: LineEvent, line: &str) {
+        let seq = self.seq;
         let file = &mut self.file;
         let current = file.current.clone();
         match event {
             LineEvent::Header { kind, txn } => file.pids.entry(current).pending = Some((kind, txn)),
-            LineEvent::Request { host, port } => {
-                let host = host.to_ascii_lowercase();
-                file.targets.insert((current.clone(), host.clone()), (port, seq));
+            LineEvent::Request { domain, host, port, path } => {
+                let key = host.to_ascii_lowercase();
+                let target = Target { domain, host, port, path, number: file.number, seq };
+                file.targets.insert((current.clone(), key.clone()), target);
                 if let Some((HeaderKind::ReceiveRequest, Some(txn))) = file.pids.entry(current.clone()).pending.take() {
-                    file.txns.insert((current, txn), (host, port));
+                    file.txns.insert((current, txn), (key, port));
                 }
+            }
+            LineEvent::ChainSubject { depth, subject } => {
+                let chain = &mut file.pids.entry(current).chain;
+                if chain.len() >= CHAIN_LINES {
+                    chain.remove(0);
+                }
+                chain.push((depth, subject));
             }
             LineEvent::OriginRequest { path } => {
                 let state = file.pids.entry(current.clone());
@@ -617,12 +933,24 @@ impl input::LineSink for Diagnosis {
                     return;
                 }
                 let source = format!("{}:{}", self.file.name, self.file.number);
-                let warning =
-                    LatestWarning { meaning, error, depth, action, sni: sni.clone(), line: line.to_string(), source };
+                let chain = std::mem::take(&mut self.file.pids.entry(current).chain);
+                let subject = depth.and_then(|d| chain.into_iter().rev().find(|(at, _)| *at == d)).map(|(_, s)| s);
+                let warning = LatestWarning {
+                    meaning,
+                    error,
+                    depth,
+                    action,
+                    sni: sni.clone(),
+                    line: line.to_string(),
+                    source,
+                    subject,
+                    port_from: PortFrom::Unknown,
+                };
                 self.record(seq, server.unwrap_or(sni), address, warning);
             }
             LineEvent::SniNotInCertificate { sni, action, server, address } => {
                 let source = format!("{}:{}", self.file.name, self.file.number);
+                self.file.pids.entry(current).chain.clear();
                 let warning = LatestWarning {
                     meaning: ErrorMeaning::Class(DiagnosisClass::NameNotInCertificate),
                     error: format!("SNI ({sni}) not in certificate"),
@@ -631,14 +959,14 @@ impl input::LineSink for Diagnosis {
                     sni: sni.clone(),
                     line: line.to_string(),
                     source,
+                    subject: None,
+                    port_from: PortFrom::Unknown,
                 };
                 self.record(seq, server.unwrap_or(sni), address, warning);
             }
         }
     }
-}
 
-impl Diagnosis {
     /// A response below 500 from `host:port` to a request `peer` relayed.
     fn answered(&mut self, peer: Option<String>, host: &str, port: u16, seq: u64) {
         let Some(keys) = self.groups_of_host.get(host) else { return };
@@ -651,24 +979,46 @@ impl Diagnosis {
         }
     }
 
-    fn record(&mut self, seq: u64, server: String, address: Option<String>, warning: LatestWarning) {
+    fn record(&mut self, seq: u64, server: String, address: Option<String>, mut warning: LatestWarning) {
         let file = &mut self.file;
         let current = file.current.clone();
         let candidates = [Some(warning.sni.as_str()), Some(server.as_str()), address.as_deref()];
         let own_uds_request = file.pids.get(&current).and_then(|state| state.own_uds_request);
-        let port = candidates
+        let target = candidates
             .iter()
             .flatten()
-            .filter_map(|host| file.targets.get(&(current.clone(), host.to_ascii_lowercase())).copied())
-            .chain(own_uds_request.map(|s| (UDS_PORT, s)))
-            .max_by_key(|(_, s)| *s)
-            .map(|(port, _)| port);
+            .filter_map(|host| file.targets.get(&(current.clone(), host.to_ascii_lowercase())))
+            .max_by_key(|target| target.seq);
+        let uds_is_newer = |target: &Target| own_uds_request.is_some_and(|uds| uds > target.seq);
+        warning.port_from = match target {
+            Some(target) if !uds_is_newer(target) => PortFrom::Request(MraRequest {
+                decoded: format!("{}/https/{}/{}", target.domain, target.host, target.port),
+                domain: target.domain.clone(),
+                host: target.host.clone(),
+                port: target.port,
+                path: target.path.clone(),
+                source: format!("{}:{}", file.name, target.number),
+            }),
+            _ if own_uds_request.is_some() => PortFrom::UdsDiscovery,
+            _ => PortFrom::Unknown,
+        };
+        let port = match &warning.port_from {
+            PortFrom::Request(request) => Some(request.port),
+            PortFrom::UdsDiscovery => Some(UDS_PORT),
+            PortFrom::Unknown => None,
+        };
         let peer = syslog_host(&warning.line).map(str::to_string);
         let mut key = (server.clone(), address.clone(), port);
         // A line cut before `server=name(address)` belongs with the latest group of its host.
         if address.is_none() {
             if let Some(existing) = self.latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
                 key = existing.clone();
+            }
+        }
+        if key.2 != port {
+            // The group's port came from an earlier warning: so does where it came from.
+            if let Some(group) = self.groups.get(&key) {
+                warning.port_from = group.latest.port_from.clone();
             }
         }
         for host in candidates.iter().flatten() {
@@ -776,11 +1126,18 @@ fn finding(server: String, address: Option<String>, port: Option<u16>, group: Gr
         ErrorMeaning::Class(c) => Some(c),
         _ => None,
     };
-    let (concerns, remedy) = advice(class, &server, address.as_deref(), port, &latest.sni, latest.depth, &latest.error);
+    let (concerns, remedy) = advice(class, &server, address.as_deref(), port, &latest);
+    let (port_from, request) = match latest.port_from {
+        PortFrom::Request(request) => (PortSource::Request, Some(request)),
+        PortFrom::UdsDiscovery => (PortSource::UdsDiscovery, None),
+        PortFrom::Unknown => (PortSource::Unknown, None),
+    };
     Finding {
         server,
         address,
         port,
+        port_from,
+        request,
         class,
         error: latest.error,
         depth: latest.depth,
@@ -805,10 +1162,9 @@ fn advice(
     server: &str,
     address: Option<&str>,
     port: Option<u16>,
-    sni: &str,
-    depth: Option<u32>,
-    error: &str,
+    warning: &LatestWarning,
 ) -> (String, String) {
+    let (sni, depth, error) = (warning.sni.as_str(), warning.depth, warning.error.as_str());
     let at = match port {
         Some(p) => format!("{server}:{p}"),
         None => format!("{server} (port not in the log)"),
@@ -846,10 +1202,19 @@ fn advice(
             format!("the self-signed root {depth_text} of the chain {at} serves"),
             format!("upload that root CA certificate to {trust}"),
         ),
-        DiagnosisClass::MissingRoot => (
-            format!("the issuer of the CA certificate {depth_text} of the chain {at} serves"),
-            format!("upload the root CA above the uploaded intermediate to {trust}"),
-        ),
+        DiagnosisClass::MissingRoot => {
+            // The certificate at that depth was found (sent, or in the trust store); the one that
+            // signed it was not, whatever it is: an intermediate or the root.
+            let issuer = format!("the issuer of the certificate {depth_text}");
+            let subject = warning.subject.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+            (
+                format!("{issuer}{subject} of the chain built for {at}"),
+                format!(
+                    "upload {issuer}{}, and every CA certificate above it up to its root, to {trust}",
+                    warning.subject.as_deref().map(|s| format!(", the CA that signed {s}")).unwrap_or_default()
+                ),
+            )
+        }
         DiagnosisClass::Expired => (
             cert,
             "re-issue (renew) that certificate and install it on the node; check Expressway-C's clock".to_string(),
@@ -864,19 +1229,22 @@ fn advice(
             "re-issue that certificate with Extended Key Usage serverAuth (TLS Web Server Authentication)".to_string(),
         ),
         DiagnosisClass::NameNotInCertificate => {
-            let kind = if sni.parse::<std::net::IpAddr>().is_ok() { "IP address" } else { "name" };
-            let other = if kind == "IP address" {
-                "the FQDN in the certificate's SAN"
-            } else {
-                "a name (or IP) the certificate holds"
-            };
+            let is_ip = sni.parse::<std::net::IpAddr>().is_ok();
+            let kind = if is_ip { "IP address" } else { "name" };
             let via = address.filter(|a| *a != sni).map(|a| format!(" ({a})")).unwrap_or_default();
-            (
-                format!("the {kind} {sni}{via}, absent from the certificate {at} serves"),
+            // The traffic server (ATS 8.1 and 9.2 alike) matches the SNI against DNS SANs and
+            // the CN only: an iPAddress SAN does not help (scenario seed::remedy-reissue-ip-san),
+            // the address written as a DNS name does (seed::remedy-reissue-ip-as-dns-san).
+            let remedy = if is_ip {
                 format!(
-                    "re-issue the node's certificate with {sni} in its SAN, or set CUCM System > Server to {other} so the node is advertised by it; {refresh}"
-                ),
-            )
+                    "re-issue the node's certificate with a DNS SAN holding the address text (dns:{sni}), as IP SANs are not matched; or advertise the FQDN: set CUCM System > Server to the FQDN in the certificate's SAN, so the node is advertised by it; {refresh}"
+                )
+            } else {
+                format!(
+                    "re-issue the node's certificate with {sni} as a DNS SAN (dns:{sni}), or set CUCM System > Server to a name the certificate holds, so the node is advertised by it; {refresh}"
+                )
+            };
+            (format!("the {kind} {sni}{via}, absent from the certificate {at} serves"), remedy)
         }
     }
 }
@@ -895,15 +1263,7 @@ impl Report {
     /// For tools: the counts and [`Reading`] as one line of JSON (`files`, `lines`, `skipped`,
     /// `truncated_lines`, `decompressed_bytes`, `limit_reached`, `limits`, ...).
     pub fn summary_json(&self) -> String {
-        #[derive(Serialize)]
-        struct Summary<'a> {
-            files: usize,
-            lines: usize,
-            #[serde(flatten)]
-            reading: &'a Reading,
-        }
-        let summary = Summary { files: self.files, lines: self.lines, reading: &self.reading };
-        serde_json::to_string(&summary).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        summary_json(self.files, self.lines, &self.reading)
     }
 
     /// The findings as a JSON list (the report's `findings`), pretty-printed.
@@ -924,7 +1284,13 @@ impl Report {
             writeln!(out, "{} server(s) failed Expressway-C's origin certificate verification:", self.findings.len());
         for f in &self.findings {
             let port = f.port.map_or("?".to_string(), |p| p.to_string());
-            let address = f.address.as_deref().map(|a| format!(" ({a})")).unwrap_or_default();
+            // `10.48.36.215 (10.48.36.215)` says nothing twice: the address once.
+            let address = f
+                .address
+                .as_deref()
+                .filter(|a| !a.eq_ignore_ascii_case(&f.server))
+                .map(|a| format!(" ({a})"))
+                .unwrap_or_default();
             let class = f.class.map_or("unclassified", class_name);
             let _ = writeln!(out, "\n{}{address} port {port}: {class}", f.server);
             let depth = f.depth.map(|d| format!(" at depth {d}")).unwrap_or_default();
@@ -934,6 +1300,23 @@ impl Report {
                 "  error:      {}{depth}{action} ({} warning(s), {} connection error(s))",
                 f.error, f.count, f.errors
             );
+            match (&f.request, f.port_from) {
+                (Some(r), _) => {
+                    let _ = writeln!(
+                        out,
+                        "  request:    {} (host {}, port {}), path {} (at {})",
+                        r.decoded, r.host, r.port, r.path, r.source
+                    );
+                }
+                (None, PortSource::UdsDiscovery) => {
+                    out.push_str(
+                        "  request:    Expressway-C's own UDS request (discovery): CUCM serves UDS on port 8443\n",
+                    );
+                }
+                (None, _) => {
+                    let _ = writeln!(out, "  port:       not in the log: {PORT_HINT}");
+                }
+            }
             let _ = writeln!(out, "  concerns:   {}", f.concerns);
             let _ = writeln!(out, "  remedy:     {}", f.remedy);
             let _ = writeln!(out, "  workaround: {}", f.workaround);
