@@ -15,7 +15,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 
 use super::keys::KeyCache;
-use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San};
+use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, TimeSpec};
 use super::{CertKind, PkiError, Role, Topology, identity_of};
 
 /// One built certificate with its key and everything needed to describe it.
@@ -170,9 +170,14 @@ impl Pki {
     fn make(&self, id: &str, spec: CertSpec, key: KeyPair, serial: u64) -> Result<BuiltCert, PkiError> {
         let role = self.topology.role(id).unwrap_or(Role::Leaf);
         let issuer_id = self.topology.issuer(id).map(str::to_string);
-        let not_before = spec.not_before.resolve(self.validation_time);
-        let not_after = spec.not_after.resolve(self.validation_time);
         let field = |field: &'static str, message: String| PkiError::Field { cert: id.to_string(), field, message };
+        let resolve = |name: &'static str, at: TimeSpec| {
+            at.resolve(self.validation_time).ok_or_else(|| {
+                field(name, "falls outside the years 0 to 9999 that a certificate's validity can state".into())
+            })
+        };
+        let not_before = resolve("not_before", spec.not_before)?;
+        let not_after = resolve("not_after", spec.not_after)?;
 
         let mut params = CertificateParams::default();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -351,4 +356,25 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::source::Source;
+
+    #[test]
+    fn a_validity_outside_the_years_a_certificate_can_state_is_a_field_error_not_a_panic() {
+        // The topology_toml fuzz target panicked here: rcgen's GeneralizedTime encoder on
+        // year -714, and adding the offset panicked past year 9999.
+        for (field, time) in [("not_before", "-1000000d"), ("not_after", "+9999999999y")] {
+            let text = format!("[certs.a]\nsubject = {{ CN = \"a\" }}\n{field} = \"{time}\"\n");
+            let topology = Topology::from_toml(&Source::new("t.toml", text)).expect("checks");
+            let e = Pki::build(&topology, datetime!(2022-07-11 16:55:26 UTC), &KeyCache::in_memory())
+                .expect_err("out of range");
+            assert!(matches!(&e, PkiError::Field { field: f, .. } if *f == field), "{e}");
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use serde::Deserialize;
-use time::{Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime, UtcOffset};
 use toml::Spanned;
 
 /// A whole topology: named certificates, in any order.
@@ -254,13 +254,20 @@ pub enum TimeSpec {
     Absolute(OffsetDateTime),
 }
 
+/// The years a certificate's validity can state: GeneralizedTime has four digits (and rcgen's
+/// encoder panics outside them).
+const CERTIFICATE_YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
 impl TimeSpec {
-    /// The instant this names, given the validation time.
-    pub fn resolve(self, validation_time: OffsetDateTime) -> OffsetDateTime {
-        match self {
-            TimeSpec::Relative(offset) => validation_time + offset,
+    /// The instant this names, given the validation time; `None` when it falls outside the
+    /// years 0 to 9999 (in UTC) that a certificate's validity can state.
+    pub fn resolve(self, validation_time: OffsetDateTime) -> Option<OffsetDateTime> {
+        let at = match self {
+            TimeSpec::Relative(offset) => validation_time.checked_add(offset)?,
             TimeSpec::Absolute(at) => at,
-        }
+        };
+        let utc = at.checked_to_offset(UtcOffset::UTC)?;
+        CERTIFICATE_YEARS.contains(&utc.year()).then_some(at)
     }
 }
 
@@ -275,15 +282,18 @@ impl FromStr for TimeSpec {
             let n: i64 =
                 digits.parse().map_err(|_| format!("time '{s}' must look like -30d, +365d, +2h, -90s or +1y"))?;
             let n = if sign == '-' { -n } else { n };
-            let offset = match unit {
-                "s" => Duration::seconds(n),
-                "m" => Duration::minutes(n),
-                "h" => Duration::hours(n),
-                "d" => Duration::days(n),
-                "y" => Duration::days(365 * n),
+            let seconds_per_unit: i64 = match unit {
+                "s" => 1,
+                "m" => 60,
+                "h" => 3_600,
+                "d" => 86_400,
+                "y" => 365 * 86_400,
                 _ => return Err(format!("time '{s}' has unit '{unit}'; use s, m, h, d or y")),
             };
-            return Ok(TimeSpec::Relative(offset));
+            let seconds = n
+                .checked_mul(seconds_per_unit)
+                .ok_or_else(|| format!("time '{s}' is too far from the validation time"))?;
+            return Ok(TimeSpec::Relative(Duration::seconds(seconds)));
         }
         OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
             .map(TimeSpec::Absolute)
@@ -330,3 +340,32 @@ pub enum AkiSpec {
 }
 
 crate::deserialize_from_str!(KeyType, San, TimeSpec);
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn an_offset_past_what_a_duration_holds_is_an_error_not_a_panic() {
+        // The topology_toml fuzz target panicked here: Duration::days overflowed.
+        let e = "+99999999999999999d".parse::<TimeSpec>().expect_err("too far");
+        assert!(e.contains("too far from the validation time"), "{e}");
+        assert!("-99999999999999999y".parse::<TimeSpec>().is_err());
+        assert_eq!("+2y".parse::<TimeSpec>(), Ok(TimeSpec::Relative(Duration::days(730))));
+    }
+
+    #[test]
+    fn an_instant_outside_the_years_a_certificate_can_state_resolves_to_none() {
+        // The topology_toml fuzz target panicked here: the addition, and rcgen's encoder.
+        let t = datetime!(2022-07-11 16:55:26 UTC);
+        let resolve = |s: &str| s.parse::<TimeSpec>().expect("parses").resolve(t);
+        assert_eq!(resolve("+9999999999y"), None);
+        assert_eq!(resolve("-1000000d"), None);
+        assert_eq!(resolve("0000-01-01T00:00:00+01:00"), None);
+        assert_eq!(resolve("9999-12-31T23:59:59-01:00"), None);
+        assert_eq!(resolve("+365d"), Some(datetime!(2023-07-11 16:55:26 UTC)));
+        assert_eq!(resolve("0000-01-01T00:00:00Z"), Some(datetime!(0000-01-01 0:00 UTC)));
+    }
+}
