@@ -92,7 +92,16 @@ pub(super) fn suggest(unknown: &str) -> Option<&'static str> {
         return Some(c.name);
     }
     let folded = unknown.to_ascii_lowercase();
-    let candidates = ALIASES.iter().map(|a| a.name).chain(CIPHERS.iter().map(|c| c.name));
+    let limit = (unknown.len() / 4).max(2);
+    // The distance is at least the difference in length (in characters; names are ASCII):
+    // names that differ by more than the limit cannot be the answer, and skipping them spares
+    // most of the distance computations.
+    let chars = unknown.chars().count();
+    let candidates = ALIASES
+        .iter()
+        .map(|a| a.name)
+        .chain(CIPHERS.iter().map(|c| c.name))
+        .filter(|name| name.len().abs_diff(chars) <= limit);
     // Closest first; among equals, the one closest in length (`SHAX` is `SHA`, not `SHA1`).
     let (distance, _, best) = candidates
         .map(|name| {
@@ -100,5 +109,5 @@ pub(super) fn suggest(unknown: &str) -> Option<&'static str> {
             (d, name.len().abs_diff(unknown.len()), name)
         })
         .min_by_key(|(d, len, _)| (*d, *len))?;
-    (distance <= (unknown.len() / 4).max(2)).then_some(best)
+    (distance <= limit).then_some(best)
 }
