@@ -180,9 +180,10 @@ impl LogWriter {
         LogWriter { profile, now: settings.start, settings, txn: 0 }
     }
 
-    /// Moves the clock on.
+    /// Moves the clock on (it stops at the last instant `time` can hold rather than overflow:
+    /// a scenario may pin its validation time at the end of year 9999).
     pub fn advance(&mut self, by: Duration) {
-        self.now += by;
+        self.now = self.now.checked_add(by).unwrap_or(self.now);
     }
 
     /// The next transaction id.
@@ -192,10 +193,11 @@ impl LogWriter {
     }
 
     fn prefix(&mut self) -> String {
-        self.now += Duration::milliseconds(1);
+        self.advance(Duration::milliseconds(1));
         match self.profile {
             Profile::ExpresswayX14_2 => {
-                let local = self.now.to_offset(self.settings.utc_offset);
+                // Out of range at the very edges of year 0 and 9999: stamp in UTC there.
+                let local = self.now.checked_to_offset(self.settings.utc_offset).unwrap_or(self.now);
                 let stamp = local
                     .format(format_description!(
                         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3][offset_hour sign:mandatory]:[offset_minute]"
@@ -256,6 +258,17 @@ mod tests {
             w.net("WARNING: x"),
             "2022-07-11T18:55:26.016+02:00 vcsc traffic_server[18242]: [ET_NET 0] WARNING: x"
         );
+    }
+
+    #[test]
+    fn a_clock_pinned_at_the_end_of_year_9999_writes_lines_instead_of_panicking() {
+        let end = datetime!(9999-12-31 23:59:59.999 UTC);
+        for profile in Profile::ALL {
+            let mut w = LogWriter::new(profile, LogSettings::seed(end));
+            w.advance(Duration::days(1));
+            assert!(w.net("WARNING: x").ends_with("WARNING: x"));
+            assert!(w.debug("ssl.error", "y").ends_with("y"));
+        }
     }
 
     #[test]
