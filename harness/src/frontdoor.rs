@@ -29,7 +29,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
 use crate::mra;
@@ -195,47 +195,21 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     settings: FrontDoorSettings,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let places = Arc::new(Semaphore::new(settings.max_connections.max(1)));
-    let mut connections = tokio::task::JoinSet::new();
-    let mut failing = false;
-    'serving: loop {
-        let place = tokio::select! {
-            _ = stop.changed() => break 'serving,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue 'serving,
-            place = places.clone().acquire_owned() => match place {
-                Ok(place) => place,
-                // Invariant: the semaphore is never closed.
-                Err(_) => break 'serving,
-            },
-        };
-        let tcp = loop {
-            tokio::select! {
-                _ = stop.changed() => break 'serving,
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => break tcp,
-                    Err(e) => {
-                        if !failing {
-                            (state.sink)(&format!(
-                                "front door: accept failed ({e}); retrying every {} ms",
-                                settings.accept_backoff.as_millis()
-                            ));
-                            failing = true;
-                        }
-                        tokio::select! {
-                            _ = stop.changed() => break 'serving,
-                            _ = tokio::time::sleep(settings.accept_backoff) => {}
-                        }
-                    }
-                },
-            }
-        };
-        failing = false;
-        connections.spawn(serve_connection(tcp, state.clone(), settings, place));
-    }
-    connections.shutdown().await;
+    let limits =
+        crate::net::AcceptLimits { max_connections: settings.max_connections, accept_backoff: settings.accept_backoff };
+    let log_state = state.clone();
+    crate::net::accept_bounded(
+        listener,
+        limits,
+        "front door",
+        |line| (log_state.sink)(line),
+        stop,
+        Duration::ZERO,
+        |tcp, _, place| serve_connection(tcp, state.clone(), settings, place),
+    )
+    .await;
 }
 
 /// One connection: HTTP/1.1 with the header-read timeout, closed once idle for `idle_timeout`.

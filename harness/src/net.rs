@@ -97,3 +97,76 @@ mod tests {
         assert_eq!(err.io().map(io::Error::kind), Some(io::ErrorKind::ConnectionRefused), "{err}");
     }
 }
+
+/// How a loopback listener bounds what its clients may cost: at most `max_connections` served at
+/// once (more wait in the kernel's listen queue, holding no descriptor of ours), and after a
+/// failed accept (out of descriptors: EMFILE) a pause of `accept_backoff` before the next, never
+/// a spin and never giving up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// The pause after a failed accept.
+    pub accept_backoff: std::time::Duration,
+}
+
+/// Accepts on `listener` until `stop` changes, serving each connection in a task of its own
+/// (`serve` gets the stream, the peer and the place it holds until it ends), within `limits`.
+/// A run of failed accepts is logged once, through `log`, naming `what`. When told to stop,
+/// connections still being served get `linger` to finish, then are cancelled.
+pub async fn accept_bounded<F, Fut>(
+    listener: tokio::net::TcpListener,
+    limits: AcceptLimits,
+    what: &str,
+    log: impl Fn(&str),
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    linger: std::time::Duration,
+    mut serve: F,
+) where
+    F: FnMut(tokio::net::TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let places = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut failing = false;
+    'serving: loop {
+        let place = tokio::select! {
+            _ = stop.changed() => break 'serving,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue 'serving,
+            place = places.clone().acquire_owned() => match place {
+                Ok(place) => place,
+                // Invariant: the semaphore is never closed.
+                Err(_) => break 'serving,
+            },
+        };
+        let (tcp, peer) = loop {
+            tokio::select! {
+                _ = stop.changed() => break 'serving,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => break accepted,
+                    Err(e) => {
+                        if !failing {
+                            log(&format!(
+                                "{what}: accept failed ({e}); retrying every {} ms",
+                                limits.accept_backoff.as_millis()
+                            ));
+                            failing = true;
+                        }
+                        tokio::select! {
+                            _ = stop.changed() => break 'serving,
+                            _ = tokio::time::sleep(limits.accept_backoff) => {}
+                        }
+                    }
+                },
+            }
+        };
+        failing = false;
+        connections.spawn(serve(tcp, peer, place));
+    }
+    if !linger.is_zero() {
+        let finish = async { while connections.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(linger, finish).await;
+    }
+    connections.shutdown().await;
+}

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
 
 use crate::source::printable;
 
@@ -263,49 +263,24 @@ struct Port {
 }
 
 impl Port {
-    async fn accept_loop(self, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        let places = Arc::new(Semaphore::new(self.settings.max_connections.max(1)));
-        let mut connections = tokio::task::JoinSet::new();
-        let mut failing = false;
-        'serving: loop {
-            let place = tokio::select! {
-                _ = stop.changed() => break 'serving,
-                Some(_) = connections.join_next(), if !connections.is_empty() => continue 'serving,
-                place = places.clone().acquire_owned() => match place {
-                    Ok(place) => place,
-                    // Invariant: the semaphore is never closed.
-                    Err(_) => break 'serving,
-                },
-            };
-            let (tcp, peer) = loop {
-                tokio::select! {
-                    _ = stop.changed() => break 'serving,
-                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                    accepted = listener.accept() => match accepted {
-                        Ok(accepted) => break accepted,
-                        Err(e) => {
-                            if !failing {
-                                (self.log)(&format!(
-                                    "control: accept failed ({e}); retrying every {} ms",
-                                    self.settings.accept_backoff.as_millis()
-                                ));
-                                failing = true;
-                            }
-                            tokio::select! {
-                                _ = stop.changed() => break 'serving,
-                                _ = tokio::time::sleep(self.settings.accept_backoff) => {}
-                            }
-                        }
-                    },
-                }
-            };
-            failing = false;
-            connections.spawn(self.clone().serve(tcp, peer, place));
-        }
+    async fn accept_loop(self, listener: TcpListener, stop: watch::Receiver<bool>) {
+        let limits = crate::net::AcceptLimits {
+            max_connections: self.settings.max_connections,
+            accept_backoff: self.settings.accept_backoff,
+        };
+        let log = self.log.clone();
         // The connection that asked to stop is still writing its answer: a moment for it.
-        let finish = async { while connections.join_next().await.is_some() {} };
-        let _ = tokio::time::timeout(Duration::from_secs(1), finish).await;
-        connections.shutdown().await;
+        let linger = Duration::from_secs(1);
+        crate::net::accept_bounded(
+            listener,
+            limits,
+            "control",
+            |line| log(line),
+            stop,
+            linger,
+            |tcp, peer, place| self.clone().serve(tcp, peer, place),
+        )
+        .await;
     }
 
     /// One connection: a bounded line within the read timeout, the token, the command; its
