@@ -184,16 +184,7 @@ impl BuiltinVerifier {
             failure: Some(Failure::Resolve { host: request.host.clone() }),
             ..Outcome::default()
         };
-        if request.purpose == Purpose::Mra {
-            let front = format!(
-                "{} http://{}:{}{}",
-                request.method,
-                expressway.front_name,
-                request.port,
-                crate::mra::encode(&expressway.domain, &request.host, request.port, &request.path)
-            );
-            outcome.log.extend(log.http_message("Receive Request", txn, &front));
-        }
+        outcome.log.extend(received(log, expressway, request, txn));
         outcome.log.extend(log.http_message("Sending Response", txn, &format!("HTTP/1.1 {status} {reason}")));
         Ok(outcome)
     }
@@ -268,16 +259,7 @@ impl Verifier for BuiltinVerifier {
         let log = &mut state.log;
         log.advance(time::Duration::milliseconds(10));
         let txn = log.next_txn();
-        if request.purpose == Purpose::Mra {
-            let front = format!(
-                "{} http://{}:{}{}",
-                request.method,
-                expressway.front_name,
-                request.port,
-                crate::mra::encode(&expressway.domain, &request.host, request.port, &request.path)
-            );
-            outcome.log.extend(log.http_message("Receive Request", txn, &front));
-        }
+        outcome.log.extend(received(log, expressway, request, txn));
         outcome.log.extend(log.http_message(
             "Sending Request",
             txn,
@@ -643,4 +625,25 @@ impl crate::verifier::VerifierFactory for BuiltinFactory {
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
         Ok(Box::new(BuiltinVerifier::new(self.0)))
     }
+}
+
+/// Expressway's "Receive Request" lines for an MRA request as the client sent it to the front
+/// (`GET http://<front>:<port>/<token>/<path>`); nothing for Expressway's own requests.
+fn received(
+    log: &mut LogWriter,
+    expressway: &crate::expressway::ExpresswaySpec,
+    request: &OriginRequest,
+    txn: u64,
+) -> Vec<String> {
+    if request.purpose != Purpose::Mra {
+        return Vec::new();
+    }
+    let front = format!(
+        "{} http://{}:{}{}",
+        request.method,
+        expressway.front_name,
+        request.port,
+        crate::mra::encode(&expressway.domain, &request.host, request.port, &request.path)
+    );
+    log.http_message("Receive Request", txn, &front)
 }
