@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::expressway::{ExpresswaySpec, TrustStore, Version};
 use harness::pki::KeyCache;
 use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
@@ -18,8 +17,10 @@ use harness::scenario::{Catalogue, RunOptions, run::run};
 use harness::verifier::VerifierFactory;
 use harness::verifier::builtin::BuiltinFactory;
 use harness::verifier::command::{CommandFactory, CommandVerifier};
-use harness::verifier::{Failure, LogSettings, OriginRequest, Profile, Purpose, Session, Verifier, VerifierFault};
-use time::macros::datetime;
+use harness::verifier::{Failure, Profile, Verifier, VerifierFault};
+
+mod command_support;
+use command_support::{fault_message, request, script, session};
 
 fn root() -> PathBuf {
     Catalogue::workspace_root()
@@ -27,48 +28,6 @@ fn root() -> PathBuf {
 
 fn adapter(name: &str) -> PathBuf {
     root().join("adapters").join(name)
-}
-
-fn session() -> Session {
-    let t = datetime!(2022-07-11 16:55:26 UTC);
-    Session {
-        peer: "vcsc".into(),
-        expressway: ExpresswaySpec::new(Version::x14_2(), None, "cucm.steven.lab"),
-        trust: TrustStore::default(),
-        client_identity: None,
-        validation_time: t,
-        log: LogSettings::seed(t),
-    }
-}
-
-fn request(host: &str) -> OriginRequest {
-    OriginRequest {
-        host: host.into(),
-        modelled_ip: "10.48.36.215".parse().expect("an IP"),
-        port: 8443,
-        dial: "127.0.0.1:9".parse().expect("a socket address"),
-        method: "GET".into(),
-        path: "/cucm-uds/version".into(),
-        purpose: Purpose::Mra,
-        resolves: true,
-    }
-}
-
-/// A throwaway command in `dir`.
-fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
-}
-
-#[track_caller]
-fn fault_message(result: Result<harness::verifier::Outcome, VerifierFault>) -> String {
-    match result {
-        Err(VerifierFault::Request { message, .. }) => message,
-        other => panic!("expected a verifier fault, got {other:?}"),
-    }
 }
 
 #[test]

@@ -12,14 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use harness::expressway::{ExpresswaySpec, TrustStore, Version};
 use harness::verifier::VerifierFactory as _;
 use harness::verifier::command::{CommandFactory, CommandLimits, CommandVerifier};
-use harness::verifier::{
-    ClientIdentity, LogSettings, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault,
-};
+use harness::verifier::{ClientIdentity, OriginRequest, Session, Verifier, VerifierFault};
 use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-use time::macros::datetime;
+
+mod command_support;
+use command_support::{fault_message, request, script, session};
 
 /// The address-space limit of a confined child.
 const ADDRESS_SPACE: u64 = 1 << 30;
@@ -27,54 +26,6 @@ const ADDRESS_SPACE: u64 = 1 << 30;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// Set in a confined child's environment; the `confined_*` tests do nothing without it.
 const CONFINED: &str = "MRALAB_TEST_CONFINED";
-
-fn session() -> Session {
-    let t = datetime!(2022-07-11 16:55:26 UTC);
-    Session {
-        peer: "vcsc".into(),
-        expressway: ExpresswaySpec::new(Version::x14_2(), None, "cucm.steven.lab"),
-        trust: TrustStore::default(),
-        client_identity: None,
-        validation_time: t,
-        log: LogSettings::seed(t),
-    }
-}
-
-fn request() -> OriginRequest {
-    OriginRequest {
-        host: "cucm.steven.lab".into(),
-        modelled_ip: "10.48.36.215".parse().expect("an IP"),
-        port: 8443,
-        dial: "127.0.0.1:9".parse().expect("a socket address"),
-        method: "GET".into(),
-        path: "/cucm-uds/version".into(),
-        purpose: Purpose::Mra,
-        resolves: true,
-    }
-}
-
-/// A throwaway command in `dir`.
-fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write the script");
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    path
-}
-
-/// The fault's message; an outcome is a failure, shown without its (possibly huge) body.
-#[track_caller]
-fn fault_message(result: Result<Outcome, VerifierFault>) -> String {
-    match result {
-        Err(VerifierFault::Request { message, .. }) => message,
-        Err(other) => panic!("expected a request fault, got {other:?}"),
-        Ok(outcome) => panic!(
-            "expected a verifier fault, got an outcome: status {}, a body of {} bytes",
-            outcome.status,
-            outcome.body.len()
-        ),
-    }
-}
 
 /// Whether `pid` is gone: no `/proc/<pid>`, or a zombie nobody has reaped yet.
 fn gone(pid: u32) -> bool {
@@ -231,7 +182,7 @@ fn confined_endless_answer_line() {
     );
     let mut verifier = CommandVerifier::new(&path);
     verifier.open(&session()).expect("open");
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: an answer line longer than 1048576 bytes"), "{message}");
     assert!(message.contains("endless endless"), "the fault shows how the line starts: {message}");
     assert!(message.len() < 8192, "the fault does not quote the whole line: {} bytes", message.len());
@@ -258,7 +209,7 @@ fn confined_gigabyte_on_stderr() {
     // Generous: the point is the memory a gigabyte costs, not the time.
     let mut verifier = CommandVerifier::new(&path).with_timeout(Duration::from_secs(45));
     verifier.open(&session()).expect("open");
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: the command exited without answering"), "{message}");
     assert!(message.trim_end().ends_with("eeeeflood.sh: the end"), "the fault quotes the end of stderr: {message}");
     let total = 1_000_000_000 + "flood.sh: the end\n".len();
@@ -276,7 +227,7 @@ fn a_hundred_megabyte_answer_line_is_a_fault() {
     );
     let mut verifier = CommandVerifier::new(&path);
     verifier.open(&session()).expect("open");
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: an answer line longer than 1048576 bytes"), "{message}");
     assert!(message.contains(r#"{"id": 1, "verdict": "accept", "body": "xxx"#), "{message}");
 }
@@ -294,7 +245,7 @@ fn a_grandchild_does_not_outlive_a_timeout() {
     verifier.open(&session()).expect("open");
     let grandchild = pid_in(&pid_file);
     let _reap = KillOnDrop(grandchild);
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: no answer within 0.2 s"), "{message}");
     assert_gone(grandchild, "the command's `sleep 300 &`, after the fault");
 }
@@ -313,7 +264,7 @@ fn a_grandchild_does_not_outlive_the_verifier() {
     );
     let mut verifier = CommandVerifier::new(&path);
     verifier.open(&session()).expect("open");
-    assert_eq!(verifier.request(&request()).expect("an answer").status, 200);
+    assert_eq!(verifier.request(&request("cucm.steven.lab")).expect("an answer").status, 200);
     let grandchild = pid_in(&pid_file);
     let _reap = KillOnDrop(grandchild);
     drop(verifier);
@@ -337,7 +288,7 @@ fn a_command_that_exits_while_its_grandchild_holds_stdout_has_exited() {
     verifier.open(&session()).expect("open");
     let grandchild = pid_in(&pid_file);
     let _reap = KillOnDrop(grandchild);
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: the command exited without answering (exit status: 5)"), "{message}");
     assert!(message.contains("daemon.sh: leaving"), "{message}");
     assert_gone(grandchild, "the command's `sleep 300 &`, after the fault");
@@ -360,14 +311,14 @@ fn confined_scratch_folders() {
     let mut verifier = CommandVerifier::new(&hang).with_timeout(Duration::from_millis(200));
     verifier.open(&session()).expect("open");
     assert_eq!(scratch_folders(&tmp).len(), 1, "the session's files are written to a scratch folder");
-    fault_message(verifier.request(&request()));
+    fault_message(verifier.request(&request("cucm.steven.lab")));
     assert_eq!(scratch_folders(&tmp), Vec::<String>::new(), "after a timeout, before the verifier is dropped");
     drop(verifier);
 
     let crash = script(dir.path(), "crash.sh", "#!/bin/sh\nread line\necho 'crash.sh: no' >&2\nexit 3\n");
     let mut verifier = CommandVerifier::new(&crash);
     if verifier.open(&session()).is_ok() {
-        fault_message(verifier.request(&request()));
+        fault_message(verifier.request(&request("cucm.steven.lab")));
     }
     assert_eq!(scratch_folders(&tmp), Vec::<String>::new(), "after a crash, before the verifier is dropped");
     drop(verifier);
@@ -379,7 +330,7 @@ fn confined_scratch_folders() {
     );
     let mut verifier = CommandVerifier::new(&answer);
     verifier.open(&session()).expect("open");
-    assert_eq!(verifier.request(&request()).expect("an answer").status, 200);
+    assert_eq!(verifier.request(&request("cucm.steven.lab")).expect("an answer").status, 200);
     assert_eq!(scratch_folders(&tmp).len(), 1);
     drop(verifier);
     assert_eq!(scratch_folders(&tmp), Vec::<String>::new(), "after the verifier is dropped");
@@ -407,7 +358,7 @@ fn the_client_key_and_its_folder_are_its_owners_only() {
     let mut verifier = CommandVerifier::new(&path);
     verifier.open(&session_with_client_identity()).expect("open");
     // Its answer says it has written the modes.
-    assert_eq!(verifier.request(&request()).expect("an answer").status, 200);
+    assert_eq!(verifier.request(&request("cucm.steven.lab")).expect("an answer").status, 200);
     drop(verifier);
     let modes = std::fs::read_to_string(&modes).expect("the command wrote the modes");
     assert!(modes.contains("client_key_pem 0o600\n"), "{modes}");
@@ -443,7 +394,7 @@ fn a_line_and_an_exit_is_not_a_protocol_line_when_the_request_cannot_be_written(
         assert!(start.elapsed() < Duration::from_secs(10), "usage.sh did not exit");
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert_not_a_protocol_line(&fault_message(verifier.request(&request())));
+    assert_not_a_protocol_line(&fault_message(verifier.request(&request("cucm.steven.lab"))));
 }
 
 #[test]
@@ -454,7 +405,7 @@ fn a_line_and_an_exit_is_not_a_protocol_line_whatever_the_timing() {
         let mut verifier = CommandVerifier::new(usage_command(dir.path(), &pid_file));
         verifier.open(&session()).expect("open: the command reads the session before it exits");
         std::thread::sleep(Duration::from_millis(n * 5));
-        assert_not_a_protocol_line(&fault_message(verifier.request(&request())));
+        assert_not_a_protocol_line(&fault_message(verifier.request(&request("cucm.steven.lab"))));
     }
 }
 
@@ -468,7 +419,7 @@ fn a_command_that_stops_reading_its_stdin_is_a_fault_not_a_hang() {
         &format!("#!/bin/sh\necho 'deaf.sh: not listening' >&2\necho $$ > '{}'\nexec sleep 300\n", pid_file.display()),
     );
     // A request line far larger than a pipe holds.
-    let long = OriginRequest { path: format!("/{}", "x".repeat(4 << 20)), ..request() };
+    let long = OriginRequest { path: format!("/{}", "x".repeat(4 << 20)), ..request("cucm.steven.lab") };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut verifier = CommandVerifier::new(&path).with_timeout(Duration::from_millis(200));
@@ -496,10 +447,10 @@ fn the_answer_line_cap_counts_the_bytes_before_the_newline() {
     let limits = |max| CommandLimits { max_answer_line: max, ..CommandLimits::DEFAULT };
     let mut at_the_cap = CommandVerifier::new(&path).with_limits(limits(answer.len()));
     at_the_cap.open(&session()).expect("open");
-    assert_eq!(at_the_cap.request(&request()).expect("a line at the cap is read").status, 200);
+    assert_eq!(at_the_cap.request(&request("cucm.steven.lab")).expect("a line at the cap is read").status, 200);
     let mut over = CommandVerifier::new(&path).with_limits(limits(answer.len() - 1));
     over.open(&session()).expect("open");
-    let message = fault_message(over.request(&request()));
+    let message = fault_message(over.request(&request("cucm.steven.lab")));
     assert!(message.contains(&format!("request 1: an answer line longer than 29 bytes: {answer}…")), "{message}");
 }
 
@@ -511,7 +462,7 @@ fn the_factory_hands_its_limits_to_every_verifier() {
     let factory = CommandFactory::new(&path).with_limits(limits);
     let mut verifier = factory.make().expect("a verifier");
     verifier.open(&session()).expect("open");
-    let message = fault_message(verifier.request(&request()));
+    let message = fault_message(verifier.request(&request("cucm.steven.lab")));
     assert!(message.contains("request 1: no answer within 0.2 s (hung?)"), "{message}");
 }
 
@@ -529,7 +480,7 @@ fn stderr_is_kept_as_its_last_bytes_with_a_note_of_what_was_dropped() {
     let message = match verifier.open(&session()) {
         Err(VerifierFault::Request { message, .. }) => message,
         Err(other) => panic!("unexpected fault {other:?}"),
-        Ok(()) => fault_message(verifier.request(&request())),
+        Ok(()) => fault_message(verifier.request(&request("cucm.steven.lab"))),
     };
     assert!(message.contains("its stderr:\n[1710 earlier bytes dropped]\nline 090 of stderr\n"), "{message}");
     assert!(message.ends_with("line 099 of stderr"), "{message}");

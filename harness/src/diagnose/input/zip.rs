@@ -238,6 +238,13 @@ impl DataDescriptor {
     /// its CRC-32 against `crc32`, the one of the data read.
     pub fn read(input: &mut impl Read, zip64: bool, crc32: u32) -> io::Result<()> {
         let first = u32::from_le_bytes(read_array(input, "a data descriptor")?);
+        let expected = Self::rest(input, first, zip64)?;
+        check_crc(crc32, expected)
+    }
+
+    /// The descriptor after its first four bytes (`first`: its signature, or its CRC-32 when it
+    /// has none): reads the rest and returns the CRC-32 it states.
+    fn rest(input: &mut impl Read, first: u32, zip64: bool) -> io::Result<u32> {
         let expected =
             if first == DATA_DESCRIPTOR { u32::from_le_bytes(read_array(input, "a data descriptor")?) } else { first };
         if zip64 {
@@ -245,7 +252,7 @@ impl DataDescriptor {
         } else {
             read_array::<8>(input, "a data descriptor")?;
         }
-        check_crc(crc32, expected)
+        Ok(expected)
     }
 
     /// A folder's data descriptor, which some writers announce (the `zip` crate's stream
@@ -256,13 +263,7 @@ impl DataDescriptor {
         if first == LOCAL_HEADER || AFTER_MEMBERS.contains(&first) {
             return Ok(Some(first));
         }
-        let expected =
-            if first == DATA_DESCRIPTOR { u32::from_le_bytes(read_array(input, "a data descriptor")?) } else { first };
-        if zip64 {
-            read_array::<16>(input, "a data descriptor")?;
-        } else {
-            read_array::<8>(input, "a data descriptor")?;
-        }
+        let expected = Self::rest(input, first, zip64)?;
         check_crc(0, expected).map(|()| None)
     }
 }
