@@ -13,6 +13,9 @@ use std::process::{Command, Stdio};
 use confined::Ended;
 use tempfile::TempDir;
 
+mod catalogue_copy;
+use catalogue_copy::copy_dir;
+
 const AT: &str = "2022-07-11T16:55:26Z";
 
 fn workspace() -> PathBuf {
@@ -113,19 +116,6 @@ fn a_chain_of_ten_thousand_certificates_is_refused_at_once() {
     let start = std::time::Instant::now();
     refused(&chain(10_000), "certificate 'c9999': its chain holds 10000 certificates (up to 'c0')");
     assert!(start.elapsed() < std::time::Duration::from_secs(20), "took {:?}", start.elapsed());
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 /// A copy of the catalogue with `beyond::expired-far-future`: `beyond::expired-leaf` with a

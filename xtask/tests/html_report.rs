@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod catalogue_copy;
+use catalogue_copy::copy_dir;
+
 /// The Chromium on this machine; `None` (the test skips, saying why) where there is none,
 /// except under CI, where `.ci/run` installs it.
 fn chromium() -> Option<&'static str> {
@@ -63,19 +66,6 @@ fn the_html_report_loads_in_chromium_and_shows_every_scenario() {
     assert!(dom.contains("data-errors=\"0\""), "no script errors");
     for id in &scenarios {
         assert!(dom.contains(&format!("data-scenario=\"{id}\"")), "{id} missing from the page");
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 
