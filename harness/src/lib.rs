@@ -5,6 +5,7 @@
 pub mod chain;
 pub mod ciphers;
 pub mod cleanup;
+pub mod container;
 pub mod diagnose;
 pub mod expressway;
 pub mod fleet;

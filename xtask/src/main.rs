@@ -12,6 +12,7 @@ mod diagnose;
 mod export;
 mod expressway;
 mod fleet;
+mod images;
 mod lab;
 mod out;
 mod pki;
@@ -51,6 +52,9 @@ enum Command {
     Lab(lab::LabArgs),
     /// Export the catalogue's certificate cases for other harnesses: `export limbo DIR`.
     Export(export::ExportArgs),
+    /// Build the container images (`mralab/ats:8.1`, `mralab/ats:9.2`) from Debian's packages,
+    /// each only when its recipe changed (`--rebuild` forces it).
+    Images(images::ImagesArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
 }
@@ -76,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Diagnose(args) => diagnose::run(args),
         Command::Lab(args) => lab::run(args),
         Command::Export(args) => export::run(args),
+        Command::Images(args) => images::run(args),
     };
     match result {
         Ok(code) => code,
