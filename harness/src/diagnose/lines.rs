@@ -280,10 +280,10 @@ pub fn looks_like_log(line: &str) -> bool {
     if split_prefix(line).0.is_some() || rfc3339_stamp(line) || rfc3164_stamp(line) {
         return true;
     }
-    if let Some(inner) = line.strip_prefix('[') {
-        if rfc3164_stamp(inner) {
-            return true;
-        }
+    if let Some(inner) = line.strip_prefix('[')
+        && rfc3164_stamp(inner)
+    {
+        return true;
     }
     matches!(
         parse_line(line),

@@ -110,10 +110,8 @@ impl input::LineSink for Diagnosis {
         let header = matches!(event, LineEvent::Header { .. });
         self.event(event, line);
         // `HTTPMSG:|GET ...` on the header's own line: its message, as if on the next line.
-        if header {
-            if let Some(event) = inline_message(body).and_then(parse_line) {
-                self.event(event, line);
-            }
+        if header && let Some(event) = inline_message(body).and_then(parse_line) {
+            self.event(event, line);
         }
     }
 }
@@ -152,13 +150,11 @@ impl Diagnosis {
             }
             LineEvent::Status(status) => {
                 if let Some((HeaderKind::SendingResponse, Some(txn))) = file.pids.entry(current.clone()).pending.take()
+                    && let Some((host, port)) = file.txns.get(&(current.clone(), txn))
+                    && status < 500
                 {
-                    if let Some((host, port)) = file.txns.get(&(current.clone(), txn)) {
-                        if status < 500 {
-                            let (host, port) = (host.clone(), *port);
-                            self.answered(current.0, &host, port, seq);
-                        }
-                    }
+                    let (host, port) = (host.clone(), *port);
+                    self.answered(current.0, &host, port, seq);
                 }
             }
             LineEvent::ConnectionFailed { server } => {
@@ -213,10 +209,11 @@ impl Diagnosis {
     fn answered(&mut self, peer: Option<String>, host: &str, port: u16, seq: u64) {
         let Some(keys) = self.groups_of_host.get(host) else { return };
         for key in keys {
-            if let Some(group) = self.groups.get_mut(key) {
-                if key.2 == Some(port) && seq > group.seq {
-                    group.answered_by.insert(peer.clone());
-                }
+            if let Some(group) = self.groups.get_mut(key)
+                && key.2 == Some(port)
+                && seq > group.seq
+            {
+                group.answered_by.insert(peer.clone());
             }
         }
     }
@@ -252,10 +249,10 @@ impl Diagnosis {
         let peer = syslog_host(&warning.line).map(str::to_string);
         let mut key = (server.clone(), address.clone(), port);
         // A line cut before `server=name(address)` belongs with the latest group of its host.
-        if address.is_none() {
-            if let Some(existing) = self.latest_group_of.get(&warning.sni.to_ascii_lowercase()) {
-                key = existing.clone();
-            }
+        if address.is_none()
+            && let Some(existing) = self.latest_group_of.get(&warning.sni.to_ascii_lowercase())
+        {
+            key = existing.clone();
         }
         if key.2 != port {
             // The group's port came from an earlier warning: so does where it came from.

@@ -221,10 +221,11 @@ impl<R: BufRead> Read for Data<R> {
             Decoder::Deflate(r) => r.read(buf)?,
         };
         self.crc.update(&buf[..n]);
-        if n == 0 && !buf.is_empty() {
-            if let Some(expected) = self.expected {
-                check_crc(self.crc.sum(), expected)?;
-            }
+        if n == 0
+            && !buf.is_empty()
+            && let Some(expected) = self.expected
+        {
+            check_crc(self.crc.sum(), expected)?;
         }
         Ok(n)
     }
