@@ -74,7 +74,7 @@ fn rejects_the_self_signed_tftp_certificate_at_depth_zero_with_502() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let run = run_scenario("seed/tftp-self-signed-ecdsa.toml", &AtsFactory);
+    let run = run_scenario("seed/tftp-self-signed-ecdsa.toml", &AtsFactory::HOST);
     assert_eq!(run.mismatches(), Vec::<String>::new(), "{}", run.snapshot);
     let step = step_text(&run, 5);
     assert!(
@@ -112,7 +112,7 @@ fn ip_targets_give_the_same_verdicts_under_ats_and_the_model() {
         ),
     ];
     for (path, line) in cases {
-        let ats = run_scenario(path, &AtsFactory);
+        let ats = run_scenario(path, &AtsFactory::HOST);
         let model = run_scenario(path, &BuiltinFactory(Profile::Ats9_2));
         assert_eq!(ats.mismatches(), Vec::<String>::new(), "ats on {path}:\n{}", ats.snapshot);
         let outcomes = |r: &ScenarioRun| r.steps.iter().map(|s| s.outcome.clone()).collect::<Vec<_>>();

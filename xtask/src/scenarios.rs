@@ -25,8 +25,9 @@ pub struct ScenariosArgs {
     #[arg(long)]
     accept: bool,
     /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, `ats` (the real
-    /// Apache Traffic Server, `apt-get install trafficserver`, run as root), or `cmd:<path>` (an
-    /// external command speaking the adapters' JSON-lines protocol, e.g. `cmd:adapters/curl.sh`).
+    /// Apache Traffic Server, `apt-get install trafficserver`, run as root), `ats:8.1` or `ats:9.2`
+    /// (ATS 8.1 + OpenSSL 1.1.1 or ATS 9.2 + OpenSSL 3.0 in a container, as root; `cargo xtask
+    /// images` builds them), or `cmd:<path>` (an external command speaking the adapters' JSON-lines protocol, e.g. `cmd:adapters/curl.sh`).
     #[arg(long, default_value = "builtin")]
     verifier: String,
     /// Run the catalogue once per verifier and print one table, a column per verifier:

@@ -294,14 +294,14 @@ fn advertised_by_ip_says_why_an_ip_san_does_not_help_and_a_misspelt_name_fails_a
     warned_before_verdict(&said, "  warning: certs/cucm/CallManager.pem, ", "NOT FIXED");
     assert!(said.contains("hold ip:10.48.36.215, which does not count"), "{said}");
     // A typo in System > Server: the name resolves nowhere. As in the field, nothing is dialled
-    // and no certificate is checked: 500 Cannot find server., no name-check line.
+    // and no certificate is checked: 502 Cannot find server. (ATS 8.1), no name-check line.
     walk.reset();
     walk.edit("cucm-system-server.conf", "cucm: 10.48.36.215", "cucm: cucm.stevn.lab");
     let said = walk.expect(&["check"], 1, "NOT FIXED");
-    assert!(said.contains("500 Cannot find server. cucm.stevn.lab:8443/cucm-uds/version  REQUIRED"), "{said}");
+    assert!(said.contains("502 Cannot find server. cucm.stevn.lab:8443/cucm-uds/version  REQUIRED"), "{said}");
     assert!(!said.contains("warning:"), "{said}");
     let log = fs::read_to_string(walk.ws().join("traffic_server.log")).expect("log");
-    assert!(log.contains("|HTTP/1.1 500 Cannot find server."), "{log}");
+    assert!(log.contains("|HTTP/1.1 502 Cannot find server."), "{log}");
     assert!(!log.contains("SNI (cucm.stevn.lab)") && !log.contains("for (cucm.stevn.lab)"), "{log}");
     walk.edit("cucm-system-server.conf", "cucm: cucm.stevn.lab", "cucm: cucm.steven.lab");
     walk.fixed_long_term();

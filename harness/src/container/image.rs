@@ -382,14 +382,14 @@ mod tests {
 
     #[test]
     fn reads_package_versions_from_dpkg_status() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join("var/lib/dpkg")).unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::create_dir_all(dir.path().join("var/lib/dpkg")).expect("mkdir");
         fs::write(
             dir.path().join("var/lib/dpkg/status"),
             "Package: openssl\nStatus: install ok installed\nVersion: 1.1.1w-0+deb11u1\n\n\
              Package: libc6\nVersion: 2.31\n\nPackage: trafficserver\nVersion: 8.1.10+ds-1.2\n",
         )
-        .unwrap();
+        .expect("write");
         assert_eq!(
             installed_versions(dir.path(), &["trafficserver", "openssl"]),
             "openssl=1.1.1w-0+deb11u1 trafficserver=8.1.10+ds-1.2"

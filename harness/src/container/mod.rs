@@ -183,7 +183,9 @@ pub fn reap() -> Result<usize, ContainerError> {
         match block_on(docker.remove_container(&id, Some(options)))? {
             Ok(()) => reaped += 1,
             // Already gone (auto-removed meanwhile).
-            Err(testcontainers::bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+            Err(testcontainers::bollard::errors::Error::DockerResponseServerError {
+                status_code: 404 | 409, ..
+            }) => {}
             Err(e) => return Err(engine_error("removing a leftover container", e)),
         }
     }

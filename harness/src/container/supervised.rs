@@ -71,8 +71,8 @@ impl Supervised {
             .map_err(|e| engine_error(&format!("starting a container of {}", recipe.image()), e))?;
         let id = container.id().to_string();
         let short_id: String = id.chars().take(12).collect();
-        let inspect = block_on(engine()?.inspect_container(&id, None))?
-            .map_err(|e| engine_error("inspecting a container", e))?;
+        let inspect =
+            block_on(engine()?.inspect_container(&id, None))?.map_err(|e| engine_error("inspecting a container", e))?;
         let pid = inspect.state.and_then(|s| s.pid).filter(|p| *p > 0).ok_or_else(|| ContainerError::Supervisor {
             id: short_id.clone(),
             image: recipe.image(),
@@ -93,7 +93,11 @@ impl Supervised {
         // hold this thread forever.
         let fifo = supervised.root().join(SUPERVISOR_DIR.trim_start_matches('/')).join("control");
         let control = loop {
-            match rustix::fs::open(&fifo, rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()) {
+            match rustix::fs::open(
+                &fifo,
+                rustix::fs::OFlags::WRONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            ) {
                 Ok(fd) => {
                     // Writes may block again: they are a few bytes into an empty pipe.
                     let _ = rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::empty());
@@ -141,12 +145,10 @@ impl Supervised {
         let generation = self.generation;
         let state = self.host_path(&format!("{SUPERVISOR_DIR}/state"));
         let Some(control) = self.control.as_mut() else { return Err(self.fault("its control FIFO is closed")) };
-        control.write_all(format!("{verb} {generation}\n").as_bytes()).map_err(|e| {
-            ContainerError::Supervisor {
-                id: self.short_id.clone(),
-                image: self.image.clone(),
-                reason: format!("the supervisor is gone ({e})"),
-            }
+        control.write_all(format!("{verb} {generation}\n").as_bytes()).map_err(|e| ContainerError::Supervisor {
+            id: self.short_id.clone(),
+            image: self.image.clone(),
+            reason: format!("the supervisor is gone ({e})"),
         })?;
         let asked = Instant::now();
         loop {

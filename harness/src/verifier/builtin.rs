@@ -164,7 +164,7 @@ impl BuiltinVerifier {
 impl BuiltinVerifier {
     /// A request to a name that does not resolve: the traffic server's lookup fails, nothing
     /// is dialled, no certificate is checked and no WARNING is written. The MRA client gets the
-    /// profile's answer (`500 Cannot find server.`, observed on stock ATS 9.2); Expressway's
+    /// profile's answer (`502 Cannot find server.` from ATS 8.1, `500` from 9.2, both observed); Expressway's
     /// request and response lines are still logged.
     fn unresolved(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
         let name = self.name();

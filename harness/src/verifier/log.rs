@@ -77,13 +77,15 @@ impl Profile {
         }
     }
 
-    /// The status and reason phrase when the origin's name does not resolve. Stock ATS 9.2
-    /// answers `500 Cannot find server.` (its "Unknown Host" page) and writes nothing to
-    /// diags.log (observed). Expressway's build (ATS 8.1 line) is modelled the same, with its
-    /// own request and response lines: the seed says nothing, and no ATS 8.1 was at hand to
-    /// observe (ARCHITECTURE.md, "Modelling decisions").
+    /// The status and reason phrase when the origin's name does not resolve, with the "Unknown
+    /// Host" page and nothing in diags.log. Stock ATS 9.2 answers `500 Cannot find server.`;
+    /// ATS 8.1.10, Expressway's generation, `502 Cannot find server.` (both observed:
+    /// `snapshots/ats/` and `snapshots/ats-8.1/beyond/system-server-name-does-not-resolve.snap`).
     pub fn unresolved_status(self) -> (u16, &'static str) {
-        (500, "Cannot find server.")
+        match self {
+            Profile::ExpresswayX14_2 => (502, "Cannot find server."),
+            Profile::Ats9_2 => (500, "Cannot find server."),
+        }
     }
 
     /// Whether IP SANs count when a node is reached by IP. Stock ATS 9.2 ignores them

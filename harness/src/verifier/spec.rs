@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::ats::AtsFactory;
+use super::ats::{AtsFactory, Generation, Launch};
 use super::builtin::BuiltinFactory;
 use super::command::CommandFactory;
 use super::{Profile, VerifierFactory};
@@ -16,8 +16,9 @@ use super::{Profile, VerifierFactory};
 pub enum VerifierSpec {
     /// The built-in model under one profile (`builtin`, `builtin:<profile>`).
     Builtin(Profile),
-    /// The real Apache Traffic Server installed on this machine (`ats`).
-    Ats,
+    /// The real Apache Traffic Server: installed on this machine (`ats`), or in a container of
+    /// mralab's images (`ats:8.1`, `ats:9.2`).
+    Ats(Launch),
     /// An external command speaking the JSON-lines protocol (`cmd:<path>`).
     Command(PathBuf),
 }
@@ -26,7 +27,10 @@ pub enum VerifierSpec {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifierSpecError {
     /// Not one of the forms.
-    #[error("unknown verifier '{0}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, ats, cmd:<path>")]
+    #[error(
+        "unknown verifier '{0}'; available: builtin, builtin:expressway-x14.2, builtin:ats-9.2, ats, ats:8.1, ats:9.2, \
+         cmd:<path>"
+    )]
     Unknown(String),
     /// `builtin:<profile>` with a profile the model does not have.
     #[error("unknown profile '{0}'; profiles: {profiles}", profiles = Profile::ALL.map(Profile::name).join(", "))]
@@ -43,7 +47,9 @@ impl FromStr for VerifierSpec {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
             None if s == "builtin" => Ok(VerifierSpec::Builtin(Profile::ExpresswayX14_2)),
-            None if s == "ats" => Ok(VerifierSpec::Ats),
+            None if s == "ats" => Ok(VerifierSpec::Ats(Launch::Host)),
+            Some(("ats", "8.1")) => Ok(VerifierSpec::Ats(Launch::Container(Generation::V8_1))),
+            Some(("ats", "9.2")) => Ok(VerifierSpec::Ats(Launch::Container(Generation::V9_2))),
             Some(("builtin", profile)) => Profile::from_name(profile)
                 .map(VerifierSpec::Builtin)
                 .ok_or_else(|| VerifierSpecError::UnknownProfile(profile.to_string())),
@@ -57,7 +63,7 @@ impl fmt::Display for VerifierSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VerifierSpec::Builtin(profile) => write!(f, "builtin:{profile}"),
-            VerifierSpec::Ats => f.write_str("ats"),
+            VerifierSpec::Ats(launch) => f.write_str(&launch.name()),
             VerifierSpec::Command(path) => write!(f, "cmd:{}", path.display()),
         }
     }
@@ -65,13 +71,17 @@ impl fmt::Display for VerifierSpec {
 
 impl VerifierSpec {
     /// The folder under `snapshots/` its runs are compared with: `builtin` for the default
-    /// profile, `builtin-<profile>` for another, `ats`, `cmd-<stem>` (see
+    /// profile, `builtin-<profile>` for another, `ats` for ATS 9.2 on the host or in its container
+    /// (the same traffic server, the same snapshots), `ats-8.1`, `cmd-<stem>` (see
     /// [`CommandFactory::snapshot_dir`]).
     pub fn snapshot_dir(&self) -> String {
         match self {
             VerifierSpec::Builtin(Profile::ExpresswayX14_2) => "builtin".to_string(),
             VerifierSpec::Builtin(profile) => format!("builtin-{profile}"),
-            VerifierSpec::Ats => "ats".to_string(),
+            VerifierSpec::Ats(launch) => match launch.generation() {
+                Generation::V9_2 => "ats".to_string(),
+                Generation::V8_1 => "ats-8.1".to_string(),
+            },
             VerifierSpec::Command(path) => CommandFactory::snapshot_dir(path),
         }
     }
@@ -81,7 +91,7 @@ impl VerifierSpec {
     pub fn factory(&self) -> Result<Box<dyn VerifierFactory>, VerifierSpecError> {
         Ok(match self {
             VerifierSpec::Builtin(profile) => Box::new(BuiltinFactory(*profile)),
-            VerifierSpec::Ats => Box::new(AtsFactory),
+            VerifierSpec::Ats(launch) => Box::new(AtsFactory(*launch)),
             VerifierSpec::Command(path) if path.is_file() => Box::new(CommandFactory::new(path.clone())),
             VerifierSpec::Command(path) => return Err(VerifierSpecError::NoSuchCommand(path.clone())),
         })
@@ -104,13 +114,16 @@ mod tests {
         check("builtin", VerifierSpec::Builtin(Profile::ExpresswayX14_2), "builtin");
         check("builtin:expressway-x14.2", VerifierSpec::Builtin(Profile::ExpresswayX14_2), "builtin");
         check("builtin:ats-9.2", VerifierSpec::Builtin(Profile::Ats9_2), "builtin-ats-9.2");
-        check("ats", VerifierSpec::Ats, "ats");
+        check("ats", VerifierSpec::Ats(Launch::Host), "ats");
+        check("ats:9.2", VerifierSpec::Ats(Launch::Container(Generation::V9_2)), "ats");
+        check("ats:8.1", VerifierSpec::Ats(Launch::Container(Generation::V8_1)), "ats-8.1");
         check("cmd:adapters/python_ssl.py", VerifierSpec::Command("adapters/python_ssl.py".into()), "cmd-python");
     }
 
     #[test]
     fn the_display_form_parses_back() {
-        for name in ["builtin:ats-9.2", "builtin:expressway-x14.2", "ats", "cmd:adapters/curl.sh"] {
+        for name in ["builtin:ats-9.2", "builtin:expressway-x14.2", "ats", "ats:8.1", "ats:9.2", "cmd:adapters/curl.sh"]
+        {
             assert_eq!(name.parse::<VerifierSpec>().expect("parses").to_string(), name);
         }
     }

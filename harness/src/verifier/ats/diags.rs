@@ -1,8 +1,9 @@
 //! Reading the ats verifier's `traffic_server` diags.log: the lines written since the last
 //! request, split into thread and body, and read into what the verifier reports: the WARNING
-//! lines of ATS's origin verify callback as [`Failure`]s (with OpenSSL 3's `X509_V_ERR_*`
-//! codes), the `ssl.error` debug line as the handshake's reason, and both as log lines in the
-//! `ats-9.2` profile. The verifier in the parent module decides when to read; nothing here
+//! lines of ATS's origin verify callback as [`Failure`]s (with the `X509_V_ERR_*` codes of the
+//! OpenSSL it runs on), the handshake's reason (9.2: the `ssl.error` debug line; 8.1: an ERROR
+//! line), and them as log lines in the profile of its generation (`ats-9.2`, or
+//! `expressway-x14.2` for 8.1). The verifier in the parent module decides when to read; nothing here
 //! talks to ATS.
 
 use std::fs;
@@ -40,6 +41,13 @@ pub(super) fn lines_since(path: &Path, offset: &mut u64) -> Vec<String> {
     text[..whole].lines().map(str::to_string).collect()
 }
 
+/// The first line of the diags.log at `path` in which traffic_server says it does not know a
+/// setting (`Unrecognized configuration value`): a harness fault, never a verdict.
+pub(super) fn unrecognized(path: &Path) -> Option<String> {
+    let diags = fs::read_to_string(path).unwrap_or_default();
+    diags.lines().find(|l| l.contains("Unrecognized configuration value")).map(str::to_string)
+}
+
 /// The last `n` lines of the file at `path` (none if it cannot be read), joined by newlines.
 pub(super) fn last_lines(path: &Path, n: usize) -> String {
     let diags = fs::read_to_string(path).unwrap_or_default();
@@ -61,7 +69,7 @@ pub(super) struct Reading {
 }
 
 /// Reads a request's diags.log `lines`, writing log lines with `log`.
-pub(super) fn read(lines: &[String], log: &mut LogWriter) -> Reading {
+pub(super) fn read(lines: &[String], log: &mut LogWriter, flavour: OpensslFlavour) -> Reading {
     let mut reading = Reading::default();
     for line in lines {
         let Some((thread, body)) = diags_body(line) else { continue };
@@ -77,9 +85,16 @@ pub(super) fn read(lines: &[String], log: &mut LogWriter) -> Reading {
                 reading.ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
                 reading.debug.push(log.debug(tag, text));
             }
+        } else if let Some(text) = body.strip_prefix("ERROR: ") {
+            // ATS 8.1 writes the handshake's failure at ERROR level, as Expressway's logs show:
+            // `ERROR: SSL connection failed for 'cucm.steven.lab': error:1416F086:...`.
+            if text.starts_with("SSL connection failed") {
+                reading.ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
+            }
+            reading.log.push(if thread == "ET_NET 0" { log.net(body) } else { format!("[{thread}] {body}") });
         } else if body.starts_with("WARNING: ") {
             if reading.failure.is_none() {
-                reading.failure = failure_of(body);
+                reading.failure = failure_in(body, flavour);
             }
             reading.log.push(if thread == "ET_NET 0" { log.net(body) } else { format!("[{thread}] {body}") });
         }
@@ -87,20 +102,26 @@ pub(super) fn read(lines: &[String], log: &mut LogWriter) -> Reading {
     reading
 }
 
-/// The `X509_V_ERR_*` code OpenSSL 3 prints as `text`.
-fn code_of(text: &str) -> i32 {
+/// The `X509_V_ERR_*` code OpenSSL of `flavour` prints as `text`.
+fn code_of(text: &str, flavour: OpensslFlavour) -> i32 {
     (0..100)
-        .filter_map(|c| VerifyErrorCode::from_code(c, OpensslFlavour::V3_0))
-        .find(|c| c.text(OpensslFlavour::V3_0) == text)
-        .map_or(0, |c| c.code(OpensslFlavour::V3_0))
+        .filter_map(|c| VerifyErrorCode::from_code(c, flavour))
+        .find(|c| c.text(flavour) == text)
+        .map_or(0, |c| c.code(flavour))
 }
 
-/// The failure a WARNING line of ATS's origin verify callback states, if it is one.
+/// The failure a WARNING line of ATS 9.2's origin verify callback states, if it is one.
 pub fn failure_of(line: &str) -> Option<Failure> {
+    failure_in(line, OpensslFlavour::V3_0)
+}
+
+/// The failure a WARNING line of ATS's origin verify callback states, in the words of OpenSSL
+/// of `flavour`, if it is one.
+pub fn failure_in(line: &str, flavour: OpensslFlavour) -> Option<Failure> {
     if let Some(rest) = line.split("Core server certificate verification failed for (").nth(1) {
         let text = rest.split(" Error=").nth(1)?.split(" server=").next()?.to_string();
         let depth = rest.rsplit(" depth=").next()?.trim().parse().ok()?;
-        return Some(Failure::Chain { code: code_of(&text), text, depth });
+        return Some(Failure::Chain { code: code_of(&text, flavour), text, depth });
     }
     if let Some(rest) = line.split("SNI (").nth(1) {
         let checked = rest.split(") not in certificate").next()?.to_string();
@@ -121,6 +142,31 @@ fn diags_body(line: &str) -> Option<(&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_ats_8_1_s_error_line_and_openssl_1_1_1_s_words() {
+        let lines = [
+            "[Nov 28 13:00:09.965] [ET_NET 0] WARNING: Core server certificate verification failed for (cucm.steven.lab). Action=Terminate Error=self signed certificate server=cucm.steven.lab(10.48.36.215) depth=0",
+            "[Nov 28 13:00:09.965] [ET_NET 0] DEBUG: <SSLNetVConnection.cc:1455 (sslClientHandShakeEvent)> (ssl.error) SSLNetVConnection::sslClientHandShakeEvent, SSL_ERROR_SSL",
+            "[Nov 28 13:00:09.965] [ET_NET 0] ERROR: SSL connection failed for 'cucm.steven.lab': error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed",
+        ]
+        .map(String::from);
+        let profile = crate::verifier::log::Profile::ExpresswayX14_2;
+        let mut log =
+            LogWriter::new(profile, crate::verifier::log::LogSettings::seed(time::OffsetDateTime::UNIX_EPOCH));
+        let reading = read(&lines, &mut log, profile.flavour());
+        assert_eq!(
+            reading.failure,
+            Some(Failure::Chain { code: 18, text: "self signed certificate".into(), depth: 0 })
+        );
+        assert_eq!(
+            reading.ssl_error.as_deref(),
+            Some("error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed")
+        );
+        assert_eq!(reading.log.len(), 2, "{:?}", reading.log);
+        assert!(reading.log[1].ends_with("[ET_NET 0] ERROR: SSL connection failed for 'cucm.steven.lab': error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed"));
+        assert!(reading.debug.is_empty(), "the state machine's chatter is not kept: {:?}", reading.debug);
+    }
 
     #[test]
     fn reads_the_chain_warning_of_the_verify_callback() {

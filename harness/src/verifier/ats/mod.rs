@@ -48,6 +48,7 @@
 mod client;
 mod config;
 mod diags;
+mod launch;
 mod netns;
 mod relay;
 mod stubs;
@@ -55,20 +56,20 @@ mod stubs;
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-use tempfile::TempDir;
 
 use super::builtin::describe;
 use super::log::{LogWriter, Profile};
 use super::{Change, Failure, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault};
 use crate::expressway::Policy;
 use client::{http_get, http_send};
-use config::{ATS_PORT, PROBE_NAMES, Target};
+pub use config::Generation;
+use config::{ATS_PORT, PROBE_NAMES, Runroot, Target};
 use diags::DIAGS_LOG;
 pub use diags::failure_of;
+pub use launch::Launch;
+use launch::Launcher;
 use netns::Netns;
 use relay::{Relay, start_relay};
 use stubs::{DnsStub, ReadyResponder};
@@ -86,24 +87,21 @@ pub fn traffic_server_path() -> Option<PathBuf> {
     from_path.into_iter().chain([PathBuf::from("/usr/bin/traffic_server")]).find(|p| p.is_file())
 }
 
-fn fault(message: impl std::fmt::Display) -> VerifierFault {
-    VerifierFault::Config { verifier: "ats".into(), message: message.to_string() }
+fn fault_of(launch: Launch, message: impl std::fmt::Display) -> VerifierFault {
+    VerifierFault::Config { verifier: launch.name(), message: message.to_string() }
 }
 
 /// A running `traffic_server`.
 #[derive(Debug)]
 struct Running {
-    child: Child,
     diags_offset: u64,
 }
 
 /// The real Apache Traffic Server as a verifier; see the module doc.
 #[derive(Debug)]
 pub struct AtsVerifier {
-    binary: PathBuf,
-    dir: TempDir,
-    /// The runroot, removed by a signal handler too.
-    _registered: crate::cleanup::Registered,
+    launch: Launch,
+    launcher: Launcher,
     session: Option<Session>,
     log: Option<LogWriter>,
     targets: Vec<Target>,
@@ -119,20 +117,17 @@ pub struct AtsVerifier {
 }
 
 impl AtsVerifier {
-    /// A verifier using `traffic_server` from PATH (or /usr/bin).
+    /// A verifier using `traffic_server` from PATH (or /usr/bin), in a private namespace.
     pub fn new() -> Result<AtsVerifier, VerifierFault> {
-        let binary = traffic_server_path().ok_or_else(|| {
-            fault("traffic_server not found: install Apache Traffic Server with `apt-get install trafficserver`")
-        })?;
-        let dir = tempfile::Builder::new()
-            .prefix("mralab-ats-")
-            .tempdir()
-            .map_err(|e| fault(format!("cannot make a runroot: {e}")))?;
-        let _registered = crate::cleanup::folder(dir.path());
+        Self::launched(Launch::Host)
+    }
+
+    /// A verifier running the traffic server `launch` names.
+    pub fn launched(launch: Launch) -> Result<AtsVerifier, VerifierFault> {
+        let launcher = Launcher::new(launch).map_err(|e| fault_of(launch, e))?;
         Ok(AtsVerifier {
-            binary,
-            _registered,
-            dir,
+            launch,
+            launcher,
             session: None,
             log: None,
             targets: Vec::new(),
@@ -148,6 +143,19 @@ impl AtsVerifier {
         })
     }
 
+    fn fault(&self, message: impl std::fmt::Display) -> VerifierFault {
+        fault_of(self.launch, message)
+    }
+
+    /// The profile whose log format and OpenSSL words ATS's lines are written in: ATS 8.1 is
+    /// Expressway X14's generation.
+    fn profile(&self) -> Profile {
+        match self.launch.generation() {
+            Generation::V8_1 => Profile::ExpresswayX14_2,
+            Generation::V9_2 => Profile::Ats9_2,
+        }
+    }
+
     /// How long each start of ATS took, until it answered and had read its hosts file.
     pub fn startups(&self) -> &[Duration] {
         &self.startups
@@ -159,53 +167,55 @@ impl AtsVerifier {
         self.restart()
     }
 
-    /// The pid of the running `traffic_server`, if one runs.
+    /// The host pid of the running `traffic_server`, if the host's runs.
     pub fn pid(&self) -> Option<u32> {
-        self.running.as_ref().map(|r| r.child.id())
+        self.launcher.pid()
     }
 
-    /// The runroot (for people debugging a run).
-    pub fn runroot(&self) -> &Path {
-        self.dir.path()
+    /// Where it runs: the runroot, or the container (for people debugging a run).
+    pub fn place(&self) -> String {
+        self.launcher.describe()
     }
 
     fn netns(&mut self) -> Result<&Netns, VerifierFault> {
         if self.netns.is_none() {
-            let netns = Netns::new().map_err(fault)?;
-            let dns = DnsStub::start(&netns).map_err(fault)?;
-            let ready = ReadyResponder::start(&netns).map_err(fault)?;
+            let netns = self.launcher.namespace().map_err(|e| self.fault(e))?;
+            let dns = DnsStub::start(&netns).map_err(|e| self.fault(e))?;
+            let ready = ReadyResponder::start(&netns).map_err(|e| self.fault(e))?;
             self.dns = Some(dns);
             self.ready = Some(ready);
             self.netns = Some(netns);
         }
-        self.netns.as_ref().ok_or_else(|| fault("no namespace"))
+        self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))
     }
 
     fn stop(&mut self) {
-        if let Some(mut running) = self.running.take() {
-            let _ = running.child.kill();
-            let _ = running.child.wait();
-        }
+        self.running = None;
+        self.launcher.stop();
+    }
+
+    fn runroot(&self) -> Result<Runroot, VerifierFault> {
+        self.launcher.runroot().ok_or_else(|| self.fault("no runroot yet"))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.launcher.runroot().map(|r| r.outside.join(rel)).unwrap_or_default()
     }
 
     /// Writes the runroot for the session and targets in force.
     fn write_config(&self) -> Result<(), VerifierFault> {
-        let session = self.session.as_ref().ok_or_else(|| fault("no session"))?;
+        let session = self.session.as_ref().ok_or_else(|| self.fault("no session"))?;
         let ready_port = self.ready.as_ref().map(|r| r.port).unwrap_or(0);
-        config::write_runroot(self.dir.path(), session, &self.targets, &self.hosts, ready_port).map_err(fault)
+        config::write_runroot(&self.runroot()?, session, &self.targets, &self.hosts, ready_port)
+            .map_err(|e| self.fault(e))
     }
 
     /// What ATS said when it would not start: its stderr and the end of diags.log.
     fn startup_failure(&self, what: &str) -> VerifierFault {
-        let stderr = fs::read_to_string(self.path("traffic_server.out")).unwrap_or_default();
-        fault(format!(
-            "traffic_server {what} (runroot {}).\n--- its output:\n{}\n--- diags.log (last lines):\n{}",
-            self.dir.path().display(),
-            stderr.trim_end(),
+        self.fault(format!(
+            "traffic_server {what} ({}).\n--- its output:\n{}\n--- diags.log (last lines):\n{}",
+            self.launcher.describe(),
+            self.launcher.output().trim_end(),
             diags::last_lines(&self.path(DIAGS_LOG), 15)
         ))
     }
@@ -217,29 +227,18 @@ impl AtsVerifier {
         self.netns()?;
         self.write_config()?;
         let started = Instant::now();
-        let out = fs::File::create(self.path("traffic_server.out"))
-            .map_err(|e| fault(format!("cannot write traffic_server.out: {e}")))?;
-        let err = out.try_clone().map_err(fault)?;
-        let binary = self.binary.clone();
-        let runroot = self.dir.path().to_path_buf();
-        let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
-        let child = netns
-            .run(move || {
-                Command::new("setpriv")
-                    .args(["--pdeathsig", "KILL", "--"])
-                    .arg(&binary)
-                    .env("TS_RUNROOT", &runroot)
-                    .stdin(Stdio::null())
-                    .stdout(out)
-                    .stderr(err)
-                    .spawn()
-            })
-            .and_then(|r| r)
-            .map_err(|e| fault(format!("cannot start traffic_server: {e}")))?;
-        self.running = Some(Running { child, diags_offset: 0 });
+        let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
+        self.launcher.spawn(netns).map_err(|e| fault_of(self.launch, e))?;
+        self.running = Some(Running { diags_offset: 0 });
         if let Err(e) = self.wait_ready(started) {
             self.stop();
             return Err(e);
+        }
+        if let Some(unrecognized) = diags::unrecognized(&self.path(DIAGS_LOG)) {
+            self.stop();
+            return Err(self.fault(format!(
+                "traffic_server does not know a setting the harness wrote (a harness fault, not a verdict): {unrecognized}"
+            )));
         }
         self.startups.push(started.elapsed());
         if std::env::var_os("MRALAB_ATS_TIMINGS").is_some() {
@@ -252,7 +251,7 @@ impl AtsVerifier {
     }
 
     fn exited(&mut self) -> bool {
-        self.running.as_mut().is_none_or(|r| !matches!(r.child.try_wait(), Ok(None)))
+        self.running.is_none() || self.launcher.exited()
     }
 
     fn wait_ready(&mut self, started: Instant) -> Result<(), VerifierFault> {
@@ -265,7 +264,7 @@ impl AtsVerifier {
             if started.elapsed() > START_TIMEOUT {
                 return Err(self.startup_failure("did not open its port in time"));
             }
-            let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
+            let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
             if netns.connect(ats, Duration::from_millis(200)).is_ok() {
                 break;
             }
@@ -282,7 +281,7 @@ impl AtsVerifier {
             }
             let host = format!("mralab-ready-{}", self.probe);
             self.probe += 1;
-            let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
+            let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
             if let Ok((200, _, _)) = http_get(netns, ats, &host, "/", Duration::from_secs(2)) {
                 break;
             }
@@ -316,14 +315,14 @@ impl Drop for AtsVerifier {
 
 impl Verifier for AtsVerifier {
     fn name(&self) -> String {
-        "ats".into()
+        self.launch.name()
     }
 
     fn open(&mut self, session: &Session) -> Result<(), VerifierFault> {
         crate::ciphers::CipherList::parse(&session.expressway.ciphers())
-            .map_err(|e| fault(format!("xConfiguration Ciphers: {e}")))?;
+            .map_err(|e| self.fault(format!("xConfiguration Ciphers: {e}")))?;
         self.session = Some(session.clone());
-        self.log = Some(LogWriter::new(Profile::Ats9_2, session.log.clone()));
+        self.log = Some(LogWriter::new(self.profile(), session.log.clone()));
         self.dirty = true;
         Ok(())
     }
@@ -344,9 +343,17 @@ impl Verifier for AtsVerifier {
             });
         }
         let session = self.session.clone().ok_or_else(|| VerifierFault::Request {
-            verifier: "ats".into(),
+            verifier: self.name(),
             message: "request before the session was opened".into(),
         })?;
+        if let Some(why) = config::unsupported_on(self.launch.generation(), &session.expressway) {
+            return Ok(Outcome {
+                status: crate::verifier::command::UNSUPPORTED_STATUS,
+                reason: "unsupported".into(),
+                failure: Some(Failure::Handshake { reason: format!("unsupported: {why}") }),
+                ..Outcome::default()
+            });
+        }
         let target = Target {
             host: request.host.clone(),
             port: request.port,
@@ -368,10 +375,10 @@ impl Verifier for AtsVerifier {
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
                 let netns = self.netns()?;
-                let relay = start_relay(netns, at, request.dial).map_err(fault)?;
+                let relay = start_relay(netns, at, request.dial).map_err(|e| fault_of(self.launch, e))?;
                 self.relays.insert(at, relay);
             }
-            Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| fault("no relay"))?)
+            Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| self.fault("no relay"))?)
         } else if self.hosts.remove(&request.host).is_some() {
             self.dirty = true;
             None
@@ -387,18 +394,25 @@ impl Verifier for AtsVerifier {
 
         let host_header = format!("{}:{}", session.expressway.front_name, request.port);
         let path = format!("{}{}", target.prefix(&session), request.path.trim_start_matches('/'));
-        let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
+        let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
         let ats = SocketAddr::from((Ipv4Addr::LOCALHOST, ATS_PORT));
         let answer = http_send(netns, ats, &request.method, &host_header, &path, REQUEST_TIMEOUT);
         let diags = self.new_diags();
+        if std::env::var_os("MRALAB_ATS_DIAGS").is_some() {
+            // The raw diags.log lines of each request, for people checking what ATS wrote.
+            for line in &diags {
+                let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("ats diags: {line}\n"));
+            }
+        }
         let (status, reason, body) = answer.map_err(|e| VerifierFault::Request {
-            verifier: "ats".into(),
+            verifier: self.name(),
             message: format!("GET http://{host_header}{path} through traffic_server: {e}"),
         })?;
 
-        let log = self.log.get_or_insert_with(|| LogWriter::new(Profile::Ats9_2, session.log.clone()));
+        let profile = self.profile();
+        let log = self.log.get_or_insert_with(|| LogWriter::new(profile, session.log.clone()));
         log.advance(time::Duration::milliseconds(10));
-        let reading = diags::read(&diags, log);
+        let reading = diags::read(&diags, log, profile.flavour());
         let mut outcome = Outcome {
             status,
             reason,
@@ -411,8 +425,13 @@ impl Verifier for AtsVerifier {
         let seen = record.map(|r| r.get()).unwrap_or_default();
         outcome.attempts = seen.connections;
         outcome.served = seen.served.iter().map(|d| describe(d)).collect();
-        // ATS's "Unknown Host" page (`500 Cannot find server.`): the name did not resolve.
-        if outcome.failure.is_none() && !request.resolves && status == 500 && outcome.body.contains("Unknown Host") {
+        // ATS's "Unknown Host" page (`500 Cannot find server.` from 9.2, `502 Cannot find
+        // server.` from 8.1): the name did not resolve.
+        if outcome.failure.is_none()
+            && !request.resolves
+            && matches!(status, 500 | 502)
+            && outcome.body.contains("Unknown Host")
+        {
             outcome.failure = Some(Failure::Resolve { host: request.host.clone() });
         }
         let ats_error_page = status == 502 && outcome.body.contains("Could Not Connect");
@@ -432,13 +451,18 @@ impl Verifier for AtsVerifier {
     }
 }
 
-/// Makes [`AtsVerifier`]s, for the scenario runner.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AtsFactory;
+/// Makes [`AtsVerifier`]s of one launch, for the scenario runner.
+#[derive(Debug, Clone, Copy)]
+pub struct AtsFactory(pub Launch);
+
+impl AtsFactory {
+    /// The host's traffic_server (`--verifier ats`).
+    pub const HOST: AtsFactory = AtsFactory(Launch::Host);
+}
 
 impl crate::verifier::VerifierFactory for AtsFactory {
     fn name(&self) -> String {
-        "ats".into()
+        self.0.name()
     }
 
     fn family(&self) -> crate::verifier::Family {
@@ -446,7 +470,7 @@ impl crate::verifier::VerifierFactory for AtsFactory {
     }
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
-        Ok(Box::new(AtsVerifier::new()?))
+        Ok(Box::new(AtsVerifier::launched(self.0)?))
     }
 
     fn needs_real_clock(&self) -> bool {

@@ -31,6 +31,12 @@ pub(super) enum NetnsError {
         /// What the holder process wrote on stderr, trimmed.
         stderr: String,
     },
+    /// `ip route replace local 0.0.0.0/0 dev lo` failed in a joined namespace.
+    #[error("cannot make every address local in the container's namespace (`ip`, iproute2, as root): {stderr}")]
+    Route {
+        /// What `ip` wrote on stderr, trimmed.
+        stderr: String,
+    },
     /// The namespace's `/proc/<pid>/ns/net` could not be opened.
     #[error("cannot open the namespace: {source}")]
     Open {
@@ -105,15 +111,43 @@ fn enter_private_netns() -> Result<(), NetnsError> {
     result
 }
 
+/// Moves the calling thread into the network namespace at `path` (a container's
+/// `/proc/<pid>/ns/net`) and makes every IPv4 address local on its loopback, as in a private one.
+fn enter_netns_at(path: &std::path::Path) -> Result<(), NetnsError> {
+    let ns = fs::File::open(path).map_err(|source| NetnsError::Open { source })?;
+    rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+        .map_err(|source| NetnsError::Setns { source })?;
+    // A child spawned from this thread lives in the namespace this thread joined.
+    let out = Command::new("ip")
+        .args(["route", "replace", "local", "0.0.0.0/0", "dev", "lo"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| NetnsError::Spawn { source })?;
+    if !out.status.success() {
+        return Err(NetnsError::Route { stderr: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    Ok(())
+}
+
 impl Netns {
     /// Starts the thread and moves it into a new private network namespace.
     pub(super) fn new() -> Result<Netns, NetnsError> {
+        Self::start(enter_private_netns)
+    }
+
+    /// Starts the thread and moves it into the existing namespace at `path` (a container's,
+    /// made with no network: only its loopback).
+    pub(super) fn join(path: std::path::PathBuf) -> Result<Netns, NetnsError> {
+        Self::start(move || enter_netns_at(&path))
+    }
+
+    fn start(enter: impl FnOnce() -> Result<(), NetnsError> + Send + 'static) -> Result<Netns, NetnsError> {
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), NetnsError>>();
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("mralab-ats-netns".into())
             .spawn(move || {
-                let entered = enter_private_netns();
+                let entered = enter();
                 let ok = entered.is_ok();
                 let _ = ready_tx.send(entered);
                 if ok {

@@ -1,0 +1,148 @@
+//! The container tier leaves nothing behind: a run killed by SIGKILL or stopped by SIGINT in the
+//! middle of the catalogue through `--verifier ats:8.1` leaves no labelled container or network
+//! (each container's supervisor ends it when the runner's end of its FIFO closes, and the engine
+//! removes it), and the reaper removes what a dead run left. Skipped without a Docker engine or
+//! the images (never under CI: `.ci/run` builds them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::container::{self, image::ATS_8_1};
+use testcontainers::bollard::query_parameters::ListNetworksOptionsBuilder;
+use testcontainers::runners::SyncRunner as _;
+use testcontainers::{GenericImage, ImageExt as _};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn ready() -> bool {
+    let why = if !container::engine_available() {
+        "no Docker engine".to_string()
+    } else if let Err(e) = ATS_8_1.check_built() {
+        e.to_string()
+    } else {
+        return true;
+    };
+    assert!(std::env::var("CI").is_err(), "{why} under CI: .ci/run checks the engine and builds the images");
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// Labelled containers of the run of process `pid`.
+fn containers_of(pid: u32) -> Vec<String> {
+    let docker = container::engine().expect("engine");
+    let mut filters = std::collections::HashMap::new();
+    filters.insert("label", vec![container::RUN_LABEL.to_string()]);
+    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::default()
+        .all(true)
+        .filters(&filters)
+        .build();
+    let list = harness::runtime::runtime().block_on(docker.list_containers(Some(options))).expect("list");
+    list.into_iter()
+        .filter(|c| {
+            c.labels
+                .as_ref()
+                .and_then(|l| l.get(container::RUN_LABEL))
+                .is_some_and(|run| run.starts_with(&format!("{pid}.")))
+        })
+        .filter_map(|c| c.id)
+        .collect()
+}
+
+fn labelled_networks() -> Vec<String> {
+    let docker = container::engine().expect("engine");
+    let mut filters = std::collections::HashMap::new();
+    filters.insert("label", vec![container::RUN_LABEL.to_string()]);
+    let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+    let list = harness::runtime::runtime().block_on(docker.list_networks(Some(options))).expect("networks");
+    list.into_iter().filter_map(|n| n.name).collect()
+}
+
+fn catalogue_through_ats_8_1() -> Child {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["scenarios", "--verifier", "ats:8.1", "--jobs", "2"])
+        .current_dir(workspace())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("xtask")
+}
+
+fn wait_for_a_container(child: &mut Child) {
+    let start = Instant::now();
+    while containers_of(child.id()).is_empty() {
+        assert!(child.try_wait().expect("poll").is_none(), "xtask ended before starting a container");
+        assert!(start.elapsed() < Duration::from_secs(60), "no container within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Mid-catalogue: requests in flight.
+    std::thread::sleep(Duration::from_millis(700));
+}
+
+fn assert_nothing_left(pid: u32) {
+    let start = Instant::now();
+    loop {
+        let left = containers_of(pid);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "containers of the dead run still there after 20 s: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(labelled_networks(), Vec::<String>::new(), "a labelled network was left");
+}
+
+#[test]
+fn sigkill_mid_catalogue_leaves_no_container_or_network() {
+    if !ready() {
+        return;
+    }
+    let mut child = catalogue_through_ats_8_1();
+    let pid = child.id();
+    wait_for_a_container(&mut child);
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn sigint_mid_catalogue_exits_130_and_leaves_no_container() {
+    if !ready() {
+        return;
+    }
+    let mut child = catalogue_through_ats_8_1();
+    let pid = child.id();
+    wait_for_a_container(&mut child);
+    let status = Command::new("kill").args(["-INT", &pid.to_string()]).status().expect("kill");
+    assert!(status.success());
+    let code = child.wait().expect("wait").code();
+    assert_eq!(code, Some(130), "exit 128 + SIGINT");
+    assert_nothing_left(pid);
+}
+
+#[test]
+fn the_reaper_removes_what_a_dead_run_left() {
+    if !ready() {
+        return;
+    }
+    // A container labelled as a run that no longer exists (pid 999999999), on this boot.
+    let leftover = GenericImage::new(ATS_8_1.repository, ATS_8_1.tag)
+        .with_cmd(["sleep", "120"])
+        .with_label(container::RUN_LABEL, "999999999.1")
+        .with_label(container::BOOT_LABEL, container::boot_id())
+        .with_host_config_modifier(|host| host.network_mode = Some("none".into()))
+        .start()
+        .expect("start a leftover");
+    let id = leftover.id().to_string();
+    assert!(container::labelled_containers().expect("list").contains(&id));
+    let reaped = container::reap().expect("reap");
+    assert!(reaped >= 1, "reaped {reaped}");
+    assert!(!container::labelled_containers().expect("list").contains(&id), "the leftover is still there");
+    // Its handle's removal now finds nothing to remove; that is fine.
+    drop(leftover);
+}
