@@ -322,8 +322,9 @@ impl ChainVerdict {
 ///   (`find_issuer`), 3.0 the one that expires last (`get0_best_issuer_sk`);
 /// - a chain longer than the depth limit: 1.1.1 reports 22 and ends `build_chain`, 3.0 reports
 ///   22 and then the usual untrusted-chain error (20 here) at the same depth;
-/// - path length counting (`check_chain_extensions` versus `check_extensions`), which agree
-///   except for self-issued certificates.
+/// - path length counting (`check_chain_extensions` versus `check_extensions`) agrees: 1.1.1w
+///   checks a self-issued root's constraint too (observed with Debian 11's `openssl verify`, and
+///   its x509_vfy.c); the older rule that skipped self-issued certificates is 1.0.2's.
 ///
 /// Certificates that do not parse are left out of the untrusted pool and the trust store (libssl
 /// would have refused such a Certificate message before verifying); an empty chain or a leaf that
@@ -1093,19 +1094,14 @@ impl StoreCtx<'_, '_> {
             if !fits && !self.report(i, VerifyErrorCode::InvalidPurpose) {
                 return false;
             }
-            let exceeded = match (self.flavour, path_len) {
-                (_, None) => false,
-                (OpensslFlavour::V3_0, Some(limit)) => i > 1 && plen > u64::from(limit),
-                (OpensslFlavour::V1_1_1, Some(limit)) => i > 1 && !self_issued && plen > u64::from(limit) + 1,
-            };
+            // Both flavours (1.1.1w's check_chain_extensions, 3.0's check_extensions): every
+            // certificate above depth 1 with a constraint is checked, self-issued ones too (the
+            // root included); only self-issued intermediates do not count towards the length.
+            let exceeded = path_len.is_some_and(|limit| i > 1 && plen > u64::from(limit));
             if exceeded && !self.report(i, VerifyErrorCode::PathLengthExceeded) {
                 return false;
             }
-            let counts = match self.flavour {
-                OpensslFlavour::V3_0 => i > 0 && !self_issued,
-                OpensslFlavour::V1_1_1 => !self_issued,
-            };
-            if counts {
+            if i > 0 && !self_issued {
                 plen += 1;
             }
             must_be_ca = true;
