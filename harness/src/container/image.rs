@@ -172,6 +172,8 @@ impl Recipe {
     /// packed and built. `progress` hears what happens, a line at a time.
     pub fn build(&self, mirror: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<Built, ContainerError> {
         let fail = |reason: String| ContainerError::Build { image: self.image(), reason };
+        // The image this build replaces, removed once the new one is tagged.
+        let previous = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
         let work = tempfile::Builder::new()
             .prefix("mralab-image-")
             .tempdir_in(scratch_dir())
@@ -198,6 +200,18 @@ impl Recipe {
             .with_file(&tar, "rootfs.tar")
             .build_image_with(BuildImageOptions::new().with_skip_if_exists(false))
             .map_err(|e| fail(format!("the engine's build failed: {e}")))?;
+        if let Some(old) = previous {
+            let now = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
+            if now.as_ref() != Some(&old) {
+                // Untagged now, so nobody names it again. A container still running it keeps
+                // it (the removal fails, harmlessly; the engine's prune takes it later).
+                let _ = block_on(engine()?.remove_image(
+                    &old,
+                    None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                ));
+            }
+        }
         Ok(Built { image: self.image(), packages, debootstrap, build: started.elapsed() })
     }
 }

@@ -1,6 +1,8 @@
 //! The differential check: two verifiers over the catalogue (the real Apache Traffic Server and
-//! the model's `ats-9.2` profile), request by request, field by field: verdict, error text and
-//! depth, the name-check line, the number of log lines, the status. Differences that are
+//! one of the model's profiles), request by request, field by field: verdict, error text and
+//! depth, the name-check line, the number of WARNING and of ERROR lines, the number of attempts
+//! (connections that reached the node), the status and its reason phrase, and the TLS alert the
+//! node received. Differences that are
 //! understood and accepted are listed in one file of known divergences
 //! (`divergences/<left>--<right>.toml`), each naming one scenario, one request and one field,
 //! with the reason and the evidence; an entry that no longer diverges is stale and fails.
@@ -19,7 +21,8 @@ pub struct Difference {
     pub scenario: String,
     /// `step N: <peer> -> <METHOD> <url>`.
     pub request: String,
-    /// `verdict`, `error`, `name-line`, `lines`, `status`, or `presence` (one made it, the other not).
+    /// `verdict`, `error`, `name-line`, `warnings`, `errors`, `attempts`, `status`, `reason`,
+    /// `alert`, or `presence` (one made it, the other not).
     pub field: String,
     /// The left verifier's value.
     pub left: String,
@@ -70,13 +73,17 @@ impl Comparison {
     }
 }
 
-fn fields(cell: &Cell) -> [(&'static str, String); 5] {
+fn fields(cell: &Cell) -> [(&'static str, String); 9] {
     [
         ("verdict", cell.verdict.clone()),
         ("error", cell.error.clone()),
         ("name-line", cell.name_line.clone().unwrap_or_default()),
-        ("lines", cell.lines.to_string()),
+        ("warnings", cell.warnings.to_string()),
+        ("errors", cell.errors.to_string()),
+        ("attempts", cell.attempts.to_string()),
         ("status", cell.status.to_string()),
+        ("reason", cell.reason.clone()),
+        ("alert", cell.alert.clone()),
     ]
 }
 
@@ -176,8 +183,18 @@ mod tests {
     use super::*;
     use crate::scenario::matrix::Row;
 
-    fn cell(verdict: &str, lines: usize) -> Option<Cell> {
-        Some(Cell { verdict: verdict.into(), error: String::new(), status: 200, lines, name_line: None })
+    fn cell(verdict: &str, warnings: usize) -> Option<Cell> {
+        Some(Cell {
+            verdict: verdict.into(),
+            error: String::new(),
+            status: 200,
+            warnings,
+            errors: 0,
+            attempts: 1,
+            reason: "OK".into(),
+            alert: String::new(),
+            name_line: None,
+        })
     }
 
     fn matrix(rows: Vec<(Option<Cell>, Option<Cell>)>) -> Matrix {
@@ -213,14 +230,14 @@ mod tests {
         let unknown = compare(&m, &[], &ids);
         assert_eq!(unknown.requests, 2);
         assert_eq!(unknown.unexpected.len(), 1);
-        assert_eq!((unknown.unexpected[0].field.as_str(), unknown.unexpected[0].left.as_str()), ("lines", "1"));
+        assert_eq!((unknown.unexpected[0].field.as_str(), unknown.unexpected[0].left.as_str()), ("warnings", "1"));
         assert!(!unknown.passes());
-        let covered = compare(&m, &[known(2, "lines")], &ids);
+        let covered = compare(&m, &[known(2, "warnings")], &ids);
         assert!(covered.passes(), "{covered:?}");
-        let stale = compare(&m, &[known(2, "lines"), known(1, "verdict")], &ids);
+        let stale = compare(&m, &[known(2, "warnings"), known(1, "verdict")], &ids);
         assert_eq!(stale.stale.len(), 1);
         assert!(!stale.passes());
-        let elsewhere = compare(&m, &[known(2, "lines"), known(1, "verdict")], &BTreeSet::new());
+        let elsewhere = compare(&m, &[known(2, "warnings"), known(1, "verdict")], &BTreeSet::new());
         assert!(elsewhere.stale.is_empty(), "a filtered run does not judge other scenarios");
     }
 

@@ -32,8 +32,17 @@ pub struct Cell {
     pub error: String,
     /// The status the MRA client got.
     pub status: u16,
-    /// How many traffic server lines the request produced.
-    pub lines: usize,
+    /// How many WARNING lines the request produced (ATS's verify callback).
+    pub warnings: usize,
+    /// How many ERROR lines (ATS 8.1's `SSL connection failed`).
+    pub errors: usize,
+    /// How many connections (handshake attempts) reached the node.
+    pub attempts: u32,
+    /// The reason phrase the MRA client got.
+    pub reason: String,
+    /// The TLS alert the node received from the verifier (`Unknown CA`), empty if none: read
+    /// off the node's events, so every verifier is judged by what reached the wire.
+    pub alert: String,
     /// The name-check line, without its time stamp, if one was logged.
     pub name_line: Option<String>,
 }
@@ -56,7 +65,18 @@ impl Cell {
             Some(other) => other.to_string(),
         };
         let name_line = outcome.log.iter().find_map(|l| l.find("WARNING: SNI (").map(|at| l[at..].to_string()));
-        Cell { verdict: verdict.into(), error, status: outcome.status, lines: outcome.log.len(), name_line }
+        let count = |level: &str| outcome.log.iter().filter(|l| l.contains(level)).count();
+        Cell {
+            verdict: verdict.into(),
+            error,
+            status: outcome.status,
+            warnings: count("] WARNING: "),
+            errors: count("] ERROR: "),
+            attempts: outcome.attempts,
+            reason: outcome.reason.clone(),
+            alert: String::new(),
+            name_line,
+        }
     }
 
     /// `reject (chain: self-signed certificate (depth 0))`.
@@ -177,7 +197,17 @@ fn one(
         Ok(run) => run,
         Err(e) => {
             let first = e.to_string();
-            let cell = Cell { verdict: "fault".into(), error: first, status: 0, lines: 0, name_line: None };
+            let cell = Cell {
+                verdict: "fault".into(),
+                error: first,
+                status: 0,
+                warnings: 0,
+                errors: 0,
+                attempts: 0,
+                reason: String::new(),
+                alert: String::new(),
+                name_line: None,
+            };
             return vec![((0, "(scenario)".into()), cell)];
         }
     };
@@ -187,13 +217,22 @@ fn one(
     for step in &run.steps {
         let mut seen: BTreeMap<String, usize> = BTreeMap::new();
         // The runner writes `<peer> -> <method> https://...` for each request it sends, in order.
-        for line in step.lines.iter().filter(|l| !l.starts_with(' ') && l.contains(" -> ") && l.contains(" https://")) {
+        let is_request = |l: &String| !l.starts_with(' ') && l.contains(" -> ") && l.contains(" https://");
+        for (at, line) in step.lines.iter().enumerate().filter(|(_, l)| is_request(l)) {
             let Some((_peer, _request, outcome)) = recorded.next() else { break };
             let text = line.clone();
             let n = seen.entry(text.clone()).or_insert(0);
             *n += 1;
             let key = if *n > 1 { format!("{text} #{n}") } else { text };
-            out.push(((step.index, key), Cell::of(&outcome)));
+            let mut cell = Cell::of(&outcome);
+            // The node's events follow the request's lines, indented, until the next request.
+            cell.alert = step.lines[at + 1..]
+                .iter()
+                .take_while(|l| l.starts_with(' '))
+                .find_map(|l| l.split("alert received: ").nth(1))
+                .map(|rest| rest.split([';', '(']).next().unwrap_or(rest).trim().to_string())
+                .unwrap_or_default();
+            out.push(((step.index, key), cell));
         }
     }
     out

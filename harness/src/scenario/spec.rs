@@ -228,10 +228,21 @@ pub struct RequestExpect {
     /// The certificate the node serves (its CUCM name, `tomcat-ECDSA`).
     #[serde(default)]
     pub served: Option<String>,
-    /// Where the built-in model differs from the rest.
+    /// How many connections reached the node (handshake attempts): 3 for a first failure on
+    /// Expressway's generation, 1 once the origin is marked down, 4 on stock ATS 9.2.
+    #[serde(default)]
+    pub attempts: Option<u32>,
+    /// How many WARNING lines the traffic server logged for the request (its verify callback).
+    #[serde(default)]
+    pub warnings: Option<usize>,
+    /// How many ERROR lines (`SSL connection failed`; Expressway's generation only).
+    #[serde(default)]
+    pub errors: Option<usize>,
+    /// Where Expressway's generation differs from the rest (rarely needed: the base is written
+    /// for it).
     #[serde(default)]
     pub builtin: Option<Box<RequestExpect>>,
-    /// Where the real traffic server differs.
+    /// Where stock ATS 9.2 (the `ats-9.2` profile, `ats`, `ats:9.2`) differs.
     #[serde(default)]
     pub ats: Option<Box<RequestExpect>>,
 }
@@ -244,12 +255,15 @@ impl RequestExpect {
             && self.code.is_none()
             && self.depth.is_none()
             && self.served.is_none()
+            && self.attempts.is_none()
+            && self.warnings.is_none()
+            && self.errors.is_none()
     }
 
     /// This expectation with one family's differences applied.
     pub fn for_family(&self, family: Family) -> RequestExpect {
         let over = match family {
-            Family::Builtin => self.builtin.as_deref(),
+            Family::Expressway => self.builtin.as_deref(),
             Family::Ats => self.ats.as_deref(),
             Family::Other => None,
         };
@@ -262,6 +276,9 @@ impl RequestExpect {
             out.code = over.code.or(out.code);
             out.depth = over.depth.or(out.depth);
             out.served = over.served.clone().or(out.served);
+            out.attempts = over.attempts.or(out.attempts);
+            out.warnings = over.warnings.or(out.warnings);
+            out.errors = over.errors.or(out.errors);
         }
         out
     }

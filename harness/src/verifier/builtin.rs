@@ -19,10 +19,10 @@ use rustls::{CertificateError, ClientConnection, DigitallySignedStruct, Signatur
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::log::{LogWriter, Profile};
+use super::log::{DOWN_SERVER_CACHE_TIME, LogWriter, Profile};
 use super::name::name_matches;
 use super::{Change, Failure, OriginRequest, Outcome, Purpose, ServedCert, Session, Verifier, VerifierFault};
-use crate::chain::{self, ChainInput, Purpose as ChainPurpose, VerifyErrorCode};
+use crate::chain::{self, ChainInput, OpensslFlavour, Purpose as ChainPurpose, VerifyErrorCode};
 use crate::ciphers::{CipherList, openssl_name};
 use crate::expressway::{Policy, Properties, TlsVersion};
 use crate::net::Reach;
@@ -44,15 +44,12 @@ struct State {
     config: Arc<ClientConfig>,
     record: Arc<Mutex<Record>>,
     log: LogWriter,
-    /// Failed transactions per origin (modelled address, port), for profiles that mark
-    /// origins down.
-    failures: std::collections::HashMap<(IpAddr, u16), u32>,
+    /// Failed transactions per origin and when the last one failed (the log's clock), keyed
+    /// as the profile's down rule says (`Profile::down_rule`): (name or address, port).
+    failures: std::collections::HashMap<(String, u16), (u32, time::OffsetDateTime)>,
     /// Targets (host, port) seen since the last (re)configuration.
     targets: std::collections::HashSet<(String, u16)>,
 }
-
-/// Failed transactions after which stock ATS marks an origin down.
-const DOWN_AFTER_FAILED_TRANSACTIONS: u32 = 3;
 
 /// What the check does for the connection being made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,17 +240,25 @@ impl Verifier for BuiltinVerifier {
             (Policy::Disabled, _) => Mode::Disabled,
             (policy, _) => Mode::TrafficServer { policy, properties: expressway.properties() },
         };
-        let mut attempts = expressway.attempts.max(1);
-        let origin = (request.modelled_ip, request.port);
-        if profile.marks_origins_down() {
-            // A target the traffic server has not been configured for restarts it (the ats
-            // verifier adds a remap rule), which also empties its list of down origins.
-            if state.targets.insert((request.host.clone(), request.port)) {
-                state.failures.clear();
+        let mut attempts = profile.attempts(expressway.attempts);
+        // A target the traffic server has not been configured for restarts it (the ats
+        // verifier adds a remap rule), which also empties its list of down origins.
+        if state.targets.insert((request.host.clone(), request.port)) {
+            state.failures.clear();
+        }
+        let rule = profile.down_rule();
+        let origin = if rule.by_name {
+            (request.host.clone(), request.port)
+        } else {
+            (request.modelled_ip.to_string(), request.port)
+        };
+        let now = state.log.now();
+        match state.failures.get(&origin) {
+            Some((_, last)) if now - *last >= DOWN_SERVER_CACHE_TIME => {
+                state.failures.remove(&origin);
             }
-            if state.failures.get(&origin).copied().unwrap_or(0) >= DOWN_AFTER_FAILED_TRANSACTIONS {
-                attempts = 1;
-            }
+            Some((failed, _)) if *failed >= rule.after_failed_transactions => attempts = 1,
+            _ => {}
         }
         let mut outcome = Outcome::default();
         let log = &mut state.log;
@@ -330,7 +335,8 @@ impl Verifier for BuiltinVerifier {
             None => {
                 outcome.status = 502;
                 outcome.reason = profile.bad_gateway_reason().to_string();
-                *state.failures.entry(origin).or_default() += 1;
+                let entry = state.failures.entry(origin).or_insert((0, now));
+                *entry = (entry.0 + 1, now);
             }
         }
         let status_line = format!("HTTP/1.1 {} {}", outcome.status, outcome.reason);
@@ -434,13 +440,28 @@ struct ModelCheck {
     provider: Arc<CryptoProvider>,
 }
 
-/// The rustls error (and so the alert) for an OpenSSL verify error.
+/// The rustls error for an OpenSSL verify error, chosen so that rustls sends the alert OpenSSL
+/// sends (libssl's `x509table`, ssl/statem/statem_lib.c, the same in 1.1.1w and 3.0): unknown_ca
+/// for the chain errors, certificate_expired, bad_certificate for "not yet valid" and weak
+/// keys or digests, decrypt_error for a bad signature, unsupported_certificate for the purpose,
+/// internal_error for an unspecified error (which rustls cannot send: it sends
+/// handshake_failure; see the divergences files).
 fn rustls_error(code: VerifyErrorCode) -> rustls::Error {
     let error = match code {
         VerifyErrorCode::CertHasExpired => CertificateError::Expired,
-        VerifyErrorCode::CertNotYetValid => CertificateError::NotValidYet,
+        // bad_certificate (42): rustls sends it for an encoding error.
+        VerifyErrorCode::CertNotYetValid
+        | VerifyErrorCode::EeKeyTooSmall
+        | VerifyErrorCode::CaKeyTooSmall
+        | VerifyErrorCode::CaMdTooWeak => CertificateError::BadEncoding,
         VerifyErrorCode::CertSignatureFailure => CertificateError::BadSignature,
         VerifyErrorCode::InvalidPurpose => CertificateError::InvalidPurpose,
+        VerifyErrorCode::Unspecified => return rustls::Error::General("unspecified verify error".into()),
+        // Not in libssl's table: its default, certificate_unknown (46).
+        VerifyErrorCode::KeyUsageNoCertSign | VerifyErrorCode::UnhandledCriticalExtension => CertificateError::Other(
+            rustls::OtherError(Arc::new(std::io::Error::other(code.text(OpensslFlavour::V3_0)))),
+        ),
+        // unknown_ca (48): 2, 18-22, 24/79 and 25.
         _ => CertificateError::UnknownIssuer,
     };
     rustls::Error::InvalidCertificate(error)
@@ -613,11 +634,10 @@ impl crate::verifier::VerifierFactory for BuiltinFactory {
         format!("builtin:{}", self.0)
     }
 
-    /// The `ats-9.2` profile imitates stock Apache Traffic Server, so the expectations written
-    /// for the real traffic server (`expect.ats`) apply to it.
+    /// Each profile imitates one generation of traffic server, whose expectations apply.
     fn family(&self) -> crate::verifier::Family {
         match self.0 {
-            Profile::ExpresswayX14_2 => crate::verifier::Family::Builtin,
+            Profile::ExpresswayX14_2 => crate::verifier::Family::Expressway,
             Profile::Ats9_2 => crate::verifier::Family::Ats,
         }
     }

@@ -4,12 +4,15 @@
 
 use super::{Verifier, VerifierFault};
 
-/// Verifier families whose expectations may legitimately differ.
+/// Verifier families whose expectations may legitimately differ: the two generations of
+/// traffic server, each as the model imitates it and as the real one runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Family {
-    /// The built-in model.
-    Builtin,
-    /// The real Apache Traffic Server.
+    /// Expressway's generation (ATS 8.1 + OpenSSL 1.1.1): the model's `expressway-x14.2`
+    /// profile and `ats:8.1`. The catalogue's expectations are written for it.
+    Expressway,
+    /// Stock ATS 9.2 with OpenSSL 3: the model's `ats-9.2` profile, `ats` and `ats:9.2`; a
+    /// request's `expect.ats` and a login's `ats` say where it differs.
     Ats,
     /// Anything else: written expectations do not apply.
     Other,

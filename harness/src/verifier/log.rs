@@ -100,13 +100,32 @@ impl Profile {
         matches!(self, Profile::Ats9_2)
     }
 
-    /// Whether an origin that failed whole transactions is marked down (stock ATS: after
-    /// `connect_attempts_rr_retries` = 3 failed transactions the host is negative-cached and
-    /// each later transaction makes `connect_attempts_max_retries_dead_server` = 1 attempt, for
-    /// `down_server.cache_time` = 60 s; observed on ATS 9.2). Expressway's build is modelled
-    /// without it: the seed's capture shows repeated handshakes.
-    pub fn marks_origins_down(self) -> bool {
-        matches!(self, Profile::Ats9_2)
+    /// Connections a request may make to a failing origin, for a configured
+    /// `connect_attempts_max_retries` of `attempts - 1`: ATS 9.2 makes 1 + the retries (4);
+    /// ATS 8.1 takes `connect_attempts_max_retries` as the total (3). Observed through
+    /// `--verifier ats` and `--verifier ats:8.1`; the seed's capture shows three connections to
+    /// 6972 for one failing request.
+    pub fn attempts(self, configured: u32) -> u32 {
+        match self {
+            Profile::ExpresswayX14_2 => configured.saturating_sub(1).max(1),
+            Profile::Ats9_2 => configured.max(1),
+        }
+    }
+
+    /// How the traffic server marks an origin down after failed transactions, so that later
+    /// requests make one attempt (`connect_attempts_max_retries_dead_server` = 1) until
+    /// `down_server.cache_time` (60 s) has passed.
+    /// - ATS 9.2: the address and port, after `connect_attempts_rr_retries` = 3 failed
+    ///   transactions (observed).
+    /// - ATS 8.1: the host as the request names it (a name or an address) and the port (HostDB's
+    ///   key), after one failed transaction (observed through `--verifier ats:8.1`: 3 attempts,
+    ///   then 1 per request to that host and port, an address as much as a name:
+    ///   `snapshots/ats-8.1/seed/cucm-advertised-by-ip.snap`, step 4).
+    pub fn down_rule(self) -> DownRule {
+        match self {
+            Profile::ExpresswayX14_2 => DownRule { after_failed_transactions: 1, by_name: true },
+            Profile::Ats9_2 => DownRule { after_failed_transactions: 3, by_name: false },
+        }
     }
 
     /// The libssl error for a failed certificate verification, as `ERR_error_string` prints it.
@@ -167,6 +186,20 @@ impl LogSettings {
     }
 }
 
+/// When an origin is marked down; see [`Profile::down_rule`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownRule {
+    /// Failed transactions (every attempt failed) after which it is marked down.
+    pub after_failed_transactions: u32,
+    /// Whether the origin is keyed by the host as the request names it (name or address) and
+    /// the port; otherwise by the address it resolved to and the port.
+    pub by_name: bool,
+}
+
+/// How long an origin stays marked down (`proxy.config.http.down_server.cache_time`), on the
+/// log's clock; the ats verifiers write the same value into records.config.
+pub const DOWN_SERVER_CACHE_TIME: Duration = Duration::seconds(60);
+
 /// Writes lines for one profile, advancing a virtual clock by a millisecond per line.
 #[derive(Debug, Clone)]
 pub struct LogWriter {
@@ -180,6 +213,11 @@ impl LogWriter {
     /// A writer whose clock starts at `settings.start`.
     pub fn new(profile: Profile, settings: LogSettings) -> LogWriter {
         LogWriter { profile, now: settings.start, settings, txn: 0 }
+    }
+
+    /// The clock's reading.
+    pub fn now(&self) -> OffsetDateTime {
+        self.now
     }
 
     /// Moves the clock on (it stops at the last instant `time` can hold rather than overflow:

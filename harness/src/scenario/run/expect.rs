@@ -24,6 +24,15 @@ pub(super) fn describe_expect(expect: &RequestExpect) -> String {
     if let Some(served) = &expect.served {
         parts.push(format!("{served} served"));
     }
+    if let Some(attempts) = expect.attempts {
+        parts.push(format!("{attempts} attempt(s)"));
+    }
+    if let Some(warnings) = expect.warnings {
+        parts.push(format!("{warnings} WARNING line(s)"));
+    }
+    if let Some(errors) = expect.errors {
+        parts.push(format!("{errors} ERROR line(s)"));
+    }
     parts.join(", ")
 }
 
@@ -73,6 +82,22 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, sent: Opt
         && sent != Some(served.as_str())
     {
         out.push(format!("expected {served} served, got {}", sent.unwrap_or("nothing")));
+    }
+    if let Some(attempts) = expect.attempts
+        && attempts != outcome.attempts
+    {
+        out.push(format!("expected {attempts} attempt(s), got {}", outcome.attempts));
+    }
+    let count = |level: &str| outcome.log.iter().filter(|l| l.contains(level)).count();
+    if let Some(warnings) = expect.warnings
+        && warnings != count("] WARNING: ")
+    {
+        out.push(format!("expected {warnings} WARNING line(s), got {}", count("] WARNING: ")));
+    }
+    if let Some(errors) = expect.errors
+        && errors != count("] ERROR: ")
+    {
+        out.push(format!("expected {errors} ERROR line(s), got {}", count("] ERROR: ")));
     }
     out
 }

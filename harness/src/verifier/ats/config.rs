@@ -170,6 +170,7 @@ fn records_config(runroot: &Runroot, expressway: &ExpresswaySpec, trust_is_empty
          CONFIG proxy.config.diags.debug.tags STRING ssl.error\n\
          CONFIG proxy.config.diags.output.debug STRING L\n\
          CONFIG proxy.config.http.connect_attempts_timeout INT 5\n\
+         CONFIG proxy.config.http.down_server.cache_time INT 60\n\
          CONFIG proxy.config.http.keep_alive_enabled_out INT 0\n\
          CONFIG proxy.config.dns.nameservers STRING 127.0.0.1\n\
          CONFIG proxy.config.ssl.client.TLSv1 INT 0\n\

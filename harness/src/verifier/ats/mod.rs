@@ -466,7 +466,10 @@ impl crate::verifier::VerifierFactory for AtsFactory {
     }
 
     fn family(&self) -> crate::verifier::Family {
-        crate::verifier::Family::Ats
+        match self.0.generation() {
+            Generation::V8_1 => crate::verifier::Family::Expressway,
+            Generation::V9_2 => crate::verifier::Family::Ats,
+        }
     }
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
