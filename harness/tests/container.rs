@@ -73,3 +73,16 @@ fn a_program_that_exits_is_seen_to_have_stopped() {
     assert!(!supervised.program_running());
     assert_eq!(supervised.output().trim(), "started");
 }
+
+#[test]
+fn a_missing_image_names_the_command_that_builds_it() {
+    if !container::engine_available() {
+        eprintln!("skipped: no Docker engine");
+        return;
+    }
+    let missing = harness::container::image::Recipe { tag: "no-such-tag-for-a-test", ..ATS_8_1 };
+    let e = missing.check_built().expect_err("no such image");
+    let text = e.to_string();
+    assert!(text.contains("image mralab/ats:no-such-tag-for-a-test is missing"), "{text}");
+    assert!(text.contains("cargo xtask images"), "{text}");
+}

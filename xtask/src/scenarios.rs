@@ -90,7 +90,9 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
     let spec: VerifierSpec =
         if verifier == "builtin" { format!("builtin:{profile}").parse()? } else { verifier.parse()? };
-    Ok((spec.factory()?, spec.snapshot_dir()))
+    let factory = spec.factory()?;
+    factory.preflight()?;
+    Ok((factory, spec.snapshot_dir()))
 }
 
 pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {

@@ -146,3 +146,19 @@ fn the_reaper_removes_what_a_dead_run_left() {
     // Its handle's removal now finds nothing to remove; that is fine.
     drop(leftover);
 }
+
+#[test]
+fn an_unreachable_engine_is_one_clear_error() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["scenarios", "seed::tftp-self-signed-ecdsa", "--verifier", "ats:8.1"])
+        .current_dir(workspace())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("xtask");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "a harness fault, before any scenario\n{stdout}\n{stderr}");
+    let said = format!("{stdout}\n{stderr}");
+    assert!(said.contains("no Docker engine at unix:///nonexistent/docker.sock"), "{said}");
+    assert!(said.contains("DOCKER_HOST"), "{said}");
+}

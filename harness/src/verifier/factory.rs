@@ -30,4 +30,9 @@ pub trait VerifierFactory: Sync {
     fn needs_real_clock(&self) -> bool {
         false
     }
+    /// Whether verifiers can be made here at all (an engine, an image), checked once before a
+    /// run so that a missing prerequisite is one error, not one per scenario.
+    fn preflight(&self) -> Result<(), VerifierFault> {
+        Ok(())
+    }
 }

@@ -87,10 +87,7 @@ impl Launcher {
                 Ok(Launcher::Container { recipe, generation, supervised: None })
             }
             _ => {
-                let binary = super::traffic_server_path().ok_or(
-                    "traffic_server not found: install Apache Traffic Server with `apt-get install trafficserver`, \
-                     or use --verifier ats:9.2 (a container)",
-                )?;
+                let binary = super::traffic_server_path().ok_or(super::NOT_INSTALLED)?;
                 let dir = tempfile::Builder::new()
                     .prefix("mralab-ats-")
                     .tempdir()

@@ -79,6 +79,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one request through ATS may take (ATS's own connect timeout is 5 s per attempt).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What to do when the host has no `traffic_server`.
+const NOT_INSTALLED: &str = "traffic_server not found: install Apache Traffic Server with `apt-get install \
+                             trafficserver`, or use --verifier ats:9.2 (a container)";
+
 /// Where `traffic_server` is, if installed.
 pub fn traffic_server_path() -> Option<PathBuf> {
     let from_path = std::env::var_os("PATH")
@@ -474,6 +478,13 @@ impl crate::verifier::VerifierFactory for AtsFactory {
 
     fn make(&self) -> Result<Box<dyn Verifier>, VerifierFault> {
         Ok(Box::new(AtsVerifier::launched(self.0)?))
+    }
+
+    fn preflight(&self) -> Result<(), VerifierFault> {
+        match self.0.recipe() {
+            Some(recipe) => recipe.check_built().map_err(|e| fault_of(self.0, e)),
+            None => traffic_server_path().map(|_| ()).ok_or_else(|| fault_of(self.0, NOT_INSTALLED)),
+        }
     }
 
     fn needs_real_clock(&self) -> bool {
