@@ -51,6 +51,7 @@ mod diags;
 mod netns;
 mod relay;
 mod stubs;
+mod tally;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -63,17 +64,17 @@ use tempfile::TempDir;
 
 use super::builtin::describe;
 use super::log::{LogWriter, Profile};
-use super::{Change, Failure, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault};
-use crate::expressway::Policy;
+use super::{Change, Failure, ForeseenTarget, OriginRequest, Outcome, Session, Verifier, VerifierFault};
 use client::{http_get, http_send};
-use config::{ATS_PORT, PROBE_NAMES, Target};
+use config::{ATS_PORT, PROBE_HOST, Target};
 use diags::DIAGS_LOG;
 pub use diags::failure_of;
+pub use tally::{Tally, tally};
 use netns::Netns;
 use relay::{Relay, start_relay};
-use stubs::{DnsStub, ReadyResponder};
+use stubs::{DnsRecords, DnsStub, ReadyResponder};
 
-/// How long ATS may take to answer on its port and to have read its hosts file.
+/// How long ATS may take to answer on its port and to proxy the readiness probe.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one request through ATS may take (ATS's own connect timeout is 5 s per attempt).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -106,16 +107,30 @@ pub struct AtsVerifier {
     _registered: crate::cleanup::Registered,
     session: Option<Session>,
     log: Option<LogWriter>,
-    targets: Vec<Target>,
-    hosts: BTreeMap<String, IpAddr>,
+    /// What the scenario said the session may request ([`Verifier::foresee`]).
+    foreseen: Vec<ForeseenTarget>,
+    /// The targets requested so far.
+    used: Vec<Target>,
+    /// The rules of the remap.config the running ATS read.
+    rules: Vec<Target>,
+    /// Every host name a request named, with what the stub DNS answers for it (`None`:
+    /// NXDOMAIN). Once named, ATS may hold the answer in its HostDB.
+    names: BTreeMap<String, Option<IpAddr>>,
+    /// What the stub DNS answers from.
+    records: DnsRecords,
     relays: BTreeMap<SocketAddr, Relay>,
+    /// The configuration changed, or ATS may hold a name's old answer: restart before the next
+    /// request.
     dirty: bool,
+    /// A request reached a node since the start: ATS may hold state a fresh start would not
+    /// (an origin TLS session to resume, a record of failed attempts that cuts the next
+    /// request's retries).
+    touched: bool,
     running: Option<Running>,
     ready: Option<ReadyResponder>,
     dns: Option<DnsStub>,
     netns: Option<Netns>,
     startups: Vec<Duration>,
-    probe: usize,
 }
 
 impl AtsVerifier {
@@ -135,26 +150,29 @@ impl AtsVerifier {
             dir,
             session: None,
             log: None,
-            targets: Vec::new(),
-            hosts: BTreeMap::new(),
+            foreseen: Vec::new(),
+            used: Vec::new(),
+            rules: Vec::new(),
+            names: BTreeMap::new(),
+            records: DnsRecords::default(),
             relays: BTreeMap::new(),
             dirty: true,
+            touched: false,
             running: None,
             ready: None,
             dns: None,
             netns: None,
             startups: Vec::new(),
-            probe: 0,
         })
     }
 
-    /// How long each start of ATS took, until it answered and had read its hosts file.
+    /// How long each start of ATS took, until it proxied the readiness probe.
     pub fn startups(&self) -> &[Duration] {
         &self.startups
     }
 
-    /// Starts ATS now with the session in force and the targets seen so far (requests start it
-    /// themselves; tests use this to hold a running ATS).
+    /// Starts ATS now with the session in force and the targets foreseen and seen so far
+    /// (requests start it themselves; tests use this to hold a running ATS).
     pub fn start(&mut self) -> Result<(), VerifierFault> {
         self.restart()
     }
@@ -172,7 +190,7 @@ impl AtsVerifier {
     fn netns(&mut self) -> Result<&Netns, VerifierFault> {
         if self.netns.is_none() {
             let netns = Netns::new().map_err(fault)?;
-            let dns = DnsStub::start(&netns).map_err(fault)?;
+            let dns = DnsStub::start(&netns, self.records.clone()).map_err(fault)?;
             let ready = ReadyResponder::start(&netns).map_err(fault)?;
             self.dns = Some(dns);
             self.ready = Some(ready);
@@ -192,11 +210,21 @@ impl AtsVerifier {
         self.dir.path().join(rel)
     }
 
-    /// Writes the runroot for the session and targets in force.
-    fn write_config(&self) -> Result<(), VerifierFault> {
+    /// Writes the runroot for the session in force, with a rule per target requested or
+    /// foreseen.
+    fn write_config(&mut self) -> Result<(), VerifierFault> {
         let session = self.session.as_ref().ok_or_else(|| fault("no session"))?;
+        let mut rules = self.used.clone();
+        for foreseen in &self.foreseen {
+            let target = Target::new(&foreseen.host, foreseen.port, foreseen.purpose, session);
+            if !rules.contains(&target) {
+                rules.push(target);
+            }
+        }
         let ready_port = self.ready.as_ref().map(|r| r.port).unwrap_or(0);
-        config::write_runroot(self.dir.path(), session, &self.targets, &self.hosts, ready_port).map_err(fault)
+        config::write_runroot(self.dir.path(), session, &rules, ready_port).map_err(fault)?;
+        self.rules = rules;
+        Ok(())
     }
 
     /// What ATS said when it would not start: its stderr and the end of diags.log.
@@ -210,8 +238,7 @@ impl AtsVerifier {
         ))
     }
 
-    /// (Re)starts ATS with the configuration in force and waits until it serves and has read
-    /// its hosts file.
+    /// (Re)starts ATS with the configuration in force and waits until it proxies.
     fn restart(&mut self) -> Result<(), VerifierFault> {
         self.stop();
         self.netns()?;
@@ -242,12 +269,9 @@ impl AtsVerifier {
             return Err(e);
         }
         self.startups.push(started.elapsed());
-        if std::env::var_os("MRALAB_ATS_TIMINGS").is_some() {
-            // A timing note on stderr; a closed stderr is no reason to panic.
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("ats: started in {ms:.0} ms\n"));
-        }
+        tally::started(started.elapsed());
         self.dirty = false;
+        self.touched = false;
         Ok(())
     }
 
@@ -271,24 +295,20 @@ impl AtsVerifier {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        // 2. A hosts-file name resolves: a fresh name per probe, since a name looked up before
-        // the hosts file was read is cached as unknown.
+        // 2. It proxies: the readiness probe's rule maps to an address, so no name is looked up.
         loop {
             if self.exited() {
                 return Err(self.startup_failure("exited while starting"));
             }
-            if started.elapsed() > START_TIMEOUT || self.probe >= PROBE_NAMES {
-                return Err(self.startup_failure("never resolved a name of its hosts file"));
+            if started.elapsed() > START_TIMEOUT {
+                return Err(self.startup_failure("never proxied the readiness probe"));
             }
-            let host = format!("mralab-ready-{}", self.probe);
-            self.probe += 1;
             let netns = self.netns.as_ref().ok_or_else(|| fault("no namespace"))?;
-            if let Ok((200, _, _)) = http_get(netns, ats, &host, "/", Duration::from_secs(2)) {
+            if let Ok((200, _, _)) = http_get(netns, ats, PROBE_HOST, "/", Duration::from_secs(2)) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.probe = 0;
         let offset = fs::metadata(self.path(DIAGS_LOG)).map(|m| m.len()).unwrap_or(0);
         if let Some(r) = self.running.as_mut() {
             r.diags_offset = offset;
@@ -328,6 +348,20 @@ impl Verifier for AtsVerifier {
         Ok(())
     }
 
+    fn foresee(&mut self, targets: &[ForeseenTarget]) {
+        // Hosts a URL cannot hold stay unforeseen: a rule for one would stop ATS from loading
+        // remap.config; a request for one gets its rule (and ATS's verdict on it) by a restart.
+        let fits = |host: &str| {
+            host.parse::<IpAddr>().is_ok()
+                || !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        };
+        for target in targets.iter().filter(|t| fits(&t.host)) {
+            if !self.foreseen.contains(target) {
+                self.foreseen.push(target.clone());
+            }
+        }
+    }
+
     fn reconfigure(&mut self, session: &Session, _change: Change) -> Result<(), VerifierFault> {
         // records.config and the CA file are read at start; without traffic_manager,
         // `traffic_ctl config reload` has nobody to talk to: the next request restarts ATS.
@@ -347,23 +381,30 @@ impl Verifier for AtsVerifier {
             verifier: "ats".into(),
             message: "request before the session was opened".into(),
         })?;
-        let target = Target {
-            host: request.host.clone(),
-            port: request.port,
-            discovery_check: matches!(request.purpose, Purpose::Discovery { tls_verify_mode: true })
-                && session.expressway.policy() == Policy::Disabled,
-        };
-        if !self.targets.contains(&target) {
-            self.targets.push(target.clone());
-            self.dirty = true;
-        }
-        // A name that does not resolve gets no hosts line and no relay: ATS asks the stub DNS,
-        // which answers NXDOMAIN, as a name no DNS server knows.
-        let record = if request.resolves {
-            if request.host.parse::<IpAddr>().is_err() && self.hosts.get(&request.host) != Some(&request.modelled_ip) {
-                self.hosts.insert(request.host.clone(), request.modelled_ip);
+        let target = Target::new(&request.host, request.port, request.purpose, &session);
+        // A target first requested meets a fresh ATS, as if it had been started for it: the
+        // restart is skipped only when it would change nothing a request can see, that is when
+        // the target has its rule and no request reached a node since the start. ATS keeps
+        // per-origin state a restart drops and later requests show: TLS sessions it resumes
+        // (by name, across ports) and failed attempts (after enough, a request to that origin
+        // gets one attempt instead of 1 + retries). A target without a rule needs one: restart.
+        if !self.used.contains(&target) {
+            if !self.rules.contains(&target) || self.touched {
                 self.dirty = true;
             }
+            self.used.push(target.clone());
+        }
+        // The stub DNS answers a name as the modelled network does: a name that does not resolve
+        // is NXDOMAIN, as a name no DNS server knows, and gets no relay. A name whose answer
+        // changes after ATS may have cached the old one needs a fresh ATS.
+        if request.host.parse::<IpAddr>().is_err() {
+            let answer = request.resolves.then_some(request.modelled_ip);
+            if self.names.insert(request.host.clone(), answer).is_some_and(|old| old != answer) {
+                self.dirty = true;
+            }
+            self.records.set(&request.host, answer);
+        }
+        let record = if request.resolves {
             let at = SocketAddr::new(request.modelled_ip, request.port);
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
@@ -372,15 +413,13 @@ impl Verifier for AtsVerifier {
                 self.relays.insert(at, relay);
             }
             Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| fault("no relay"))?)
-        } else if self.hosts.remove(&request.host).is_some() {
-            self.dirty = true;
-            None
         } else {
             None
         };
         if self.dirty || self.exited() {
             self.restart()?;
         }
+        let sent = Instant::now();
         if let Some(record) = &record {
             record.reset();
         }
@@ -415,6 +454,7 @@ impl Verifier for AtsVerifier {
         if outcome.failure.is_none() && !request.resolves && status == 500 && outcome.body.contains("Unknown Host") {
             outcome.failure = Some(Failure::Resolve { host: request.host.clone() });
         }
+        self.touched |= seen.connections > 0;
         let ats_error_page = status == 502 && outcome.body.contains("Could Not Connect");
         if outcome.failure.is_none() && ats_error_page {
             outcome.failure = Some(match (reading.ssl_error, seen.connections) {
@@ -428,6 +468,7 @@ impl Verifier for AtsVerifier {
             let version = if (0x1301..=0x1305).contains(&suite) { "TLSv1.3" } else { "TLSv1.2" };
             outcome.tls = Some((version.to_string(), name.to_string()));
         }
+        tally::requested(sent.elapsed());
         Ok(outcome)
     }
 }
