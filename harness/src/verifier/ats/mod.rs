@@ -255,7 +255,7 @@ impl AtsVerifier {
                 Command::new("setpriv")
                     .args(["--pdeathsig", "KILL", "--"])
                     .arg(&binary)
-                    .env("TS_RUNROOT", &runroot)
+                    .envs(config::environment(&runroot))
                     .stdin(Stdio::null())
                     .stdout(out)
                     .stderr(err)
@@ -293,7 +293,8 @@ impl AtsVerifier {
             if netns.connect(ats, Duration::from_millis(200)).is_ok() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // ATS opens its port ~50 ms after it starts; a refused connect costs microseconds.
+            std::thread::sleep(Duration::from_millis(1));
         }
         // 2. It proxies: the readiness probe's rule maps to an address, so no name is looked up.
         loop {
