@@ -66,6 +66,8 @@ impl DnsRecords {
 #[derive(Debug)]
 pub(super) struct DnsStub {
     stop: Arc<AtomicBool>,
+    /// The stub's own socket, to wake its thread on drop with a datagram to itself.
+    wake: UdpSocket,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -77,7 +79,9 @@ impl DnsStub {
 
     fn serve(netns: &Netns, records: DnsRecords) -> io::Result<DnsStub> {
         let socket = netns.run(|| UdpSocket::bind((Ipv4Addr::LOCALHOST, 53)))??;
+        // A bound on each wait, should the wake-up datagram be lost.
         socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let wake = socket.try_clone()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new().name("mralab-ats-dns".into()).spawn(move || {
@@ -89,7 +93,7 @@ impl DnsStub {
                 }
             }
         })?;
-        Ok(DnsStub { stop, thread: Some(thread) })
+        Ok(DnsStub { stop, wake, thread: Some(thread) })
     }
 }
 
@@ -163,6 +167,11 @@ fn answer(query: &[u8], lookup: impl Fn(&str) -> Option<IpAddr>) -> Option<Vec<u
 impl Drop for DnsStub {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        // An empty datagram is no query: the thread sees the flag at once instead of at the end
+        // of its read timeout.
+        if let Ok(me) = self.wake.local_addr() {
+            let _ = self.wake.send_to(&[], me);
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
