@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::expressway::{ExpresswaySpec, TlsVersion};
 use crate::expressway::Policy;
+use crate::expressway::{ExpresswaySpec, TlsVersion};
 use crate::pki::pem_block;
 use crate::verifier::{Purpose, Session};
 

@@ -4,9 +4,10 @@
 //! # How a run is laid out
 //! Each [`AtsVerifier`] owns a private runroot in a [`TempDir`] (`runroot.yaml`, a copy of
 //! `/etc/trafficserver` as sysconfdir with our `records.config`, `remap.config`, an empty
-//! `storage.config`, private log, runtime and cache folders, a hosts file, a `resolv.conf`, the
-//! peer's trust store as PEM and Expressway-C's client certificate) and one `traffic_server`
-//! process started from it, in the foreground, with no `traffic_manager`.
+//! `storage.config`, private log, runtime and cache folders, an empty hosts file, a
+//! `resolv.conf`, the peer's trust store as PEM and Expressway-C's client certificate) and one
+//! `traffic_server` process started from it, in the foreground, with no `traffic_manager`, and
+//! with OpenSSL's default CA bundle pointed at an empty file (`config::environment`).
 //!
 //! # Addresses: a private network namespace, not a rewritten PKI
 //! Reached by IP, ATS checks the IP string it connected to, and it logs the address it connected
@@ -17,20 +18,30 @@
 //! The simulated fleet stays on the host's loopback. One thread of this process joins the
 //! namespace (`setns`) and creates there every socket that must live in it: ATS's own process
 //! (spawned from that thread), a relay listener per node address and port (`10.48.36.215:6972`),
-//! which forwards each connection to the node's loopback socket, a stub DNS server that answers
-//! NXDOMAIN at once (the hosts file is the only source of names), a readiness responder, and the
-//! client sockets the HTTP client sends requests through. The relay copies bytes unchanged; it
-//! also counts connections (handshake attempts) and reads the node's Certificate message off the
-//! wire when it is in clear text (TLS 1.2), to report what the node served. Under TLS 1.3 the
-//! certificate is encrypted and `served` stays empty.
+//! which forwards each connection to the node's loopback socket, a stub DNS server, a readiness
+//! responder, and the client sockets the HTTP client sends requests through. The stub DNS is
+//! the modelled network's: it answers a name a request named with the node's modelled address,
+//! and a name that does not resolve (or that no request named) with NXDOMAIN at once. A start
+//! is ready when ATS's port answers and one probe through ATS (to an address, no name looked
+//! up) gets the readiness responder's 200: ~50 ms, where waiting for ATS to read a hosts file
+//! took ~1 s. The relay copies bytes unchanged; it also counts connections (handshake
+//! attempts) and reads the node's Certificate message off the wire when it is in clear text
+//! (TLS 1.2), to report what the node served. Under TLS 1.3 the certificate is encrypted and
+//! `served` stays empty.
 //!
 //! # Requests
 //! Each request is sent as the MRA client's request to Expressway-C's front:
 //! `GET http://<front>:<port>/<base64 domain/https/host/port>/<path>`, mapped by a `remap.config`
 //! rule per target (`map http://<front>:<port>/<token>/ https://<host>:<port>/`) to the node.
-//! Targets are learnt from the requests: a new one (or a configuration change) rewrites the
-//! configuration and restarts ATS before the request, as a configuration change does on the
-//! product. A restart drops ATS's TLS session cache, HostDB and marked-down origins.
+//! The scenario names every target it may request up front ([`Verifier::foresee`]) and the
+//! first start writes a rule for each; a target not foreseen gets its rule by a restart.
+//! A configuration change restarts ATS before the next request, as it does on the product.
+//! A restart drops ATS's per-origin state: its TLS session cache (sessions are resumed by
+//! name, across ports), HostDB, and failed-attempt counts (an origin that failed often gets
+//! one attempt instead of four). The snapshots show that state, so a target first requested
+//! still meets a fresh ATS, as if started for it, unless no request has reached a node since
+//! the start (only then is the restart skipped: it would change nothing). A name whose answer
+//! changes after ATS may have cached it also restarts ATS.
 //! Discovery with "TLS verify mode" On while the traffic server verifies nothing gets its rule
 //! an `ENFORCED`/`ALL` override (`conf_remap.so`): the nearest the real ATS comes to that check.
 //!
@@ -42,8 +53,10 @@
 //! # Parts
 //! This module is the verifier itself ([`AtsVerifier`]: start, restart, requests) and its
 //! [`AtsFactory`]. `netns` makes the namespace and runs jobs in it; `relay` holds the relays
-//! and what they read off the wire; `stubs` the DNS stub and the readiness responder; `client`
-//! the HTTP client that talks to ATS; `config` lays out the runroot; `diags` reads diags.log.
+//! and what they read off the wire; `stubs` the DNS stub and its records, and the readiness
+//! responder; `client` the HTTP client that talks to ATS; `config` lays out the runroot and
+//! the environment; `diags` reads diags.log; `tally` counts starts and requests across the
+//! process ([`tally()`], for `cargo xtask bench ats`).
 
 mod client;
 mod config;
@@ -69,10 +82,10 @@ use client::{http_get, http_send};
 use config::{ATS_PORT, PROBE_HOST, Target};
 use diags::DIAGS_LOG;
 pub use diags::failure_of;
-pub use tally::{Tally, tally};
 use netns::Netns;
 use relay::{Relay, start_relay};
 use stubs::{DnsRecords, DnsStub, ReadyResponder};
+pub use tally::{Tally, tally};
 
 /// How long ATS may take to answer on its port and to proxy the readiness probe.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
