@@ -43,6 +43,13 @@ enum BenchWhat {
     },
     /// The fleet's start-up, memory and handshake rates (runs simulators/benches/fleet.rs).
     Fleet,
+    /// The catalogue through the real Apache Traffic Server (`scenarios --verifier ats`): wall
+    /// time, traffic_server starts and their mean, requests, their mean and requests per second.
+    Ats {
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +57,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Pki { runs } => pki(runs),
         BenchWhat::Verify { requests, nodes } => crate::bench_verify::verify(requests, nodes),
         BenchWhat::Scenarios { jobs } => scenarios(jobs),
+        BenchWhat::Ats { jobs } => ats(jobs),
         BenchWhat::Fleet => {
             let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["bench", "-p", "simulators", "--bench", "fleet"])
@@ -158,4 +166,60 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         outln!("  {elapsed:>10.2?}  {id}")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ats(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
+    use harness::scenario::batch::{BatchEntry, run_files};
+    use harness::scenario::login::LoginSpec;
+    use harness::scenario::{Catalogue, RunOptions};
+    use harness::verifier::ats::{AtsFactory, tally, traffic_server_path};
+    if traffic_server_path().is_none() {
+        anyhow::bail!("traffic_server not found: install Apache Traffic Server with `apt-get install trafficserver`");
+    }
+    let catalogue = Catalogue::at(&Catalogue::workspace_root());
+    let files = catalogue.files()?;
+    let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let options = RunOptions { verifier: &AtsFactory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let before = tally();
+    let start = Instant::now();
+    let entries = run_files(&catalogue, &files, &options, "ats", threads, &|_, _, _| {});
+    let wall = start.elapsed();
+    let spent = tally() - before;
+    let failed: Vec<&BatchEntry> = entries.iter().filter(|e| e.failed()).collect();
+    let mean = |total: Duration, n: u64| total.checked_div(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or_default();
+    outln!("{} scenarios through traffic_server, {threads} threads", files.len())?;
+    outln!("{:<22} {wall:>10.2?}", "wall time")?;
+    outln!(
+        "{:<22} {:>10}   mean {:>8.1?}   {:>8.2?} in all",
+        "traffic_server starts",
+        spent.starts,
+        mean(spent.start_time, spent.starts),
+        spent.start_time
+    )?;
+    outln!(
+        "{:<22} {:>10}   mean {:>8.1?}   {:>8.2?} in all (a start before a request not counted)",
+        "requests",
+        spent.requests,
+        mean(spent.request_time, spent.requests),
+        spent.request_time
+    )?;
+    let per_second = if wall.is_zero() { 0.0 } else { spent.requests as f64 / wall.as_secs_f64() };
+    outln!("{:<22} {per_second:>10.1}", "requests/s (wall)")?;
+    let mut slowest: Vec<(Duration, &str)> = entries.iter().map(|e| (e.elapsed, e.id.as_str())).collect();
+    slowest.sort_by_key(|(elapsed, _)| std::cmp::Reverse(*elapsed));
+    outln!("\nslowest scenarios:")?;
+    for (elapsed, id) in slowest.iter().take(5) {
+        outln!("  {elapsed:>10.2?}  {id}")?;
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "\n{} scenario(s) did not match snapshots/ats (`cargo xtask scenarios --verifier ats` says how):",
+        failed.len()
+    )?;
+    for entry in failed {
+        outln!("  {}", entry.id)?;
+    }
+    Ok(ExitCode::FAILURE)
 }
