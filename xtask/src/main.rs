@@ -51,7 +51,7 @@ enum Command {
     Lab(lab::LabArgs),
     /// Export the catalogue's certificate cases for other harnesses: `export limbo DIR`.
     Export(export::ExportArgs),
-    /// Benchmarks: `bench pki | verify | scenarios | fleet`.
+    /// Benchmarks: `bench pki | verify | scenarios | fleet | ats`.
     Bench(bench::BenchArgs),
 }
 
@@ -77,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::Export(args) => export::run(args),
     };
+    harness::cleanup::exit_if_signalled();
     match result {
         Ok(code) => code,
         Err(error) if out::is_closed(&error) => std::process::ExitCode::from(out::CLOSED_EXIT_CODE),

@@ -102,7 +102,7 @@ pub(super) fn write_runroot(
         copy_dir(Path::new("/etc/trafficserver"), &etc).map_err(|e| io("a copy of /etc/trafficserver", e))?;
     }
     for d in ["log", "run", "cache", "capath"] {
-        fs::create_dir_all(root.join(d)).map_err(|e| io(d, e))?;
+        create_dir(&root.join(d)).map_err(|e| io(d, e))?;
     }
     fs::write(root.join("runroot.yaml"), runroot_yaml(root)).map_err(|e| io("runroot.yaml", e))?;
     fs::write(root.join(NO_DEFAULT_CAS), "").map_err(|e| io(NO_DEFAULT_CAS, e))?;
@@ -229,9 +229,18 @@ fn remap_config(session: &Session, targets: &[Target], ready_port: u16) -> Strin
     remap
 }
 
-/// Copies the folder `from` to `to`, recursively.
+/// Makes the folder `path` unless it exists; never its parents, so that a runroot removed
+/// underneath a start (by `harness::cleanup` on a signal) is not made again and left behind.
+fn create_dir(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Copies the folder `from` to `to` (whose parent exists), recursively.
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
+    create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());
