@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Something to undo if the process is stopped by a signal.
@@ -23,6 +23,9 @@ enum Item {
 
 static REGISTRY: Mutex<BTreeMap<u64, Item>> = Mutex::new(BTreeMap::new());
 static NEXT: AtomicU64 = AtomicU64::new(1);
+/// The signal that arrived, 0 before one does: set in the signal handler itself, before
+/// anything the signal causes elsewhere (an interrupted call, a removed folder).
+static SIGNALLED: AtomicUsize = AtomicUsize::new(0);
 
 fn registry() -> MutexGuard<'static, BTreeMap<u64, Item>> {
     REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -66,7 +69,15 @@ pub fn run_now() {
     }
     for item in &items {
         if let Item::Dir(path) = item {
-            let _ = std::fs::remove_dir_all(path);
+            // Its owner may still be writing into it (a file made while the tree is walked
+            // leaves a folder that will not go): try again, briefly, until it is gone.
+            for _ in 0..50 {
+                let _ = std::fs::remove_dir_all(path);
+                if !path.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
         }
     }
 }
@@ -77,6 +88,9 @@ pub fn run_now() {
 /// cleanly on the same signals instead.
 pub fn on_signal_clean_up_and_exit() -> std::io::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_usize(signal, &SIGNALLED, usize::try_from(signal).unwrap_or(0))?;
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     std::thread::Builder::new().name("mralab-signals".into()).spawn(move || {
         if let Some(signal) = signals.forever().next() {
@@ -85,6 +99,19 @@ pub fn on_signal_clean_up_and_exit() -> std::io::Result<()> {
         }
     })?;
     Ok(())
+}
+
+/// Returns at once unless a signal taken by [`on_signal_clean_up_and_exit`]'s handler is ending
+/// the process; then never returns: it waits for the handler to finish cleaning up and exit with
+/// 128 + the signal (or exits so itself after 10 s). For the end of `main`: a run stopped by a
+/// signal often fails quickly (its runroot or command was just removed) and would otherwise
+/// race the handler to exit with its own code.
+pub fn exit_if_signalled() {
+    let signal = SIGNALLED.load(Ordering::SeqCst);
+    if signal != 0 {
+        std::thread::sleep(std::time::Duration::from_secs(10));
+        std::process::exit(i32::try_from(128 + signal).unwrap_or(1));
+    }
 }
 
 #[cfg(test)]

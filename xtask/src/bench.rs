@@ -43,6 +43,17 @@ enum BenchWhat {
     },
     /// The fleet's start-up, memory and handshake rates (runs simulators/benches/fleet.rs).
     Fleet,
+    /// The catalogue through the real Apache Traffic Server (`scenarios --verifier ats`, or a
+    /// container's with `--verifier ats:8.1|ats:9.2`): wall time, container starts,
+    /// traffic_server starts and their mean, requests, their mean and requests per second.
+    Ats {
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// `ats` (the host's traffic_server), `ats:8.1` or `ats:9.2` (containers).
+        #[arg(long, default_value = "ats")]
+        verifier: String,
+    },
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +61,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Pki { runs } => pki(runs),
         BenchWhat::Verify { requests, nodes } => crate::bench_verify::verify(requests, nodes),
         BenchWhat::Scenarios { jobs } => scenarios(jobs),
+        BenchWhat::Ats { jobs, verifier } => ats(jobs, &verifier),
         BenchWhat::Fleet => {
             let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["bench", "-p", "simulators", "--bench", "fleet"])
@@ -158,4 +170,74 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         outln!("  {elapsed:>10.2?}  {id}")?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn ats(jobs: Option<usize>, verifier: &str) -> anyhow::Result<ExitCode> {
+    use harness::scenario::batch::{BatchEntry, run_files};
+    use harness::scenario::login::LoginSpec;
+    use harness::scenario::{Catalogue, RunOptions};
+    use harness::verifier::VerifierSpec;
+    use harness::verifier::ats::tally;
+    let spec: VerifierSpec = verifier.parse()?;
+    if !matches!(spec, VerifierSpec::Ats(_)) {
+        anyhow::bail!("bench ats measures ats, ats:8.1 or ats:9.2, not {verifier}");
+    }
+    let factory = spec.factory()?;
+    factory.preflight()?;
+    let snapshots = spec.snapshot_dir();
+    let catalogue = Catalogue::at(&Catalogue::workspace_root());
+    let files = catalogue.files()?;
+    let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let options = RunOptions { verifier: factory.as_ref(), keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let before = tally();
+    let start = Instant::now();
+    let entries = run_files(&catalogue, &files, &options, &snapshots, threads, &|_, _, _| {});
+    let wall = start.elapsed();
+    let spent = tally() - before;
+    let failed: Vec<&BatchEntry> = entries.iter().filter(|e| e.failed()).collect();
+    let mean = |total: Duration, n: u64| total.checked_div(u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or_default();
+    outln!("{} scenarios through {verifier}, {threads} threads", files.len())?;
+    outln!("{:<22} {wall:>10.2?}", "wall time")?;
+    if spent.containers > 0 {
+        outln!(
+            "{:<22} {:>10}   mean {:>8.1?}   {:>8.2?} in all",
+            "containers started",
+            spent.containers,
+            mean(spent.container_time, spent.containers),
+            spent.container_time
+        )?;
+    }
+    outln!(
+        "{:<22} {:>10}   mean {:>8.1?}   {:>8.2?} in all",
+        "traffic_server starts",
+        spent.starts,
+        mean(spent.start_time, spent.starts),
+        spent.start_time
+    )?;
+    outln!(
+        "{:<22} {:>10}   mean {:>8.1?}   {:>8.2?} in all (a start before a request not counted)",
+        "requests",
+        spent.requests,
+        mean(spent.request_time, spent.requests),
+        spent.request_time
+    )?;
+    let per_second = if wall.is_zero() { 0.0 } else { spent.requests as f64 / wall.as_secs_f64() };
+    outln!("{:<22} {per_second:>10.1}", "requests/s (wall)")?;
+    let mut slowest: Vec<(Duration, &str)> = entries.iter().map(|e| (e.elapsed, e.id.as_str())).collect();
+    slowest.sort_by_key(|(elapsed, _)| std::cmp::Reverse(*elapsed));
+    outln!("\nslowest scenarios:")?;
+    for (elapsed, id) in slowest.iter().take(5) {
+        outln!("  {elapsed:>10.2?}  {id}")?;
+    }
+    if failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!(
+        "\n{} scenario(s) did not match snapshots/{snapshots} (`cargo xtask scenarios --verifier {verifier}` says how):",
+        failed.len()
+    )?;
+    for entry in failed {
+        outln!("  {}", entry.id)?;
+    }
+    Ok(ExitCode::FAILURE)
 }

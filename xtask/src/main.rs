@@ -55,7 +55,7 @@ enum Command {
     /// Build the container images (`mralab/ats:8.1`, `mralab/ats:9.2`) from Debian's packages,
     /// each only when its recipe changed (`--rebuild` forces it).
     Images(images::ImagesArgs),
-    /// Benchmarks: `bench pki | verify | scenarios | fleet`.
+    /// Benchmarks: `bench pki | verify | scenarios | fleet | ats`.
     Bench(bench::BenchArgs),
 }
 
@@ -82,6 +82,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => export::run(args),
         Command::Images(args) => images::run(args),
     };
+    harness::cleanup::exit_if_signalled();
     match result {
         Ok(code) => code,
         Err(error) if out::is_closed(&error) => std::process::ExitCode::from(out::CLOSED_EXIT_CODE),

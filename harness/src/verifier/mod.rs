@@ -2,7 +2,8 @@
 //! "what happens to this MRA request?".
 //!
 //! A verifier is opened with the Expressway-C configuration in force for one peer (a
-//! [`Session`]), told of every change to it, and asked one [`OriginRequest`] at a time. Each
+//! [`Session`]), told which targets the session may request ([`ForeseenTarget`]; a hint, never a
+//! promise), told of every change to it, and asked one [`OriginRequest`] at a time. Each
 //! answer is an [`Outcome`]: the status the MRA client gets, the traffic server's log lines in
 //! order, what the node served, and which check failed. A failed verification is an outcome;
 //! only a harness fault (a verifier that cannot run, a file that cannot be written) is an `Err`.
@@ -145,6 +146,21 @@ impl OriginRequest {
             resolves: false,
         }
     }
+}
+
+/// A target a session may request: a host as it may be advertised or typed (a node's FQDN, its
+/// address, its System > Server name, the discovery publisher), a port and why. Told to a
+/// verifier right after [`Verifier::open`] so that one that must prepare per target (the real
+/// ATS writes a remap rule each) can prepare them all at once. A hint: a request for a target
+/// not foreseen must still work, and a foreseen target may never be requested.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeseenTarget {
+    /// The host as a request would name it.
+    pub host: String,
+    /// The origin port (8443, 6972).
+    pub port: u16,
+    /// Why it would be requested (discovery's "TLS verify mode" included).
+    pub purpose: Purpose,
 }
 
 /// A certificate as the node served it, for people.
@@ -298,6 +314,12 @@ pub trait Verifier: Send {
     fn name(&self) -> String;
     /// Starts a session with the configuration in force.
     fn open(&mut self, session: &Session) -> Result<(), VerifierFault>;
+    /// Every target the session may request, told once right after [`Verifier::open`]. Nothing
+    /// by default; a verifier that prepares per target prepares them here, and must still
+    /// answer a request for a target not in `targets`.
+    fn foresee(&mut self, targets: &[ForeseenTarget]) {
+        let _ = targets;
+    }
     /// The configuration changed; `session` is the new one.
     fn reconfigure(&mut self, session: &Session, change: Change) -> Result<(), VerifierFault>;
     /// Answers one request. Blocking; every network wait is bounded.

@@ -13,14 +13,16 @@ use time::OffsetDateTime;
 
 use super::login::LoginSpec;
 use super::report::{ChainDiagram, DiagramLink, ScenarioRun, StepReport};
-use super::spec::{ScenarioSpec, Step};
+use super::spec::{RequestStep, ScenarioSpec, Step};
 use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
 use crate::fleet::ResolvedFleet;
 use crate::pki::{KeyCache, Pki};
 use crate::runtime::runtime;
 use crate::source::did_you_mean;
-use crate::verifier::{Change, ClientIdentity, LogSettings, Session, Verifier, VerifierFactory};
+use crate::verifier::{
+    Change, ClientIdentity, ForeseenTarget, LogSettings, Purpose, Session, Verifier, VerifierFactory,
+};
 
 /// What to run a scenario with.
 pub struct RunOptions<'a> {
@@ -189,6 +191,7 @@ impl Runner<'_> {
             }
         }
         let identity = self.client_identity()?;
+        let foreseen = self.foreseen_targets();
         for name in self.expressway.peers.clone() {
             let session = Session {
                 peer: name.clone(),
@@ -200,9 +203,54 @@ impl Runner<'_> {
             };
             let mut verifier = self.options.verifier.make()?;
             verifier.open(&session)?;
+            verifier.foresee(&foreseen);
             self.peers.push(Peer { name, session, verifier });
         }
         Ok(())
+    }
+
+    /// Every target a peer may request in this scenario, as `origin()` in `traffic` builds
+    /// them: the publisher as typed for discovery; each node under every name a request can
+    /// give it (its FQDN, its address, its System > Server name now and as set-system-server
+    /// steps set it) on its ports and the ports request steps ask of it; and the host of each
+    /// request step that types one. Names that do not resolve are targets too: their requests
+    /// reach the verifier.
+    fn foreseen_targets(&self) -> Vec<ForeseenTarget> {
+        let steps = &self.scenario.spec.steps;
+        let discovery = &self.expressway.discovery;
+        let mut targets = vec![ForeseenTarget {
+            host: discovery.publisher.clone(),
+            port: simulators::TOMCAT_PORT,
+            purpose: Purpose::Discovery { tls_verify_mode: discovery.tls_verify_mode },
+        }];
+        let mut add = |host: &str, port: u16| {
+            let target = ForeseenTarget { host: host.to_string(), port, purpose: Purpose::Mra };
+            if !targets.contains(&target) {
+                targets.push(target);
+            }
+        };
+        for node in &self.fleet.nodes {
+            let mut names = vec![node.spec.fqdn.clone(), node.spec.ip.to_string(), node.system_server()];
+            let mut ports: Vec<u16> = node.ports.iter().map(|p| p.port).collect();
+            for step in steps {
+                match step {
+                    Step::SetSystemServer(set) if set.node == node.name => names.push(set.name.clone()),
+                    Step::Request(request) if request.node.as_ref() == Some(&node.name) => ports.push(request.port),
+                    _ => {}
+                }
+            }
+            for name in &names {
+                for &port in &ports {
+                    add(name, port);
+                }
+            }
+        }
+        for step in steps {
+            if let Step::Request(RequestStep { host: Some(host), port, .. }) = step {
+                add(host, *port);
+            }
+        }
+        targets
     }
 
     fn peer_names(&self, via: &Option<String>) -> Result<Vec<String>, ScenarioError> {

@@ -1,11 +1,12 @@
-//! The ats verifier's runroot, laid out for one session and the targets seen so far: a copy of
-//! `/etc/trafficserver` as sysconfdir with our `records.config`, `remap.config` (a rule per
-//! [`Target`], and one per readiness name) and an empty `storage.config`, `runroot.yaml`,
-//! private log, runtime and cache folders, a hosts file, a `resolv.conf` naming the stub DNS,
-//! the peer's trust store as PEM and Expressway-C's client certificate. The verifier in the
-//! parent module writes it before every start of `traffic_server`; nothing here runs anything.
+//! The ats verifier's runroot, laid out for one session and its targets (foreseen or seen): a
+//! copy of `/etc/trafficserver` as sysconfdir with our `records.config`, `remap.config` (a rule
+//! per [`Target`], and one for the readiness probe) and an empty `storage.config`,
+//! `runroot.yaml`, private log, runtime and cache folders, an empty hosts file (so that the
+//! machine's `/etc/hosts` is never read: names come from the stub DNS alone), a `resolv.conf`
+//! naming the stub DNS, the peer's trust store as PEM and Expressway-C's client certificate,
+//! and the [`environment`] `traffic_server` runs with. The verifier in the parent module writes
+//! it before every start of `traffic_server`; nothing here runs anything.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
@@ -16,12 +17,12 @@ use rustls_pki_types::PrivateKeyDer;
 
 use crate::expressway::{ExpresswaySpec, Policy, Properties, TlsVersion};
 use crate::pki::pem_block;
-use crate::verifier::Session;
+use crate::verifier::{Purpose, Session};
 
 /// The port ATS serves HTTP on, inside its own namespace (nothing else is there).
 pub(super) const ATS_PORT: u16 = 8080;
-/// How many readiness names the hosts file holds (one per probe).
-pub(super) const PROBE_NAMES: usize = 200;
+/// The host of the readiness probe's rule, mapped to the readiness responder's address.
+pub(super) const PROBE_HOST: &str = "mralab-ready";
 
 /// Why the runroot could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,16 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// The rule a request for `host:port` made for `purpose` uses under `session`.
+    pub(super) fn new(host: &str, port: u16, purpose: Purpose, session: &Session) -> Target {
+        Target {
+            host: host.to_string(),
+            port,
+            discovery_check: matches!(purpose, Purpose::Discovery { tls_verify_mode: true })
+                && session.expressway.policy() == Policy::Disabled,
+        }
+    }
+
     /// The path prefix of the target's rule on Expressway-C's front: `/<token>/`.
     pub(super) fn prefix(&self, session: &Session) -> String {
         let token = crate::mra::token(&session.expressway.domain, &self.host, self.port);
@@ -82,7 +93,8 @@ impl Generation {
 
 /// Where a runroot is: the folder the harness writes (`outside`: a temporary folder, or a
 /// container's folder seen through `/proc/<pid>/root`), the same folder as `traffic_server` sees
-/// it (`inside`, what the configuration names), and the stock configuration copied into it.
+/// it (`inside`, what the configuration and the [`environment`] name), and the stock
+/// configuration copied into it.
 #[derive(Debug, Clone)]
 pub(super) struct Runroot {
     /// Where the harness writes it.
@@ -95,13 +107,28 @@ pub(super) struct Runroot {
     pub(super) generation: Generation,
 }
 
-/// Writes the runroot at `root` for `session`, the `targets` and `hosts` seen so far and the
-/// readiness responder's port.
+/// An empty file standing for OpenSSL's default CA bundle; see [`environment`].
+const NO_DEFAULT_CAS: &str = "no-default-cas.pem";
+
+/// The environment `traffic_server` runs with: its runroot, and OpenSSL's default CA bundle
+/// and folder pointed at an empty file and the empty `capath` folder. The client-facing TLS
+/// context ATS builds at start (it serves no TLS here) loads OpenSSL's defaults, which cost
+/// ~40 ms a start for the machine's ~150 CAs and made the machine's trust part of the run;
+/// origin verification reads `trust.pem` and `capath` only, as `records.config` says.
+pub(super) fn environment(root: &Path) -> [(&'static str, PathBuf); 3] {
+    [
+        ("TS_RUNROOT", root.to_path_buf()),
+        ("SSL_CERT_FILE", root.join(NO_DEFAULT_CAS)),
+        ("SSL_CERT_DIR", root.join("capath")),
+    ]
+}
+
+/// Writes the runroot for `session`, a rule per target of `targets` and the readiness
+/// responder's port.
 pub(super) fn write_runroot(
     runroot: &Runroot,
     session: &Session,
     targets: &[Target],
-    hosts: &BTreeMap<String, IpAddr>,
     ready_port: u16,
 ) -> Result<(), ConfigError> {
     let root = runroot.outside.as_path();
@@ -111,9 +138,10 @@ pub(super) fn write_runroot(
         copy_dir(&runroot.stock_etc, &etc).map_err(|e| io("a copy of /etc/trafficserver", e))?;
     }
     for d in ["log", "run", "cache", "capath"] {
-        fs::create_dir_all(root.join(d)).map_err(|e| io(d, e))?;
+        create_dir(&root.join(d)).map_err(|e| io(d, e))?;
     }
     fs::write(root.join("runroot.yaml"), runroot_yaml(&runroot.inside)).map_err(|e| io("runroot.yaml", e))?;
+    fs::write(root.join(NO_DEFAULT_CAS), "").map_err(|e| io(NO_DEFAULT_CAS, e))?;
     fs::write(etc.join("storage.config"), "").map_err(|e| io("storage.config", e))?;
 
     let trust: String = session.trust.ders().iter().map(|d| pem_block("CERTIFICATE", d)).collect();
@@ -132,9 +160,9 @@ pub(super) fn write_runroot(
     let records = records_config(runroot, &session.expressway, trust.is_empty(), session.client_identity.is_some());
     fs::write(etc.join("records.config"), records).map_err(|e| io("records.config", e))?;
 
-    let (remap, hosts) = remap_and_hosts(runroot.generation, session, targets, hosts, ready_port);
-    fs::write(etc.join("remap.config"), remap).map_err(|e| io("remap.config", e))?;
-    fs::write(root.join("hosts"), hosts).map_err(|e| io("hosts", e))?;
+    fs::write(etc.join("remap.config"), remap_config(runroot.generation, session, targets, ready_port))
+        .map_err(|e| io("remap.config", e))?;
+    fs::write(root.join("hosts"), "").map_err(|e| io("hosts", e))?;
     fs::write(root.join("resolv.conf"), "nameserver 127.0.0.1\n").map_err(|e| io("resolv.conf", e))?;
     Ok(())
 }
@@ -151,13 +179,18 @@ fn runroot_yaml(root: &Path) -> String {
 }
 
 /// `records.config` for Expressway-C's configuration; `client` when `client.pem` and
-/// `client.key` were written.
+/// `client.key` were written. Besides Expressway-C's settings: one thread of each kind, no
+/// cache, no access logs, the `ssl.error` debug tag, names from the stub DNS; no crash-log
+/// helper (a process per start that cannot run as `#-1` anyway) and no HostDB written to disk
+/// (a restart starts from an empty HostDB, whatever the stub DNS answered before).
 fn records_config(runroot: &Runroot, expressway: &ExpresswaySpec, trust_is_empty: bool, client: bool) -> String {
     let r = runroot.inside.display();
     let retries = expressway.attempts.max(1) - 1;
     let mut records = String::from(
         "# Generated by mralab's ats verifier for one Expressway-C peer; do not edit.\n\
          CONFIG proxy.config.admin.user_id STRING #-1\n\
+         CONFIG proxy.config.crash_log_helper STRING NULL\n\
+         CONFIG proxy.config.cache.hostdb.sync_frequency INT 0\n\
          CONFIG proxy.config.exec_thread.autoconfig INT 0\n\
          CONFIG proxy.config.exec_thread.limit INT 1\n\
          CONFIG proxy.config.task_threads INT 1\n\
@@ -244,21 +277,10 @@ pub(super) fn unsupported_on(generation: Generation, expressway: &ExpresswaySpec
     }
 }
 
-/// `remap.config` and the hosts file: a rule and a name per readiness probe, a rule per target,
-/// a line per host name the requests resolved.
-fn remap_and_hosts(
-    generation: Generation,
-    session: &Session,
-    targets: &[Target],
-    names: &BTreeMap<String, IpAddr>,
-    ready_port: u16,
-) -> (String, String) {
+/// `remap.config`: the readiness probe's rule, then a rule per target.
+fn remap_config(generation: Generation, session: &Session, targets: &[Target], ready_port: u16) -> String {
     let mut remap = String::from("# Generated by mralab's ats verifier; do not edit.\n");
-    let mut hosts = String::from("127.0.0.1 localhost\n");
-    for i in 0..PROBE_NAMES {
-        let _ = writeln!(remap, "map http://mralab-ready-{i}/ http://mralab-ready-{i}.invalid:{ready_port}/");
-        let _ = writeln!(hosts, "127.0.0.1 mralab-ready-{i}.invalid");
-    }
+    let _ = writeln!(remap, "map http://{PROBE_HOST}/ http://127.0.0.1:{ready_port}/");
     for target in targets {
         let host = match target.host.parse::<IpAddr>() {
             Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
@@ -283,15 +305,21 @@ fn remap_and_hosts(
         }
         remap.push('\n');
     }
-    for (name, ip) in names {
-        let _ = writeln!(hosts, "{ip} {name}");
-    }
-    (remap, hosts)
+    remap
 }
 
-/// Copies the folder `from` to `to`, recursively.
+/// Makes the folder `path` unless it exists; never its parents, so that a runroot removed
+/// underneath a start (by `harness::cleanup` on a signal) is not made again and left behind.
+fn create_dir(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        other => other,
+    }
+}
+
+/// Copies the folder `from` to `to` (whose parent exists), recursively.
 fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
-    fs::create_dir_all(to)?;
+    create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
         let target = to.join(entry.file_name());

@@ -18,27 +18,37 @@ use crate::verifier::log::LogWriter;
 /// Where diags.log is, relative to the runroot.
 pub(super) const DIAGS_LOG: &str = "log/diags.log";
 
-/// The lines of the file at `path` written after `offset`, once the file stops growing.
-/// Whole lines only: `offset` moves past the last newline read.
+/// How long a line ATS has begun to write may take to end.
+const PARTIAL_LINE_WAIT: Duration = Duration::from_millis(200);
+
+/// The lines of the file at `path` written after `offset`. Whole lines only: `offset` moves past
+/// the last newline read.
+///
+/// Called once ATS has answered a request: ATS's one network thread writes a request's WARNING
+/// and `ssl.error` lines (flushed, line by line) before it writes the answer, so they are there.
+/// Only a line caught half-written is waited for, briefly; no fixed wait for the file to stop
+/// growing.
 pub(super) fn lines_since(path: &Path, offset: &mut u64) -> Vec<String> {
-    let mut last = u64::MAX;
-    for _ in 0..20 {
-        let len = fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-        if len == last {
-            break;
-        }
-        last = len;
-        std::thread::sleep(Duration::from_millis(10));
+    let waited = std::time::Instant::now();
+    let mut bytes = read_from(path, *offset);
+    while bytes.last().is_some_and(|&b| b != b'\n') && waited.elapsed() < PARTIAL_LINE_WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+        bytes = read_from(path, *offset);
     }
-    let mut text = String::new();
-    if let Ok(mut f) = fs::File::open(path)
-        && f.seek(io::SeekFrom::Start(*offset)).is_ok()
-    {
-        let _ = f.read_to_string(&mut text);
-    }
-    let whole = text.rfind('\n').map_or(0, |i| i + 1);
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     *offset += whole as u64;
-    text[..whole].lines().map(str::to_string).collect()
+    String::from_utf8_lossy(&bytes[..whole]).lines().map(str::to_string).collect()
+}
+
+/// The bytes of the file at `path` from `offset` on (none if it cannot be read).
+fn read_from(path: &Path, offset: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Ok(mut f) = fs::File::open(path)
+        && f.seek(io::SeekFrom::Start(offset)).is_ok()
+    {
+        let _ = f.read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// The first line of the diags.log at `path` in which traffic_server says it does not know a

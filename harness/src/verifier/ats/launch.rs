@@ -104,11 +104,18 @@ impl Launcher {
         match self {
             Launcher::Host { .. } => Netns::new().map_err(|e| e.to_string()),
             Launcher::Container { recipe, supervised, .. } => {
-                let program = Program {
-                    argv: vec!["env".into(), format!("TS_RUNROOT={CONTAINER_RUNROOT}"), "traffic_server".into()],
-                };
+                // The same environment as the host's (`config::environment`): the runroot, and
+                // OpenSSL's default CA bundle pointed at an empty file.
+                let mut argv = vec!["env".to_string()];
+                for (name, value) in super::config::environment(std::path::Path::new(CONTAINER_RUNROOT)) {
+                    argv.push(format!("{name}={}", value.display()));
+                }
+                argv.push("traffic_server".into());
+                let program = Program { argv };
+                let began = std::time::Instant::now();
                 let started = Supervised::start(recipe, &program).map_err(|e| e.to_string())?;
                 let netns = Netns::join(started.netns()).map_err(|e| e.to_string())?;
+                super::tally::container_started(began.elapsed());
                 fs::create_dir_all(started.host_path(CONTAINER_RUNROOT))
                     .map_err(|e| format!("cannot make the runroot in container {}: {e}", started.id()))?;
                 *supervised = Some(Box::new(started));
@@ -162,7 +169,7 @@ impl Launcher {
                         Command::new("setpriv")
                             .args(["--pdeathsig", "KILL", "--"])
                             .arg(&binary)
-                            .env("TS_RUNROOT", &runroot)
+                            .envs(super::config::environment(&runroot))
                             .stdin(Stdio::null())
                             .stdout(out)
                             .stderr(err)

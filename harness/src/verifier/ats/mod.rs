@@ -1,49 +1,69 @@
-//! The real Apache Traffic Server (Debian's `trafficserver`, ATS 9.2 with OpenSSL 3) behind the
-//! [`Verifier`] interface: the second opinion that keeps the built-in model honest.
+//! The real Apache Traffic Server behind the [`Verifier`] interface: the second opinion that
+//! keeps the built-in model honest. Three launches ([`Launch`], module `launch`): the host's
+//! Debian `trafficserver` (ATS 9.2 with OpenSSL 3, `--verifier ats`), or mralab's images in a
+//! container (`ats:9.2`, the same; `ats:8.1`, ATS 8.1.10 with OpenSSL 1.1.1w, Expressway X14's
+//! generation, configured with `verify.server 0|1|2` and read in OpenSSL 1.1.1's words).
 //!
 //! # How a run is laid out
-//! Each [`AtsVerifier`] owns a private runroot in a [`TempDir`] (`runroot.yaml`, a copy of
+//! Each [`AtsVerifier`] owns a private runroot (a temporary folder, or a folder in its
+//! container written through `/proc/<pid>/root`: `runroot.yaml`, a copy of
 //! `/etc/trafficserver` as sysconfdir with our `records.config`, `remap.config`, an empty
-//! `storage.config`, private log, runtime and cache folders, a hosts file, a `resolv.conf`, the
-//! peer's trust store as PEM and Expressway-C's client certificate) and one `traffic_server`
-//! process started from it, in the foreground, with no `traffic_manager`.
+//! `storage.config`, private log, runtime and cache folders, an empty hosts file, a
+//! `resolv.conf`, the peer's trust store as PEM and Expressway-C's client certificate) and one
+//! `traffic_server` process started from it, in the foreground, with no `traffic_manager`, and
+//! with OpenSSL's default CA bundle pointed at an empty file (`config::environment`).
 //!
 //! # Addresses: a private network namespace, not a rewritten PKI
 //! Reached by IP, ATS checks the IP string it connected to, and it logs the address it connected
 //! to (`server=cucm.steven.lab(10.48.36.215)`). So ATS runs where every node really owns its
-//! modelled address: a network namespace made by the verifier (`unshare --net`, root only), whose
+//! modelled address: a network namespace made by the verifier (`unshare --net`, root only), or
+//! the container's own (started with no network, joined through `/proc/<pid>/ns/net`), whose
 //! loopback carries `local 0.0.0.0/0` (every IPv4 address is local there; nothing there reaches
 //! the outside). The scenario's PKI is used unchanged and no line is mapped back.
 //! The simulated fleet stays on the host's loopback. One thread of this process joins the
 //! namespace (`setns`) and creates there every socket that must live in it: ATS's own process
 //! (spawned from that thread), a relay listener per node address and port (`10.48.36.215:6972`),
-//! which forwards each connection to the node's loopback socket, a stub DNS server that answers
-//! NXDOMAIN at once (the hosts file is the only source of names), a readiness responder, and the
-//! client sockets the HTTP client sends requests through. The relay copies bytes unchanged; it
-//! also counts connections (handshake attempts) and reads the node's Certificate message off the
-//! wire when it is in clear text (TLS 1.2), to report what the node served. Under TLS 1.3 the
-//! certificate is encrypted and `served` stays empty.
+//! which forwards each connection to the node's loopback socket, a stub DNS server, a readiness
+//! responder, and the client sockets the HTTP client sends requests through. The stub DNS is
+//! the modelled network's: it answers a name a request named with the node's modelled address,
+//! and a name that does not resolve (or that no request named) with NXDOMAIN at once. A start
+//! is ready when ATS's port answers and one probe through ATS (to an address, no name looked
+//! up) gets the readiness responder's 200: ~50 ms, where waiting for ATS to read a hosts file
+//! took ~1 s. The relay copies bytes unchanged; it also counts connections (handshake
+//! attempts) and reads the node's Certificate message off the wire when it is in clear text
+//! (TLS 1.2), to report what the node served. Under TLS 1.3 the certificate is encrypted and
+//! `served` stays empty.
 //!
 //! # Requests
 //! Each request is sent as the MRA client's request to Expressway-C's front:
 //! `GET http://<front>:<port>/<base64 domain/https/host/port>/<path>`, mapped by a `remap.config`
 //! rule per target (`map http://<front>:<port>/<token>/ https://<host>:<port>/`) to the node.
-//! Targets are learnt from the requests: a new one (or a configuration change) rewrites the
-//! configuration and restarts ATS before the request, as a configuration change does on the
-//! product. A restart drops ATS's TLS session cache, HostDB and marked-down origins.
+//! The scenario names every target it may request up front ([`Verifier::foresee`]) and the
+//! first start writes a rule for each; a target not foreseen gets its rule by a restart.
+//! A configuration change restarts ATS before the next request, as it does on the product.
+//! A restart drops ATS's per-origin state: its TLS session cache (sessions are resumed by
+//! name, across ports), HostDB, and failed-attempt counts (an origin that failed often gets
+//! one attempt instead of four). The snapshots show that state, so a target first requested
+//! still meets a fresh ATS, as if started for it, unless no request has reached a node since
+//! the start (only then is the restart skipped: it would change nothing). A name whose answer
+//! changes after ATS may have cached it also restarts ATS.
 //! Discovery with "TLS verify mode" On while the traffic server verifies nothing gets its rule
 //! an `ENFORCED`/`ALL` override (`conf_remap.so`): the nearest the real ATS comes to that check.
 //!
 //! # Lifetime
 //! ATS is killed when the verifier is dropped (also while unwinding from a panic) and when a
-//! start fails. It is spawned through `setpriv --pdeathsig KILL` from the namespace thread, so
-//! the kernel kills it if that thread (or the whole process, on Ctrl-C) goes away first.
+//! start fails. The host's is spawned through `setpriv --pdeathsig KILL` from the namespace
+//! thread, so the kernel kills it if that thread (or the whole process, on Ctrl-C) goes away
+//! first; a container's is run by its supervisor, which kills it and ends the container when
+//! this process's end of its control FIFO closes (see `crate::container`).
 //!
 //! # Parts
 //! This module is the verifier itself ([`AtsVerifier`]: start, restart, requests) and its
 //! [`AtsFactory`]. `netns` makes the namespace and runs jobs in it; `relay` holds the relays
-//! and what they read off the wire; `stubs` the DNS stub and the readiness responder; `client`
-//! the HTTP client that talks to ATS; `config` lays out the runroot; `diags` reads diags.log.
+//! and what they read off the wire; `stubs` the DNS stub and its records, and the readiness
+//! responder; `client` the HTTP client that talks to ATS; `config` lays out the runroot and
+//! the environment; `diags` reads diags.log; `tally` counts starts and requests across the
+//! process ([`tally()`], for `cargo xtask bench ats`).
 
 mod client;
 mod config;
@@ -52,6 +72,7 @@ mod launch;
 mod netns;
 mod relay;
 mod stubs;
+mod tally;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,20 +82,20 @@ use std::time::{Duration, Instant};
 
 use super::builtin::describe;
 use super::log::{LogWriter, Profile};
-use super::{Change, Failure, OriginRequest, Outcome, Purpose, Session, Verifier, VerifierFault};
-use crate::expressway::Policy;
+use super::{Change, Failure, ForeseenTarget, OriginRequest, Outcome, Session, Verifier, VerifierFault};
 use client::{http_get, http_send};
 pub use config::Generation;
-use config::{ATS_PORT, PROBE_NAMES, Runroot, Target};
+use config::{ATS_PORT, PROBE_HOST, Runroot, Target};
 use diags::DIAGS_LOG;
 pub use diags::failure_of;
 pub use launch::Launch;
 use launch::Launcher;
 use netns::Netns;
 use relay::{Relay, start_relay};
-use stubs::{DnsStub, ReadyResponder};
+use stubs::{DnsRecords, DnsStub, ReadyResponder};
+pub use tally::{Tally, tally};
 
-/// How long ATS may take to answer on its port and to have read its hosts file.
+/// How long ATS may take to answer on its port and to proxy the readiness probe.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long one request through ATS may take (ATS's own connect timeout is 5 s per attempt).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -108,16 +129,30 @@ pub struct AtsVerifier {
     launcher: Launcher,
     session: Option<Session>,
     log: Option<LogWriter>,
-    targets: Vec<Target>,
-    hosts: BTreeMap<String, IpAddr>,
+    /// What the scenario said the session may request ([`Verifier::foresee`]).
+    foreseen: Vec<ForeseenTarget>,
+    /// The targets requested so far.
+    used: Vec<Target>,
+    /// The rules of the remap.config the running ATS read.
+    rules: Vec<Target>,
+    /// Every host name a request named, with what the stub DNS answers for it (`None`:
+    /// NXDOMAIN). Once named, ATS may hold the answer in its HostDB.
+    names: BTreeMap<String, Option<IpAddr>>,
+    /// What the stub DNS answers from.
+    records: DnsRecords,
     relays: BTreeMap<SocketAddr, Relay>,
+    /// The configuration changed, or ATS may hold a name's old answer: restart before the next
+    /// request.
     dirty: bool,
+    /// A request reached a node since the start: ATS may hold state a fresh start would not
+    /// (an origin TLS session to resume, a record of failed attempts that cuts the next
+    /// request's retries).
+    touched: bool,
     running: Option<Running>,
     ready: Option<ReadyResponder>,
     dns: Option<DnsStub>,
     netns: Option<Netns>,
     startups: Vec<Duration>,
-    probe: usize,
 }
 
 impl AtsVerifier {
@@ -134,17 +169,41 @@ impl AtsVerifier {
             launcher,
             session: None,
             log: None,
-            targets: Vec::new(),
-            hosts: BTreeMap::new(),
+            foreseen: Vec::new(),
+            used: Vec::new(),
+            rules: Vec::new(),
+            names: BTreeMap::new(),
+            records: DnsRecords::default(),
             relays: BTreeMap::new(),
             dirty: true,
+            touched: false,
             running: None,
             ready: None,
             dns: None,
             netns: None,
             startups: Vec::new(),
-            probe: 0,
         })
+    }
+
+    /// How long each start of ATS took, until it proxied the readiness probe.
+    pub fn startups(&self) -> &[Duration] {
+        &self.startups
+    }
+
+    /// Starts ATS now with the session in force and the targets foreseen and seen so far
+    /// (requests start it themselves; tests use this to hold a running ATS).
+    pub fn start(&mut self) -> Result<(), VerifierFault> {
+        self.restart()
+    }
+
+    /// The host pid of the running `traffic_server`, if the host's runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.launcher.pid()
+    }
+
+    /// Where it runs: the runroot, or the container (for people debugging a run).
+    pub fn place(&self) -> String {
+        self.launcher.describe()
     }
 
     fn fault(&self, message: impl std::fmt::Display) -> VerifierFault {
@@ -160,31 +219,10 @@ impl AtsVerifier {
         }
     }
 
-    /// How long each start of ATS took, until it answered and had read its hosts file.
-    pub fn startups(&self) -> &[Duration] {
-        &self.startups
-    }
-
-    /// Starts ATS now with the session in force and the targets seen so far (requests start it
-    /// themselves; tests use this to hold a running ATS).
-    pub fn start(&mut self) -> Result<(), VerifierFault> {
-        self.restart()
-    }
-
-    /// The host pid of the running `traffic_server`, if the host's runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.launcher.pid()
-    }
-
-    /// Where it runs: the runroot, or the container (for people debugging a run).
-    pub fn place(&self) -> String {
-        self.launcher.describe()
-    }
-
     fn netns(&mut self) -> Result<&Netns, VerifierFault> {
         if self.netns.is_none() {
             let netns = self.launcher.namespace().map_err(|e| self.fault(e))?;
-            let dns = DnsStub::start(&netns).map_err(|e| self.fault(e))?;
+            let dns = DnsStub::start(&netns, self.records.clone()).map_err(|e| self.fault(e))?;
             let ready = ReadyResponder::start(&netns).map_err(|e| self.fault(e))?;
             self.dns = Some(dns);
             self.ready = Some(ready);
@@ -206,12 +244,21 @@ impl AtsVerifier {
         self.launcher.runroot().map(|r| r.outside.join(rel)).unwrap_or_default()
     }
 
-    /// Writes the runroot for the session and targets in force.
-    fn write_config(&self) -> Result<(), VerifierFault> {
+    /// Writes the runroot for the session in force, with a rule per target requested or
+    /// foreseen.
+    fn write_config(&mut self) -> Result<(), VerifierFault> {
         let session = self.session.as_ref().ok_or_else(|| self.fault("no session"))?;
+        let mut rules = self.used.clone();
+        for foreseen in &self.foreseen {
+            let target = Target::new(&foreseen.host, foreseen.port, foreseen.purpose, session);
+            if !rules.contains(&target) {
+                rules.push(target);
+            }
+        }
         let ready_port = self.ready.as_ref().map(|r| r.port).unwrap_or(0);
-        config::write_runroot(&self.runroot()?, session, &self.targets, &self.hosts, ready_port)
-            .map_err(|e| self.fault(e))
+        config::write_runroot(&self.runroot()?, session, &rules, ready_port).map_err(|e| self.fault(e))?;
+        self.rules = rules;
+        Ok(())
     }
 
     /// What ATS said when it would not start: its stderr and the end of diags.log.
@@ -224,8 +271,7 @@ impl AtsVerifier {
         ))
     }
 
-    /// (Re)starts ATS with the configuration in force and waits until it serves and has read
-    /// its hosts file.
+    /// (Re)starts ATS with the configuration in force and waits until it proxies.
     fn restart(&mut self) -> Result<(), VerifierFault> {
         self.stop();
         self.netns()?;
@@ -245,12 +291,9 @@ impl AtsVerifier {
             )));
         }
         self.startups.push(started.elapsed());
-        if std::env::var_os("MRALAB_ATS_TIMINGS").is_some() {
-            // A timing note on stderr; a closed stderr is no reason to panic.
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            let _ = std::io::Write::write_fmt(&mut std::io::stderr(), format_args!("ats: started in {ms:.0} ms\n"));
-        }
+        tally::started(started.elapsed());
         self.dirty = false;
+        self.touched = false;
         Ok(())
     }
 
@@ -272,26 +315,23 @@ impl AtsVerifier {
             if netns.connect(ats, Duration::from_millis(200)).is_ok() {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            // ATS opens its port ~50 ms after it starts; a refused connect costs microseconds.
+            std::thread::sleep(Duration::from_millis(1));
         }
-        // 2. A hosts-file name resolves: a fresh name per probe, since a name looked up before
-        // the hosts file was read is cached as unknown.
+        // 2. It proxies: the readiness probe's rule maps to an address, so no name is looked up.
         loop {
             if self.exited() {
                 return Err(self.startup_failure("exited while starting"));
             }
-            if started.elapsed() > START_TIMEOUT || self.probe >= PROBE_NAMES {
-                return Err(self.startup_failure("never resolved a name of its hosts file"));
+            if started.elapsed() > START_TIMEOUT {
+                return Err(self.startup_failure("never proxied the readiness probe"));
             }
-            let host = format!("mralab-ready-{}", self.probe);
-            self.probe += 1;
             let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
-            if let Ok((200, _, _)) = http_get(netns, ats, &host, "/", Duration::from_secs(2)) {
+            if let Ok((200, _, _)) = http_get(netns, ats, PROBE_HOST, "/", Duration::from_secs(2)) {
                 break;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.probe = 0;
         let offset = fs::metadata(self.path(DIAGS_LOG)).map(|m| m.len()).unwrap_or(0);
         if let Some(r) = self.running.as_mut() {
             r.diags_offset = offset;
@@ -331,6 +371,20 @@ impl Verifier for AtsVerifier {
         Ok(())
     }
 
+    fn foresee(&mut self, targets: &[ForeseenTarget]) {
+        // Hosts a URL cannot hold stay unforeseen: a rule for one would stop ATS from loading
+        // remap.config; a request for one gets its rule (and ATS's verdict on it) by a restart.
+        let fits = |host: &str| {
+            host.parse::<IpAddr>().is_ok()
+                || !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b))
+        };
+        for target in targets.iter().filter(|t| fits(&t.host)) {
+            if !self.foreseen.contains(target) {
+                self.foreseen.push(target.clone());
+            }
+        }
+    }
+
     fn reconfigure(&mut self, session: &Session, _change: Change) -> Result<(), VerifierFault> {
         // records.config and the CA file are read at start; without traffic_manager,
         // `traffic_ctl config reload` has nobody to talk to: the next request restarts ATS.
@@ -358,23 +412,30 @@ impl Verifier for AtsVerifier {
                 ..Outcome::default()
             });
         }
-        let target = Target {
-            host: request.host.clone(),
-            port: request.port,
-            discovery_check: matches!(request.purpose, Purpose::Discovery { tls_verify_mode: true })
-                && session.expressway.policy() == Policy::Disabled,
-        };
-        if !self.targets.contains(&target) {
-            self.targets.push(target.clone());
-            self.dirty = true;
-        }
-        // A name that does not resolve gets no hosts line and no relay: ATS asks the stub DNS,
-        // which answers NXDOMAIN, as a name no DNS server knows.
-        let record = if request.resolves {
-            if request.host.parse::<IpAddr>().is_err() && self.hosts.get(&request.host) != Some(&request.modelled_ip) {
-                self.hosts.insert(request.host.clone(), request.modelled_ip);
+        let target = Target::new(&request.host, request.port, request.purpose, &session);
+        // A target first requested meets a fresh ATS, as if it had been started for it: the
+        // restart is skipped only when it would change nothing a request can see, that is when
+        // the target has its rule and no request reached a node since the start. ATS keeps
+        // per-origin state a restart drops and later requests show: TLS sessions it resumes
+        // (by name, across ports) and failed attempts (after enough, a request to that origin
+        // gets one attempt instead of 1 + retries). A target without a rule needs one: restart.
+        if !self.used.contains(&target) {
+            if !self.rules.contains(&target) || self.touched {
                 self.dirty = true;
             }
+            self.used.push(target.clone());
+        }
+        // The stub DNS answers a name as the modelled network does: a name that does not resolve
+        // is NXDOMAIN, as a name no DNS server knows, and gets no relay. A name whose answer
+        // changes after ATS may have cached the old one needs a fresh ATS.
+        if request.host.parse::<IpAddr>().is_err() {
+            let answer = request.resolves.then_some(request.modelled_ip);
+            if self.names.insert(request.host.clone(), answer).is_some_and(|old| old != answer) {
+                self.dirty = true;
+            }
+            self.records.set(&request.host, answer);
+        }
+        let record = if request.resolves {
             let at = SocketAddr::new(request.modelled_ip, request.port);
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
@@ -383,15 +444,13 @@ impl Verifier for AtsVerifier {
                 self.relays.insert(at, relay);
             }
             Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| self.fault("no relay"))?)
-        } else if self.hosts.remove(&request.host).is_some() {
-            self.dirty = true;
-            None
         } else {
             None
         };
         if self.dirty || self.exited() {
             self.restart()?;
         }
+        let sent = Instant::now();
         if let Some(record) = &record {
             record.reset();
         }
@@ -438,6 +497,7 @@ impl Verifier for AtsVerifier {
         {
             outcome.failure = Some(Failure::Resolve { host: request.host.clone() });
         }
+        self.touched |= seen.connections > 0;
         let ats_error_page = status == 502 && outcome.body.contains("Could Not Connect");
         if outcome.failure.is_none() && ats_error_page {
             outcome.failure = Some(match (reading.ssl_error, seen.connections) {
@@ -451,6 +511,7 @@ impl Verifier for AtsVerifier {
             let version = if (0x1301..=0x1305).contains(&suite) { "TLSv1.3" } else { "TLSv1.2" };
             outcome.tls = Some((version.to_string(), name.to_string()));
         }
+        tally::requested(sent.elapsed());
         Ok(outcome)
     }
 }
