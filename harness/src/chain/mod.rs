@@ -172,6 +172,21 @@ impl VerifyErrorCode {
         }
     }
 
+    /// Whether `check_name_constraints` reports this code: it runs after `internal_verify` has
+    /// called the verify callback with `ok == 1` at depth 0, which is where a TLS client such as
+    /// ATS checks the server's name. So a name mismatch is seen before these errors (and, when
+    /// the callback then returns 0, instead of them).
+    pub fn after_leaf_callback(self) -> bool {
+        matches!(
+            self,
+            Self::PermittedViolation
+                | Self::ExcludedViolation
+                | Self::SubtreeMinMax
+                | Self::UnsupportedConstraintType
+                | Self::UnsupportedNameSyntax
+        )
+    }
+
     /// The code for a numeric `X509_V_ERR_*` value of that OpenSSL, if this module knows it.
     pub fn from_code(code: i32, flavour: OpensslFlavour) -> Option<Self> {
         ALL_CODES.iter().copied().find(|c| c.code(flavour) == code)
