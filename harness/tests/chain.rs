@@ -10,9 +10,10 @@
 //!   against `openssl s_server` serving the peer chain: its `verify error:num=N` lines, with the
 //!   `depth=D subject` line before each, are the whole "continue" list, subjects included.
 //!
-//! OpenSSL 1.1.1 is not installed: its expectations are literals taken from 1.1.1l, and the test
-//! asks 1.1.1 again when `MRALAB_PYTHON_OPENSSL_1_1_1` names a Python whose `cryptography` wheel
-//! bundles it (`pip install cryptography==3.4.8` in a venv).
+//! OpenSSL 1.1.1w is not installed: its expectations are literals, and the tests ask the real
+//! 1.1.1w again through its oracle (`harness::chain::oracle`) when `cargo xtask oracle build` has
+//! built it. Generated and minimised cases with both libraries' stored verdicts are checked by
+//! `tests/chain_cases.rs`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -975,7 +976,7 @@ fn verify_depth_limits_match_openssl(
         openssl_s_client(&files, &case, verify_depth).into_iter().map(|(reported, _)| reported).collect();
     assert_eq!(as_reported(&permissive.errors, v3), s_client, "continue mode of {shape:?} at depth {verify_depth}");
     let v1 = OpensslFlavour::V1_1_1;
-    if let Some(real) = openssl_1_1_1(&files, &case, verify_depth) {
+    if let Some(real) = openssl_1_1_1(&case, verify_depth) {
         let ours: Vec<_> =
             ours_at_depth(&case, v1, false, verify_depth).errors.iter().map(|e| (e.code.code(v1), e.depth)).collect();
         assert_eq!(ours, real, "1.1.1, {shape:?} at depth {verify_depth}");
@@ -1027,88 +1028,35 @@ fn error_texts_follow_each_openssl() {
     assert_eq!(VerifyErrorCode::from_code(20, V3_0), Some(VerifyErrorCode::UnableToGetIssuerCertLocally));
 }
 
-/// An OpenSSL 1.1.1 oracle, when one is at hand: the verify loop libssl runs
-/// (`X509_STORE_CTX_init` with the whole peer chain as untrusted, "ssl_server" defaults, a fixed
-/// time) with a callback that records every error and returns 1. It runs in a Python whose
-/// `cryptography` wheel bundles OpenSSL 1.1.1 (`cryptography==3.4.8` bundles 1.1.1l), named by
-/// `MRALAB_PYTHON_OPENSSL_1_1_1`.
-const OPENSSL_1_1_1_ORACLE: &str = r#"
-import sys, json, base64
-from cryptography.hazmat.bindings.openssl.binding import Binding
-b = Binding(); lib = b.lib; ffi = b.ffi
-req = json.load(open(sys.argv[1]))
-def load(der):
-    bio = lib.BIO_new_mem_buf(der, len(der))
-    x = lib.d2i_X509_bio(bio, ffi.NULL)
-    lib.BIO_free(bio)
-    return x
-store = lib.X509_STORE_new()
-for d in req["trusted"]:
-    lib.X509_STORE_add_cert(store, load(base64.b64decode(d)))
-peer = [load(base64.b64decode(d)) for d in req["peer"]]
-sk = lib.sk_X509_new_null()
-for x in peer:
-    lib.sk_X509_push(sk, x)
-ctx = lib.X509_STORE_CTX_new()
-lib.X509_STORE_CTX_init(ctx, store, peer[0], sk)
-lib.X509_STORE_CTX_set_default(ctx, b"ssl_server")
-lib.X509_VERIFY_PARAM_set_time(lib.X509_STORE_CTX_get0_param(ctx), req["time"])
-lib.X509_VERIFY_PARAM_set_depth(lib.X509_STORE_CTX_get0_param(ctx), req["depth"])
-errors = []
-@ffi.callback("int (int, X509_STORE_CTX *)")
-def cb(ok, c):
-    if not ok:
-        err = lib.X509_STORE_CTX_get_error(c)
-        text = ffi.string(lib.X509_verify_cert_error_string(err)).decode()
-        errors.append([err, lib.X509_STORE_CTX_get_error_depth(c), text])
-    return 1
-lib.X509_STORE_CTX_set_verify_cb(ctx, cb)
-lib.X509_verify_cert(ctx)
-print(json.dumps({"version": ffi.string(lib.OpenSSL_version(0)).decode(), "errors": errors}))
-"#;
-
-/// Every error OpenSSL 1.1.1 reports for the case, or `None` without an oracle.
-fn openssl_1_1_1(files: &Files, case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> {
-    use base64::Engine as _;
-    let python = std::env::var_os("MRALAB_PYTHON_OPENSSL_1_1_1")?;
-    let b64 = |d: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(d.as_ref());
-    let request = serde_json::json!({
-        "peer": case.peer.iter().map(b64).collect::<Vec<_>>(),
-        "trusted": case.trusted.iter().map(b64).collect::<Vec<_>>(),
-        "time": NOW,
-        "depth": verify_depth,
-    });
-    std::fs::write(files.path("request.json"), request.to_string()).expect("write request");
-    std::fs::write(files.path("oracle.py"), OPENSSL_1_1_1_ORACLE).expect("write oracle");
-    let out = Command::new(python)
-        .arg(files.path("oracle.py"))
-        .arg(files.path("request.json"))
-        .output()
-        .expect("run the OpenSSL 1.1.1 oracle");
-    assert!(out.status.success(), "oracle failed: {}", String::from_utf8_lossy(&out.stderr));
-    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("oracle JSON");
-    let version = answer["version"].as_str().unwrap_or_default();
-    assert!(version.starts_with("OpenSSL 1.1.1"), "the oracle runs {version}");
-    let errors = answer["errors"].as_array().expect("errors array");
-    Some(
-        errors
-            .iter()
-            .map(|e| {
-                let code = e[0].as_i64().expect("code") as i32;
-                let depth = e[1].as_u64().expect("depth") as usize;
-                let text = e[2].as_str().expect("text");
-                let ours =
-                    VerifyErrorCode::from_code(code, OpensslFlavour::V1_1_1).map(|c| c.text(OpensslFlavour::V1_1_1));
-                assert_eq!(ours, Some(text), "1.1.1's text for {code}");
-                (code, depth)
-            })
-            .collect(),
-    )
+/// Every error OpenSSL 1.1.1w reports for the case (its verify callback returning 1, as libssl
+/// drives it: "ssl_server" defaults, a fixed time, security level 0), or `None` when the oracle
+/// has not been built (`cargo xtask oracle build`).
+fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> {
+    use harness::chain::oracle::{Oracle, OracleRequest};
+    let mut oracle = Oracle::start_flavour(OpensslFlavour::V1_1_1)?.expect("start the 1.1.1w oracle");
+    let version = oracle.version().expect("oracle version");
+    assert!(version.starts_with("OpenSSL 1.1.1w"), "the oracle runs {version}");
+    let real = oracle
+        .verify(&OracleRequest {
+            peer: &case.peer,
+            trusted: &case.trusted,
+            time: NOW,
+            security_level: 0,
+            purpose: Some(Purpose::SslServer),
+            verify_depth,
+        })
+        .expect("oracle verdict");
+    for &(code, _) in &real.errors {
+        let text = oracle.error_text(code).expect("oracle text");
+        let ours = VerifyErrorCode::from_code(code, OpensslFlavour::V1_1_1).map(|c| c.text(OpensslFlavour::V1_1_1));
+        assert_eq!(ours, Some(text.as_str()), "1.1.1w's text for {code}");
+    }
+    Some(real.errors)
 }
 
 /// Every error, in order, that OpenSSL 1.1.1 reports with a callback that continues (ATS
-/// PERMISSIVE on Expressway X14.2). The literals were taken from OpenSSL 1.1.1l; with
-/// `MRALAB_PYTHON_OPENSSL_1_1_1` set, the test asks it again.
+/// PERMISSIVE on Expressway X14.2). The literals are OpenSSL 1.1.1w's; when its oracle is built
+/// (`cargo xtask oracle build`), the test asks it again.
 #[rstest]
 #[case::self_signed_leaf_not_trusted(Shape::SelfSignedLeafNotTrusted, &[(18, 0)])]
 #[case::self_signed_leaf_with_cert_sign_not_trusted(Shape::SelfSignedLeafWithCertSignNotTrusted, &[(18, 0)])]
@@ -1168,9 +1116,8 @@ fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, 
         codes(&ours(&case, flavour, true)),
         expected.first().copied().into_iter().collect(),
     );
-    let files = Files::write(&case);
-    if let Some(real) = openssl_1_1_1(&files, &case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
-        assert_eq!(real, expected, "OpenSSL 1.1.1 itself on {shape:?}");
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real, expected, "OpenSSL 1.1.1w itself on {shape:?}");
     }
 }
 

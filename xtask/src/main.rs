@@ -12,6 +12,7 @@ mod diagnose;
 mod export;
 mod expressway;
 mod fleet;
+mod fuzz;
 mod images;
 mod lab;
 mod out;
@@ -57,6 +58,8 @@ enum Command {
     Images(images::ImagesArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet | ats`.
     Bench(bench::BenchArgs),
+    /// The real OpenSSL 3.0 and 1.1.1w as oracles for the chain model: `oracle build | refresh`.
+    Oracle(fuzz::oracle::OracleArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::Export(args) => export::run(args),
         Command::Images(args) => images::run(args),
+        Command::Oracle(args) => fuzz::oracle::run(args),
     };
     harness::cleanup::exit_if_signalled();
     match result {

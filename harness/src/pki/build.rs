@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 use toml::Spanned;
 
 use super::keys::KeyCache;
-use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, San, TimeSpec};
+use super::spec::{AkiSpec, CertSpec, Eku, KeyType, KeyUsage, NameConstraintsSpec, San, Subtree, TimeSpec};
 use super::{CertKind, PkiError, Role, Topology, identity_of};
 
 /// One built certificate with its key and everything needed to describe it.
@@ -293,6 +293,11 @@ impl Pki {
         if spec.ski {
             params.custom_extensions.push(CustomExtension::from_oid_content(&[2, 5, 29, 14], der(0x04, &ski)));
         }
+        if let Some(nc) = &spec.name_constraints {
+            let mut ext = CustomExtension::from_oid_content(&[2, 5, 29, 30], name_constraints_der(nc));
+            ext.set_criticality(nc.critical);
+            params.custom_extensions.push(ext);
+        }
         let issuer_ski = match &issuer_id {
             Some(issuer) => self.cert(issuer)?.ski.clone(),
             None => ski.clone(),
@@ -371,6 +376,64 @@ fn der(tag: u8, content: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(content);
     out
+}
+
+/// The DER of a nameConstraints value (RFC 5280 4.2.1.10): `[0]` permitted and `[1]` excluded
+/// GeneralSubtrees, each a SEQUENCE holding only its base.
+fn name_constraints_der(nc: &NameConstraintsSpec) -> Vec<u8> {
+    let subtrees = |tag: u8, list: &[Subtree]| -> Vec<u8> {
+        if list.is_empty() {
+            return Vec::new();
+        }
+        let content: Vec<u8> = list.iter().flat_map(|s| der(0x30, &general_name_der(s))).collect();
+        der(tag, &content)
+    };
+    let mut content = subtrees(0xa0, &nc.permitted);
+    content.extend(subtrees(0xa1, &nc.excluded));
+    der(0x30, &content)
+}
+
+fn general_name_der(subtree: &Subtree) -> Vec<u8> {
+    match subtree {
+        Subtree::Dns(name) => der(0x82, name.as_bytes()),
+        Subtree::Email(name) => der(0x81, name.as_bytes()),
+        Subtree::Ip(addr, prefix) => {
+            let (mut bytes, bits) = match addr {
+                std::net::IpAddr::V4(v4) => (v4.octets().to_vec(), 32u32),
+                std::net::IpAddr::V6(v6) => (v6.octets().to_vec(), 128u32),
+            };
+            let prefix = u32::from(*prefix).min(bits);
+            let mask: Vec<u8> = (0..bits / 8)
+                .map(|i| {
+                    let have = prefix.saturating_sub(i * 8).min(8);
+                    (0xffu16 << (8 - have)) as u8
+                })
+                .collect();
+            bytes.extend(mask);
+            der(0x87, &bytes)
+        }
+        Subtree::Dn(attrs) => {
+            let rdns: Vec<u8> = attrs
+                .iter()
+                .flat_map(|(key, value)| {
+                    let oid: &[u8] = match key.as_str() {
+                        "C" => &[0x55, 0x04, 0x06],
+                        "ST" => &[0x55, 0x04, 0x08],
+                        "L" => &[0x55, 0x04, 0x07],
+                        "O" => &[0x55, 0x04, 0x0a],
+                        "OU" => &[0x55, 0x04, 0x0b],
+                        _ => &[0x55, 0x04, 0x03],
+                    };
+                    // As the subject is written (build: C as PrintableString, the rest UTF8String).
+                    let value_tag = if key == "C" { 0x13 } else { 0x0c };
+                    let mut atv = der(0x06, oid);
+                    atv.extend(der(value_tag, value.as_bytes()));
+                    der(0x31, &der(0x30, &atv))
+                })
+                .collect();
+            der(0xa4, &der(0x30, &rdns))
+        }
+    }
 }
 
 /// PEM armour for DER bytes.

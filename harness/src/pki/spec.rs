@@ -76,6 +76,90 @@ pub struct CertSpec {
     /// every intermediate up to, not including, the root.
     #[serde(default)]
     pub sends: Option<Vec<Spanned<String>>>,
+    /// A nameConstraints extension (RFC 5280 4.2.1.10), for CAs: which names the certificates
+    /// below may carry. Absent: no extension.
+    #[serde(default)]
+    pub name_constraints: Option<NameConstraintsSpec>,
+}
+
+/// `name_constraints = { permitted = ["dns:.corp.example"], excluded = ["ip:0.0.0.0/0"] }`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameConstraintsSpec {
+    /// Permitted subtrees: a name of a type listed here must fall inside one of them.
+    #[serde(default)]
+    pub permitted: Vec<Subtree>,
+    /// Excluded subtrees: no name may fall inside one of them.
+    #[serde(default)]
+    pub excluded: Vec<Subtree>,
+    /// Whether the extension is marked critical (RFC 5280 says it MUST be); true when absent.
+    #[serde(default = "yes")]
+    pub critical: bool,
+}
+
+/// One subtree of a name constraint: `dns:.corp.example` (a leading dot: subdomains only;
+/// without: the name and its subdomains), `ip:10.0.0.0/8`, `email:corp.example` (a host, a
+/// `.domain`, or one mailbox), `dn:O=Corp` (a subject prefix: attributes C, ST, L, O, OU, CN
+/// separated by `,`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subtree {
+    /// A dNSName subtree.
+    Dns(String),
+    /// An iPAddress subtree: address and prefix length.
+    Ip(IpAddr, u8),
+    /// An rfc822Name subtree.
+    Email(String),
+    /// A directoryName subtree: attributes in order.
+    Dn(Vec<(String, String)>),
+}
+
+impl fmt::Display for Subtree {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subtree::Dns(name) => write!(f, "dns:{name}"),
+            Subtree::Ip(ip, prefix) => write!(f, "ip:{ip}/{prefix}"),
+            Subtree::Email(name) => write!(f, "email:{name}"),
+            Subtree::Dn(attrs) => {
+                let parts: Vec<String> = attrs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "dn:{}", parts.join(","))
+            }
+        }
+    }
+}
+
+impl FromStr for Subtree {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        let bad = || SpecError::SubtreeForm { written: s.to_string() };
+        match s.split_once(':') {
+            Some(("dns", name)) if name.is_ascii() && !name.contains(' ') => Ok(Subtree::Dns(name.to_string())),
+            Some(("email", name)) if name.is_ascii() && !name.contains(' ') => Ok(Subtree::Email(name.to_string())),
+            Some(("ip", cidr)) => {
+                let (addr, prefix) = cidr.split_once('/').ok_or_else(bad)?;
+                let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+                let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                if prefix > max {
+                    return Err(bad());
+                }
+                Ok(Subtree::Ip(addr, prefix))
+            }
+            Some(("dn", attrs)) => {
+                let parsed: Option<Vec<(String, String)>> = attrs
+                    .split(',')
+                    .map(|part| {
+                        let (k, v) = part.trim().split_once('=')?;
+                        ["C", "ST", "L", "O", "OU", "CN"]
+                            .contains(&k)
+                            .then(|| (k.to_string(), v.to_string()))
+                            .filter(|(_, v)| !v.is_empty())
+                    })
+                    .collect();
+                parsed.filter(|p| !p.is_empty()).map(Subtree::Dn).ok_or_else(bad)
+            }
+            _ => Err(bad()),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -109,6 +193,12 @@ pub enum SpecError {
         written: String,
         /// The part after `ip:`.
         address: String,
+    },
+    /// A name-constraint subtree that cannot be read.
+    #[error("subtree '{written}' must be 'dns:NAME', 'ip:ADDRESS/PREFIX', 'email:NAME' or 'dn:O=..,CN=..'")]
+    SubtreeForm {
+        /// As written.
+        written: String,
     },
     /// A SAN that is neither `dns:NAME` nor `ip:ADDRESS`.
     #[error("SAN '{written}' must be 'dns:NAME' or 'ip:ADDRESS'")]
@@ -423,7 +513,7 @@ pub enum AkiSpec {
     Mismatched,
 }
 
-crate::deserialize_from_str!(KeyType, San, TimeSpec);
+crate::deserialize_from_str!(KeyType, San, Subtree, TimeSpec);
 
 #[cfg(test)]
 mod tests {
@@ -476,5 +566,22 @@ mod tests {
             assert_eq!(written.parse::<TimeSpec>().expect("parses").to_string(), written);
         }
         assert_eq!("+1y".parse::<TimeSpec>().expect("parses").to_string(), "+365d");
+    }
+
+    #[test]
+    fn name_constraint_subtrees_read_and_show_as_written() {
+        for written in [
+            "dns:.corp.example",
+            "dns:corp.example",
+            "ip:10.0.0.0/8",
+            "ip:::/0",
+            "email:corp.example",
+            "dn:O=Corp,CN=x",
+        ] {
+            assert_eq!(written.parse::<Subtree>().expect("parses").to_string(), written);
+        }
+        for bad in ["ip:10.0.0.0", "ip:10.0.0.0/33", "dn:X=1", "dn:", "uri:x", "dns:a b"] {
+            assert_eq!(bad.parse::<Subtree>(), Err(SpecError::SubtreeForm { written: bad.into() }), "{bad}");
+        }
     }
 }

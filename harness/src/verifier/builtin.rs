@@ -458,13 +458,43 @@ fn rustls_error(code: VerifyErrorCode) -> rustls::Error {
         VerifyErrorCode::InvalidPurpose => CertificateError::InvalidPurpose,
         VerifyErrorCode::Unspecified => return rustls::Error::General("unspecified verify error".into()),
         // Not in libssl's table: its default, certificate_unknown (46).
-        VerifyErrorCode::KeyUsageNoCertSign | VerifyErrorCode::UnhandledCriticalExtension => CertificateError::Other(
-            rustls::OtherError(Arc::new(std::io::Error::other(code.text(OpensslFlavour::V3_0)))),
-        ),
+        VerifyErrorCode::KeyUsageNoCertSign
+        | VerifyErrorCode::UnhandledCriticalExtension
+        | VerifyErrorCode::PermittedViolation
+        | VerifyErrorCode::ExcludedViolation
+        | VerifyErrorCode::SubtreeMinMax
+        | VerifyErrorCode::UnsupportedConstraintType
+        | VerifyErrorCode::UnsupportedNameSyntax => CertificateError::Other(rustls::OtherError(Arc::new(
+            std::io::Error::other(code.text(OpensslFlavour::V3_0)),
+        ))),
         // unknown_ca (48): 2, 18-22, 24/79 and 25.
         _ => CertificateError::UnknownIssuer,
     };
     rustls::Error::InvalidCertificate(error)
+}
+
+/// Logs the traffic server's WARNING line for each chain error and records the first as the
+/// failure; returns the first error's code.
+fn chain_warnings(
+    record: &mut Record,
+    errors: &[chain::ChainError],
+    flavour: OpensslFlavour,
+    host: &str,
+    ip: impl std::fmt::Display,
+    action: &str,
+) -> Option<VerifyErrorCode> {
+    for error in errors {
+        let text = error.code.text(flavour);
+        record.warnings.push(format!(
+            "WARNING: Core server certificate verification failed for ({host}). Action={action} Error={text} server={host}({ip}) depth={}",
+            error.depth
+        ));
+        if record.failure.is_none() {
+            record.failure =
+                Some(Failure::Chain { code: error.code.code(flavour), text: text.to_string(), depth: error.depth });
+        }
+    }
+    errors.first().map(|e| e.code)
 }
 
 /// A served certificate, for people.
@@ -513,6 +543,9 @@ impl ServerCertVerifier for ModelCheck {
             Mode::TrafficServer { policy, properties } => {
                 let enforce = policy == Policy::Enforced;
                 let action = if enforce { "Terminate" } else { "Continue" };
+                // Name-constraint errors come after the depth-0 callback where ATS checks the
+                // name (chain::VerifyErrorCode::after_leaf_callback).
+                let mut later_errors = Vec::new();
                 if properties.signature() {
                     let verdict = chain::verify(&ChainInput {
                         peer_chain: &chain,
@@ -524,22 +557,13 @@ impl ServerCertVerifier for ModelCheck {
                         security_level: self.profile.security_level(),
                         verify_depth: self.profile.verify_depth(),
                     });
-                    for error in &verdict.errors {
-                        let text = error.code.text(flavour);
-                        record.warnings.push(format!(
-                            "WARNING: Core server certificate verification failed for ({host}). Action={action} Error={text} server={host}({ip}) depth={}",
-                            error.depth
-                        ));
-                        if record.failure.is_none() {
-                            record.failure = Some(Failure::Chain {
-                                code: error.code.code(flavour),
-                                text: text.to_string(),
-                                depth: error.depth,
-                            });
-                        }
-                    }
-                    if enforce && let Some(first) = verdict.errors.first() {
-                        return Err(rustls_error(first.code));
+                    let (later, now): (Vec<_>, Vec<_>) =
+                        verdict.errors.into_iter().partition(|e| e.code.after_leaf_callback());
+                    later_errors = later;
+                    if let Some(code) = chain_warnings(&mut record, &now, flavour, &host, ip, action)
+                        && enforce
+                    {
+                        return Err(rustls_error(code));
                     }
                 }
                 if properties.name() {
@@ -555,6 +579,11 @@ impl ServerCertVerifier for ModelCheck {
                             return Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName));
                         }
                     }
+                }
+                if let Some(code) = chain_warnings(&mut record, &later_errors, flavour, &host, ip, action)
+                    && enforce
+                {
+                    return Err(rustls_error(code));
                 }
                 Ok(ServerCertVerified::assertion())
             }

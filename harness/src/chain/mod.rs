@@ -20,6 +20,9 @@
 //!    the validity period (9, 10); a lone leaf whose issuer was never found gets 21 first. The
 //!    self-signature of the top certificate is not checked (`X509_V_FLAG_CHECK_SS_SIGNATURE` is
 //!    off), so a trusted self-signed certificate with a broken signature passes, as in OpenSSL.
+//! 5. `check_name_constraints` (`names.rs`): every certificate against the nameConstraints of
+//!    those above it (47, 48, 49, 51, 53), the leaf's host-name-like CNs too when it has no DNS
+//!    SAN.
 //!
 //! With [`ChainInput::stop_at_first_error`] (ATS policy ENFORCED: the callback returns 0) the
 //! walk ends at the first error; without it (PERMISSIVE: the callback returns 1) it goes on and
@@ -29,7 +32,8 @@
 //! [`ChainVerdict`], whatever bytes the peer sent.
 //!
 //! Checked against the real libraries (OpenSSL 3.0.19's `openssl verify` and `s_client`, and
-//! OpenSSL 1.1.1l through its verify callback) in `harness/tests/chain.rs`.
+//! OpenSSL 1.1.1w and 3.0 through their verify callbacks: `oracle`, `oracle/verify_oracle.c`) in
+//! `harness/tests/chain.rs`, and against stored verdicts of both in `harness/tests/chain_cases.rs`.
 //!
 //! Signatures are checked with aws-lc through x509-parser (RSA PKCS #1 with SHA-1/256/384/512,
 //! RSA-PSS, ECDSA P-256/P-384 with SHA-256/384, Ed25519), plus RSA keys under 2048 bits with
@@ -38,8 +42,11 @@
 //!
 //! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
 //! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
-//! with trusted-first off), CRL/OCSP, policy and name-constraint checks, DANE, auxiliary trust
+//! with trusted-first off), CRL/OCSP, policy checks, DANE, auxiliary trust
 //! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates.
+
+mod names;
+pub mod oracle;
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -115,6 +122,19 @@ pub enum VerifyErrorCode {
     CaKeyTooSmall,
     /// 68: `X509_V_ERR_CA_MD_TOO_WEAK`: a signature digest weaker than the security level.
     CaMdTooWeak,
+    /// 47: `X509_V_ERR_PERMITTED_VIOLATION`: a name outside every permitted subtree of its type.
+    PermittedViolation,
+    /// 48: `X509_V_ERR_EXCLUDED_VIOLATION`: a name inside an excluded subtree.
+    ExcludedViolation,
+    /// 49: `X509_V_ERR_SUBTREE_MINMAX`: a subtree with a `maximum`, or a `minimum` (1.1.1: any;
+    /// 3.0: a non-zero one).
+    SubtreeMinMax,
+    /// 51: `X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE`: a constraint on otherName, x400Address,
+    /// ediPartyName or registeredID, and a name of that type to hold against it.
+    UnsupportedConstraintType,
+    /// 53: `X509_V_ERR_UNSUPPORTED_NAME_SYNTAX`: a name that cannot be checked (an email without
+    /// `@`, an IP of the wrong length, a non-IA5 emailAddress, a CN with an embedded NUL, ...).
+    UnsupportedNameSyntax,
 }
 
 impl VerifyErrorCode {
@@ -144,7 +164,27 @@ impl VerifyErrorCode {
             Self::EeKeyTooSmall => 66,
             Self::CaKeyTooSmall => 67,
             Self::CaMdTooWeak => 68,
+            Self::PermittedViolation => 47,
+            Self::ExcludedViolation => 48,
+            Self::SubtreeMinMax => 49,
+            Self::UnsupportedConstraintType => 51,
+            Self::UnsupportedNameSyntax => 53,
         }
+    }
+
+    /// Whether `check_name_constraints` reports this code: it runs after `internal_verify` has
+    /// called the verify callback with `ok == 1` at depth 0, which is where a TLS client such as
+    /// ATS checks the server's name. So a name mismatch is seen before these errors (and, when
+    /// the callback then returns 0, instead of them).
+    pub fn after_leaf_callback(self) -> bool {
+        matches!(
+            self,
+            Self::PermittedViolation
+                | Self::ExcludedViolation
+                | Self::SubtreeMinMax
+                | Self::UnsupportedConstraintType
+                | Self::UnsupportedNameSyntax
+        )
     }
 
     /// The code for a numeric `X509_V_ERR_*` value of that OpenSSL, if this module knows it.
@@ -178,11 +218,16 @@ impl VerifyErrorCode {
             Self::EeKeyTooSmall => "EE certificate key too weak",
             Self::CaKeyTooSmall => "CA certificate key too weak",
             Self::CaMdTooWeak => "CA signature digest algorithm too weak",
+            Self::PermittedViolation => "permitted subtree violation",
+            Self::ExcludedViolation => "excluded subtree violation",
+            Self::SubtreeMinMax => "name constraints minimum and maximum not supported",
+            Self::UnsupportedConstraintType => "unsupported name constraint type",
+            Self::UnsupportedNameSyntax => "unsupported or invalid name syntax",
         }
     }
 }
 
-const ALL_CODES: [VerifyErrorCode; 18] = [
+const ALL_CODES: [VerifyErrorCode; 23] = [
     VerifyErrorCode::Unspecified,
     VerifyErrorCode::UnableToGetIssuerCert,
     VerifyErrorCode::CertSignatureFailure,
@@ -201,6 +246,11 @@ const ALL_CODES: [VerifyErrorCode; 18] = [
     VerifyErrorCode::EeKeyTooSmall,
     VerifyErrorCode::CaKeyTooSmall,
     VerifyErrorCode::CaMdTooWeak,
+    VerifyErrorCode::PermittedViolation,
+    VerifyErrorCode::ExcludedViolation,
+    VerifyErrorCode::SubtreeMinMax,
+    VerifyErrorCode::UnsupportedConstraintType,
+    VerifyErrorCode::UnsupportedNameSyntax,
 ];
 
 /// One call of the verify callback with `ok == 0`: the error, `X509_STORE_CTX_get_error_depth`
@@ -414,6 +464,10 @@ struct Cert<'a> {
     key_security_bits: Option<u32>,
     /// The signature algorithm's OID, for `check_sig_level`.
     signature_oid: String,
+    /// The names name constraints are held against.
+    names: names::CertNames,
+    /// `x->nc`: the certificate's own nameConstraints, when present and readable.
+    name_constraints: Option<names::NameConstraints>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -667,17 +721,25 @@ impl<'a> Cert<'a> {
             key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
             key_security_bits: key_security_bits(x509.public_key()),
             signature_oid: x509.tbs_certificate.signature.algorithm.to_id_string(),
+            names: names::CertNames::read(x509.subject()),
+            name_constraints: None,
             subject,
             issuer,
             x509,
         };
         for ext in cert.x509.extensions() {
             let oid = ext.oid.to_id_string();
+            if oid == "2.5.29.30" {
+                cert.name_constraints = names::parse_name_constraints(ext.value);
+            }
             if ext.critical && !SUPPORTED_EXTENSIONS.contains(&oid.as_str()) {
                 cert.unhandled_critical = true;
             }
             match ext.parsed_extension() {
                 ParsedExtension::SubjectKeyIdentifier(id) => cert.skid = Some(id.0),
+                ParsedExtension::SubjectAlternativeName(san) => {
+                    cert.names.sans = san.general_names.iter().map(names::name_of).collect();
+                }
                 ParsedExtension::AuthorityKeyIdentifier(akid) => {
                     let issuer = akid.authority_cert_issuer.as_ref().and_then(|names| {
                         names.iter().find_map(|name| match name {
@@ -931,7 +993,32 @@ impl StoreCtx<'_, '_> {
         if !self.check_auth_level() {
             return;
         }
-        self.internal_verify();
+        if !self.internal_verify() {
+            return;
+        }
+        self.check_name_constraints();
+    }
+
+    /// `check_name_constraints`: from the top down, every certificate but self-issued CAs (the
+    /// leaf always) against the constraints of every certificate above it, nearest the top first.
+    fn check_name_constraints(&mut self) -> bool {
+        let num = self.chain.len();
+        for i in (0..num).rev() {
+            let x = self.chain[i];
+            if i != 0 && self.certs[x].self_issued {
+                continue;
+            }
+            for j in (i + 1..num).rev() {
+                let Some(nc) = &self.certs[self.chain[j]].name_constraints else { continue };
+                let found = names::check(&self.certs[x].names, nc, i == 0, self.flavour);
+                if let Some(code) = found
+                    && !self.report(i, code)
+                {
+                    return false;
+                }
+            }
+        }
+        true
     }
 
     /// Bits of security the security level asks for (`minbits_table`), or `None` at level 0.
