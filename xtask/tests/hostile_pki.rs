@@ -152,8 +152,21 @@ fn a_scenario_with_an_impossible_validity_is_an_error_row_and_the_others_still_r
     assert!(ended.stdout.contains("4 passed, 1 failed"), "{}", ended.stdout);
 }
 
-/// `cargo xtask ARGS` (confined) whose stdout reader reads `lines` lines and goes away.
+/// `cargo xtask ARGS` (confined) whose stdout reader reads `lines` lines and goes away. With no
+/// line to read, the reader is gone before the command starts (a pipe whose read end is already
+/// closed): closing it after the spawn would race a command whose whole output fits the pipe.
 fn reader_leaves_after(lines: usize, args: &[&str], dir: Option<&Path>) -> (Option<i32>, String) {
+    if lines == 0 {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = confined::xtask(args, dir)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("xtask runs");
+        return (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned());
+    }
     let mut child = confined::xtask(args, dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
