@@ -8,8 +8,7 @@ use crate::out::{note, noteln, outln};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use harness::pki::KeyCache;
-use harness::scenario::batch::{self, BatchEntry};
-use harness::scenario::catalogue::SnapshotState;
+use harness::scenario::batch::{self, Acceptance, BatchEntry};
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions};
 use harness::verifier::{VerifierFactory, VerifierSpec};
@@ -21,7 +20,9 @@ pub struct ScenariosArgs {
     /// List the scenarios with their titles and stop.
     #[arg(long)]
     list: bool,
-    /// Write changed and new snapshots.
+    /// Write changed and new snapshots. A scenario whose written expectations fail keeps its
+    /// old snapshot (the built-in model and the traffic server, whose expectations are written):
+    /// the failed expectations are listed and the run exits 1.
     #[arg(long)]
     accept: bool,
     /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, `ats` (the real
@@ -152,13 +153,19 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut written = 0;
-    for entry in &entries {
-        let Ok((run, state)) = &entry.result else { continue };
-        let changed = *state != SnapshotState::Same;
-        if changed && args.accept {
-            let path = catalogue.snapshot_path(&snapshot_dir, &run.id);
-            catalogue.write_snapshot(&path, &run.snapshot).with_context(|| format!("writing {}", path.display()))?;
-            written += 1;
+    let mut refused = Vec::new();
+    for entry in entries.iter().filter(|_| args.accept) {
+        let Ok((run, _)) = &entry.result else { continue };
+        let path = catalogue.snapshot_path(&snapshot_dir, &run.id);
+        match entry.acceptance() {
+            Acceptance::Write => {
+                catalogue
+                    .write_snapshot(&path, &run.snapshot)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written += 1;
+            }
+            Acceptance::Refused(mismatches) => refused.push((entry, path, mismatches)),
+            Acceptance::Unchanged | Acceptance::NoRun => {}
         }
     }
     let failed: Vec<&BatchEntry> = entries
@@ -170,6 +177,14 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         .collect();
     for entry in &failed {
         outln!("--- {} ({})\n{}\n", entry.id, entry.verdict(), batch::details(entry))?;
+    }
+    for (entry, path, mismatches) in &refused {
+        outln!(
+            "NOT WRITTEN {}: {} does not meet its written expectations:\n  {}\n",
+            path.display(),
+            entry.id,
+            mismatches.join("\n  ")
+        )?;
     }
     for pair in args.report.chunks(2) {
         let [format, path] = pair else { continue };
@@ -190,7 +205,16 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         start.elapsed().as_secs_f64(),
         entries.len() - failed.len(),
         failed.len(),
-        if args.accept { format!(", {written} snapshot(s) written") } else { String::new() }
+        if args.accept {
+            let refused = if refused.is_empty() {
+                String::new()
+            } else {
+                format!(", {} refused (written expectations fail)", refused.len())
+            };
+            format!(", {written} snapshot(s) written{refused}")
+        } else {
+            String::new()
+        }
     )?;
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
