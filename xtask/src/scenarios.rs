@@ -86,6 +86,29 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
     Ok((k, n))
 }
 
+/// `files` without the scenarios one of `verifiers` cannot run (a pinned clock and the real
+/// traffic server, which reads the real one), each named on stderr. A file that does not load
+/// stays: its run reports why.
+fn runnable(
+    catalogue: &Catalogue,
+    files: Vec<PathBuf>,
+    verifiers: &[&dyn VerifierFactory],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut kept = Vec::new();
+    for file in files {
+        let refusal =
+            catalogue.load(&file).ok().and_then(|scenario| verifiers.iter().find_map(|v| scenario.runs_on(*v).err()));
+        match refusal {
+            Some(why) => noteln!("skipped: {why}"),
+            None => kept.push(file),
+        }
+    }
+    if kept.is_empty() {
+        bail!("no scenario left that these verifiers can run");
+    }
+    Ok(kept)
+}
+
 /// The verifier named on the command line (a bare `builtin` takes `--profile`), and the
 /// snapshot folder it uses.
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
@@ -130,6 +153,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         return compare(&args, other, &root, &catalogue, &files, &login, threads);
     }
     let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
+    let files = runnable(&catalogue, files, &[verifier.as_ref()])?;
     let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
     let tty = std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize, entry: &BatchEntry| {
@@ -238,6 +262,7 @@ fn matrix(
         bail!("--matrix wants at least two verifiers, comma-separated");
     }
     let refs: Vec<&dyn VerifierFactory> = factories.iter().map(|f| f.as_ref()).collect();
+    let files = &runnable(catalogue, files.to_vec(), &refs)?;
     let tty = std::io::stderr().is_terminal();
     let progress = |verifier: &str, done: usize, total: usize| {
         if tty {
@@ -296,6 +321,7 @@ fn compare(
     let known = harness::scenario::compare::load_known(&known_path)?;
     let progress = |name: &str, done: usize, total: usize| noteln!("[{name} {done}/{total}]");
     let refs: Vec<&dyn VerifierFactory> = vec![left.as_ref(), right.as_ref()];
+    let files = &runnable(catalogue, files.to_vec(), &refs)?;
     let matrix =
         harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
     let ids: std::collections::BTreeSet<String> = files.iter().filter_map(|f| catalogue.id_of(f)).collect();
