@@ -14,6 +14,7 @@ mod expressway;
 mod fleet;
 mod images;
 mod lab;
+mod mutants;
 mod out;
 mod pki;
 mod scenarios;
@@ -57,9 +58,17 @@ enum Command {
     Images(images::ImagesArgs),
     /// Benchmarks: `bench pki | verify | scenarios | fleet`.
     Bench(bench::BenchArgs),
+    /// Mutation testing of the verifier model (cargo-mutants): each mutant caught by an
+    /// expectation or unit test, by a snapshot alone, missed, timeout or unviable;
+    /// `--module`, `--shard k/n`, `--rotate` (CI), `merge`.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    // cargo-mutants runs this binary as its `cargo` during `cargo xtask mutants`.
+    if let Some(code) = mutants::shim_if_asked() {
+        return code;
+    }
     let cli = Cli::parse();
     // `fleet up` and the lab's serve process stop cleanly on SIGINT/SIGTERM themselves; every
     // other command, stopped by one, first removes the runroots, scratch folders and process
@@ -81,6 +90,7 @@ fn main() -> std::process::ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::Export(args) => export::run(args),
         Command::Images(args) => images::run(args),
+        Command::Mutants(args) => mutants::run(args),
     };
     match result {
         Ok(code) => code,
