@@ -243,6 +243,9 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         Path::new(&target_dir).display()
     );
     let status = command.status().with_context(|| format!("running {}", tool.display()))?;
+    if args.profile != "mutants" {
+        forget_mutated_build(&real_cargo, &root, &target_dir, &args.profile);
+    }
     match status.code() {
         Some(0 | 2 | 3) => {}
         Some(4) => bail!(
@@ -278,6 +281,25 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         mutants: results,
     };
     finish(&report, Some(&out.join("report.json")), args.json.as_deref(), args.fail_on_survivors, &[])
+}
+
+/// In a profile that normal builds share (`test`), the harness's last build came from the
+/// copy, with the last mutant in it; cargo could take it for fresh (it compares the same relative
+/// paths' times), so it is removed and the next build makes it again.
+fn forget_mutated_build(cargo: &std::ffi::OsStr, root: &Path, target_dir: &std::ffi::OsStr, profile: &str) {
+    let cleaned = Command::new(cargo)
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .args(["clean", "--quiet", "--package", "harness", "--profile", profile])
+        .status();
+    match cleaned {
+        Ok(status) if status.success() => {
+            noteln!("the harness built from the mutated copy was removed from the {profile} profile's folder")
+        }
+        _ => noteln!(
+            "warning: could not remove the harness built from the mutated copy: run `cargo clean -p harness --profile {profile}`"
+        ),
+    }
 }
 
 /// Prints the report, writes its JSON, and says how to exit.
