@@ -3,9 +3,9 @@
 //! snapshot alone, missed, timeout or unviable.
 //!
 //! The one xtask command with logic of its own: it is tooling around cargo-mutants, not a model
-//! of anything, so its parts live here rather than in `harness`. `equivalent`: the file of
-//! equivalent mutants; `report`: verdicts, the report, merging shards; `shim`: the `cargo`
-//! cargo-mutants calls.
+//! of anything, so its parts live here rather than in `harness`. `tool`: cargo-mutants found,
+//! installed and asked for the scope's mutants; `equivalent`: the file of equivalent mutants;
+//! `report`: verdicts, the report, merging shards; `shim`: the `cargo` cargo-mutants calls.
 //!
 //! cargo-mutants copies the tree to a temporary folder (never `--in-place`) and builds there
 //! into this workspace's target folder (`$CARGO_TARGET_DIR` or `target/`), in the `mutants`
@@ -15,6 +15,7 @@
 pub mod equivalent;
 pub mod report;
 pub mod shim;
+mod tool;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -28,6 +29,7 @@ use clap::{Args, Subcommand};
 use crate::out::{noteln, outln};
 use equivalent::EquivalentFile;
 use report::{Report, StaleEntry};
+use tool::{cargo_mutants, list, tool_version};
 
 /// The cargo-mutants version this wrapper is written against (outcomes.json, names, options);
 /// `--install` installs it.
@@ -447,60 +449,6 @@ fn regex_escape(text: &str) -> String {
         out.push(c);
     }
     out
-}
-
-/// Every mutant of the scope, as cargo-mutants names them.
-fn list(tool: &Path, root: &Path) -> anyhow::Result<Vec<String>> {
-    let mut command = Command::new(tool);
-    command.current_dir(root).args(["mutants", "--list", "--no-config", "--colors", "never", "--package", "harness"]);
-    for module in &SCOPE {
-        for glob in module.globs() {
-            command.args(["--file", &glob]);
-        }
-    }
-    let output = command.output().with_context(|| format!("running {}", tool.display()))?;
-    if !output.status.success() {
-        bail!("cargo-mutants --list failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).lines().filter(|l| module_of(l).is_some()).map(str::to_string).collect())
-}
-
-/// The cargo-mutants binary: on PATH or in cargo's bin folder, installed first with `install`.
-/// It is run directly, not as `cargo mutants`, since cargo would set `$CARGO` to itself.
-fn cargo_mutants(install: bool) -> anyhow::Result<PathBuf> {
-    if let Some(found) = find_cargo_mutants() {
-        return Ok(found);
-    }
-    let command = format!("cargo install --locked cargo-mutants --version {CARGO_MUTANTS_VERSION}");
-    if !install {
-        bail!("cargo-mutants is not installed: run `{command}` (or add --install)");
-    }
-    noteln!("installing cargo-mutants: {command}");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["install", "--locked", "cargo-mutants", "--version", CARGO_MUTANTS_VERSION])
-        .status()
-        .context("running cargo install")?;
-    if !status.success() {
-        bail!("`{command}` failed");
-    }
-    find_cargo_mutants().context("cargo-mutants was installed but is neither on PATH nor in $CARGO_HOME/bin")
-}
-
-fn find_cargo_mutants() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|d| d.join("cargo-mutants")).collect::<Vec<_>>())
-        .unwrap_or_default();
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .map(|h| h.join("bin/cargo-mutants"));
-    on_path.into_iter().chain(cargo_home).find(|p| p.is_file())
-}
-
-fn tool_version(tool: &Path) -> anyhow::Result<String> {
-    let output = Command::new(tool).args(["mutants", "--version"]).output().context("cargo-mutants --version")?;
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// `git rev-parse HEAD`, with `-dirty` when the tree has changes (cargo-mutants copies the
