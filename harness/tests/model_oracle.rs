@@ -65,6 +65,12 @@ fn s_client(addr: std::net::SocketAddr, trust_pem: &std::path::Path) -> Option<(
 #[case("reissued/tomcat", &["root-reissued"])]
 #[case("badaki/tomcat", &["root"])]
 #[case("noaki/tomcat", &["root"])]
+#[case("expires-at-t/tomcat", &["root"])]
+#[case("expired-1s-before-t/tomcat", &["root"])]
+#[case("expires-1s-after-t/tomcat", &["root"])]
+#[case("starts-at-t/tomcat", &["root"])]
+#[case("started-1s-before-t/tomcat", &["root"])]
+#[case("starts-1s-after-t/tomcat", &["root"])]
 fn the_model_and_openssl_s_client_agree_against_the_fleet(#[case] leaf: &str, #[case] trusted: &[&str]) {
     let topology =
         Topology::from_toml(&Source::new("shapes.toml", include_str!("data/shapes.toml"))).expect("topology");

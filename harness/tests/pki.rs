@@ -80,6 +80,41 @@ fn openssl_agrees_with_the_shape(#[case] leaf: &str, #[case] trusted: &[&str], #
     assert_eq!(openssl_verdict(&pki, leaf, trusted), expected, "{leaf} trusted by {trusted:?}");
 }
 
+/// The validity boundaries as the real `openssl verify -attime T` draws them (X509_cmp_time): a
+/// notAfter of T itself is expired (10), one a second later is not; a notBefore of T itself is
+/// valid, one a second later is not yet (9). The tree's oddities say the same.
+#[rstest]
+#[case::not_after_at_t_is_expired("expires-at-t/tomcat", Some((10, 0)), Some("expired"))]
+#[case::not_after_1s_before_t_is_expired("expired-1s-before-t/tomcat", Some((10, 0)), Some("expired"))]
+#[case::not_after_1s_after_t_is_valid("expires-1s-after-t/tomcat", None, None)]
+#[case::not_before_at_t_is_valid("starts-at-t/tomcat", None, None)]
+#[case::not_before_1s_before_t_is_valid("started-1s-before-t/tomcat", None, None)]
+#[case::not_before_1s_after_t_is_not_yet_valid("starts-1s-after-t/tomcat", Some((9, 0)), Some("not yet valid"))]
+fn validity_boundaries_are_openssls_to_the_second(
+    #[case] leaf: &str,
+    #[case] expected: Option<(u32, u32)>,
+    #[case] oddity: Option<&str>,
+) {
+    let pki = shapes();
+    let cert = pki.cert(leaf).expect("leaf");
+    let t = VALIDATION_TIME;
+    let second = time::Duration::SECOND;
+    assert!(
+        [t - second, t, t + second].contains(&cert.not_after) || [t - second, t, t + second].contains(&cert.not_before),
+        "{leaf}: a boundary to the second ({} .. {})",
+        cert.not_before,
+        cert.not_after
+    );
+    assert_eq!(openssl_verdict(&pki, leaf, &["root"]), expected, "{leaf}");
+    let odd = pki.oddities(cert);
+    let dated: Vec<&String> =
+        odd.iter().filter(|o| o.starts_with("expired") || o.starts_with("not yet valid")).collect();
+    match oddity {
+        Some(word) => assert!(dated.len() == 1 && dated[0].starts_with(word), "{leaf}: {odd:?}"),
+        None => assert!(dated.is_empty(), "{leaf}: {odd:?}"),
+    }
+}
+
 fn x509_text(pki: &Pki, id: &str) -> String {
     let dir = TempDir::new().expect("tempdir");
     let path = write_pems(dir.path(), "c.pem", pki, &[id]);

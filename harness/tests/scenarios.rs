@@ -1,7 +1,8 @@
 //! One test per scenario file and model profile, found at run time (a new file needs no code):
 //! run it with the built-in model, check its written expectations, and compare its snapshot with insta, so
 //! that `cargo insta review` works on `snapshots/`. Under `CI=true` insta writes nothing and a
-//! mismatch fails.
+//! mismatch fails. `MRALAB_SNAPSHOTS=off` checks the expectations only, `only` the snapshots
+//! only (see `snapshot_mode`).
 
 use std::path::Path;
 
@@ -12,14 +13,20 @@ use harness::verifier::builtin::BuiltinFactory;
 use harness::verifier::{Profile, VerifierSpec};
 use libtest_mimic::{Arguments, Failed, Trial};
 
-fn check(catalogue: &Catalogue, path: &Path, profile: Profile) -> Result<(), Failed> {
+mod snapshot_mode;
+use snapshot_mode::SnapshotMode;
+
+fn check(catalogue: &Catalogue, path: &Path, profile: Profile, mode: SnapshotMode) -> Result<(), Failed> {
     let scenario = catalogue.load(path).map_err(|e| Failed::from(e.to_string()))?;
     let factory = BuiltinFactory(profile);
     let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
     let run = run(&scenario, &options).map_err(|e| Failed::from(format!("could not run: {e}")))?;
     let mismatches = run.mismatches();
-    if !mismatches.is_empty() {
+    if mode.expectations() && !mismatches.is_empty() {
         return Err(format!("expectations that do not hold:\n{}", mismatches.join("\n")).into());
+    }
+    if !mode.snapshots() {
+        return Ok(());
     }
     let snapshot_path = catalogue.snapshot_path(&VerifierSpec::Builtin(profile).snapshot_dir(), &run.id);
     let dir = snapshot_path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -40,8 +47,34 @@ fn check(catalogue: &Catalogue, path: &Path, profile: Profile) -> Result<(), Fai
     })
 }
 
+/// `MRALAB_SNAPSHOTS`'s values, and a misspelt one refused.
+fn snapshot_mode_values() -> Result<(), Failed> {
+    let cases = [
+        (None, Some(SnapshotMode::On)),
+        (Some("on"), Some(SnapshotMode::On)),
+        (Some("off"), Some(SnapshotMode::Off)),
+        (Some("only"), Some(SnapshotMode::Only)),
+        (Some("of"), None),
+    ];
+    for (value, want) in cases {
+        let got = SnapshotMode::parse(value);
+        if got != want {
+            return Err(format!("{value:?}: {got:?}, want {want:?}").into());
+        }
+    }
+    let checks = |m: SnapshotMode| (m.expectations(), m.snapshots());
+    if checks(SnapshotMode::On) != (true, true)
+        || checks(SnapshotMode::Off) != (true, false)
+        || checks(SnapshotMode::Only) != (false, true)
+    {
+        return Err("on checks both, off the expectations only, only the snapshots only".into());
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
+    let mode = SnapshotMode::from_env();
     let catalogue = Catalogue::at(&Catalogue::workspace_root());
     let files = match catalogue.files() {
         Ok(files) => files,
@@ -58,9 +91,10 @@ fn main() {
             files.clone().into_iter().map(move |path| {
                 let id = catalogue.id_of(&path).unwrap_or_else(|| path.display().to_string());
                 let catalogue = catalogue.clone();
-                Trial::test(format!("scenario::{profile}::{id}"), move || check(&catalogue, &path, profile))
+                Trial::test(format!("scenario::{profile}::{id}"), move || check(&catalogue, &path, profile, mode))
             })
         })
+        .chain([Trial::test("snapshot_mode::values", snapshot_mode_values)])
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }

@@ -15,6 +15,7 @@ mod fleet;
 mod fuzz;
 mod images;
 mod lab;
+mod mutants;
 mod out;
 mod pki;
 mod scenarios;
@@ -60,9 +61,17 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The real OpenSSL 3.0 and 1.1.1w as oracles for the chain model: `oracle build | refresh`.
     Oracle(fuzz::oracle::OracleArgs),
+    /// Mutation testing of the verifier model (cargo-mutants): each mutant caught by an
+    /// expectation or unit test, by a snapshot alone, missed, timeout or unviable;
+    /// `--module`, `--shard k/n`, `--rotate` (CI), `merge`.
+    Mutants(mutants::MutantsArgs),
 }
 
 fn main() -> std::process::ExitCode {
+    // cargo-mutants runs this binary as its `cargo` during `cargo xtask mutants`.
+    if let Some(code) = mutants::shim_if_asked() {
+        return code;
+    }
     let cli = Cli::parse();
     // `fleet up` and the lab's serve process stop cleanly on SIGINT/SIGTERM themselves; every
     // other command, stopped by one, first removes the runroots, scratch folders and process
@@ -85,6 +94,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => export::run(args),
         Command::Images(args) => images::run(args),
         Command::Oracle(args) => fuzz::oracle::run(args),
+        Command::Mutants(args) => mutants::run(args),
     };
     harness::cleanup::exit_if_signalled();
     match result {

@@ -8,8 +8,7 @@ use crate::out::{note, noteln, outln};
 use anyhow::{Context as _, bail};
 use clap::Args;
 use harness::pki::KeyCache;
-use harness::scenario::batch::{self, BatchEntry};
-use harness::scenario::catalogue::SnapshotState;
+use harness::scenario::batch::{self, Acceptance, BatchEntry};
 use harness::scenario::login::LoginSpec;
 use harness::scenario::{Catalogue, RunOptions};
 use harness::verifier::{VerifierFactory, VerifierSpec};
@@ -21,7 +20,9 @@ pub struct ScenariosArgs {
     /// List the scenarios with their titles and stop.
     #[arg(long)]
     list: bool,
-    /// Write changed and new snapshots.
+    /// Write changed and new snapshots. A scenario whose written expectations fail keeps its
+    /// old snapshot (the built-in model and the traffic server, whose expectations are written):
+    /// the failed expectations are listed and the run exits 1.
     #[arg(long)]
     accept: bool,
     /// The verifier: `builtin` (the model, in --profile), `builtin:<profile>`, `ats` (the real
@@ -85,6 +86,29 @@ fn partition(spec: &str) -> anyhow::Result<(usize, usize)> {
     Ok((k, n))
 }
 
+/// `files` without the scenarios one of `verifiers` cannot run (a pinned clock and the real
+/// traffic server, which reads the real one), each named on stderr. A file that does not load
+/// stays: its run reports why.
+fn runnable(
+    catalogue: &Catalogue,
+    files: Vec<PathBuf>,
+    verifiers: &[&dyn VerifierFactory],
+) -> anyhow::Result<Vec<PathBuf>> {
+    let mut kept = Vec::new();
+    for file in files {
+        let refusal =
+            catalogue.load(&file).ok().and_then(|scenario| verifiers.iter().find_map(|v| scenario.runs_on(*v).err()));
+        match refusal {
+            Some(why) => noteln!("skipped: {why}"),
+            None => kept.push(file),
+        }
+    }
+    if kept.is_empty() {
+        bail!("no scenario left that these verifiers can run");
+    }
+    Ok(kept)
+}
+
 /// The verifier named on the command line (a bare `builtin` takes `--profile`), and the
 /// snapshot folder it uses.
 pub fn factory(verifier: &str, profile: &str) -> anyhow::Result<(Box<dyn VerifierFactory>, String)> {
@@ -131,6 +155,7 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         return compare(&args, other, &root, &catalogue, &files, &login, threads);
     }
     let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
+    let files = runnable(&catalogue, files, &[verifier.as_ref()])?;
     let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
     let tty = std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize, entry: &BatchEntry| {
@@ -154,13 +179,19 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     }
 
     let mut written = 0;
-    for entry in &entries {
-        let Ok((run, state)) = &entry.result else { continue };
-        let changed = *state != SnapshotState::Same;
-        if changed && args.accept {
-            let path = catalogue.snapshot_path(&snapshot_dir, &run.id);
-            catalogue.write_snapshot(&path, &run.snapshot).with_context(|| format!("writing {}", path.display()))?;
-            written += 1;
+    let mut refused = Vec::new();
+    for entry in entries.iter().filter(|_| args.accept) {
+        let Ok((run, _)) = &entry.result else { continue };
+        let path = catalogue.snapshot_path(&snapshot_dir, &run.id);
+        match entry.acceptance() {
+            Acceptance::Write => {
+                catalogue
+                    .write_snapshot(&path, &run.snapshot)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                written += 1;
+            }
+            Acceptance::Refused(mismatches) => refused.push((entry, path, mismatches)),
+            Acceptance::Unchanged | Acceptance::NoRun => {}
         }
     }
     let failed: Vec<&BatchEntry> = entries
@@ -172,6 +203,14 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         .collect();
     for entry in &failed {
         outln!("--- {} ({})\n{}\n", entry.id, entry.verdict(), batch::details(entry))?;
+    }
+    for (entry, path, mismatches) in &refused {
+        outln!(
+            "NOT WRITTEN {}: {} does not meet its written expectations:\n  {}\n",
+            path.display(),
+            entry.id,
+            mismatches.join("\n  ")
+        )?;
     }
     for pair in args.report.chunks(2) {
         let [format, path] = pair else { continue };
@@ -192,7 +231,16 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         start.elapsed().as_secs_f64(),
         entries.len() - failed.len(),
         failed.len(),
-        if args.accept { format!(", {written} snapshot(s) written") } else { String::new() }
+        if args.accept {
+            let refused = if refused.is_empty() {
+                String::new()
+            } else {
+                format!(", {} refused (written expectations fail)", refused.len())
+            };
+            format!(", {written} snapshot(s) written{refused}")
+        } else {
+            String::new()
+        }
     )?;
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -216,6 +264,7 @@ fn matrix(
         bail!("--matrix wants at least two verifiers, comma-separated");
     }
     let refs: Vec<&dyn VerifierFactory> = factories.iter().map(|f| f.as_ref()).collect();
+    let files = &runnable(catalogue, files.to_vec(), &refs)?;
     let tty = std::io::stderr().is_terminal();
     let progress = |verifier: &str, done: usize, total: usize| {
         if tty {
@@ -274,6 +323,7 @@ fn compare(
     let known = harness::scenario::compare::load_known(&known_path)?;
     let progress = |name: &str, done: usize, total: usize| noteln!("[{name} {done}/{total}]");
     let refs: Vec<&dyn VerifierFactory> = vec![left.as_ref(), right.as_ref()];
+    let files = &runnable(catalogue, files.to_vec(), &refs)?;
     let matrix =
         harness::scenario::matrix::run_matrix(catalogue, files, &refs, &KeyCache::default(), login, threads, &progress);
     let ids: std::collections::BTreeSet<String> = files.iter().filter_map(|f| catalogue.id_of(f)).collect();

@@ -5,6 +5,9 @@ use std::process::Command;
 
 mod catalogue_copy;
 use catalogue_copy::copy_dir;
+#[path = "../../harness/tests/snapshot_mode/mod.rs"]
+mod snapshot_mode;
+use snapshot_mode::SnapshotMode;
 
 fn workspace() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -66,8 +69,13 @@ fn a_changed_snapshot_line_fails_the_run_naming_that_scenario_and_line_only() {
     }
 }
 
+/// The model's runs against the committed snapshots (and expectations): nothing to do under
+/// `MRALAB_SNAPSHOTS=off`, where the harness's scenario tests check the expectations.
 #[test]
 fn the_unchanged_catalogue_passes() {
+    if !SnapshotMode::from_env().snapshots() {
+        return;
+    }
     let (code, output) = xtask(&workspace(), &["seed::"]);
     assert_eq!(code, 0, "{output}");
     assert!(output.contains("0 failed"), "{output}");
@@ -102,4 +110,43 @@ fn a_misspelt_field_gets_a_suggestion() {
     assert_ne!(code, 0);
     assert!(output.contains("unknown field `system_sever`"), "{output}");
     assert!(output.contains("did you mean 'system_server'?"), "{output}");
+}
+
+/// `--accept` writes what changed, except for a scenario whose written expectations fail: its
+/// old snapshot stays, the failed expectation is named, and the run exits 1.
+#[test]
+fn accept_refuses_the_snapshot_of_a_scenario_whose_expectations_fail_and_writes_the_others() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    copy_dir(&workspace().join("scenarios/seed"), &dir.path().join("scenarios/seed"));
+    std::fs::copy(workspace().join("scenarios/jabber-login.toml"), dir.path().join("scenarios/jabber-login.toml"))
+        .expect("copy login");
+    copy_dir(&workspace().join("snapshots/builtin/seed"), &dir.path().join("snapshots/builtin/seed"));
+    let snapshot = |id: &str| dir.path().join(format!("snapshots/builtin/seed/{id}.snap"));
+    let committed = |id: &str| std::fs::read_to_string(workspace().join(format!("snapshots/builtin/seed/{id}.snap")));
+
+    // A careless edit: the expectation says 200 where the model gives 502, and the snapshot is
+    // stale, so --accept would rewrite it.
+    let scenario = dir.path().join("scenarios/seed/cucm-advertised-by-ip.toml");
+    let text = std::fs::read_to_string(&scenario).expect("read");
+    let planted =
+        text.replacen("expect = { status = 502, failed = \"name\"", "expect = { status = 200, failed = \"name\"", 1);
+    assert_ne!(planted, text, "the expectation to change is there");
+    std::fs::write(&scenario, planted).expect("write");
+    let stale = "---\nsource: harness/tests/scenarios.rs\nexpression: snapshot\n---\nstale\n";
+    std::fs::write(snapshot("cucm-advertised-by-ip"), stale).expect("write");
+    // Another scenario's snapshot is stale too, and its expectations hold: it is rewritten.
+    std::fs::write(snapshot("tftp-self-signed-ecdsa"), stale).expect("write");
+    // And one has none yet.
+    std::fs::remove_file(snapshot("before-x14-2")).expect("remove");
+
+    let (code, output) = xtask(dir.path(), &["--accept"]);
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains("NOT WRITTEN"), "{output}");
+    assert!(output.contains("seed::cucm-advertised-by-ip does not meet its written expectations"), "{output}");
+    assert!(output.contains("expected status 200, got 502"), "the failed expectation is named:\n{output}");
+    assert!(output.contains("2 snapshot(s) written, 1 refused"), "{output}");
+    assert_eq!(std::fs::read_to_string(snapshot("cucm-advertised-by-ip")).expect("kept"), stale);
+    for id in ["tftp-self-signed-ecdsa", "before-x14-2"] {
+        assert_eq!(std::fs::read_to_string(snapshot(id)).expect("written"), committed(id).expect("committed"), "{id}");
+    }
 }

@@ -47,7 +47,11 @@ impl Pki {
             (Some(false), false) => odd.push("CA:FALSE on a CA".into()),
             _ => {}
         }
-        if cert.not_after < vt {
+        // As OpenSSL's X509_cmp_time counts it: expired from notAfter itself on, valid from
+        // notBefore itself on.
+        if cert.not_after == vt {
+            odd.push("expired (notAfter is the validation time itself)".into());
+        } else if cert.not_after < vt {
             odd.push(format!(
                 "expired ({} before validation time)",
                 relative(vt, cert.not_after).trim_start_matches('+')

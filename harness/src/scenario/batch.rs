@@ -111,6 +111,35 @@ impl BatchEntry {
     }
 }
 
+/// What `--accept` does with one entry's snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// The run could not be made: there is nothing to write.
+    NoRun,
+    /// The stored snapshot is this run's already.
+    Unchanged,
+    /// The snapshot is new or changed, and the run meets its written expectations: write it.
+    Write,
+    /// The snapshot is new or changed, but written expectations do not hold (`step N: ...`): a
+    /// snapshot must not bless what the scenario says is wrong. Only verifier families that
+    /// written expectations cover (the built-in model, the real traffic server) have any.
+    Refused(Vec<String>),
+}
+
+impl BatchEntry {
+    /// Whether `--accept` writes this entry's snapshot.
+    pub fn acceptance(&self) -> Acceptance {
+        match &self.result {
+            Err(_) => Acceptance::NoRun,
+            Ok((_, SnapshotState::Same)) => Acceptance::Unchanged,
+            Ok((run, _)) => {
+                let mismatches = run.mismatches();
+                if mismatches.is_empty() { Acceptance::Write } else { Acceptance::Refused(mismatches) }
+            }
+        }
+    }
+}
+
 /// Runs `files` with `threads` workers; `progress(done, total, id)` is called as each ends.
 pub fn run_files(
     catalogue: &Catalogue,
@@ -353,6 +382,35 @@ mod tests {
         assert_eq!(entries[0].expected_actual().1, "the harness panicked: a verifier that panics");
         assert!(entries[1].result.is_ok(), "{:?}", entries[1].result.as_ref().err());
         assert_eq!(entries[1].verdict(), "ok");
+    }
+
+    #[test]
+    fn accept_writes_new_and_changed_snapshots_only_when_the_expectations_hold() {
+        let catalogue = Catalogue::at(&Catalogue::workspace_root());
+        let files = vec![Catalogue::workspace_root().join("scenarios/beyond/expired-leaf.toml")];
+        let factory = BuiltinFactory(Profile::ExpresswayX14_2);
+        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+        let entry = run_files(&catalogue, &files, &options, "builtin", 1, &|_, _, _| {}).remove(0);
+        let with = |state: SnapshotState, mismatch: Option<&str>| {
+            let mut entry = entry.clone();
+            if let Ok((run, old)) = &mut entry.result {
+                *old = state;
+                if let Some(m) = mismatch {
+                    run.steps[0].mismatches.push(m.to_string());
+                }
+            }
+            entry.acceptance()
+        };
+        assert_eq!(entry.acceptance(), Acceptance::Unchanged);
+        assert_eq!(with(SnapshotState::New, None), Acceptance::Write);
+        assert_eq!(with(SnapshotState::Changed("-a\n+b".into()), None), Acceptance::Write);
+        assert_eq!(
+            with(SnapshotState::Changed("-a\n+b".into()), Some("vcsc: expected status 502, got 200")),
+            Acceptance::Refused(vec!["step 1: vcsc: expected status 502, got 200".into()])
+        );
+        assert!(matches!(with(SnapshotState::New, Some("x")), Acceptance::Refused(_)));
+        let failed = BatchEntry { result: Err(BatchError::Panicked { message: "boom".into() }), ..entry.clone() };
+        assert_eq!(failed.acceptance(), Acceptance::NoRun);
     }
 
     #[test]

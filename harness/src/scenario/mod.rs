@@ -26,7 +26,8 @@ pub use spec::ScenarioSpec;
 use crate::fleet::FleetSpecError;
 use crate::pki::{PkiError, Topology};
 use crate::source::{Source, with_suggestion};
-use crate::verifier::VerifierFault;
+use crate::verifier::{VerifierFactory, VerifierFault};
+use spec::Clock;
 
 /// Why a scenario could not run (as opposed to running and differing).
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +85,14 @@ pub enum ScenarioError {
     /// The verifier failed as a program.
     #[error(transparent)]
     Verifier(#[from] VerifierFault),
+    /// The scenario needs a pinned clock (`clock = "pinned"`) and the verifier reads the real one.
+    #[error("scenario '{id}' needs a pinned clock (clock = \"pinned\"): {verifier} validates at the real clock")]
+    ClockNotPinned {
+        /// The scenario id.
+        id: String,
+        /// The verifier's name.
+        verifier: String,
+    },
 }
 
 /// A loaded scenario file.
@@ -181,6 +190,16 @@ impl Scenario {
         )?)
     }
 
+    /// Whether `verifier` can run this scenario: one whose outcome depends on the validation
+    /// time to the second (`clock = "pinned"`) needs a verifier that validates at the time it
+    /// is given.
+    pub fn runs_on(&self, verifier: &dyn VerifierFactory) -> Result<(), ScenarioError> {
+        if self.spec.clock == Clock::Pinned && !verifier.pins_clock() {
+            return Err(ScenarioError::ClockNotPinned { id: self.id.clone(), verifier: verifier.name() });
+        }
+        Ok(())
+    }
+
     /// The first paragraph of the description, on one line.
     pub fn summary(&self) -> String {
         self.spec.title.clone()
@@ -190,6 +209,51 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verifier as the run sees it: its family and whether it reads the real clock.
+    struct Stub(crate::verifier::Family, bool);
+
+    impl VerifierFactory for Stub {
+        fn name(&self) -> String {
+            format!("{:?}", self.0)
+        }
+        fn family(&self) -> crate::verifier::Family {
+            self.0
+        }
+        fn make(&self) -> Result<Box<dyn crate::verifier::Verifier>, VerifierFault> {
+            Err(VerifierFault::Config { verifier: self.name(), message: "a stub".into() })
+        }
+        fn needs_real_clock(&self) -> bool {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_pinned_clock_keeps_the_real_traffic_server_out_and_everyone_else_in() {
+        use crate::verifier::Family;
+        let root = Catalogue::workspace_root().join("scenarios");
+        let load = |file: &str| Scenario::load(&root, &root.join(file)).expect("loads");
+        let pinned = load("beyond/validity-boundary-not-after.toml");
+        let days = load("beyond/expired-leaf.toml");
+        assert_eq!(pinned.spec.clock, Clock::Pinned);
+        assert_eq!(days.spec.clock, Clock::Any);
+        let model = Stub(Family::Expressway, false);
+        let model_as_ats = Stub(Family::Ats, false);
+        let command = Stub(Family::Other, true);
+        let traffic_server = Stub(Family::Ats, true);
+        for verifier in [&model as &dyn VerifierFactory, &model_as_ats, &command, &traffic_server] {
+            assert!(days.runs_on(verifier).is_ok(), "{}", verifier.name());
+        }
+        for verifier in [&model as &dyn VerifierFactory, &model_as_ats, &command] {
+            assert!(pinned.runs_on(verifier).is_ok(), "{}", verifier.name());
+        }
+        let refused = pinned.runs_on(&traffic_server).expect_err("the traffic server reads the real clock");
+        assert_eq!(
+            refused.to_string(),
+            "scenario 'beyond::validity-boundary-not-after' needs a pinned clock (clock = \"pinned\"): Ats validates \
+             at the real clock"
+        );
+    }
 
     #[test]
     fn an_unknown_step_kind_is_matched_against_the_step_kinds() {

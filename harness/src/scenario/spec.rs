@@ -65,6 +65,23 @@ pub struct ScenarioSpec {
     pub diagnosis: Vec<Diagnosis>,
     /// The steps, run in order.
     pub steps: Vec<Step>,
+    /// `pinned` when the outcome depends on the validation time to the second (a validity
+    /// boundary): verifiers that read the real clock cannot run it ([`Clock`]).
+    #[serde(default)]
+    pub clock: Clock,
+}
+
+/// Which clocks a scenario can be validated at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Clock {
+    /// Validity is days from the validation time: verifiers that read the real clock run it with
+    /// the PKI built around now.
+    #[default]
+    Any,
+    /// Only at the validation time itself: the PKI is built around it for every verifier, and a
+    /// verifier that cannot be told the time (the real traffic server) does not run it.
+    Pinned,
 }
 
 fn rfc3339<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {

@@ -35,4 +35,12 @@ pub trait VerifierFactory: Sync {
     fn preflight(&self) -> Result<(), VerifierFault> {
         Ok(())
     }
+    /// Whether it validates at a time it is told, to the second, when a scenario pins it
+    /// (`clock = "pinned"`): the model does (under every profile), and so do commands, though
+    /// they read the real clock otherwise (they are sent the time, and answer `unsupported` when
+    /// they cannot use it: `openssl -attime` can, curl cannot). The real traffic servers (real
+    /// clock, [`Family::Ats`] and `ats:8.1`) cannot be told the time.
+    fn pins_clock(&self) -> bool {
+        !self.needs_real_clock() || self.family() == Family::Other
+    }
 }

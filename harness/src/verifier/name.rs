@@ -57,7 +57,35 @@ fn ip_bytes_match(bytes: &[u8], ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::dns_matches;
+    use super::{dns_matches, name_matches};
+
+    /// A certificate with these SANs (`ip:` or DNS) and CN.
+    fn cert_der(sans: &[&str], cn: &str) -> Vec<u8> {
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        for san in sans {
+            params.subject_alt_names.push(match san.strip_prefix("ip:") {
+                Some(ip) => rcgen::SanType::IpAddress(ip.parse().expect("an address")),
+                None => rcgen::SanType::DnsName((*san).try_into().expect("a DNS name")),
+            });
+        }
+        let key = rcgen::KeyPair::generate().expect("a P-256 key");
+        params.self_signed(&key).expect("self-signed").der().to_vec()
+    }
+
+    /// IP SANs count only where the profile says so, and then only the same address, v4 or v6.
+    #[test]
+    fn ip_sans_count_only_when_asked_and_only_for_the_same_address() {
+        let der = cert_der(&["ip:10.48.36.215", "ip:2001:db8::1", "cucm.steven.lab"], "cucm-ms");
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).expect("parses");
+        assert!(!name_matches(&cert, "10.48.36.215", false), "ignored, as stock ATS 9.2 does");
+        assert!(name_matches(&cert, "10.48.36.215", true));
+        assert!(name_matches(&cert, "2001:db8::1", true));
+        assert!(!name_matches(&cert, "10.48.36.216", true), "another address");
+        assert!(!name_matches(&cert, "2001:db8::2", true), "another v6 address");
+        assert!(!name_matches(&cert, "cucm.other.lab", true), "a name is no address");
+        assert!(name_matches(&cert, "cucm.steven.lab", true));
+    }
 
     #[test]
     fn wildcards_cover_one_leftmost_label() {

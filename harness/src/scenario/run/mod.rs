@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::login::LoginSpec;
 use super::report::{ChainDiagram, DiagramLink, ScenarioRun, StepReport};
-use super::spec::{RequestStep, ScenarioSpec, Step};
+use super::spec::{Clock, RequestStep, ScenarioSpec, Step};
 use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
 use crate::fleet::ResolvedFleet;
@@ -73,8 +73,13 @@ struct Runner<'a> {
 pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
     let spec: &ScenarioSpec = &scenario.spec;
     let topology = scenario.topology()?;
-    let validation_time =
-        if options.verifier.needs_real_clock() { OffsetDateTime::now_utc() } else { spec.validation_time };
+    scenario.runs_on(options.verifier)?;
+    // A pinned clock is the scenario's own time for every verifier that runs it.
+    let validation_time = if options.verifier.needs_real_clock() && spec.clock != Clock::Pinned {
+        OffsetDateTime::now_utc()
+    } else {
+        spec.validation_time
+    };
     let pki = Pki::build(&topology, validation_time, &options.keys)?;
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
         .map_err(|source| ScenarioError::Fleet { id: scenario.id.clone(), source: Box::new(source) })?;

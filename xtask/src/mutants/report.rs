@@ -1,0 +1,439 @@
+//! What a mutation run found: each mutant's verdict, read from cargo-mutants' `outcomes.json`
+//! and the markers the cargo shim wrote into each mutant's log; the report as text and JSON; and
+//! shard reports merged into one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::{Context as _, bail};
+use serde::{Deserialize, Serialize};
+
+use super::shim;
+
+/// The report format's version (`format` in the JSON).
+pub const FORMAT: u32 = 1;
+
+/// How a mutant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// A written expectation or a unit test failed with snapshots off.
+    Expectation,
+    /// Only a snapshot comparison failed: one careless `--accept` would bless it.
+    SnapshotOnly,
+    /// Nothing failed.
+    Missed,
+    /// The tests ran past cargo-mutants' timeout.
+    Timeout,
+    /// It does not build.
+    Unviable,
+}
+
+impl Verdict {
+    /// In the order the report lists them.
+    pub const ALL: [Verdict; 5] =
+        [Verdict::Expectation, Verdict::SnapshotOnly, Verdict::Missed, Verdict::Timeout, Verdict::Unviable];
+
+    /// The column heading.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Verdict::Expectation => "expectation/unit",
+            Verdict::SnapshotOnly => "snapshot-only",
+            Verdict::Missed => "missed",
+            Verdict::Timeout => "timeout",
+            Verdict::Unviable => "unviable",
+        }
+    }
+}
+
+/// One mutant's result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MutantResult {
+    /// cargo-mutants' name: `path:line:col: description`.
+    pub name: String,
+    /// The module of the scope it belongs to (`chain`, `ciphers`, ...).
+    pub module: String,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// Build and test time, in seconds.
+    pub seconds: f64,
+    /// For a timeout: the pass that ran out of time (1: snapshots off, 2: snapshots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_in_pass: Option<u8>,
+}
+
+/// An entry of `mutants/equivalent.toml` that matched no mutant, or not as many as it says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaleEntry {
+    /// The entry's mutant.
+    pub mutant: String,
+    /// Its reason.
+    pub reason: String,
+    /// How many mutants it matched.
+    pub matched: usize,
+}
+
+/// A run's report, or several merged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`FORMAT`].
+    pub format: u32,
+    /// `git rev-parse HEAD` of the tree that was mutated.
+    pub commit: String,
+    /// cargo-mutants' version.
+    pub cargo_mutants: String,
+    /// The cargo profile the mutants were built in.
+    pub profile: String,
+    /// The modules of the scope that were selected.
+    pub modules: Vec<String>,
+    /// The shards this report covers (`1/4`), empty for an unsharded run.
+    pub shards: Vec<String>,
+    /// The rotation slice it ran (`7/120`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slice: Option<String>,
+    /// Wall time, in seconds (merged: the sum over the runs).
+    pub seconds: f64,
+    /// How many runs this report sums.
+    pub runs: usize,
+    /// Mutants of the selected modules excluded as equivalent.
+    pub equivalent: usize,
+    /// Stale entries of `mutants/equivalent.toml`.
+    pub stale: Vec<StaleEntry>,
+    /// Every mutant that ran.
+    pub mutants: Vec<MutantResult>,
+}
+
+/// Counts per verdict.
+pub type Counts = BTreeMap<Verdict, usize>;
+
+impl Report {
+    /// Counts per module (and verdict), modules in name order.
+    pub fn counts(&self) -> BTreeMap<String, Counts> {
+        let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+        for m in &self.mutants {
+            *out.entry(m.module.clone()).or_default().entry(m.verdict).or_default() += 1;
+        }
+        out
+    }
+
+    /// Counts over every module.
+    pub fn totals(&self) -> Counts {
+        let mut out = Counts::new();
+        for m in &self.mutants {
+            *out.entry(m.verdict).or_default() += 1;
+        }
+        out
+    }
+
+    /// Mutants caught by an expectation or a unit test, and those the score is out of: every
+    /// mutant that built and finished (caught either way, or missed).
+    pub fn score(&self) -> (usize, usize) {
+        let totals = self.totals();
+        let n = |v| totals.get(&v).copied().unwrap_or(0);
+        (n(Verdict::Expectation), n(Verdict::Expectation) + n(Verdict::SnapshotOnly) + n(Verdict::Missed))
+    }
+
+    /// Whether anything survived the expectations: a mutant missed or caught by a snapshot only.
+    pub fn has_survivors(&self) -> bool {
+        self.mutants.iter().any(|m| matches!(m.verdict, Verdict::Missed | Verdict::SnapshotOnly))
+    }
+
+    /// The report for people.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        let short = self.commit.get(..12).unwrap_or(&self.commit);
+        let runs = if self.runs > 1 { format!(" (summed over {} runs)", self.runs) } else { String::new() };
+        let _ = writeln!(
+            out,
+            "commit {short}, cargo-mutants {}, profile {}; modules {}{}{}; {}{runs}",
+            self.cargo_mutants,
+            self.profile,
+            self.modules.join(", "),
+            if self.shards.is_empty() { String::new() } else { format!("; shards {}", self.shards.join(", ")) },
+            self.slice.as_ref().map(|s| format!("; rotation slice {s}")).unwrap_or_default(),
+            duration(self.seconds),
+        );
+        let _ = writeln!(out);
+        let mut header = format!("{:<12} {:>7}", "module", "mutants");
+        for v in Verdict::ALL {
+            let _ = write!(header, "  {:>16}", v.heading());
+        }
+        let _ = writeln!(out, "{header}");
+        let row = |out: &mut String, name: &str, counts: &Counts| {
+            let total: usize = counts.values().sum();
+            let mut line = format!("{name:<12} {total:>7}");
+            for v in Verdict::ALL {
+                let _ = write!(line, "  {:>16}", counts.get(&v).copied().unwrap_or(0));
+            }
+            let _ = writeln!(out, "{line}");
+        };
+        for (module, counts) in self.counts() {
+            row(&mut out, &module, &counts);
+        }
+        row(&mut out, "total", &self.totals());
+        let (caught, of) = self.score();
+        let percent = if of == 0 { 100.0 } else { caught as f64 * 100.0 / of as f64 };
+        let _ = writeln!(
+            out,
+            "\ncaught by an expectation or a unit test: {caught} of {of} ({percent:.1}%; goal 95%; timeouts and \
+             unviable mutants not counted)"
+        );
+        let _ = writeln!(out, "{} equivalent mutant(s) excluded (mutants/equivalent.toml)", self.equivalent);
+        let list = |out: &mut String, verdict: Verdict, title: &str| {
+            let names: Vec<&MutantResult> = self.mutants.iter().filter(|m| m.verdict == verdict).collect();
+            if names.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "\n{title}:");
+            for m in names {
+                let pass = m.timeout_in_pass.map(|p| format!(" (in pass {p})")).unwrap_or_default();
+                let _ = writeln!(out, "  {}{pass}", m.name);
+            }
+        };
+        list(&mut out, Verdict::SnapshotOnly, "caught by a snapshot alone (one careless --accept would bless them)");
+        list(&mut out, Verdict::Missed, "missed (nothing failed)");
+        list(&mut out, Verdict::Timeout, "timeout");
+        if !self.stale.is_empty() {
+            let _ = writeln!(out, "\nstale entries in mutants/equivalent.toml:");
+            for s in &self.stale {
+                let _ = writeln!(out, "  {} (matches {} mutant(s)): {}", s.mutant, s.matched, s.reason);
+            }
+        }
+        out
+    }
+
+    /// The report as JSON, with the counts spelt out for readers that do not count.
+    pub fn json(&self) -> anyhow::Result<String> {
+        let mut value = serde_json::to_value(self)?;
+        let counts: BTreeMap<String, BTreeMap<&str, usize>> = self
+            .counts()
+            .into_iter()
+            .chain([("total".to_string(), self.totals())])
+            .map(|(module, counts)| {
+                (module, Verdict::ALL.iter().map(|v| (v.heading(), counts.get(v).copied().unwrap_or(0))).collect())
+            })
+            .collect();
+        let (caught, of) = self.score();
+        if let Some(object) = value.as_object_mut() {
+            object.insert("counts".into(), serde_json::to_value(counts)?);
+            object
+                .insert("score".into(), serde_json::json!({ "caught_by_expectation_or_unit_test": caught, "of": of }));
+        }
+        Ok(serde_json::to_string_pretty(&value)?)
+    }
+
+    /// Reads a report written by [`Report::json`].
+    pub fn from_json(text: &str) -> anyhow::Result<Report> {
+        let report: Report = serde_json::from_str(text)?;
+        if report.format != FORMAT {
+            bail!("report format {} (this is format {FORMAT})", report.format);
+        }
+        Ok(report)
+    }
+}
+
+/// `4m 12s`, `35s`.
+pub fn duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match (s / 3600, s / 60 % 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s:02}s"),
+        (h, m, s) => format!("{h}h {m:02}m {s:02}s"),
+    }
+}
+
+/// Every mutant of cargo-mutants' `outcomes.json`, judged: `log(path)` reads a log file named
+/// relative to the output folder, `module(name)` names a mutant's module.
+pub fn classify(
+    outcomes: &str,
+    log: impl Fn(&str) -> Option<String>,
+    module: impl Fn(&str) -> String,
+) -> anyhow::Result<Vec<MutantResult>> {
+    let value: serde_json::Value = serde_json::from_str(outcomes).context("outcomes.json")?;
+    let entries = value["outcomes"].as_array().context("outcomes.json has no outcomes")?;
+    let mut out = Vec::new();
+    for entry in entries {
+        let Some(name) = entry["scenario"]["Mutant"]["name"].as_str() else { continue };
+        let summary = entry["summary"].as_str().unwrap_or_default();
+        let text = entry["log_path"].as_str().and_then(&log).unwrap_or_default();
+        let seconds: f64 = entry["phase_results"]
+            .as_array()
+            .map(|phases| phases.iter().filter_map(|p| p["duration"].as_f64()).sum())
+            .unwrap_or_default();
+        let mut timeout_in_pass = None;
+        let verdict = match summary {
+            "CaughtMutant" if text.contains(shim::SNAPSHOT_ONLY) => Verdict::SnapshotOnly,
+            "CaughtMutant" => Verdict::Expectation,
+            "MissedMutant" => Verdict::Missed,
+            "Timeout" => {
+                timeout_in_pass = Some(if text.contains(shim::PASS_2) { 2 } else { 1 });
+                Verdict::Timeout
+            }
+            "Unviable" => Verdict::Unviable,
+            other => bail!("{name}: cargo-mutants says '{other}', which is no verdict on a mutant"),
+        };
+        out.push(MutantResult { name: name.to_string(), module: module(name), verdict, seconds, timeout_in_pass });
+    }
+    Ok(out)
+}
+
+/// Shard reports merged: one commit, no mutant twice, times summed; shards of one `k/n` series
+/// that are missing are named.
+pub fn merge(reports: Vec<Report>) -> anyhow::Result<(Report, Vec<String>)> {
+    let mut iter = reports.into_iter();
+    let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
+    let mut names: BTreeSet<String> = merged.mutants.iter().map(|m| m.name.clone()).collect();
+    for report in iter {
+        if report.commit != merged.commit {
+            bail!("reports of different commits: {} and {}", merged.commit, report.commit);
+        }
+        for m in &report.mutants {
+            if !names.insert(m.name.clone()) {
+                bail!("{} is in two reports: the same shard twice?", m.name);
+            }
+        }
+        merged.mutants.extend(report.mutants);
+        merged.seconds += report.seconds;
+        merged.runs += report.runs;
+        merged.equivalent = merged.equivalent.max(report.equivalent);
+        for module in report.modules {
+            if !merged.modules.contains(&module) {
+                merged.modules.push(module);
+            }
+        }
+        merged.shards.extend(report.shards);
+        for s in report.stale {
+            if !merged.stale.contains(&s) {
+                merged.stale.push(s);
+            }
+        }
+    }
+    merged.slice = None;
+    let missing = missing_shards(&merged.shards);
+    Ok((merged, missing))
+}
+
+/// The shards of `k/n` series that `shards` lacks.
+fn missing_shards(shards: &[String]) -> Vec<String> {
+    let mut series: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
+    for shard in shards {
+        if let Some((k, n)) = shard.split_once('/').and_then(|(k, n)| Some((k.parse().ok()?, n.parse().ok()?))) {
+            series.entry(n).or_default().insert(k);
+        }
+    }
+    series
+        .iter()
+        .flat_map(|(n, have)| (1..=*n).filter(|k| !have.contains(k)).map(move |k| format!("{k}/{n}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(name: &str, summary: &str, log: &str) -> serde_json::Value {
+        serde_json::json!({
+            "scenario": { "Mutant": { "name": name } },
+            "summary": summary,
+            "log_path": log,
+            "phase_results": [{ "phase": "Build", "duration": 10.5 }, { "phase": "Test", "duration": 4.5 }],
+        })
+    }
+
+    fn report(mutants: Vec<MutantResult>, shard: &str, seconds: f64) -> Report {
+        Report {
+            format: FORMAT,
+            commit: "abc".into(),
+            cargo_mutants: "27.1.0".into(),
+            profile: "mutants".into(),
+            modules: vec!["name".into()],
+            shards: vec![shard.into()],
+            slice: None,
+            seconds,
+            runs: 1,
+            equivalent: 2,
+            stale: vec![],
+            mutants,
+        }
+    }
+
+    fn result(name: &str, verdict: Verdict) -> MutantResult {
+        MutantResult { name: name.into(), module: "name".into(), verdict, seconds: 1.0, timeout_in_pass: None }
+    }
+
+    #[test]
+    fn verdicts_come_from_cargo_mutants_and_the_shims_markers() {
+        let outcomes = serde_json::json!({ "outcomes": [
+            { "scenario": "Baseline", "summary": "Success", "log_path": "log/baseline.log", "phase_results": [] },
+            outcome("a.rs:1:1: caught", "CaughtMutant", "log/a.log"),
+            outcome("a.rs:2:1: snapshot", "CaughtMutant", "log/b.log"),
+            outcome("a.rs:3:1: missed", "MissedMutant", "log/c.log"),
+            outcome("a.rs:4:1: slow", "Timeout", "log/d.log"),
+            outcome("a.rs:5:1: broken", "Unviable", "log/e.log"),
+        ]});
+        let logs = |path: &str| {
+            Some(match path {
+                "log/a.log" => format!("{}\n", shim::PASS_1_CAUGHT),
+                "log/b.log" => format!("{}\n{}\n", shim::PASS_2, shim::SNAPSHOT_ONLY),
+                "log/d.log" => format!("{}\n", shim::PASS_2),
+                _ => String::new(),
+            })
+        };
+        let results = classify(&outcomes.to_string(), logs, |_| "a".into()).expect("classified");
+        let verdicts: Vec<Verdict> = results.iter().map(|r| r.verdict).collect();
+        assert_eq!(verdicts, Verdict::ALL);
+        assert_eq!(results[0].seconds, 15.0);
+        assert_eq!(results[3].timeout_in_pass, Some(2));
+        let strange = serde_json::json!({ "outcomes": [outcome("a.rs:1:1: x", "Success", "log/a.log")] });
+        assert!(classify(&strange.to_string(), |_| None, |_| "a".into()).is_err());
+    }
+
+    #[test]
+    fn the_score_counts_expectations_out_of_every_finished_mutant() {
+        let r = report(
+            vec![
+                result("a", Verdict::Expectation),
+                result("b", Verdict::Expectation),
+                result("c", Verdict::SnapshotOnly),
+                result("d", Verdict::Missed),
+                result("e", Verdict::Timeout),
+                result("f", Verdict::Unviable),
+            ],
+            "1/2",
+            70.0,
+        );
+        assert_eq!(r.score(), (2, 4));
+        assert!(r.has_survivors());
+        let text = r.text();
+        assert!(text.contains("caught by an expectation or a unit test: 2 of 4 (50.0%"), "{text}");
+        assert!(text.contains("caught by a snapshot alone") && text.contains("\n  c\n"), "{text}");
+        assert!(text.contains("missed (nothing failed):\n  d\n"), "{text}");
+        assert!(text.contains("1m 10s"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&r.json().expect("json")).expect("parses");
+        assert_eq!(json["counts"]["total"]["snapshot-only"], 1);
+        assert_eq!(json["score"]["of"], 4);
+        assert_eq!(Report::from_json(&r.json().expect("json")).expect("reads back"), r);
+    }
+
+    #[test]
+    fn shards_merge_with_their_times_summed_and_the_missing_ones_named() {
+        let a = report(vec![result("a", Verdict::Expectation)], "1/3", 100.0);
+        let b = report(vec![result("b", Verdict::Missed)], "3/3", 50.0);
+        let (merged, missing) = merge(vec![a.clone(), b]).expect("merges");
+        assert_eq!(merged.seconds, 150.0);
+        assert_eq!(merged.runs, 2);
+        assert_eq!(merged.mutants.len(), 2);
+        assert_eq!(missing, ["2/3"]);
+        assert!(merged.text().contains("summed over 2 runs"));
+        assert!(merge(vec![a.clone(), a.clone()]).expect_err("twice").to_string().contains("two reports"));
+        let other = Report { commit: "def".into(), ..report(vec![], "2/3", 1.0) };
+        assert!(merge(vec![a, other]).expect_err("commits").to_string().contains("different commits"));
+    }
+
+    #[test]
+    fn durations_read_as_people_write_them() {
+        assert_eq!(duration(35.2), "35s");
+        assert_eq!(duration(252.0), "4m 12s");
+        assert_eq!(duration(3723.0), "1h 02m 03s");
+    }
+}

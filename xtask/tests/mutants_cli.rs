@@ -1,0 +1,75 @@
+//! `cargo xtask mutants` as CI runs it: listing the scope (needs cargo-mutants; skipped without
+//! it) and merging shard reports.
+
+use std::path::Path;
+use std::process::Command;
+
+fn xtask(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask")).arg("mutants").args(args).output().expect("xtask runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn shard_report(dir: &Path, shard: &str, name: &str, verdict: &str, seconds: f64) -> String {
+    let path = dir.join(format!("shard-{}.json", shard.replace('/', "-of-")));
+    let report = serde_json::json!({
+        "format": 1,
+        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "cargo_mutants": "27.1.0",
+        "profile": "mutants",
+        "modules": ["name"],
+        "shards": [shard],
+        "seconds": seconds,
+        "runs": 1,
+        "equivalent": 0,
+        "stale": [],
+        "mutants": [{ "name": name, "module": "name", "verdict": verdict, "seconds": 30.0 }],
+    });
+    std::fs::write(&path, report.to_string()).expect("write report");
+    path.display().to_string()
+}
+
+#[test]
+fn shard_reports_merge_into_one_with_the_summed_time() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let a = shard_report(dir.path(), "1/2", "harness/src/verifier/name.rs:13:5: replace x", "expectation", 600.0);
+    let b = shard_report(dir.path(), "2/2", "harness/src/verifier/name.rs:52:5: replace y", "snapshot-only", 1200.0);
+    let merged = dir.path().join("all.json");
+    let (code, text) = xtask(&["merge", &a, &b, "--json", &merged.display().to_string()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("30m 00s (summed over 2 runs)"), "{text}");
+    assert!(text.contains("caught by an expectation or a unit test: 1 of 2 (50.0%"), "{text}");
+    assert!(text.contains("caught by a snapshot alone"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).expect("merged report")).expect("JSON");
+    assert_eq!(json["seconds"], 1800.0);
+    assert_eq!(json["shards"], serde_json::json!(["1/2", "2/2"]));
+    assert_eq!(json["counts"]["name"]["snapshot-only"], 1);
+
+    // A shard missing: said, and exit 1.
+    let (code, text) = xtask(&["merge", &a]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("missing shards: 2/2"), "{text}");
+}
+
+#[test]
+fn the_scope_lists_every_module_and_the_equivalents_excluded() {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("cargo-mutants").is_file()))
+        || std::env::var_os("HOME").is_some_and(|h| Path::new(&h).join(".cargo/bin/cargo-mutants").is_file());
+    if !found {
+        eprintln!("skipped: no cargo-mutants (cargo install --locked cargo-mutants --version 27.1.0)");
+        return;
+    }
+    let (code, text) = xtask(&["--list", "--module", "name,ciphers"]);
+    assert_eq!(code, 0, "{text}");
+    for module in ["chain", "name", "builtin", "log", "expressway", "ciphers"] {
+        assert!(text.lines().any(|l| l.starts_with(module) && l.contains(" mutants,")), "{module}:\n{text}");
+    }
+    assert!(text.contains("harness/src/verifier/name.rs:"), "{text}");
+    assert!(!text.contains("harness/src/ciphers/table.rs:69:33: replace << with >>"), "an equivalent one:\n{text}");
+    assert!(!text.contains("stale"), "{text}");
+    let (code, text) = xtask(&["--list", "--module", "nom"]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("unknown module 'nom'"), "{text}");
+}
