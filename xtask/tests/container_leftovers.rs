@@ -32,15 +32,9 @@ fn ready() -> bool {
 
 /// Labelled containers of the run of process `pid`.
 fn containers_of(pid: u32) -> Vec<String> {
-    let docker = container::engine().expect("engine");
-    let mut filters = std::collections::HashMap::new();
-    filters.insert("label", vec![container::RUN_LABEL.to_string()]);
-    let options = testcontainers::bollard::query_parameters::ListContainersOptionsBuilder::default()
-        .all(true)
-        .filters(&filters)
-        .build();
-    let list = harness::runtime::runtime().block_on(docker.list_containers(Some(options))).expect("list");
-    list.into_iter()
+    container::labelled()
+        .expect("list")
+        .into_iter()
         .filter(|c| {
             c.labels
                 .as_ref()

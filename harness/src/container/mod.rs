@@ -31,6 +31,7 @@ use std::time::Duration;
 
 pub use supervised::{Program, Supervised};
 use testcontainers::bollard::Docker;
+use testcontainers::bollard::models::ContainerSummary;
 use testcontainers::bollard::query_parameters::{ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
 
 /// The label every container mralab starts carries, with the run's id.
@@ -161,11 +162,7 @@ fn run_alive(id: &str) -> bool {
 /// live runs, and of other machines sharing the engine, are left alone.
 pub fn reap() -> Result<usize, ContainerError> {
     let docker = engine()?;
-    let mut filters = HashMap::new();
-    filters.insert("label", vec![RUN_LABEL.to_string()]);
-    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let containers =
-        block_on(docker.list_containers(Some(options)))?.map_err(|e| engine_error("listing containers", e))?;
+    let containers = labelled()?;
     let boot = boot_id();
     let mut reaped = 0;
     for container in containers {
@@ -192,16 +189,18 @@ pub fn reap() -> Result<usize, ContainerError> {
     Ok(reaped)
 }
 
-/// Labelled containers still present (running or not) for this run or any other: what the
-/// leftover tests look for.
-pub fn labelled_containers() -> Result<Vec<String>, ContainerError> {
-    let docker = engine()?;
+/// Every container labelled `mralab.run` (running or not), of any run.
+pub fn labelled() -> Result<Vec<ContainerSummary>, ContainerError> {
     let mut filters = HashMap::new();
     filters.insert("label", vec![RUN_LABEL.to_string()]);
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let containers =
-        block_on(docker.list_containers(Some(options)))?.map_err(|e| engine_error("listing containers", e))?;
-    Ok(containers.into_iter().filter_map(|c| c.id).collect())
+    block_on(engine()?.list_containers(Some(options)))?.map_err(|e| engine_error("listing containers", e))
+}
+
+/// The ids of the labelled containers still present, for this run or any other: what the
+/// leftover tests look for.
+pub fn labelled_containers() -> Result<Vec<String>, ContainerError> {
+    Ok(labelled()?.into_iter().filter_map(|c| c.id).collect())
 }
 
 #[cfg(test)]
