@@ -65,13 +65,12 @@ impl Cell {
             Some(other) => other.to_string(),
         };
         let name_line = outcome.log.iter().find_map(|l| l.find("WARNING: SNI (").map(|at| l[at..].to_string()));
-        let count = |level: &str| outcome.log.iter().filter(|l| l.contains(level)).count();
         Cell {
             verdict: verdict.into(),
             error,
             status: outcome.status,
-            warnings: count("] WARNING: "),
-            errors: count("] ERROR: "),
+            warnings: outcome.warnings(),
+            errors: outcome.errors(),
             attempts: outcome.attempts,
             reason: outcome.reason.clone(),
             alert: String::new(),

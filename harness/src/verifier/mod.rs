@@ -285,6 +285,16 @@ impl Outcome {
         let failure = self.failure.as_ref().map(|f| format!(" [{f}]")).unwrap_or_default();
         format!("{} {}{failure}", self.status, self.reason)
     }
+
+    /// How many traffic server WARNING lines were logged (the verify callback's).
+    pub fn warnings(&self) -> usize {
+        self.log.iter().filter(|l| l.contains("] WARNING: ")).count()
+    }
+
+    /// How many ERROR lines were logged (Expressway's generation: `SSL connection failed`).
+    pub fn errors(&self) -> usize {
+        self.log.iter().filter(|l| l.contains("] ERROR: ")).count()
+    }
 }
 
 /// A fault of the verifier itself: never a verdict.

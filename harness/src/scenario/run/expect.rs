@@ -88,16 +88,15 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, sent: Opt
     {
         out.push(format!("expected {attempts} attempt(s), got {}", outcome.attempts));
     }
-    let count = |level: &str| outcome.log.iter().filter(|l| l.contains(level)).count();
     if let Some(warnings) = expect.warnings
-        && warnings != count("] WARNING: ")
+        && warnings != outcome.warnings()
     {
-        out.push(format!("expected {warnings} WARNING line(s), got {}", count("] WARNING: ")));
+        out.push(format!("expected {warnings} WARNING line(s), got {}", outcome.warnings()));
     }
     if let Some(errors) = expect.errors
-        && errors != count("] ERROR: ")
+        && errors != outcome.errors()
     {
-        out.push(format!("expected {errors} ERROR line(s), got {}", count("] ERROR: ")));
+        out.push(format!("expected {errors} ERROR line(s), got {}", outcome.errors()));
     }
     out
 }
