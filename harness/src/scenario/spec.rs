@@ -255,6 +255,19 @@ pub struct RequestExpect {
     /// How many ERROR lines (`SSL connection failed`; Expressway's generation only).
     #[serde(default)]
     pub errors: Option<usize>,
+    /// The verification errors the WARNING lines report, in order, each as `<error text> at
+    /// depth <n>`: PERMISSIVE's whole sequence (`unable to get local issuer certificate at depth
+    /// 0`, then `unable to verify the first certificate at depth 0`), or ENFORCED's one.
+    #[serde(default)]
+    pub sequence: Option<Vec<String>>,
+    /// The TLS alert the node received from the verifier, as Wireshark names it (`Unknown CA`),
+    /// or `none`.
+    #[serde(default)]
+    pub alert: Option<String>,
+    /// Text the failure's description holds (`tlsv1 alert unknown ca`): what the traffic server
+    /// says went wrong, beyond which check it was.
+    #[serde(default)]
+    pub failure_text: Option<String>,
     /// Where Expressway's generation differs from the rest (rarely needed: the base is written
     /// for it).
     #[serde(default)]
@@ -275,6 +288,9 @@ impl RequestExpect {
             && self.attempts.is_none()
             && self.warnings.is_none()
             && self.errors.is_none()
+            && self.sequence.is_none()
+            && self.alert.is_none()
+            && self.failure_text.is_none()
     }
 
     /// This expectation with one family's differences applied.
@@ -296,6 +312,9 @@ impl RequestExpect {
             out.attempts = over.attempts.or(out.attempts);
             out.warnings = over.warnings.or(out.warnings);
             out.errors = over.errors.or(out.errors);
+            out.sequence = over.sequence.clone().or(out.sequence);
+            out.alert = over.alert.clone().or(out.alert);
+            out.failure_text = over.failure_text.clone().or(out.failure_text);
         }
         out
     }

@@ -4,6 +4,7 @@
 
 use simulators::{EventKind, NodeEvent};
 
+use super::expect::Seen;
 use super::{Advertised, Runner};
 use crate::fleet::ResolvedNode;
 use crate::runtime::runtime;
@@ -20,14 +21,19 @@ impl Runner<'_> {
     /// Node events since the last call: one line per connection (its events joined), node-wide
     /// events on their own, identical consecutive lines folded (`(x4)`).
     ///
-    /// Returns the last certificate a node says it sent (its CUCM name), the served identity as
-    /// the node saw it, whatever the client could observe.
-    pub(super) fn collect_events(&mut self, out: &mut Vec<String>) -> Option<String> {
+    /// Returns what the node saw: the last certificate it says it sent (its CUCM name), the
+    /// served identity as the node saw it, whatever the client could observe, and the last alert
+    /// it received.
+    pub(super) fn collect_events(&mut self, out: &mut Vec<String>) -> Seen {
         let events: Vec<NodeEvent> = self.running.take_events();
         let sent = events.iter().rev().find_map(|e| match &e.kind {
             EventKind::Handshake { identity, .. } | EventKind::CertificateSent { identity, .. } => {
                 Some(identity.clone())
             }
+            _ => None,
+        });
+        let alert = events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::AlertReceived { description } => Some(description.clone()),
             _ => None,
         });
         let mut lines: Vec<(String, usize)> = Vec::new();
@@ -65,7 +71,7 @@ impl Runner<'_> {
         for (line, n) in lines {
             out.push(if n > 1 { format!("  {line} (x{n})") } else { format!("  {line}") });
         }
-        sent
+        Seen { sent, alert }
     }
 
     /// Sends one request through one peer and renders it.
@@ -78,13 +84,13 @@ impl Runner<'_> {
         self.send_observed(peer, request, lines).map(|(outcome, _)| outcome)
     }
 
-    /// Sends one request; also returns the certificate the node says it sent.
+    /// Sends one request; also returns what the node saw of it.
     pub(super) fn send_observed(
         &mut self,
         peer: &str,
         request: &OriginRequest,
         lines: &mut Vec<String>,
-    ) -> Result<(Outcome, Option<String>), ScenarioError> {
+    ) -> Result<(Outcome, Seen), ScenarioError> {
         let Some(p) = self.peers.iter_mut().find(|p| p.name == peer) else {
             return Err(self.invalid(format!("unknown peer '{peer}'")));
         };
@@ -112,8 +118,8 @@ impl Runner<'_> {
         if !settled {
             lines.push("  (the fleet did not go quiet within 10 s; node events may be incomplete)".into());
         }
-        let sent = self.collect_events(lines);
-        Ok((outcome, sent))
+        let seen = self.collect_events(lines);
+        Ok((outcome, seen))
     }
 
     /// Remembers the certificate a failed verification points at, for the report's diagrams:
@@ -342,10 +348,10 @@ impl Runner<'_> {
         for peer in &peers {
             let request = self.origin(&node, &host, step.port, &step.method, &step.path, Purpose::Mra)?;
             let mut lines = Vec::new();
-            let (outcome, sent) = self.send_observed(peer, &request, &mut lines)?;
+            let (outcome, seen) = self.send_observed(peer, &request, &mut lines)?;
             report.lines.extend(lines);
             if family != Family::Other {
-                for m in super::expect::check_request(&expect, &outcome, sent.as_deref()) {
+                for m in super::expect::check_request(&expect, &outcome, &seen) {
                     report.mismatches.push(format!("{peer}: {m}"));
                 }
             }
