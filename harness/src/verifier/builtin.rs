@@ -304,7 +304,7 @@ impl Verifier for BuiltinVerifier {
                 Err(AttemptError::Connect(reason)) => {
                     outcome.failure.get_or_insert(Failure::Connect { reason });
                 }
-                Err(AttemptError::Tls { error, verify_failed }) => {
+                Err(AttemptError::Tls { error, verify_failed, after_handshake }) => {
                     let openssl = if verify_failed {
                         profile.verify_failed_error().to_string()
                     } else {
@@ -318,6 +318,12 @@ impl Verifier for BuiltinVerifier {
                         }
                         openssl
                     };
+                    // A failure after the handshake is a read error to the traffic server: both
+                    // ATS 8.1 and 9.2 write it under the `ssl.error.read` debug tag only, no
+                    // ERROR line (observed: beyond::tls13-client-cert-required-none-sent).
+                    if after_handshake {
+                        continue;
+                    }
                     let line = format!("SSL connection failed for '{}': {openssl}", request.host);
                     match profile {
                         Profile::ExpresswayX14_2 => outcome.log.push(log.net(&format!("ERROR: {line}"))),
@@ -355,7 +361,14 @@ struct Response {
 
 enum AttemptError {
     Connect(String),
-    Tls { error: String, verify_failed: bool },
+    /// `after_handshake`: the error came once the client's handshake was done, on writing the
+    /// request or reading the answer (over TLS 1.3 the server judges the client's certificate
+    /// only then, and says so with an alert on the next read).
+    Tls {
+        error: String,
+        verify_failed: bool,
+        after_handshake: bool,
+    },
 }
 
 /// One connection: TCP, TLS handshake (the check runs inside it), one HTTP/1.1 exchange.
@@ -372,18 +385,23 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) ->
         Err(_) => ServerName::try_from(request.host.clone())
             .map_err(|e| AttemptError::Connect(format!("'{}' is not a host name: {e}", request.host)))?,
     };
-    let conn = ClientConnection::new(config.clone(), server_name)
-        .map_err(|e| AttemptError::Tls { error: e.to_string(), verify_failed: false })?;
+    let conn = ClientConnection::new(config.clone(), server_name).map_err(|e| AttemptError::Tls {
+        error: e.to_string(),
+        verify_failed: false,
+        after_handshake: false,
+    })?;
     let mut tls = StreamOwned::new(conn, tcp);
-    let tls_error = |e: std::io::Error| {
-        let verify_failed = e
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
-        AttemptError::Tls { error: e.to_string(), verify_failed }
+    let tls_error = |after_handshake: bool| {
+        move |e: std::io::Error| {
+            let verify_failed = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|e| matches!(e, rustls::Error::InvalidCertificate(_)));
+            AttemptError::Tls { error: e.to_string(), verify_failed, after_handshake }
+        }
     };
     while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock).map_err(tls_error)?;
+        tls.conn.complete_io(&mut tls.sock).map_err(tls_error(false))?;
     }
     // A resumed session runs no certificate check: the chain comes from the session.
     let resumed_chain: Vec<ServedCert> =
@@ -398,7 +416,7 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) ->
         "{} {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: mralab-expressway-model\r\nConnection: close\r\n\r\n",
         request.method, request.path, request.host, request.port
     );
-    tls.write_all(message.as_bytes()).map_err(tls_error)?;
+    tls.write_all(message.as_bytes()).map_err(tls_error(true))?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 16 * 1024];
     loop {
@@ -407,7 +425,7 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) ->
             Ok(n) => raw.extend_from_slice(&buf[..n]),
             // A node that closes without close_notify has still answered if bytes came.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
-            Err(e) => return Err(tls_error(e)),
+            Err(e) => return Err(tls_error(true)(e)),
         }
         if raw.len() > 4 * 1024 * 1024 {
             break;
@@ -418,7 +436,11 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) ->
     let body_at = match parsed.parse(&raw) {
         Ok(httparse::Status::Complete(at)) => at,
         _ => {
-            return Err(AttemptError::Tls { error: "the node's response is not HTTP".into(), verify_failed: false });
+            return Err(AttemptError::Tls {
+                error: "the node's response is not HTTP".into(),
+                verify_failed: false,
+                after_handshake: false,
+            });
         }
     };
     Ok(Response {

@@ -70,6 +70,10 @@ pub(super) fn last_lines(path: &Path, n: usize) -> String {
 pub(super) struct Reading {
     /// The reason of the last `SSL connection failed` line, if any.
     pub(super) ssl_error: Option<String>,
+    /// The OpenSSL error of the last failed read after a handshake (`ssl.error.read`: `SSL read
+    /// returned 0, ssl_error=1, ERR_get_error=... (error:...:tlsv13 alert certificate
+    /// required)`), if any: how a TLS 1.3 server's rejection of the client certificate shows.
+    pub(super) read_error: Option<String>,
     /// Those lines, as the profile writes debug lines.
     pub(super) debug: Vec<String>,
     /// The WARNING lines, as the profile writes them.
@@ -94,6 +98,13 @@ pub(super) fn read(lines: &[String], log: &mut LogWriter, flavour: OpensslFlavou
             {
                 reading.ssl_error = Some(text.rsplit("': ").next().unwrap_or(text).to_string());
                 reading.debug.push(log.debug(tag, text));
+            } else if let Some((tag, text)) = rest.strip_prefix('(').and_then(|r| r.split_once(") "))
+                && tag == "ssl.error.read"
+                && text.contains("ERR_get_error=")
+                && let Some(error) = text.rsplit_once(" (").and_then(|(_, e)| e.strip_suffix(')'))
+                && error.starts_with("error:")
+            {
+                reading.read_error = Some(error.to_string());
             }
         } else if let Some(text) = body.strip_prefix("ERROR: ") {
             // ATS 8.1 writes the handshake's failure at ERROR level, as Expressway's logs show:
@@ -176,6 +187,28 @@ mod tests {
         assert_eq!(reading.log.len(), 2, "{:?}", reading.log);
         assert!(reading.log[1].ends_with("[ET_NET 0] ERROR: SSL connection failed for 'cucm.steven.lab': error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed"));
         assert!(reading.debug.is_empty(), "the state machine's chatter is not kept: {:?}", reading.debug);
+    }
+
+    #[test]
+    fn a_failed_read_after_the_handshake_gives_its_openssl_error_and_no_line() {
+        // ATS 8.1 (OpenSSL 1.1.1w) and 9.2 (3.0) when a TLS 1.3 server refuses the client
+        // certificate: the alert comes on the first read, under `ssl.error.read`.
+        let lines = [
+            "[Nov 28 16:09:31.315] [ET_NET 0] DEBUG: <SSLNetVConnection.cc:1414 (sslClientHandShakeEvent)> (ssl.error) SSLNetVConnection::sslClientHandShakeEvent, SSL_ERROR_WANT_READ",
+            "[Nov 28 16:09:31.322] [ET_NET 0] DEBUG: <SSLUtils.cc:2422 (SSLReadBuffer)> (ssl.error.read) SSL read returned 0, ssl_error=1, ERR_get_error=336151644 (error:1409445C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required)",
+            "[Nov 28 16:09:30.321] [ET_NET 0] DEBUG: <SSLNetVConnection.cc:2252 (_ssl_read_buffer)> (ssl.error.read) SSL read returned 0, ssl_error=5, ERR_get_error=0 (no error)",
+        ]
+        .map(String::from);
+        let profile = crate::verifier::log::Profile::ExpresswayX14_2;
+        let mut log =
+            LogWriter::new(profile, crate::verifier::log::LogSettings::seed(time::OffsetDateTime::UNIX_EPOCH));
+        let reading = read(&lines, &mut log, profile.flavour());
+        assert_eq!(
+            reading.read_error.as_deref(),
+            Some("error:1409445C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required")
+        );
+        assert_eq!(reading.ssl_error, None);
+        assert!(reading.log.is_empty() && reading.debug.is_empty(), "{reading:?}");
     }
 
     #[test]

@@ -500,7 +500,7 @@ impl Verifier for AtsVerifier {
         self.touched |= seen.connections > 0;
         let ats_error_page = status == 502 && outcome.body.contains("Could Not Connect");
         if outcome.failure.is_none() && ats_error_page {
-            outcome.failure = Some(match (reading.ssl_error, seen.connections) {
+            outcome.failure = Some(match (reading.ssl_error.or(reading.read_error), seen.connections) {
                 (_, 0) => Failure::Connect { reason: format!("{}: no connection reached the node", request.host) },
                 (Some(reason), _) => Failure::Handshake { reason },
                 (None, _) => Failure::Handshake { reason: "ATS answered 502 and logged no reason".into() },
