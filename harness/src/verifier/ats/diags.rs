@@ -164,6 +164,14 @@ fn diags_body(line: &str) -> Option<(&str, &str)> {
 mod tests {
     use super::*;
 
+    /// `lines` read as ATS 8.1's diags.log, in the Expressway profile's words.
+    fn read_as_8_1(lines: &[String]) -> Reading {
+        let profile = crate::verifier::log::Profile::ExpresswayX14_2;
+        let mut log =
+            LogWriter::new(profile, crate::verifier::log::LogSettings::seed(time::OffsetDateTime::UNIX_EPOCH));
+        read(lines, &mut log, profile.flavour())
+    }
+
     #[test]
     fn reads_ats_8_1_s_error_line_and_openssl_1_1_1_s_words() {
         let lines = [
@@ -172,10 +180,7 @@ mod tests {
             "[Nov 28 13:00:09.965] [ET_NET 0] ERROR: SSL connection failed for 'cucm.steven.lab': error:1416F086:SSL routines:tls_process_server_certificate:certificate verify failed",
         ]
         .map(String::from);
-        let profile = crate::verifier::log::Profile::ExpresswayX14_2;
-        let mut log =
-            LogWriter::new(profile, crate::verifier::log::LogSettings::seed(time::OffsetDateTime::UNIX_EPOCH));
-        let reading = read(&lines, &mut log, profile.flavour());
+        let reading = read_as_8_1(&lines);
         assert_eq!(
             reading.failure,
             Some(Failure::Chain { code: 18, text: "self signed certificate".into(), depth: 0 })
@@ -199,10 +204,7 @@ mod tests {
             "[Nov 28 16:09:30.321] [ET_NET 0] DEBUG: <SSLNetVConnection.cc:2252 (_ssl_read_buffer)> (ssl.error.read) SSL read returned 0, ssl_error=5, ERR_get_error=0 (no error)",
         ]
         .map(String::from);
-        let profile = crate::verifier::log::Profile::ExpresswayX14_2;
-        let mut log =
-            LogWriter::new(profile, crate::verifier::log::LogSettings::seed(time::OffsetDateTime::UNIX_EPOCH));
-        let reading = read(&lines, &mut log, profile.flavour());
+        let reading = read_as_8_1(&lines);
         assert_eq!(
             reading.read_error.as_deref(),
             Some("error:1409445C:SSL routines:ssl3_read_bytes:tlsv13 alert certificate required")
