@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::batch::BatchEntry;
 use super::catalogue::SnapshotState;
+use super::compare::Known;
 use super::report::ScenarioRun;
 
 fn esc(s: &str) -> String {
@@ -149,6 +150,50 @@ fn fleet_table(snapshot: &str) -> String {
 
 /// The whole page.
 pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
+    report_with_captures(entries, verifier, None, &[])
+}
+
+/// A run's capture: the link to its file (`captures` is the folder as the page reaches it),
+/// one line per connection (who sent which certificate, which alert), and the known
+/// divergences of its alerts: where the model's alert is not the real traffic server's, both.
+fn capture_html(run: &ScenarioRun, captures: Option<&str>, divergences: &[Known]) -> String {
+    let Some(capture) = &run.capture else { return String::new() };
+    let mut out = String::from("<h4>capture</h4>");
+    if let Some(base) = captures {
+        let file = crate::capture::file_name(&run.id);
+        let _ = write!(
+            out,
+            "<p class=\"capture\"><a href=\"{href}\" data-capture=\"{file}\">{file}</a> \
+             ({n} TCP connections, {frames} frames, TLS secrets inside: <code>wireshark {file}</code>)</p>",
+            href = esc(&format!("{}/{file}", base.trim_end_matches('/'))),
+            file = esc(&file),
+            n = capture.handshakes.len(),
+            frames = capture.frames.len(),
+        );
+    }
+    let lines: Vec<String> = capture.handshakes.iter().map(|h| h.line()).collect();
+    let _ = write!(out, "<pre class=\"handshakes\">{}</pre>", esc(&lines.join("\n")));
+    for known in divergences.iter().filter(|k| k.scenario == run.id && k.field == "alert") {
+        let _ = write!(
+            out,
+            "<p class=\"divergence\" data-divergence=\"alert\"><b>known divergence</b> ({request}): the model's \
+             alert above is not the real traffic server's: {reason}</p>",
+            request = esc(&known.request),
+            reason = esc(&known.reason),
+        );
+    }
+    out
+}
+
+/// The whole page, with each run's capture: `captures` is the folder of `--pcap` as the page
+/// reaches it (the links), `divergences` the known divergences whose alerts the page shows
+/// beside the model's.
+pub fn report_with_captures(
+    entries: &[BatchEntry],
+    verifier: &str,
+    captures: Option<&str>,
+    divergences: &[Known],
+) -> String {
     let failed = entries.iter().filter(|e| e.failed()).count();
     let mut out = String::new();
     let _ = write!(
@@ -201,6 +246,7 @@ pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
                 out.push_str(&diagrams(run));
                 out.push_str("<h4>fleet</h4>");
                 out.push_str(&fleet_table(&run.snapshot));
+                out.push_str(&capture_html(run, captures, divergences));
                 for step in &run.steps {
                     let _ = write!(
                         out,

@@ -67,10 +67,22 @@ struct Runner<'a> {
     /// Certificates verification failed at, by id, with why (the first failure each): the
     /// report's diagrams mark them.
     failed_at: BTreeMap<String, String>,
+    /// Whether to record a capture of the run.
+    capture: bool,
 }
 
 /// Runs a scenario.
 pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    run_with(scenario, options, false)
+}
+
+/// Runs a scenario and records every connection to its nodes as a capture
+/// ([`ScenarioRun::capture`]); the snapshot is the same as [`run`]'s.
+pub fn run_captured(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    run_with(scenario, options, true)
+}
+
+fn run_with(scenario: &Scenario, options: &RunOptions<'_>, capture: bool) -> Result<ScenarioRun, ScenarioError> {
     let spec: &ScenarioSpec = &scenario.spec;
     let topology = scenario.topology()?;
     scenario.runs_on(options.verifier)?;
@@ -99,6 +111,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         validation_time,
         log: Vec::new(),
         failed_at: BTreeMap::new(),
+        capture,
     };
     let result = runner.play();
     let Runner { running, .. } = runner;
@@ -122,6 +135,7 @@ impl Runner<'_> {
     fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
         self.open_peers()?;
         let _ = self.running.take_events();
+        self.running.record(self.capture);
         let mut steps = Vec::new();
         for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
             let mut report = StepReport::new(i + 1, step.kind());
@@ -140,7 +154,17 @@ impl Runner<'_> {
             title: self.scenario.spec.title.clone(),
             description: self.scenario.spec.description.clone(),
             chains: self.chains(),
+            capture: self.capture.then(|| self.take_capture()).transpose()?,
         })
+    }
+
+    /// What the nodes recorded, as a capture on the scenario's log clock.
+    fn take_capture(&self) -> Result<crate::capture::Capture, ScenarioError> {
+        runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
+        let recordings = self.running.take_recordings();
+        let start = crate::capture::clock_start_ns(self.scenario.spec.validation_time);
+        crate::capture::Capture::synthesised(&self.scenario.id, &recordings, start)
+            .map_err(|source| ScenarioError::Capture { id: self.scenario.id.clone(), source: Box::new(source) })
     }
 
     /// The chains each listener serves (as the scenario ends), for diagrams.
