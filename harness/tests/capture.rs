@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
-use harness::capture::file_name;
+use harness::capture::{Origin, file_name};
 use harness::pki::KeyCache;
 use harness::scenario::batch::run_files_with;
 use harness::scenario::login::LoginSpec;
@@ -78,10 +78,13 @@ fn run_seed(factory: &dyn VerifierFactory) -> ScenarioRun {
 /// `cucm-ms`) and on 6972 (self-signed `cucm-EC`), the Unknown CA alert Expressway-C sends on
 /// 6972, and the requests in clear.
 #[track_caller]
-fn check_seed_capture(run: &ScenarioRun, dir: &Path) {
+fn check_seed_capture(run: &ScenarioRun, dir: &Path, origin: Origin) {
     let capture = run.capture.as_ref().expect("a captured run has a capture");
+    assert_eq!(capture.origin, origin);
     let file = dir.join(file_name(&run.id));
     capture.write(&file).expect("the capture is written");
+    let syns = tshark(&file, "tcp.flags.syn == 1 && tcp.flags.ack == 0", &["frame.number"]);
+    assert_eq!(syns.lines().count(), snapshot_handshakes(&run.snapshot), "connections against handshakes");
 
     let certificates = tshark(&file, "tls.handshake.type == 11", &["tcp.srcport", "x509sat.uTF8String"]);
     let sent_by = |port: &str, subject: &str| {
@@ -112,7 +115,7 @@ fn the_seed_capture_under_the_model_shows_certificates_alert_and_requests() {
     }
     let dir = tempfile::tempdir().expect("temp dir");
     let run = run_seed(&BuiltinFactory(Profile::ExpresswayX14_2));
-    check_seed_capture(&run, dir.path());
+    check_seed_capture(&run, dir.path(), Origin::Synthesised);
 }
 
 /// An ats verifier's factory if its traffic server can run here; says why not otherwise, and
@@ -139,7 +142,7 @@ fn the_seed_capture_under_the_hosts_traffic_server_shows_certificates_alert_and_
     let Some(factory) = ats_factory("ats", test) else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
-    check_seed_capture(&run_seed(factory.as_ref()), dir.path());
+    check_seed_capture(&run_seed(factory.as_ref()), dir.path(), Origin::Captured);
 }
 
 #[test]
@@ -156,7 +159,7 @@ fn the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests() {
     let Some(factory) = ats_factory("ats:8.1", test) else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
-    check_seed_capture(&run_seed(factory.as_ref()), dir.path());
+    check_seed_capture(&run_seed(factory.as_ref()), dir.path(), Origin::Captured);
 }
 
 /// The handshakes a snapshot shows: one per `node ...` connection line, `(xN)` counting N

@@ -20,11 +20,13 @@
 mod pcapng;
 mod synth;
 mod tls;
+mod wire;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-pub use self::tls::{HandshakeSummary, summarise};
+pub use self::tls::{HandshakeSummary, alert_name, summarise};
+pub use self::wire::{client_ports, drop_loopback_copies, to_modelled};
 
 /// Expressway-C's modelled address in every capture: the seed's capture shows
 /// `10.48.36.46` dialling CUCM's `10.48.36.215`.

@@ -136,6 +136,11 @@ impl Runner<'_> {
         self.open_peers()?;
         let _ = self.running.take_events();
         self.running.record(self.capture);
+        if self.capture {
+            for peer in &mut self.peers {
+                peer.verifier.capture_packets()?;
+            }
+        }
         let mut steps = Vec::new();
         for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
             let mut report = StepReport::new(i + 1, step.kind());
@@ -154,16 +159,30 @@ impl Runner<'_> {
             title: self.scenario.spec.title.clone(),
             description: self.scenario.spec.description.clone(),
             chains: self.chains(),
-            capture: self.capture.then(|| self.take_capture()).transpose()?,
+            capture: if self.capture { Some(self.take_capture()?) } else { None },
         })
     }
 
-    /// What the nodes recorded, as a capture on the scenario's log clock.
-    fn take_capture(&self) -> Result<crate::capture::Capture, ScenarioError> {
+    /// The run's capture: the packets a verifier captured where it runs in a namespace of its
+    /// own, else frames built from what the nodes recorded on the scenario's log clock; the
+    /// nodes' TLS secrets in both.
+    fn take_capture(&mut self) -> Result<crate::capture::Capture, ScenarioError> {
+        use crate::capture::{Capture, client_ports, clock_start_ns};
         runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
         let recordings = self.running.take_recordings();
-        let start = crate::capture::clock_start_ns(self.scenario.spec.validation_time);
-        crate::capture::Capture::synthesised(&self.scenario.id, &recordings, start)
+        let mut wire: Option<Vec<crate::capture::Frame>> = None;
+        for peer in &mut self.peers {
+            if let Some(frames) = peer.verifier.take_packets() {
+                wire.get_or_insert_with(Vec::new).extend(frames);
+            }
+        }
+        if let Some(mut frames) = wire {
+            frames.sort_by_key(|f| f.timestamp_ns);
+            let ports = client_ports(&frames);
+            return Ok(Capture::captured(&self.scenario.id, frames, &recordings, &ports));
+        }
+        let start = clock_start_ns(self.scenario.spec.validation_time);
+        Capture::synthesised(&self.scenario.id, &recordings, start)
             .map_err(|source| ScenarioError::Capture { id: self.scenario.id.clone(), source: Box::new(source) })
     }
 
