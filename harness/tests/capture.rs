@@ -177,18 +177,17 @@ fn snapshot_handshakes(snapshot: &str) -> usize {
         .sum()
 }
 
-#[test]
-fn every_scenario_capture_opens_cleanly_with_a_connection_per_snapshot_handshake() {
-    if !tshark_available("every_scenario_capture_opens_cleanly_with_a_connection_per_snapshot_handshake") {
-        return;
-    }
+/// Every scenario's capture under `factory`: tshark reads every frame, none malformed or cut
+/// short, and the connections (SYNs) are as many as the handshakes its snapshot shows.
+fn check_every_capture(factory: &dyn VerifierFactory, snapshot_dir: &str) {
     let root = Catalogue::workspace_root();
     let catalogue = Catalogue::at(&root);
-    let files = catalogue.files().expect("the catalogue lists");
-    let factory = BuiltinFactory(Profile::ExpresswayX14_2);
-    let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let mut files = catalogue.files().expect("the catalogue lists");
+    // As `cargo xtask scenarios` does: a verifier that reads the real clock skips pinned ones.
+    files.retain(|f| catalogue.load(f).is_ok_and(|s| s.runs_on(factory).is_ok()));
+    let options = RunOptions { verifier: factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
     let dir = tempfile::tempdir().expect("temp dir");
-    let entries = run_files_with(&catalogue, &files, &options, "builtin", 2, true, &|_, _, _| {});
+    let entries = run_files_with(&catalogue, &files, &options, snapshot_dir, 2, true, &|_, _, _| {});
     let mut problems = Vec::new();
     for entry in &entries {
         let Ok((run, _)) = &entry.result else {
@@ -212,4 +211,24 @@ fn every_scenario_capture_opens_cleanly_with_a_connection_per_snapshot_handshake
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_scenario_capture_opens_cleanly_with_a_connection_per_snapshot_handshake() {
+    if !tshark_available("every_scenario_capture_opens_cleanly_with_a_connection_per_snapshot_handshake") {
+        return;
+    }
+    check_every_capture(&BuiltinFactory(Profile::ExpresswayX14_2), "builtin");
+}
+
+/// The same with real packets from the host's traffic server's namespace.
+#[test]
+fn every_scenario_capture_under_the_hosts_traffic_server_opens_cleanly_with_a_connection_per_handshake() {
+    let test = "every_scenario_capture_under_the_hosts_traffic_server_opens_cleanly_with_a_connection_per_handshake";
+    if !tshark_available(test) {
+        return;
+    }
+    let Some(factory) = ats_factory("ats", test) else { return };
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    check_every_capture(factory.as_ref(), "ats");
 }
