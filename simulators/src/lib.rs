@@ -53,5 +53,5 @@ pub use config::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConf
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
 pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo, render_table};
 pub use http::{TFTP_PORT, TOMCAT_PORT};
-pub use record::{ConnectionRecording, Direction, Recordings, Segment};
+pub use record::{ConnectionRecording, Direction, MAX_RECORDED_BYTES, MAX_RECORDED_CONNECTIONS, Recordings, Segment};
 pub use tls::TlsSetupError;

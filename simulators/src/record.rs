@@ -66,6 +66,12 @@ pub struct Recordings {
     pub key_log: Vec<String>,
 }
 
+/// At most this many finished connections are kept until taken (a lab serves for hours); the
+/// rest are not recorded.
+pub const MAX_RECORDED_CONNECTIONS: usize = 4096;
+/// At most this many bytes of one connection are kept; later bytes are not recorded.
+pub const MAX_RECORDED_BYTES: usize = 16 << 20;
+
 /// The fleet's recorder: the switch, the finished connections, the secrets.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
@@ -93,6 +99,7 @@ impl Recorder {
         }
         let order = self.next.fetch_add(1, Ordering::SeqCst);
         Some(Live {
+            bytes: 0,
             recorder: self.clone(),
             recording: ConnectionRecording {
                 order,
@@ -118,11 +125,14 @@ impl Recorder {
 pub(crate) struct Live {
     recorder: Arc<Recorder>,
     recording: ConnectionRecording,
+    /// Bytes kept so far.
+    bytes: usize,
 }
 
 impl Live {
     fn data(&mut self, direction: Direction, bytes: &[u8]) {
-        if !bytes.is_empty() {
+        if !bytes.is_empty() && self.bytes + bytes.len() <= MAX_RECORDED_BYTES {
+            self.bytes += bytes.len();
             self.recording.segments.push(Segment::Data { direction, bytes: bytes.to_vec() });
         }
     }
@@ -151,7 +161,10 @@ impl Drop for Live {
                 segments: Vec::new(),
             },
         );
-        self.recorder.done.lock().unwrap_or_else(PoisonError::into_inner).push(recording);
+        let mut done = self.recorder.done.lock().unwrap_or_else(PoisonError::into_inner);
+        if done.len() < MAX_RECORDED_CONNECTIONS {
+            done.push(recording);
+        }
     }
 }
 
@@ -232,7 +245,11 @@ impl KeyLog for NodeKeyLog {
         }
         if self.recorder.enabled.load(Ordering::SeqCst) {
             let line = format!("{label} {} {}", hex(client_random), hex(secret));
-            self.recorder.key_log.lock().unwrap_or_else(PoisonError::into_inner).push(line);
+            let mut key_log = self.recorder.key_log.lock().unwrap_or_else(PoisonError::into_inner);
+            // A TLS 1.3 session logs five lines; keep as many as the connections kept need.
+            if key_log.len() < MAX_RECORDED_CONNECTIONS * 5 {
+                key_log.push(line);
+            }
         }
     }
 
