@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use harness::capture::{Origin, file_name};
 use harness::pki::KeyCache;
 use harness::scenario::batch::run_files_with;
+use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
 use harness::scenario::run::run_captured;
 use harness::scenario::{Catalogue, RunOptions, ScenarioRun};
@@ -177,8 +178,9 @@ fn snapshot_handshakes(snapshot: &str) -> usize {
         .sum()
 }
 
-/// Every scenario's capture under `factory`: tshark reads every frame, none malformed or cut
-/// short, and the connections (SYNs) are as many as the handshakes its snapshot shows.
+/// Every scenario's capture under `factory`: its snapshot is the stored one, tshark reads every
+/// frame, none malformed or cut short, and the connections (SYNs) are as many as the
+/// handshakes its snapshot shows.
 fn check_every_capture(factory: &dyn VerifierFactory, snapshot_dir: &str) {
     let root = Catalogue::workspace_root();
     let catalogue = Catalogue::at(&root);
@@ -190,10 +192,14 @@ fn check_every_capture(factory: &dyn VerifierFactory, snapshot_dir: &str) {
     let entries = run_files_with(&catalogue, &files, &options, snapshot_dir, 2, true, &|_, _, _| {});
     let mut problems = Vec::new();
     for entry in &entries {
-        let Ok((run, _)) = &entry.result else {
+        let Ok((run, state)) = &entry.result else {
             problems.push(format!("{}: did not run", entry.id));
             continue;
         };
+        // A capture is beside the snapshot, never in it: the snapshot is the stored one.
+        if *state != SnapshotState::Same {
+            problems.push(format!("{}: snapshot {} with a capture", run.id, state.label()));
+        }
         let capture = run.capture.as_ref().expect("a captured run has a capture");
         let file = dir.path().join(file_name(&run.id));
         capture.write(&file).expect("the capture is written");
