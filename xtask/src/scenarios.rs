@@ -177,8 +177,11 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         noteln!();
     }
     if let Some(dir) = &args.pcap {
-        let written = write_captures(dir, &entries)?;
-        outln!("captures: {written} pcapng file(s) in {} (open with wireshark or tshark -r)", dir.display())?;
+        let (written, connections) = write_captures(dir, &entries)?;
+        outln!(
+            "captures: {written} pcapng file(s), {connections} TCP connection(s), in {} (TLS secrets inside: wireshark or tshark -r)",
+            dir.display()
+        )?;
     }
     // On failure the table shows what failed; a passing run shows every scenario.
     let any_failed = entries.iter().any(BatchEntry::failed);
@@ -274,17 +277,18 @@ fn alert_divergences(root: &std::path::Path) -> anyhow::Result<Vec<harness::scen
     Ok(out)
 }
 
-/// Writes each run's capture into `dir`; returns how many.
-fn write_captures(dir: &std::path::Path, entries: &[BatchEntry]) -> anyhow::Result<usize> {
+/// Writes each run's capture into `dir`; returns how many, and their TCP connections.
+fn write_captures(dir: &std::path::Path, entries: &[BatchEntry]) -> anyhow::Result<(usize, usize)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut written = 0;
+    let (mut written, mut connections) = (0, 0);
     for entry in entries {
         let Ok((run, _)) = &entry.result else { continue };
         let Some(capture) = &run.capture else { continue };
         capture.write(&dir.join(harness::capture::file_name(&run.id)))?;
         written += 1;
+        connections += capture.connections();
     }
-    Ok(written)
+    Ok((written, connections))
 }
 
 /// How the HTML report at `report` reaches the captures in `dir`: relative when the report
