@@ -2,6 +2,7 @@
 //! runner. It drives the `simulators` fleet; `xtask` is its command-line front end.
 //! See ARCHITECTURE.md for the map.
 
+pub mod capture;
 pub mod chain;
 pub mod ciphers;
 pub mod cleanup;

@@ -46,10 +46,12 @@ mod events;
 mod fleet;
 mod http;
 mod loopback;
+mod record;
 mod tls;
 
 pub use config::{CertChoice, ClientAuth, FleetConfig, Identity, KeyAlg, NodeConfig, Role, ServiceConfig};
 pub use events::{EventKind, NodeEvent, TimeoutPhase};
 pub use fleet::{Fleet, FleetError, NodeInfo, ServiceInfo, render_table};
 pub use http::{TFTP_PORT, TOMCAT_PORT};
+pub use record::{ConnectionRecording, Direction, MAX_RECORDED_BYTES, MAX_RECORDED_CONNECTIONS, Recordings, Segment};
 pub use tls::TlsSetupError;

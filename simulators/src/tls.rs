@@ -18,6 +18,7 @@ use rustls::{
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use crate::config::{ClientAuth, Identity, KeyAlg};
+use crate::record::{NodeKeyLog, Recorder};
 
 /// The one crypto provider every config uses (FIELD-NOTES: never rely on a process default).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
@@ -100,7 +101,7 @@ pub(crate) struct ConfigBase {
     pub(crate) provider: Arc<CryptoProvider>,
     pub(crate) tls13: bool,
     pub(crate) verifier: Option<Arc<dyn ClientCertVerifier>>,
-    pub(crate) key_log: Option<Arc<KeyLogFile>>,
+    pub(crate) key_log: Arc<NodeKeyLog>,
 }
 
 impl ConfigBase {
@@ -110,9 +111,12 @@ impl ConfigBase {
         client_auth: &ClientAuth,
         key_log: bool,
         clock: Option<UnixTime>,
+        recorder: &Arc<Recorder>,
     ) -> Result<Self, TlsSetupError> {
         let verifier = client_verifier(&provider, client_auth, clock)?;
-        Ok(ConfigBase { provider, tls13, verifier, key_log: key_log.then(|| Arc::new(KeyLogFile::new())) })
+        let key_log =
+            Arc::new(NodeKeyLog { recorder: recorder.clone(), file: key_log.then(|| Arc::new(KeyLogFile::new())) });
+        Ok(ConfigBase { provider, tls13, verifier, key_log })
     }
 
     fn load(&self, identity: &Identity, expected: KeyAlg) -> Result<Served, TlsSetupError> {
@@ -145,9 +149,7 @@ impl ConfigBase {
         };
         // The choice was already made from the ClientHello: this config presents only this key.
         let mut config = builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key.clone())));
-        if let Some(log) = &self.key_log {
-            config.key_log = log.clone();
-        }
+        config.key_log = self.key_log.clone();
         Ok(Served { name: identity.name.clone(), alg: expected, key, config: Arc::new(config) })
     }
 

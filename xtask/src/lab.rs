@@ -18,7 +18,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use harness::lab::control::{ControlError, ControlPort, ControlToken, Refused, ask, loopback_only};
 use harness::lab::{
-    Grade, Lab, LabLimits, LabServer, LabState, Reissue, ReissueAnswer, ReloadReport, WRAPPER, Workspace,
+    CaptureAnswer, Grade, Lab, LabLimits, LabServer, LabState, Refusal, Reissue, ReissueAnswer, ReloadReport, WRAPPER,
+    Workspace,
 };
 use harness::net::{self, Reach};
 use harness::scenario::login::{LoginSpec, verdict};
@@ -100,6 +101,16 @@ enum LabWhat {
     /// Apply the edited files, re-run the MRA login, and say whether it is fixed, and how.
     /// Exit 0: fixed for the long term; 1: still failing; 3: works, but only by a workaround.
     Check(Where),
+    /// The last `check`'s traffic as a decrypted Wireshark capture (`last-check.pcapng` in the
+    /// workspace, TLS secrets inside): every connection of its discovery and login, and which
+    /// certificate and alert each showed.
+    Capture {
+        /// Also copy it here.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        at: Where,
+    },
     /// The next hint (three: direction, where to look, the fix).
     Hint(Where),
     /// Restore the lab's initial files and state (the lab restarts).
@@ -158,6 +169,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<ExitCode> {
             start(&lab, &dir, replace, limits.over(LabLimits::default()))
         }
         LabWhat::Check(at) => check(&workspace(at)?),
+        LabWhat::Capture { out, at } => capture(&workspace(at)?, out.as_deref()),
         LabWhat::Hint(at) => hint(&workspace(at)?),
         LabWhat::Reset(at) => reset(&workspace(at)?),
         LabWhat::Stop(at) => {
@@ -527,6 +539,31 @@ fn check(ws: &Workspace) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::from(grade.exit_code()))
+}
+
+fn capture(ws: &Workspace, out: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let state = read_state(ws)?;
+    let answer: Result<CaptureAnswer, Refusal> = control(&state, "capture")?;
+    let answer = answer?;
+    outln!("the last check's traffic: {} TCP connection(s)", answer.connections)?;
+    for line in &answer.handshakes {
+        outln!("  {line}")?;
+    }
+    let path = match out {
+        Some(out) => {
+            std::fs::copy(&answer.path, out)
+                .with_context(|| format!("copying {} to {}", answer.path.display(), out.display()))?;
+            out.to_path_buf()
+        }
+        None => answer.path,
+    };
+    outln!("capture: {} (TLS secrets inside)", path.display())?;
+    let tip = format!(
+        "open it with `wireshark {p}`, or `tshark -r {p} -Y 'tls.handshake.type == 11 || tls.alert_message'`",
+        p = path.display()
+    );
+    outln!("{}", ws.tip(&tip, cwd().as_deref()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn hint(ws: &Workspace) -> anyhow::Result<ExitCode> {

@@ -54,6 +54,11 @@ pub struct ScenariosArgs {
     /// Worker threads (default: the machine's cores).
     #[arg(long)]
     jobs: Option<usize>,
+    /// Write each scenario's traffic as a decrypted Wireshark capture, `DIR/<namespace>--<id>.pcapng`:
+    /// every TCP connection between the verifier and the nodes, modelled addresses, the TLS
+    /// secrets inside (no key-log file needed). With `--report html`, the report links them.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["matrix", "compare"])]
+    pcap: Option<PathBuf>,
     /// The workspace whose scenarios/ and snapshots/ to use (default: this one).
     #[arg(long)]
     root: Option<PathBuf>,
@@ -166,9 +171,17 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let start = std::time::Instant::now();
-    let entries = batch::run_files(&catalogue, &files, &options, &snapshot_dir, threads, &progress);
+    let entries =
+        batch::run_files_with(&catalogue, &files, &options, &snapshot_dir, threads, args.pcap.is_some(), &progress);
     if tty {
         noteln!();
+    }
+    if let Some(dir) = &args.pcap {
+        let (written, connections) = write_captures(dir, &entries)?;
+        outln!(
+            "captures: {written} pcapng file(s), {connections} TCP connection(s), in {} (TLS secrets inside: wireshark or tshark -r)",
+            dir.display()
+        )?;
     }
     // On failure the table shows what failed; a passing run shows every scenario.
     let any_failed = entries.iter().any(BatchEntry::failed);
@@ -218,7 +231,12 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
             "md" => batch::markdown(&entries, &verifier.name()),
             "json" => batch::json(&entries, &verifier.name()),
             "junit" => batch::junit(&entries, &verifier.name()),
-            "html" => harness::scenario::html::report(&entries, &verifier.name()),
+            "html" => harness::scenario::html::report_with_captures(
+                &entries,
+                &verifier.name(),
+                args.pcap.as_deref().map(|dir| capture_link_base(dir, std::path::Path::new(path))).as_deref(),
+                &alert_divergences(&root)?,
+            ),
             other => bail!("unknown report format '{other}'; use md, json, junit or html"),
         };
         std::fs::write(path, text).with_context(|| format!("writing report {path}"))?;
@@ -243,6 +261,47 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
         }
     )?;
     Ok(if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Every known divergence of an alert, from all of `divergences/*.toml`: the report shows them
+/// beside the model's alerts in captures.
+fn alert_divergences(root: &std::path::Path) -> anyhow::Result<Vec<harness::scenario::compare::Known>> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir(root.join("divergences")) else { return Ok(out) };
+    let mut paths: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+        let known = harness::scenario::compare::load_known(path)?;
+        out.extend(known.into_iter().filter(|k| k.field == "alert"));
+    }
+    Ok(out)
+}
+
+/// Writes each run's capture into `dir`; returns how many, and their TCP connections.
+fn write_captures(dir: &std::path::Path, entries: &[BatchEntry]) -> anyhow::Result<(usize, usize)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (mut written, mut connections) = (0, 0);
+    for entry in entries {
+        let Ok((run, _)) = &entry.result else { continue };
+        let Some(capture) = &run.capture else { continue };
+        capture.write(&dir.join(harness::capture::file_name(&run.id)))?;
+        written += 1;
+        connections += capture.connections();
+    }
+    Ok((written, connections))
+}
+
+/// How the HTML report at `report` reaches the captures in `dir`: relative when the report
+/// sits above or beside them, else the absolute path.
+fn capture_link_base(dir: &std::path::Path, report: &std::path::Path) -> String {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let dir = absolute(dir);
+    let report_dir = absolute(report).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    match dir.strip_prefix(&report_dir) {
+        Ok(relative) if relative.as_os_str().is_empty() => ".".to_owned(),
+        Ok(relative) => relative.display().to_string(),
+        Err(_) => dir.display().to_string(),
+    }
 }
 
 /// `--matrix`: every verifier over the same scenarios, one table.

@@ -134,3 +134,35 @@ fn a_planted_failure_shows_its_step_code_depth_diff_and_certificate_in_chromium(
         &section[..section.len().min(3000)]
     );
 }
+
+/// With `--pcap`, a scenario's section links its capture (relative to the page, and the file is
+/// there), lists its connections, and puts the real traffic server's alert beside the model's
+/// where a known divergence says they differ (a name mismatch: internal_error against
+/// bad_certificate).
+#[test]
+fn with_captures_the_report_links_each_pcapng_and_shows_both_alerts_of_a_known_divergence() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let captures = dir.path().join("caps");
+    let report = dir.path().join("report.html");
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["scenarios", "beyond::renamed-host", "--pcap"])
+        .arg(&captures)
+        .args(["--report", "html"])
+        .arg(&report)
+        .output()
+        .expect("xtask scenarios");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(captures.join("beyond--renamed-host.pcapng").is_file());
+    let dom = dom(chromium, dir.path(), &report);
+    assert!(dom.contains("data-errors=\"0\""), "no script errors");
+    assert!(dom.contains("href=\"caps/beyond--renamed-host.pcapng\""), "the capture is linked relative to the page");
+    assert!(
+        dom.contains(
+            "alert bad_certificate (42) from verifier; the real traffic server sends internal_error (80) here"
+        ),
+        "both alerts shown:\n{}",
+        &dom[..dom.len().min(3000)]
+    );
+    assert!(dom.contains("data-divergence=\"alert\""));
+}

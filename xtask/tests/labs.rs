@@ -394,3 +394,49 @@ fn the_workspace_wrapper_runs_the_lab_from_anywhere_and_stop_and_start_say_what_
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("no lab in"));
 }
+
+/// Whether tshark runs here; says why not, and fails under CI (`.ci/run` installs it).
+fn tshark_available(test: &str) -> bool {
+    if Command::new("tshark").arg("-v").output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    assert!(
+        !std::env::var("CI").is_ok_and(|v| v == "true"),
+        "{test}: tshark is not installed, and CI must run the capture tests (apt-get install tshark)"
+    );
+    println!("{test}: SKIPPED: tshark is not installed (apt-get install tshark)");
+    false
+}
+
+/// tshark's fields for `filter` in `file`, failing on a non-zero exit.
+#[track_caller]
+fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> String {
+    let mut command = Command::new("tshark");
+    command.arg("-r").arg(file).args(["-Y", filter, "-T", "fields", "-E", "separator=|"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let output = command.output().expect("tshark runs");
+    assert!(output.status.success(), "tshark: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn capture_after_check_shows_the_tftp_certificate_and_the_unknown_ca_alert() {
+    if !tshark_available("capture_after_check_shows_the_tftp_certificate_and_the_unknown_ca_alert") {
+        return;
+    }
+    let walk = Walk::start("tftp-self-signed");
+    walk.fails();
+    let out = walk.expect(&["capture"], 0, "last-check.pcapng");
+    assert!(out.contains("10.48.36.215:6972: node sent certificate") && out.contains("CN=cucm-EC.steven.lab"), "{out}");
+    assert!(out.contains("alert unknown_ca (48) from verifier"), "{out}");
+    let file = walk.ws().join("last-check.pcapng");
+    let certificates = tshark_fields(&file, "tls.handshake.type == 11", &["tcp.srcport", "x509sat.uTF8String"]);
+    assert!(certificates.lines().any(|l| l.starts_with("6972|") && l.contains("cucm-EC.steven.lab")), "{certificates}");
+    let alerts = tshark_fields(&file, "tls.alert_message.desc == 48", &["ip.src", "tcp.dstport"]);
+    assert!(alerts.lines().any(|l| l == "10.48.36.46|6972"), "{alerts}");
+    let requests = tshark_fields(&file, "http.request", &["http.request.uri"]);
+    assert!(requests.lines().any(|l| l.starts_with("/cucm-uds/")), "decrypted UDS requests: {requests}");
+    walk.stop();
+}

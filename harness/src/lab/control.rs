@@ -1,5 +1,6 @@
 //! The lab's control port: how `lab check`, `reissue` and `stop` reach the background serve
-//! process. One line in (`<token> reload`, `<token> reissue <json>`, `<token> stop`), one JSON
+//! process. One line in (`<token> reload`, `<token> reissue <json>`, `<token> capture`,
+//! `<token> stop`), one JSON
 //! answer out, on 127.0.0.1.
 //!
 //! Any local process can connect, so the port trusts nothing it reads: a line must start with
@@ -101,6 +102,8 @@ pub enum Command {
     Reload,
     /// Re-issue certificates; the JSON of a `Reissue`, read by whoever obeys.
     Reissue(String),
+    /// Write the last `check`'s traffic as a capture: a `CaptureAnswer`.
+    Capture,
     /// Stop serving.
     Stop,
 }
@@ -111,6 +114,7 @@ impl Command {
         match self {
             Command::Reload => "reload",
             Command::Reissue(_) => "reissue",
+            Command::Capture => "capture",
             Command::Stop => "stop",
         }
     }
@@ -339,6 +343,7 @@ impl Port {
         let (word, argument) = rest.split_once(' ').unwrap_or((rest, ""));
         match (word, argument.trim()) {
             ("reload", "") => Ok(Command::Reload),
+            ("capture", "") => Ok(Command::Capture),
             ("stop", "") => Ok(Command::Stop),
             ("reissue", json) if !json.is_empty() => Ok(Command::Reissue(json.to_string())),
             _ => Err(format!(

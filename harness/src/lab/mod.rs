@@ -37,7 +37,9 @@ pub use conf::{
     render_expressway_conf,
 };
 pub use control::{Asked, Command, ControlError, ControlPort, ControlSettings, ControlToken, Refused};
-pub use server::{LabServer, PeerReport, Refusal, Reissue, ReissueAnswer, ReloadReport, Target};
+pub use server::{
+    CAPTURE_FILE, CaptureAnswer, LabServer, PeerReport, Refusal, Reissue, ReissueAnswer, ReloadReport, Target,
+};
 use workspace::REPLACED;
 pub use workspace::{LabLimits, LabState, NodeState, PeerState, WRAPPER, Workspace, wrapper_script};
 
@@ -75,6 +77,9 @@ pub fn names() -> Vec<&'static str> {
 /// Errors of the lab machinery (never a verdict: a failing login is data).
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
+    /// The last check's capture could not be written.
+    #[error("{0}")]
+    Capture(Box<crate::capture::CaptureError>),
     /// No lab of that name.
     #[error("no lab '{name}'{suggestion} (labs: {known})")]
     Unknown {

@@ -62,6 +62,21 @@ impl From<LabError> for Refusal {
     }
 }
 
+/// What `capture` wrote: the last `check`'s traffic (from its reload on) as a pcapng in the
+/// workspace, and its handshake summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptureAnswer {
+    /// The pcapng file (`<workspace>/last-check.pcapng`).
+    pub path: std::path::PathBuf,
+    /// TCP connections in it.
+    pub connections: usize,
+    /// One line per connection: who sent which certificate, which alert.
+    pub handshakes: Vec<String>,
+}
+
+/// The capture file `capture` writes in the workspace.
+pub const CAPTURE_FILE: &str = "last-check.pcapng";
+
 /// One request of the login as the front door answered it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Target {
@@ -145,6 +160,10 @@ pub struct LabServer {
     expressway: ExpresswaySpec,
     log: LogFile,
     limits: LabLimits,
+    /// What the nodes recorded since the last reload (a `check` starts with one), and when
+    /// that reload began: `capture` writes it.
+    last_check: simulators::Recordings,
+    check_started: OffsetDateTime,
 }
 
 impl std::fmt::Debug for LabServer {
@@ -204,7 +223,21 @@ impl LabServer {
             peers.push(Peer { name: name.clone(), door, session, uploaded: Vec::new() });
         }
         let expressway = lab.expressway.clone();
-        let mut server = LabServer { lab, workspace, pki, resolved, fleet, peers, expressway, log, limits };
+        // The nodes record what crosses their sockets (one check's worth is kept) for `capture`.
+        fleet.record(true);
+        let mut server = LabServer {
+            lab,
+            workspace,
+            pki,
+            resolved,
+            fleet,
+            peers,
+            expressway,
+            log,
+            limits,
+            last_check: simulators::Recordings::default(),
+            check_started: now,
+        };
         let _initial = tokio::task::block_in_place(|| server.reload());
         Ok(server)
     }
@@ -246,6 +279,10 @@ impl LabServer {
     /// applies what parses, and refreshes discovery on every peer. Blocking (discovery
     /// dials the publisher): call it from a blocking context.
     pub fn reload(&mut self) -> ReloadReport {
+        // A check starts here: what came before is not its traffic.
+        let _ = self.fleet.take_recordings();
+        self.last_check = simulators::Recordings::default();
+        self.check_started = OffsetDateTime::now_utc();
         let mut report = ReloadReport { domain: self.expressway.domain.clone(), ..ReloadReport::default() };
         // expressway.conf
         let path = self.workspace.expressway_conf();
@@ -473,6 +510,28 @@ impl LabServer {
         Ok(done)
     }
 
+    /// Writes the traffic since the last reload (the last `check`: its discovery and login) as
+    /// a pcapng in the workspace, synthesised from what the nodes' sockets saw, with the TLS
+    /// secrets inside. Blocking: call it from a blocking context inside the runtime.
+    pub fn capture(&mut self) -> Result<CaptureAnswer, LabError> {
+        let settle = self.fleet.settle(std::time::Duration::from_secs(10));
+        tokio::runtime::Handle::current().block_on(settle);
+        let recorded = self.fleet.take_recordings();
+        self.last_check.connections.extend(recorded.connections);
+        self.last_check.key_log.extend(recorded.key_log);
+        let title = format!("lab {}: the last check", self.lab.name);
+        let start = crate::capture::clock_start_ns(self.check_started);
+        let capture = crate::capture::Capture::synthesised(&title, &self.last_check, start)
+            .map_err(|e| LabError::Capture(Box::new(e)))?;
+        let path = self.workspace.dir.join(CAPTURE_FILE);
+        capture.write(&path).map_err(|e| LabError::Capture(Box::new(e)))?;
+        Ok(CaptureAnswer {
+            path,
+            connections: capture.handshakes.len(),
+            handshakes: capture.handshakes.iter().map(crate::capture::HandshakeSummary::line).collect(),
+        })
+    }
+
     /// Carries out a command of the control port: its JSON answer, and whether the lab is to
     /// stop. Blocking (a reload dials the publisher): call it from a blocking context.
     pub fn obey(&mut self, command: &Command) -> (String, bool) {
@@ -485,6 +544,10 @@ impl LabServer {
                 let result: ReissueAnswer = serde_json::from_str::<Reissue>(change)
                     .map_err(|e| Refusal(e.to_string()))
                     .and_then(|change| self.reissue(&change).map_err(Refusal::from));
+                (json(serde_json::to_string(&result)), false)
+            }
+            Command::Capture => {
+                let result: Result<CaptureAnswer, Refusal> = self.capture().map_err(Refusal::from);
                 (json(serde_json::to_string(&result)), false)
             }
             Command::Stop => (json(serde_json::to_string("stopping")), true),

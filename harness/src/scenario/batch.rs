@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use super::ScenarioError;
 use super::catalogue::{Catalogue, SnapshotState};
 use super::report::{ScenarioRun, StepReport};
-use super::run::{RunOptions, run};
+use super::run::{RunOptions, run, run_captured};
 
 /// Why a scenario in a batch has no run.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -149,12 +149,28 @@ pub fn run_files(
     threads: usize,
     progress: &(dyn Fn(usize, usize, &BatchEntry) + Sync),
 ) -> Vec<BatchEntry> {
+    run_files_with(catalogue, files, options, snapshot_dir, threads, false, progress)
+}
+
+/// [`run_files`], each run also recording its capture ([`ScenarioRun::capture`]) when
+/// `capture` is set.
+pub fn run_files_with(
+    catalogue: &Catalogue,
+    files: &[PathBuf],
+    options: &RunOptions<'_>,
+    snapshot_dir: &str,
+    threads: usize,
+    capture: bool,
+    progress: &(dyn Fn(usize, usize, &BatchEntry) + Sync),
+) -> Vec<BatchEntry> {
     let done = AtomicUsize::new(0);
     in_parallel(files, threads, |_, path| {
         let start = std::time::Instant::now();
         let id = catalogue.id_of(path).unwrap_or_else(|| path.display().to_string());
         let result = guarded(|| {
-            let run = catalogue.load(path).and_then(|scenario| run(&scenario, options))?;
+            let run = catalogue.load(path).and_then(|scenario| {
+                if capture { run_captured(&scenario, options) } else { run(&scenario, options) }
+            })?;
             let state = catalogue.compare(&catalogue.snapshot_path(snapshot_dir, &run.id), &run.snapshot);
             Ok((run, state))
         });

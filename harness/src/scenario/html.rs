@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use super::batch::BatchEntry;
 use super::catalogue::SnapshotState;
+use super::compare::Known;
 use super::report::ScenarioRun;
 
 fn esc(s: &str) -> String {
@@ -149,6 +150,85 @@ fn fleet_table(snapshot: &str) -> String {
 
 /// The whole page.
 pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
+    report_with_captures(entries, verifier, None, &[])
+}
+
+/// A run's capture: the link to its file (`captures` is the folder as the page reaches it),
+/// one line per connection (who sent which certificate, which alert), and the known
+/// divergences of its alerts: where the model's alert is not the real traffic server's, both.
+fn capture_html(run: &ScenarioRun, captures: Option<&str>, divergences: &[Known], model: bool) -> String {
+    let Some(capture) = &run.capture else { return String::new() };
+    let mut out = String::from("<h4>capture</h4>");
+    if let Some(base) = captures {
+        let file = crate::capture::file_name(&run.id);
+        let _ = write!(
+            out,
+            "<p class=\"capture\"><a href=\"{href}\" data-capture=\"{file}\">{file}</a> \
+             ({n} TCP connections, {frames} frames, TLS secrets inside: <code>wireshark {file}</code>)</p>",
+            href = esc(&format!("{}/{file}", base.trim_end_matches('/'))),
+            file = esc(&file),
+            n = capture.handshakes.len(),
+            frames = capture.frames.len(),
+        );
+    }
+    // The model's alerts that a known divergence says the real traffic server sends otherwise
+    // (one entry per request, whichever divergence file holds it).
+    let mut known: Vec<&Known> = Vec::new();
+    for k in divergences.iter().filter(|k| model && k.scenario == run.id && k.field == "alert") {
+        if !known.iter().any(|seen| seen.request == k.request) {
+            known.push(k);
+        }
+    }
+    let lines: Vec<String> = capture
+        .handshakes
+        .iter()
+        .map(|h| {
+            let mut line = h.line();
+            for (who, _, code) in &h.alerts {
+                let real = known.iter().find_map(|k| real_alert(&k.reason, *code));
+                if let (true, Some((name, real_code))) = (who == "verifier", real) {
+                    let _ =
+                        write!(line, "; the real traffic server sends {name} ({real_code}) here (known divergence)");
+                }
+            }
+            line
+        })
+        .collect();
+    let _ = write!(out, "<pre class=\"handshakes\">{}</pre>", esc(&lines.join("\n")));
+    for k in known {
+        let _ = write!(
+            out,
+            "<p class=\"divergence\" data-divergence=\"alert\"><b>known divergence</b> ({request}): the model's \
+             alert is not the real traffic server's: {reason}</p>",
+            request = esc(&k.request),
+            reason = esc(&k.reason),
+        );
+    }
+    out
+}
+
+/// The alert a divergence's reason names other than the model's `code`, when the reason is
+/// about that alert of the model's (it names `name (code)` too): the first other `name (NN)`.
+fn real_alert(reason: &str, code: u8) -> Option<(&'static str, u8)> {
+    if !reason.contains(&format!("{} ({code})", crate::capture::alert_name(code))) {
+        return None;
+    }
+    reason.split('(').skip(1).find_map(|rest| {
+        let n: u8 = rest.split(')').next()?.parse().ok()?;
+        let name = crate::capture::alert_name(n);
+        (n != code && name != "unknown" && reason.contains(&format!("{name} ({n})"))).then_some((name, n))
+    })
+}
+
+/// The whole page, with each run's capture: `captures` is the folder of `--pcap` as the page
+/// reaches it (the links), `divergences` the known divergences whose alerts the page shows
+/// beside the model's.
+pub fn report_with_captures(
+    entries: &[BatchEntry],
+    verifier: &str,
+    captures: Option<&str>,
+    divergences: &[Known],
+) -> String {
     let failed = entries.iter().filter(|e| e.failed()).count();
     let mut out = String::new();
     let _ = write!(
@@ -201,6 +281,7 @@ pub fn report(entries: &[BatchEntry], verifier: &str) -> String {
                 out.push_str(&diagrams(run));
                 out.push_str("<h4>fleet</h4>");
                 out.push_str(&fleet_table(&run.snapshot));
+                out.push_str(&capture_html(run, captures, divergences, verifier.starts_with("builtin")));
                 for step in &run.steps {
                     let _ = write!(
                         out,
@@ -239,6 +320,16 @@ pre.diff{white-space:pre-wrap;overflow-wrap:anywhere}.diff .del{color:#900;backg
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_divergence_reason_gives_the_real_alert_beside_the_models() {
+        let reason =
+            "A name mismatch: OpenSSL sends internal_error (80); the model's rustls sends bad_certificate (42)";
+        assert_eq!(real_alert(reason, 42), Some(("internal_error", 80)));
+        assert_eq!(real_alert("no alert named here (see 1.2)", 42), None);
+        // An unknown_ca line in the same scenario is not what the reason is about.
+        assert_eq!(real_alert(reason, 48), None);
+    }
 
     #[test]
     fn markdown_is_rendered_and_raw_html_is_shown_as_text() {

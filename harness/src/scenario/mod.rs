@@ -93,6 +93,14 @@ pub enum ScenarioError {
         /// The verifier's name.
         verifier: String,
     },
+    /// The run's capture could not be built.
+    #[error("scenario '{id}': {source}")]
+    Capture {
+        /// The scenario id.
+        id: String,
+        /// What went wrong.
+        source: Box<crate::capture::CaptureError>,
+    },
 }
 
 /// A loaded scenario file.

@@ -39,6 +39,9 @@ pub struct ScenarioRun {
     pub description: String,
     /// Each listener's certificates at the start, as chains to draw.
     pub chains: Vec<ChainDiagram>,
+    /// Every connection to the nodes as a capture, when the run was asked for one
+    /// ([`super::run::run_captured`]); never part of the snapshot.
+    pub capture: Option<crate::capture::Capture>,
 }
 
 /// One identity a node serves, with its path to the top, for a report's diagram.

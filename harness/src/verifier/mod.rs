@@ -334,4 +334,16 @@ pub trait Verifier: Send {
     fn reconfigure(&mut self, session: &Session, change: Change) -> Result<(), VerifierFault>;
     /// Answers one request. Blocking; every network wait is bounded.
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault>;
+    /// Starts capturing the packets of this verifier's connections to the nodes, where it can
+    /// see real ones (the ats verifiers' private namespace). Nothing by default: the nodes
+    /// record what crosses their sockets for every verifier, and in-process traffic is
+    /// synthesised from that (`crate::capture`).
+    fn capture_packets(&mut self) -> Result<(), VerifierFault> {
+        Ok(())
+    }
+    /// The packets captured since [`Verifier::capture_packets`], with the modelled addresses;
+    /// `None` from a verifier that captures none.
+    fn take_packets(&mut self) -> Option<Vec<crate::capture::Frame>> {
+        None
+    }
 }

@@ -22,6 +22,7 @@ use crate::choice::{self, Candidate};
 use crate::config::KeyAlg;
 use crate::events::{EventKind, TimeoutPhase};
 use crate::http::{self, NodeView};
+use crate::record::Recorded;
 use crate::tls;
 
 pub(super) async fn accept_loop(
@@ -39,9 +40,11 @@ pub(super) async fn accept_loop(
         tokio::select! {
             _ = shutdown.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((tcp, _peer)) => {
+                Ok((tcp, peer)) => {
                     // Without it small TLS records wait for delayed ACKs (FIELD-NOTES).
                     let _ = tcp.set_nodelay(true);
+                    let live = shared.recorder.begin(&node.name, node.modelled_ip, service.port, peer);
+                    let tcp = Recorded::new(tcp, live);
                     shared.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let conn_shared = shared.clone();
                     let serving = serve_connection(shared.clone(),
@@ -94,7 +97,7 @@ fn handshake_failure(e: &io::Error) -> EventKind {
 }
 
 struct Established {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    stream: tokio_rustls::server::TlsStream<Recorded<TcpStream>>,
     identity: String,
     why: String,
 }
@@ -105,7 +108,7 @@ struct HandshakeError {
     error: io::Error,
 }
 
-async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> Result<Established, HandshakeError> {
+async fn handshake(service: &Service, tls13: bool, tcp: Recorded<TcpStream>) -> Result<Established, HandshakeError> {
     let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
         .await
         .map_err(|error| HandshakeError { chosen: None, error })?;
@@ -130,7 +133,7 @@ async fn handshake(service: &Service, tls13: bool, tcp: TcpStream) -> Result<Est
     Ok(Established { stream, identity: served.name.clone(), why })
 }
 
-async fn serve_connection(shared: Arc<Shared>, node: Arc<Node>, service: Arc<Service>, tcp: TcpStream) {
+async fn serve_connection(shared: Arc<Shared>, node: Arc<Node>, service: Arc<Service>, tcp: Recorded<TcpStream>) {
     let port = service.port;
     let conn = node.log.connected(port);
     let established = match tokio::time::timeout(shared.handshake_timeout, handshake(&service, node.tls13, tcp)).await {

@@ -26,6 +26,7 @@ use self::bind::bind_all;
 use self::connection::accept_loop;
 use crate::config::{CertChoice, ClientAuth, FleetConfig, Identity, NodeConfig, Role};
 use crate::events::{EventKind, EventLog, NodeEvent};
+use crate::record::{Recorder, Recordings};
 use crate::tls::{self, ConfigBase, ServiceTls, TlsSetupError};
 
 pub use table::render_table;
@@ -205,6 +206,8 @@ struct Shared {
     open: std::sync::atomic::AtomicUsize,
     /// Woken whenever `open` drops to zero.
     idle: tokio::sync::Notify,
+    /// What crossed the sockets, when [`Fleet::record`] asked for it.
+    recorder: Arc<Recorder>,
 }
 
 impl Shared {
@@ -268,7 +271,7 @@ struct PreparedService {
     tls: ServiceTls,
 }
 
-fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
+fn prepare(config: &FleetConfig, recorder: &Arc<Recorder>) -> Result<Vec<Prepared>, FleetError> {
     let provider = tls::provider();
     let mut names = HashSet::new();
     let mut prepared = Vec::with_capacity(config.nodes.len());
@@ -297,6 +300,7 @@ fn prepare(config: &FleetConfig) -> Result<Vec<Prepared>, FleetError> {
                 &svc.client_auth,
                 config.key_log,
                 config.validation_time.map(rustls_pki_types::UnixTime::since_unix_epoch),
+                recorder,
             )
             .map_err(tls_err)?;
             let tls = base.service_tls(svc.rsa.as_ref(), svc.ecdsa.as_ref()).map_err(tls_err)?;
@@ -322,7 +326,8 @@ impl Fleet {
     ///
     /// Must be called inside a tokio runtime; the fleet's tasks run on it.
     pub async fn start(config: FleetConfig) -> Result<Fleet, FleetError> {
-        let prepared = prepare(&config)?;
+        let recorder = Arc::new(Recorder::default());
+        let prepared = prepare(&config, &recorder)?;
         let listeners = bind_all(&prepared)?;
 
         let mut nodes = Vec::with_capacity(prepared.len());
@@ -374,6 +379,7 @@ impl Fleet {
             idle_timeout: config.idle_timeout,
             open: std::sync::atomic::AtomicUsize::new(0),
             idle: tokio::sync::Notify::new(),
+            recorder,
         });
         let (shutdown, _) = watch::channel(false);
         let tasks = to_serve
@@ -471,6 +477,18 @@ impl Fleet {
     /// [`Fleet::events`] groups them.
     pub fn take_events(&self) -> Vec<NodeEvent> {
         self.shared.nodes.iter().flat_map(|n| n.log.drain()).collect()
+    }
+
+    /// Starts (or stops) recording every connection's bytes and TLS secrets, for captures.
+    /// Connections already accepted are not recorded.
+    pub fn record(&self, on: bool) {
+        self.shared.recorder.set_enabled(on);
+    }
+
+    /// Drains what was recorded: connections that have finished, in accept order, and the TLS
+    /// secrets logged so far. Call [`Fleet::settle`] first so every connection has finished.
+    pub fn take_recordings(&self) -> Recordings {
+        self.shared.recorder.take()
     }
 
     /// Waits until every accepted connection has finished and logged its last event, or

@@ -67,10 +67,22 @@ struct Runner<'a> {
     /// Certificates verification failed at, by id, with why (the first failure each): the
     /// report's diagrams mark them.
     failed_at: BTreeMap<String, String>,
+    /// Whether to record a capture of the run.
+    capture: bool,
 }
 
 /// Runs a scenario.
 pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    run_with(scenario, options, false)
+}
+
+/// Runs a scenario and records every connection to its nodes as a capture
+/// ([`ScenarioRun::capture`]); the snapshot is the same as [`run`]'s.
+pub fn run_captured(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun, ScenarioError> {
+    run_with(scenario, options, true)
+}
+
+fn run_with(scenario: &Scenario, options: &RunOptions<'_>, capture: bool) -> Result<ScenarioRun, ScenarioError> {
     let spec: &ScenarioSpec = &scenario.spec;
     let topology = scenario.topology()?;
     scenario.runs_on(options.verifier)?;
@@ -99,6 +111,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         validation_time,
         log: Vec::new(),
         failed_at: BTreeMap::new(),
+        capture,
     };
     let result = runner.play();
     let Runner { running, .. } = runner;
@@ -122,6 +135,12 @@ impl Runner<'_> {
     fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
         self.open_peers()?;
         let _ = self.running.take_events();
+        self.running.record(self.capture);
+        if self.capture {
+            for peer in &mut self.peers {
+                peer.verifier.capture_packets()?;
+            }
+        }
         let mut steps = Vec::new();
         for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
             let mut report = StepReport::new(i + 1, step.kind());
@@ -140,7 +159,31 @@ impl Runner<'_> {
             title: self.scenario.spec.title.clone(),
             description: self.scenario.spec.description.clone(),
             chains: self.chains(),
+            capture: if self.capture { Some(self.take_capture()?) } else { None },
         })
+    }
+
+    /// The run's capture: the packets a verifier captured where it runs in a namespace of its
+    /// own, else frames built from what the nodes recorded on the scenario's log clock; the
+    /// nodes' TLS secrets in both.
+    fn take_capture(&mut self) -> Result<crate::capture::Capture, ScenarioError> {
+        use crate::capture::{Capture, client_ports, clock_start_ns};
+        runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
+        let recordings = self.running.take_recordings();
+        let mut wire: Option<Vec<crate::capture::Frame>> = None;
+        for peer in &mut self.peers {
+            if let Some(frames) = peer.verifier.take_packets() {
+                wire.get_or_insert_with(Vec::new).extend(frames);
+            }
+        }
+        if let Some(mut frames) = wire {
+            frames.sort_by_key(|f| f.timestamp_ns);
+            let ports = client_ports(&frames);
+            return Ok(Capture::captured(&self.scenario.id, frames, &recordings, &ports));
+        }
+        let start = clock_start_ns(self.scenario.spec.validation_time);
+        Capture::synthesised(&self.scenario.id, &recordings, start)
+            .map_err(|source| ScenarioError::Capture { id: self.scenario.id.clone(), source: Box::new(source) })
     }
 
     /// The chains each listener serves (as the scenario ends), for diagrams.

@@ -63,13 +63,15 @@
 //! and what they read off the wire; `stubs` the DNS stub and its records, and the readiness
 //! responder; `client` the HTTP client that talks to ATS; `config` lays out the runroot and
 //! the environment; `diags` reads diags.log; `tally` counts starts and requests across the
-//! process ([`tally()`], for `cargo xtask bench ats`).
+//! process ([`tally()`], for `cargo xtask bench ats`); `packets` captures the namespace's
+//! loopback for `--pcap` ([`Verifier::capture_packets`]).
 
 mod client;
 mod config;
 mod diags;
 mod launch;
 mod netns;
+mod packets;
 mod relay;
 mod stubs;
 mod tally;
@@ -153,6 +155,10 @@ pub struct AtsVerifier {
     dns: Option<DnsStub>,
     netns: Option<Netns>,
     startups: Vec<Duration>,
+    /// Whether a capture was asked for ([`Verifier::capture_packets`]), and the capture of
+    /// the namespace's loopback once the namespace exists.
+    capturing: bool,
+    packets: Option<packets::Packets>,
 }
 
 impl AtsVerifier {
@@ -182,6 +188,8 @@ impl AtsVerifier {
             dns: None,
             netns: None,
             startups: Vec::new(),
+            capturing: false,
+            packets: None,
         })
     }
 
@@ -224,6 +232,9 @@ impl AtsVerifier {
             let netns = self.launcher.namespace().map_err(|e| self.fault(e))?;
             let dns = DnsStub::start(&netns, self.records.clone()).map_err(|e| self.fault(e))?;
             let ready = ReadyResponder::start(&netns).map_err(|e| self.fault(e))?;
+            if self.capturing {
+                self.packets = Some(packets::Packets::start(&netns).map_err(|e| self.fault(e))?);
+            }
             self.dns = Some(dns);
             self.ready = Some(ready);
             self.netns = Some(netns);
@@ -349,6 +360,7 @@ impl AtsVerifier {
 
 impl Drop for AtsVerifier {
     fn drop(&mut self) {
+        self.packets = None;
         self.stop();
         self.relays.clear();
         self.ready = None;
@@ -391,6 +403,24 @@ impl Verifier for AtsVerifier {
         self.session = Some(session.clone());
         self.dirty = true;
         Ok(())
+    }
+
+    fn capture_packets(&mut self) -> Result<(), VerifierFault> {
+        self.capturing = true;
+        if self.packets.is_none()
+            && let Some(netns) = &self.netns
+        {
+            let mut packets = packets::Packets::start(netns).map_err(|e| self.fault(e))?;
+            for at in self.relays.keys() {
+                packets.node(*at);
+            }
+            self.packets = Some(packets);
+        }
+        Ok(())
+    }
+
+    fn take_packets(&mut self) -> Option<Vec<crate::capture::Frame>> {
+        self.packets.take().map(packets::Packets::take)
     }
 
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
@@ -442,6 +472,9 @@ impl Verifier for AtsVerifier {
                 let netns = self.netns()?;
                 let relay = start_relay(netns, at, request.dial).map_err(|e| fault_of(self.launch, e))?;
                 self.relays.insert(at, relay);
+                if let Some(packets) = &mut self.packets {
+                    packets.node(at);
+                }
             }
             Some(self.relays.get(&at).map(|r| r.seen.clone()).ok_or_else(|| self.fault("no relay"))?)
         } else {
