@@ -153,7 +153,12 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         if label != "warm key cache (memory)" {
             KeyCache::forget_in_memory();
         }
-        let options = RunOptions { verifier: &factory, keys: KeyCache::at(dir.path()), login: LoginSpec::jabber() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::at(dir.path()),
+            login: LoginSpec::jabber(),
+            fleet: harness::scenario::run::FleetTier::InProcess,
+        };
         let start = Instant::now();
         let entries = run_files(&catalogue, &files, &options, "builtin", threads, &|_, _, _| {});
         let wall = start.elapsed();
@@ -188,7 +193,12 @@ fn ats(jobs: Option<usize>, verifier: &str) -> anyhow::Result<ExitCode> {
     let catalogue = Catalogue::at(&Catalogue::workspace_root());
     let files = catalogue.files()?;
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let options = RunOptions { verifier: factory.as_ref(), keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: factory.as_ref(),
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     let before = tally();
     let start = Instant::now();
     let entries = run_files(&catalogue, &files, &options, &snapshots, threads, &|_, _, _| {});

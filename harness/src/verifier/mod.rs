@@ -334,4 +334,19 @@ pub trait Verifier: Send {
     fn reconfigure(&mut self, session: &Session, change: Change) -> Result<(), VerifierFault>;
     /// Answers one request. Blocking; every network wait is bounded.
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault>;
+    /// The fleet's nodes are containers (`--fleet containers`): reach them in `fleet`'s network
+    /// namespace, at their modelled addresses, instead of dialling `OriginRequest::dial`. Told
+    /// right after [`Verifier::open`]. Only a traffic server in a container can; every other
+    /// verifier refuses.
+    fn join_fleet(
+        &mut self,
+        fleet: std::sync::Arc<crate::container::nodes::ContainerFleet>,
+    ) -> Result<(), VerifierFault> {
+        let _ = fleet;
+        Err(VerifierFault::Config {
+            verifier: self.name(),
+            message: "only a traffic server in a container (--verifier ats:8.1 or ats:9.2) reaches a container fleet"
+                .into(),
+        })
+    }
 }

@@ -4,11 +4,13 @@
 
 mod changes;
 mod expect;
+mod nodes;
 mod traffic;
 
 use std::collections::BTreeMap;
 
-use simulators::Fleet;
+use nodes::Running;
+pub use nodes::{FleetTier, RunningError};
 use time::OffsetDateTime;
 
 use super::login::LoginSpec;
@@ -18,7 +20,6 @@ use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
 use crate::fleet::ResolvedFleet;
 use crate::pki::{KeyCache, Pki};
-use crate::runtime::runtime;
 use crate::source::did_you_mean;
 use crate::verifier::{
     Change, ClientIdentity, ForeseenTarget, LogSettings, Purpose, Session, Verifier, VerifierFactory,
@@ -32,6 +33,8 @@ pub struct RunOptions<'a> {
     pub keys: KeyCache,
     /// The login every `login` step replays.
     pub login: LoginSpec,
+    /// Where the fleet's nodes run.
+    pub fleet: FleetTier,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -58,7 +61,7 @@ struct Runner<'a> {
     options: &'a RunOptions<'a>,
     pki: Pki,
     fleet: ResolvedFleet,
-    running: Fleet,
+    running: Running,
     expressway: ExpresswaySpec,
     peers: Vec<Peer>,
     discovered: Option<Vec<Advertised>>,
@@ -84,8 +87,16 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
         .map_err(|source| ScenarioError::Fleet { id: scenario.id.clone(), source: Box::new(source) })?;
     let config = fleet.config(&pki)?;
-    let running = runtime()
-        .block_on(Fleet::start(config))
+    if options.fleet == FleetTier::Containers && !options.verifier.reaches_container_fleet() {
+        return Err(ScenarioError::Invalid {
+            id: scenario.id.clone(),
+            message: format!(
+                "--fleet containers: {} cannot reach a container fleet (use --verifier ats:8.1 or ats:9.2)",
+                options.verifier.name()
+            ),
+        });
+    }
+    let running = Running::start(config, options.fleet)
         .map_err(|source| ScenarioError::Running { id: scenario.id.clone(), source: Box::new(source) })?;
     let mut runner = Runner {
         scenario,
@@ -101,8 +112,10 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         failed_at: BTreeMap::new(),
     };
     let result = runner.play();
-    let Runner { running, .. } = runner;
-    runtime().block_on(running.stop());
+    let Runner { running, peers, .. } = runner;
+    // The verifiers first: a traffic server in the container fleet's namespace goes before it.
+    drop(peers);
+    running.stop();
     result
 }
 
@@ -115,13 +128,13 @@ impl Runner<'_> {
         ScenarioError::Fleet { id: self.scenario.id.clone(), source: Box::new(source) }
     }
 
-    fn running_error(&self, source: simulators::FleetError) -> ScenarioError {
-        ScenarioError::Running { id: self.scenario.id.clone(), source: Box::new(source) }
+    fn running_error(&self, source: impl Into<RunningError>) -> ScenarioError {
+        ScenarioError::Running { id: self.scenario.id.clone(), source: Box::new(source.into()) }
     }
 
     fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
         self.open_peers()?;
-        let _ = self.running.take_events();
+        self.running.take_events().map_err(|e| self.running_error(e))?;
         let mut steps = Vec::new();
         for (i, step) in self.scenario.spec.steps.clone().iter().enumerate() {
             let mut report = StepReport::new(i + 1, step.kind());
@@ -208,6 +221,9 @@ impl Runner<'_> {
             };
             let mut verifier = self.options.verifier.make()?;
             verifier.open(&session)?;
+            if let Some(fleet) = self.running.containers() {
+                verifier.join_fleet(fleet)?;
+            }
             verifier.foresee(&foreseen);
             self.peers.push(Peer { name, session, verifier });
         }
@@ -295,7 +311,7 @@ impl Runner<'_> {
             Step::SetSystemServer(set) => self.set_system_server(set, report)?,
             Step::Reissue(reissue) => self.reissue(reissue, report)?,
         }
-        let _ = self.collect_events(&mut report.lines);
+        self.collect_events(&mut report.lines)?;
         Ok(())
     }
 }

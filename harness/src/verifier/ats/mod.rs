@@ -153,6 +153,8 @@ pub struct AtsVerifier {
     dns: Option<DnsStub>,
     netns: Option<Netns>,
     startups: Vec<Duration>,
+    /// The container fleet whose namespace ATS runs in, reaching its nodes directly.
+    fleet: Option<std::sync::Arc<crate::container::nodes::ContainerFleet>>,
 }
 
 impl AtsVerifier {
@@ -182,6 +184,7 @@ impl AtsVerifier {
             dns: None,
             netns: None,
             startups: Vec::new(),
+            fleet: None,
         })
     }
 
@@ -393,8 +396,17 @@ impl Verifier for AtsVerifier {
         Ok(())
     }
 
+    fn join_fleet(
+        &mut self,
+        fleet: std::sync::Arc<crate::container::nodes::ContainerFleet>,
+    ) -> Result<(), VerifierFault> {
+        self.launcher.join(fleet.namespace_container()).map_err(|e| self.fault(e))?;
+        self.fleet = Some(fleet);
+        Ok(())
+    }
+
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
-        if request.resolves && !request.dial.ip().is_loopback() {
+        if request.resolves && self.fleet.is_none() && !request.dial.ip().is_loopback() {
             return Err(VerifierFault::Request {
                 verifier: self.name(),
                 message: format!("refusing to dial {}: the harness dials loopback only", request.dial),
@@ -435,7 +447,8 @@ impl Verifier for AtsVerifier {
             }
             self.records.set(&request.host, answer);
         }
-        let record = if request.resolves {
+        let at = SocketAddr::new(request.modelled_ip, request.port);
+        let record = if request.resolves && self.fleet.is_none() {
             let at = SocketAddr::new(request.modelled_ip, request.port);
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
@@ -453,6 +466,11 @@ impl Verifier for AtsVerifier {
         let sent = Instant::now();
         if let Some(record) = &record {
             record.reset();
+        }
+        if let Some(fleet) = &self.fleet
+            && request.resolves
+        {
+            fleet.mark(at).map_err(|e| self.fault(e))?;
         }
 
         let host_header = format!("{}:{}", session.expressway.front_name, request.port);
@@ -485,7 +503,17 @@ impl Verifier for AtsVerifier {
             failure: reading.failure,
             ..Outcome::default()
         };
-        let seen = record.map(|r| r.get()).unwrap_or_default();
+        let mut seen = record.map(|r| r.get()).unwrap_or_default();
+        // A container fleet's node counts and names what it served itself (no relay between).
+        let mut handshake = None;
+        if let Some(fleet) = &self.fleet
+            && request.resolves
+        {
+            let node = fleet.seen(at).map_err(|e| fault_of(self.launch, e))?;
+            seen.connections = node.connections;
+            seen.served = node.served;
+            handshake = node.handshake;
+        }
         outcome.attempts = seen.connections;
         outcome.served = seen.served.iter().map(|d| describe(d)).collect();
         // ATS's "Unknown Host" page (`500 Cannot find server.` from 9.2, `502 Cannot find
@@ -506,7 +534,9 @@ impl Verifier for AtsVerifier {
                 (None, _) => Failure::Handshake { reason: "ATS answered 502 and logged no reason".into() },
             });
         }
-        if !ats_error_page && let Some(suite) = seen.hello {
+        if !ats_error_page && let Some(handshake) = handshake {
+            outcome.tls = Some(handshake);
+        } else if !ats_error_page && let Some(suite) = seen.hello {
             let name = crate::ciphers::openssl_name(rustls::CipherSuite::from(suite)).unwrap_or("unknown");
             let version = if (0x1301..=0x1305).contains(&suite) { "TLSv1.3" } else { "TLSv1.2" };
             outcome.tls = Some((version.to_string(), name.to_string()));
@@ -550,5 +580,9 @@ impl crate::verifier::VerifierFactory for AtsFactory {
 
     fn needs_real_clock(&self) -> bool {
         true
+    }
+
+    fn reaches_container_fleet(&self) -> bool {
+        self.0.recipe().is_some()
     }
 }
