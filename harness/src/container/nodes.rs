@@ -302,8 +302,14 @@ impl ContainerFleet {
         for event in node.since_mark.get(&at.port()).into_iter().flatten() {
             match &event.kind {
                 EventKind::Connected => seen.connections += 1,
-                EventKind::Handshake { version, suite, identity, .. } => {
-                    seen.served = inner.chain_of(&node.name, at.port(), identity);
+                EventKind::Handshake { version, suite, identity, why } => {
+                    // What a client sees on the wire, as the in-process relay reads it: a
+                    // resumed session sends no certificate, and TLS 1.3 encrypts it.
+                    seen.served = if why.contains("no certificate sent") || version == "TLSv1.3" {
+                        Vec::new()
+                    } else {
+                        inner.chain_of(&node.name, at.port(), identity)
+                    };
                     seen.handshake = Some((version.clone(), suite.clone()));
                 }
                 EventKind::CertificateSent { identity, .. } => {
@@ -419,18 +425,11 @@ impl ContainerFleet {
 
 /// The nftables table whose set `cut` holds the partitioned addresses: packets to them are
 /// dropped on their way out of any socket of the namespace.
-pub const CUT_SETUP: [&[&str]; 3] = [
+pub const CUT_SETUP: [&[&str]; 4] = [
     &["nft", "add", "table", "inet", "mralab"],
     &["nft", "add", "set", "inet", "mralab", "cut", "{ type ipv4_addr; }"],
-    &[
-        "nft",
-        "add",
-        "chain",
-        "inet",
-        "mralab",
-        "out",
-        "{ type filter hook output priority 0; policy accept; ip daddr @cut drop; }",
-    ],
+    &["nft", "add", "chain", "inet", "mralab", "out", "{ type filter hook output priority 0; policy accept; }"],
+    &["nft", "add", "rule", "inet", "mralab", "out", "ip", "daddr", "@cut", "drop"],
 ];
 
 impl Inner {

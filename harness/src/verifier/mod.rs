@@ -129,6 +129,23 @@ pub struct OriginRequest {
     /// and no certificate is seen. `modelled_ip` and `dial` are then meaningless (see
     /// [`OriginRequest::unresolved`]).
     pub resolves: bool,
+    /// What the node's address does with a connection (a live cluster's failures). Verifiers
+    /// that dial the in-process fleet are told; the container fleet's nodes really refuse or
+    /// stay silent.
+    pub origin_state: OriginState,
+}
+
+/// What a node's address does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OriginState {
+    /// Its services accept.
+    #[default]
+    Listening,
+    /// Its services are stopped: the connection is refused at once (a TCP reset).
+    Refusing,
+    /// The network drops packets to it: the connection is never answered, each attempt waits
+    /// `connect_attempts_timeout`.
+    Silent,
 }
 
 impl OriginRequest {
@@ -144,6 +161,7 @@ impl OriginRequest {
             path: path.to_string(),
             purpose,
             resolves: false,
+            origin_state: OriginState::Listening,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! expectation check.
 
 mod changes;
+mod cluster;
 mod expect;
 mod nodes;
 mod traffic;
@@ -70,6 +71,8 @@ struct Runner<'a> {
     /// Certificates verification failed at, by id, with why (the first failure each): the
     /// report's diagrams mark them.
     failed_at: BTreeMap<String, String>,
+    /// Nodes that are down or partitioned (`node-down`, `partition`); the rest listen.
+    node_states: BTreeMap<String, crate::verifier::OriginState>,
 }
 
 /// Runs a scenario.
@@ -104,12 +107,18 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
         pki,
         fleet,
         running,
-        expressway: spec.expressway.clone(),
+        expressway: ExpresswaySpec {
+            connect_attempts_timeout: spec
+                .connect_attempts_timeout
+                .unwrap_or_else(crate::expressway::connect_attempts_timeout),
+            ..spec.expressway.clone()
+        },
         peers: Vec::new(),
         discovered: None,
         validation_time,
         log: Vec::new(),
         failed_at: BTreeMap::new(),
+        node_states: BTreeMap::new(),
     };
     let result = runner.play();
     let Runner { running, peers, .. } = runner;
@@ -310,6 +319,10 @@ impl Runner<'_> {
             Step::TrustStoreRemove(remove) => self.trust_store_remove(remove, report)?,
             Step::SetSystemServer(set) => self.set_system_server(set, report)?,
             Step::Reissue(reissue) => self.reissue(reissue, report)?,
+            Step::NodeDown(node) => self.cluster_change(node, cluster::ClusterChange::Down, report)?,
+            Step::NodeUp(node) => self.cluster_change(node, cluster::ClusterChange::Up, report)?,
+            Step::Partition(node) => self.cluster_change(node, cluster::ClusterChange::Partition, report)?,
+            Step::Heal(node) => self.cluster_change(node, cluster::ClusterChange::Heal, report)?,
         }
         self.collect_events(&mut report.lines)?;
         Ok(())

@@ -103,6 +103,38 @@ impl Running {
         }
     }
 
+    /// A node's services stop (container fleet only; in-process the verifiers are told).
+    pub(super) fn node_down(&self, node: &str) -> Result<(), RunningError> {
+        match self {
+            Running::InProcess(_) => Ok(()),
+            Running::Containers(fleet) => Ok(fleet.node_down(node)?),
+        }
+    }
+
+    /// A stopped node's services start again.
+    pub(super) fn node_up(&self, node: &str) -> Result<(), RunningError> {
+        match self {
+            Running::InProcess(_) => Ok(()),
+            Running::Containers(fleet) => Ok(fleet.node_up(node)?),
+        }
+    }
+
+    /// Packets to a node are dropped.
+    pub(super) fn partition(&self, node: &str) -> Result<(), RunningError> {
+        match self {
+            Running::InProcess(_) => Ok(()),
+            Running::Containers(fleet) => Ok(fleet.partition(node)?),
+        }
+    }
+
+    /// Packets reach a partitioned node again.
+    pub(super) fn heal(&self, node: &str) -> Result<(), RunningError> {
+        match self {
+            Running::InProcess(_) => Ok(()),
+            Running::Containers(fleet) => Ok(fleet.heal(node)?),
+        }
+    }
+
     /// Stops every node and waits until they are gone.
     pub(super) fn stop(self) {
         match self {

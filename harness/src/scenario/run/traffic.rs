@@ -165,6 +165,7 @@ impl Runner<'_> {
             path: path.to_string(),
             purpose,
             resolves: true,
+            origin_state: self.origin_state(&node.name),
         })
     }
 

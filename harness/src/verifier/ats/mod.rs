@@ -82,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use super::builtin::describe;
 use super::log::{LogWriter, Profile};
-use super::{Change, Failure, ForeseenTarget, OriginRequest, Outcome, Session, Verifier, VerifierFault};
+use super::{Change, Failure, ForeseenTarget, OriginRequest, OriginState, Outcome, Session, Verifier, VerifierFault};
 use client::{http_get, http_send};
 pub use config::Generation;
 use config::{ATS_PORT, PROBE_HOST, Runroot, Target};
@@ -153,6 +153,10 @@ pub struct AtsVerifier {
     dns: Option<DnsStub>,
     netns: Option<Netns>,
     startups: Vec<Duration>,
+    /// Addresses whose packets are dropped in ATS's namespace (a partitioned node, in-process).
+    cut: Vec<Ipv4Addr>,
+    /// The nftables set for them exists.
+    cut_ready: bool,
     /// The container fleet whose namespace ATS runs in, reaching its nodes directly.
     fleet: Option<std::sync::Arc<crate::container::nodes::ContainerFleet>>,
 }
@@ -184,6 +188,8 @@ impl AtsVerifier {
             dns: None,
             netns: None,
             startups: Vec::new(),
+            cut: Vec::new(),
+            cut_ready: false,
             fleet: None,
         })
     }
@@ -350,6 +356,52 @@ impl AtsVerifier {
     }
 }
 
+impl AtsVerifier {
+    /// Drops (`cut`) or lets through packets to `ip` in ATS's namespace (in-process tier).
+    fn cut(&mut self, ip: IpAddr, cut: bool) -> Result<(), VerifierFault> {
+        let IpAddr::V4(v4) = ip else { return Ok(()) };
+        if self.cut.contains(&v4) == cut {
+            return Ok(());
+        }
+        let setup = !self.cut_ready;
+        let netns = self.netns()?;
+        let element = format!("{{ {v4} }}");
+        let verb = if cut { "add" } else { "delete" };
+        let ran = netns
+            .run(move || -> Result<(), String> {
+                let mut commands: Vec<Vec<String>> = Vec::new();
+                if setup {
+                    commands.extend(
+                        crate::container::nodes::CUT_SETUP.iter().map(|a| a.iter().map(|s| s.to_string()).collect()),
+                    );
+                }
+                commands.push(
+                    ["nft", verb, "element", "inet", "mralab", "cut", &element].iter().map(|s| s.to_string()).collect(),
+                );
+                for argv in commands {
+                    let out = std::process::Command::new(&argv[0])
+                        .args(&argv[1..])
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                        .map_err(|e| format!("cannot run nft (apt-get install nftables): {e}"))?;
+                    if !out.status.success() {
+                        return Err(format!("`{}`: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| self.fault(e))?;
+        ran.map_err(|e| self.fault(e))?;
+        self.cut_ready = true;
+        if cut {
+            self.cut.push(v4);
+        } else {
+            self.cut.retain(|c| *c != v4);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for AtsVerifier {
     fn drop(&mut self) {
         self.stop();
@@ -448,7 +500,16 @@ impl Verifier for AtsVerifier {
             self.records.set(&request.host, answer);
         }
         let at = SocketAddr::new(request.modelled_ip, request.port);
-        let record = if request.resolves && self.fleet.is_none() {
+        // In-process, a live cluster's failures are made here: a node that is down has no
+        // relay (its address refuses), a partitioned one has its packets dropped in ATS's
+        // namespace. The container fleet's nodes really are down or cut off.
+        if self.fleet.is_none() && request.resolves {
+            self.cut(request.modelled_ip, request.origin_state == OriginState::Silent)?;
+            if request.origin_state == OriginState::Refusing {
+                self.relays.remove(&at);
+            }
+        }
+        let record = if request.resolves && self.fleet.is_none() && request.origin_state != OriginState::Refusing {
             let at = SocketAddr::new(request.modelled_ip, request.port);
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
@@ -477,7 +538,12 @@ impl Verifier for AtsVerifier {
         let path = format!("{}{}", target.prefix(&session), request.path.trim_start_matches('/'));
         let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
         let ats = SocketAddr::from((Ipv4Addr::LOCALHOST, ATS_PORT));
-        let answer = http_send(netns, ats, &request.method, &host_header, &path, REQUEST_TIMEOUT);
+        // Every attempt may wait the whole connect timeout (a partitioned node).
+        let patience = REQUEST_TIMEOUT
+            + Duration::from_secs(
+                u64::from(session.expressway.connect_attempts_timeout + 1) * u64::from(session.expressway.attempts),
+            );
+        let answer = http_send(netns, ats, &request.method, &host_header, &path, patience);
         let diags = self.new_diags();
         if std::env::var_os("MRALAB_ATS_DIAGS").is_some() {
             // The raw diags.log lines of each request, for people checking what ATS wrote.
