@@ -55,6 +55,8 @@ const CONTROL: &str = "/run/mralab/node-control";
 /// How long a node program may take to bind, and to answer a command.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many containers or programs start at once.
+const PARALLEL: usize = 8;
 /// How long a node may take to finish its connections before its events are read.
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -67,6 +69,21 @@ pub struct NodeSeen {
     pub served: Vec<Vec<u8>>,
     /// The protocol version and suite (OpenSSL's name) of the last completed handshake.
     pub handshake: Option<(String, String)>,
+}
+
+/// A node's container, for people and benches.
+#[derive(Debug, Clone)]
+pub struct NodeContainerInfo {
+    /// The node's name.
+    pub name: String,
+    /// Its modelled address.
+    pub ip: Ipv4Addr,
+    /// The container's short id.
+    pub container: String,
+    /// The container's first process (its supervisor) on the host.
+    pub pid: u32,
+    /// Whether its program runs (not `node-down`).
+    pub running: bool,
 }
 
 /// One node's container and program.
@@ -205,16 +222,20 @@ impl ContainerFleet {
         run_in_namespace(&netns, &["ip", "route", "replace", "local", "0.0.0.0/0", "dev", "lo"])
             .map_err(|e| fault(&first.name, e))?;
         // The other containers start side by side: each is mostly the engine's work.
-        let others: Vec<Result<Supervised, ContainerError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = config.nodes[1..]
-                .iter()
-                .map(|_| scope.spawn(|| Supervised::start_in(&NODE, &program, Some(&holder_id))))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(fault("-", "starting a node container panicked"))))
-                .collect()
-        });
+        // At most PARALLEL at a time: more only queue in the engine and starve the machine.
+        let mut others: Vec<Result<Supervised, ContainerError>> = Vec::new();
+        for chunk in config.nodes[1..].chunks(PARALLEL) {
+            others.extend(std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk
+                    .iter()
+                    .map(|_| scope.spawn(|| Supervised::start_in(&NODE, &program, Some(&holder_id))))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(fault("-", "starting a node container panicked"))))
+                    .collect::<Vec<_>>()
+            }));
+        }
         let mut supervised = vec![holder];
         for started in others {
             supervised.push(started?);
@@ -239,13 +260,16 @@ impl ContainerFleet {
         let mut inner = Inner { nodes, fleet, seq: 0, cut_ready: false };
         // The programs start side by side too.
         let fleet = inner.fleet.clone();
-        let results: Vec<Result<(), ContainerError>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = inner.nodes.iter_mut().map(|node| scope.spawn(|| node.launch(&fleet))).collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(fault("-", "starting a node program panicked"))))
-                .collect()
-        });
+        let mut results: Vec<Result<(), ContainerError>> = Vec::new();
+        for chunk in inner.nodes.chunks_mut(PARALLEL) {
+            results.extend(std::thread::scope(|scope| {
+                let handles: Vec<_> = chunk.iter_mut().map(|node| scope.spawn(|| node.launch(&fleet))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(fault("-", "starting a node program panicked"))))
+                    .collect::<Vec<_>>()
+            }));
+        }
         for result in results {
             result?;
         }
@@ -266,10 +290,20 @@ impl ContainerFleet {
         &self.netns
     }
 
-    /// Each node's name, address, container id and whether it runs, in fleet order.
-    pub fn nodes(&self) -> Vec<(String, Ipv4Addr, String, bool)> {
+    /// Each node's container, in fleet order.
+    pub fn nodes(&self) -> Vec<NodeContainerInfo> {
         let inner = self.lock();
-        inner.nodes.iter().map(|n| (n.name.clone(), n.ip, n.supervised.id().to_string(), n.control.is_some())).collect()
+        inner
+            .nodes
+            .iter()
+            .map(|n| NodeContainerInfo {
+                name: n.name.clone(),
+                ip: n.ip,
+                container: n.supervised.id().to_string(),
+                pid: n.supervised.pid(),
+                running: n.control.is_some(),
+            })
+            .collect()
     }
 
     /// Every node's events not taken yet, after each node went quiet: nodes in fleet order.
