@@ -326,8 +326,11 @@ impl ContainerFleet {
         Ok(())
     }
 
-    /// What the node at `at` saw on that port since the last [`ContainerFleet::mark`].
-    pub fn seen(&self, at: SocketAddr) -> Result<NodeSeen, ContainerError> {
+    /// What the node at `at` saw on that port since the last [`ContainerFleet::mark`], with the
+    /// chain served as a client reads it off the wire (the in-process relay's view): none on a
+    /// resumed session or under TLS 1.3 (encrypted), which a failed handshake ran when both the
+    /// node and the client (`client_tls13`) enable it.
+    pub fn seen(&self, at: SocketAddr, client_tls13: bool) -> Result<NodeSeen, ContainerError> {
         let mut inner = self.lock();
         let Some(i) = inner.index_at(at.ip()) else { return Ok(NodeSeen::default()) };
         inner.take(i)?;
@@ -347,7 +350,8 @@ impl ContainerFleet {
                     seen.handshake = Some((version.clone(), suite.clone()));
                 }
                 EventKind::CertificateSent { identity, .. } => {
-                    seen.served = inner.chain_of(&node.name, at.port(), identity);
+                    let tls13 = client_tls13 && inner.fleet.nodes.iter().any(|n| n.name == node.name && n.tls13);
+                    seen.served = if tls13 { Vec::new() } else { inner.chain_of(&node.name, at.port(), identity) };
                 }
                 _ => {}
             }

@@ -99,6 +99,16 @@ pub fn run(scenario: &Scenario, options: &RunOptions<'_>) -> Result<ScenarioRun,
             ),
         });
     }
+    if options.fleet == FleetTier::Containers && spec.expressway.peers.len() > 1 {
+        return Err(ScenarioError::Invalid {
+            id: scenario.id.clone(),
+            message: format!(
+                "--fleet containers runs one Expressway-C peer per scenario, not {} (their traffic servers would share \
+                 the fleet's namespace and its ports); run it on the in-process fleet",
+                spec.expressway.peers.len()
+            ),
+        });
+    }
     let running = Running::start(config, options.fleet)
         .map_err(|source| ScenarioError::Running { id: scenario.id.clone(), source: Box::new(source) })?;
     let mut runner = Runner {

@@ -575,7 +575,8 @@ impl Verifier for AtsVerifier {
         if let Some(fleet) = &self.fleet
             && request.resolves
         {
-            let node = fleet.seen(at).map_err(|e| fault_of(self.launch, e))?;
+            let client_tls13 = session.expressway.tls.contains(&crate::expressway::TlsVersion::Tls13);
+            let node = fleet.seen(at, client_tls13).map_err(|e| fault_of(self.launch, e))?;
             seen.connections = node.connections;
             seen.served = node.served;
             handshake = node.handshake;
