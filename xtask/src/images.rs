@@ -38,7 +38,8 @@ fn chosen(names: &[String]) -> anyhow::Result<Vec<Recipe>> {
         .collect()
 }
 
-/// Builds a workspace program an image holds (`mralab-node`), unless `MRALAB_NODE_PROGRAM` names
+/// Builds a workspace program an image holds (`mralab-node`) and stages the copy the image is
+/// made from (`harness::container::image::stage_program`), unless `MRALAB_NODE_PROGRAM` names
 /// one already built.
 pub fn build_program(program: &str) -> anyhow::Result<()> {
     if std::env::var_os("MRALAB_NODE_PROGRAM").is_some_and(|p| !p.is_empty()) {
@@ -50,6 +51,10 @@ pub fn build_program(program: &str) -> anyhow::Result<()> {
         .status()
         .map_err(|e| anyhow::anyhow!("cannot run cargo to build {program}: {e}"))?;
     anyhow::ensure!(status.success(), "cargo build -p simulators --bin {program} failed ({status})");
+    // Beside this binary: cargo puts both in target/<profile>/.
+    let built = std::env::current_exe()?.with_file_name(program);
+    harness::container::image::stage_program(program, &built)
+        .map_err(|e| anyhow::anyhow!("staging {}: {e}", built.display()))?;
     Ok(())
 }
 

@@ -94,8 +94,12 @@ pub const PROGRAM_DIR: &str = "/usr/local/bin";
 /// Every image `cargo xtask images` builds.
 pub const RECIPES: [Recipe; 3] = [ATS_8_1, ATS_9_2, NODE];
 
-/// Where the workspace's build of `program` is: `MRALAB_NODE_PROGRAM` for the node program, else
-/// beside the running binary (`target/debug/`, or its parent for a test binary in `deps/`).
+/// Where the copy of `program` an image is built from is: `MRALAB_NODE_PROGRAM` for the node
+/// program, else `<program>.image` beside the running binary (`target/debug/`, or its parent for
+/// a test binary in `deps/`). `cargo xtask images` (and every command that needs the image)
+/// builds the program and stages it there ([`stage_program`]): a copy cargo never rewrites, so
+/// `cargo test --workspace`, which links its own `mralab-node` with the tests' features, does not
+/// make the image stale.
 pub fn program_path(program: &str) -> Option<PathBuf> {
     if program == NODE_PROGRAM
         && let Some(path) = std::env::var_os("MRALAB_NODE_PROGRAM").filter(|p| !p.is_empty())
@@ -104,7 +108,24 @@ pub fn program_path(program: &str) -> Option<PathBuf> {
     }
     let exe = std::env::current_exe().ok()?;
     let dir = exe.parent()?;
-    [dir.join(program), dir.parent()?.join(program)].into_iter().find(|p| p.is_file())
+    let name = format!("{program}.image");
+    [dir.join(&name), dir.parent()?.join(&name)].into_iter().find(|p| p.is_file())
+}
+
+/// Copies the program cargo just built (`built`) to where [`program_path`] finds it, unless the
+/// copy there already holds the same bytes; returns the copy.
+pub fn stage_program(program: &str, built: &Path) -> std::io::Result<PathBuf> {
+    let dir = built.parent().ok_or_else(|| std::io::Error::other("the program has no folder"))?;
+    let staged = dir.join(format!("{program}.image"));
+    let bytes = fs::read(built)?;
+    if fs::read(&staged).ok().as_deref() != Some(&bytes[..]) {
+        let partial = dir.join(format!("{program}.image.partial"));
+        fs::write(&partial, &bytes)?;
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&partial, &staged)?;
+    }
+    Ok(staged)
 }
 
 /// The hash of a program's bytes (empty when it is not built).
@@ -194,9 +215,7 @@ impl Recipe {
             && program_path(program).is_none()
         {
             return Err(ContainerError::Image {
-                message: format!(
-                    "{program} is not built (cargo build -p simulators --bin {program}; cargo xtask images builds it too)"
-                ),
+                message: format!("{program} is not built and staged for its image: cargo xtask images"),
             });
         }
         static CHECKED: Mutex<Vec<Recipe>> = Mutex::new(Vec::new());
@@ -300,7 +319,7 @@ impl Recipe {
         let debootstrap = started.elapsed();
         let started = Instant::now();
         let path = program_path(program)
-            .ok_or_else(|| fail(format!("{program} is not built: cargo build -p simulators --bin {program}")))?;
+            .ok_or_else(|| fail(format!("{program} is not built and staged: cargo xtask images builds it")))?;
         let previous = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
         progress(&format!("{}: {} on {}", self.image(), path.display(), base.image()));
         let dockerfile = format!(
