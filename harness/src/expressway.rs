@@ -220,6 +220,15 @@ pub struct ExpresswaySpec {
     pub front_name: String,
     /// The Unified CM server entry used for discovery.
     pub discovery: DiscoverySpec,
+    /// `proxy.config.http.connect_attempts_timeout` (seconds): set by a scenario's top-level
+    /// `connect_attempts_timeout`, ATS's default (30) otherwise.
+    #[serde(skip_deserializing, default = "connect_attempts_timeout")]
+    pub connect_attempts_timeout: u32,
+}
+
+/// ATS's default `proxy.config.http.connect_attempts_timeout`, in seconds.
+pub fn connect_attempts_timeout() -> u32 {
+    30
 }
 
 fn on() -> bool {
@@ -252,6 +261,7 @@ impl ExpresswaySpec {
             policy: None,
             properties: None,
             attempts: four(),
+            connect_attempts_timeout: connect_attempts_timeout(),
             tls: both_tls(),
             peers: one_peer(),
             trust: Vec::new(),

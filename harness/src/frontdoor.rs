@@ -384,6 +384,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             path: target.path.clone(),
             purpose: Purpose::Mra,
             resolves: true,
+            origin_state: crate::verifier::OriginState::Listening,
         },
         Route::Unresolved => OriginRequest::unresolved(&target.host, target.port, &method, &target.path, Purpose::Mra),
     };
@@ -436,6 +437,7 @@ pub fn discover(
         path: "/cucm-uds/servers".into(),
         purpose: Purpose::Discovery { tls_verify_mode },
         resolves: true,
+        origin_state: crate::verifier::OriginState::Listening,
     })?;
     let mut routes = Routes::new();
     if outcome.ok() {

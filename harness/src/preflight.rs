@@ -102,6 +102,7 @@ fn mra_request(host: &str, dial: SocketAddr, path: &str, purpose: Purpose) -> Or
         path: path.to_string(),
         purpose,
         resolves: true,
+        origin_state: crate::verifier::OriginState::Listening,
     }
 }
 

@@ -40,7 +40,12 @@ fn run_scenario(id_path: &str, factory: &dyn VerifierFactory) -> ScenarioRun {
     let catalogue = Catalogue::at(&Catalogue::workspace_root());
     let path = Catalogue::workspace_root().join("scenarios").join(id_path);
     let scenario = catalogue.load(&path).unwrap_or_else(|e| panic!("{id_path}: {e}"));
-    let options = RunOptions { verifier: factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     run(&scenario, &options).unwrap_or_else(|e| panic!("{id_path} with {}: {e}", factory.name()))
 }
 

@@ -16,7 +16,7 @@ use harness::pki::KeyCache;
 use harness::scenario::batch::run_files_with;
 use harness::scenario::catalogue::SnapshotState;
 use harness::scenario::login::LoginSpec;
-use harness::scenario::run::run_captured;
+use harness::scenario::run::{FleetTier, run_captured};
 use harness::scenario::{Catalogue, RunOptions, ScenarioRun};
 use harness::verifier::builtin::BuiltinFactory;
 use harness::verifier::{Profile, VerifierFactory, VerifierSpec};
@@ -71,7 +71,12 @@ fn run_seed(factory: &dyn VerifierFactory) -> ScenarioRun {
     let catalogue = Catalogue::at(&root);
     let path = root.join("scenarios/seed/tftp-self-signed-ecdsa.toml");
     let scenario = catalogue.load(&path).expect("the seed scenario loads");
-    let options = RunOptions { verifier: factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: FleetTier::InProcess,
+    };
     run_captured(&scenario, &options).unwrap_or_else(|e| panic!("{}: {e}", factory.name()))
 }
 
@@ -187,7 +192,12 @@ fn check_every_capture(factory: &dyn VerifierFactory, snapshot_dir: &str) {
     let mut files = catalogue.files().expect("the catalogue lists");
     // As `cargo xtask scenarios` does: a verifier that reads the real clock skips pinned ones.
     files.retain(|f| catalogue.load(f).is_ok_and(|s| s.runs_on(factory).is_ok()));
-    let options = RunOptions { verifier: factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: FleetTier::InProcess,
+    };
     let dir = tempfile::tempdir().expect("temp dir");
     let entries = run_files_with(&catalogue, &files, &options, snapshot_dir, 2, true, &|_, _, _| {});
     let mut problems = Vec::new();

@@ -202,7 +202,12 @@ fn every_message_both_ways_follows_the_protocol_schema() {
     let factory = CommandFactory::new(path);
     for id in ["seed/tftp-self-signed-ecdsa", "beyond/permissive-policy", "seed/cucm-advertised-by-ip"] {
         let scenario = catalogue.load(&root().join("scenarios").join(format!("{id}.toml"))).expect("load");
-        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: login() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::default(),
+            login: login(),
+            fleet: harness::scenario::run::FleetTier::InProcess,
+        };
         run(&scenario, &options).expect("the scenario runs");
     }
     let read = |p: &Path| -> Vec<String> {
@@ -240,7 +245,12 @@ fn adapter_matches_its_snapshots(name: &str, ids: &[&str]) {
     let factory = CommandFactory::new(path);
     for id in ids {
         let scenario = catalogue.load(&root().join("scenarios").join(format!("{id}.toml"))).expect("load");
-        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: login() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::default(),
+            login: login(),
+            fleet: harness::scenario::run::FleetTier::InProcess,
+        };
         let run = run(&scenario, &options).unwrap_or_else(|e| panic!("{name} on {id}: {e}"));
         assert!(run.mismatches().is_empty(), "written expectations do not apply to adapters");
         let state = catalogue.compare(&catalogue.snapshot_path(&dir, &run.id), &run.snapshot);

@@ -15,7 +15,12 @@ fn the_catalogue_twice_and_in_reverse_order_gives_identical_snapshots() {
     let files = catalogue.files().expect("scenarios");
     assert!(!files.is_empty());
     let factory = BuiltinFactory(Profile::ExpresswayX14_2);
-    let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: &factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     let snapshots = |files: &[std::path::PathBuf], threads: usize| {
         let mut out: Vec<(String, String)> = run_files(&catalogue, files, &options, "builtin", threads, &|_, _, _| {})
             .into_iter()

@@ -118,7 +118,12 @@ fn every_scenario_that_declares_a_diagnosis_gets_exactly_that_diagnosis_from_its
     let catalogue = Catalogue::at(&Catalogue::workspace_root());
     let files = catalogue.files().expect("scenarios");
     let factory = BuiltinFactory(Profile::ExpresswayX14_2);
-    let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: &factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     let entries = run_files(&catalogue, &files, &options, "builtin", 2, &|_, _, _| {});
     let temp = tempfile::TempDir::new().expect("temp dir");
     let mut checked = 0;

@@ -88,7 +88,12 @@ fn every_request_of_the_catalogue_was_foreseen() {
     for path in catalogue.files().expect("the catalogue") {
         let scenario = catalogue.load(&path).expect("a scenario");
         let factory = RecordingFactory { model: BuiltinFactory(Profile::Ats9_2), seen: Mutex::new(Vec::new()) };
-        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::default(),
+            login: LoginSpec::jabber(),
+            fleet: harness::scenario::run::FleetTier::InProcess,
+        };
         run(&scenario, &options).unwrap_or_else(|e| panic!("{}: {e}", scenario.id));
         for seen in factory.seen.lock().expect("lock").iter() {
             let seen = seen.lock().expect("lock");

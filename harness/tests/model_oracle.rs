@@ -138,6 +138,7 @@ fn the_model_and_openssl_s_client_agree_against_the_fleet(#[case] leaf: &str, #[
             path: "/cucm-uds/version".into(),
             purpose: Purpose::Mra,
             resolves: true,
+            origin_state: harness::verifier::OriginState::Listening,
         })
         .expect("request");
     let verdict = match &outcome.failure {

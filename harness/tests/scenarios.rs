@@ -19,7 +19,12 @@ use snapshot_mode::SnapshotMode;
 fn check(catalogue: &Catalogue, path: &Path, profile: Profile, mode: SnapshotMode) -> Result<(), Failed> {
     let scenario = catalogue.load(path).map_err(|e| Failed::from(e.to_string()))?;
     let factory = BuiltinFactory(profile);
-    let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: &factory,
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     let run = run(&scenario, &options).map_err(|e| Failed::from(format!("could not run: {e}")))?;
     let mismatches = run.mismatches();
     if mode.expectations() && !mismatches.is_empty() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// The product a simulated node stands for; it decides which HTTP endpoints 8443 offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Role {
     /// The CUCM publisher: UDS on 8443, TFTP over HTTPS on 6972.
     CucmPublisher,
@@ -41,7 +41,7 @@ impl fmt::Display for Role {
 }
 
 /// The key algorithm of an identity: what decides which ECDHE suites it can serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum KeyAlg {
     /// An RSA key: ECDHE-RSA suites, `rsa_pss_*` / `rsa_pkcs1_*` signatures.
     Rsa,

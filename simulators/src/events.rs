@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Mutex;
 
 /// The phase a connection timed out in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TimeoutPhase {
     /// Before the TLS handshake completed (a silent client, a truncated ClientHello).
     Handshake,
@@ -16,7 +16,7 @@ pub enum TimeoutPhase {
 }
 
 /// What happened, in one line a person can read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventKind {
     /// A TCP connection was accepted.
     Connected,
@@ -100,8 +100,9 @@ impl fmt::Display for EventKind {
     }
 }
 
-/// One entry of a node's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One entry of a node's log (serde: the container fleet's node program sends them as JSON
+/// lines, see [`crate::node`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeEvent {
     /// When it was logged on this node, from 0; stable across [`crate::Fleet::take_events`]
     /// calls. Logs are returned grouped by connection, so ordinals need not ascend.

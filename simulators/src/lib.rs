@@ -46,6 +46,7 @@ mod events;
 mod fleet;
 mod http;
 mod loopback;
+pub mod node;
 mod record;
 mod tls;
 

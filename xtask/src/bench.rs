@@ -43,6 +43,17 @@ enum BenchWhat {
     },
     /// The fleet's start-up, memory and handshake rates (runs simulators/benches/fleet.rs).
     Fleet,
+    /// The container fleet (`--fleet containers`): N `mralab/node` containers up and each
+    /// answering a TLS handshake on 8443 from inside the namespace, their memory, and the seed
+    /// scenarios end to end through ATS 8.1 on it (root; `cargo xtask images`).
+    FleetContainers {
+        /// Fleet sizes to start, one after the other.
+        #[arg(long, value_delimiter = ',', default_value = "10,50")]
+        nodes: Vec<usize>,
+        /// Skip the seed scenarios.
+        #[arg(long)]
+        no_scenarios: bool,
+    },
     /// The catalogue through the real Apache Traffic Server (`scenarios --verifier ats`, or a
     /// container's with `--verifier ats:8.1|ats:9.2`): wall time, container starts,
     /// traffic_server starts and their mean, requests, their mean and requests per second.
@@ -62,6 +73,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchWhat::Verify { requests, nodes } => crate::bench_verify::verify(requests, nodes),
         BenchWhat::Scenarios { jobs } => scenarios(jobs),
         BenchWhat::Ats { jobs, verifier } => ats(jobs, &verifier),
+        BenchWhat::FleetContainers { nodes, no_scenarios } => crate::bench_fleet::containers(&nodes, !no_scenarios),
         BenchWhat::Fleet => {
             let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
                 .args(["bench", "-p", "simulators", "--bench", "fleet"])
@@ -153,7 +165,12 @@ fn scenarios(jobs: Option<usize>) -> anyhow::Result<ExitCode> {
         if label != "warm key cache (memory)" {
             KeyCache::forget_in_memory();
         }
-        let options = RunOptions { verifier: &factory, keys: KeyCache::at(dir.path()), login: LoginSpec::jabber() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::at(dir.path()),
+            login: LoginSpec::jabber(),
+            fleet: harness::scenario::run::FleetTier::InProcess,
+        };
         let start = Instant::now();
         let entries = run_files(&catalogue, &files, &options, "builtin", threads, &|_, _, _| {});
         let wall = start.elapsed();
@@ -188,7 +205,12 @@ fn ats(jobs: Option<usize>, verifier: &str) -> anyhow::Result<ExitCode> {
     let catalogue = Catalogue::at(&Catalogue::workspace_root());
     let files = catalogue.files()?;
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let options = RunOptions { verifier: factory.as_ref(), keys: KeyCache::default(), login: LoginSpec::jabber() };
+    let options = RunOptions {
+        verifier: factory.as_ref(),
+        keys: KeyCache::default(),
+        login: LoginSpec::jabber(),
+        fleet: harness::scenario::run::FleetTier::InProcess,
+    };
     let before = tally();
     let start = Instant::now();
     let entries = run_files(&catalogue, &files, &options, &snapshots, threads, &|_, _, _| {});

@@ -100,6 +100,7 @@ pub fn verify(requests: usize, nodes: usize) -> anyhow::Result<ExitCode> {
         path: "/cucm-uds/version".into(),
         purpose: Purpose::Mra,
         resolves: true,
+        origin_state: harness::verifier::OriginState::Listening,
     };
 
     outln!(

@@ -34,6 +34,11 @@ enum FleetWhat {
         /// Certificate ids in Expressway-C's trust store (default: every root of the topology).
         #[arg(long = "trust")]
         trust: Vec<String>,
+        /// Each node in a `mralab/node` container on its modelled address (`10.48.36.215`), all
+        /// in one private network namespace with no route off the machine (root; `cargo xtask
+        /// images` builds the image). Prints how to reach each node from inside the namespace.
+        #[arg(long, conflicts_with = "front_door")]
+        containers: bool,
         #[command(flatten)]
         expressway: crate::expressway::ExpresswayArgs,
     },
@@ -41,7 +46,10 @@ enum FleetWhat {
 
 pub fn run(args: FleetArgs) -> anyhow::Result<ExitCode> {
     match args.what {
-        FleetWhat::Up { fleet, out, front_door, trust, expressway } => up(&fleet, out, front_door, trust, expressway),
+        FleetWhat::Up { fleet, out, containers: true, .. } => up_containers(&fleet, out),
+        FleetWhat::Up { fleet, out, front_door, trust, expressway, containers: false } => {
+            up(&fleet, out, front_door, trust, expressway)
+        }
     }
 }
 
@@ -119,6 +127,72 @@ fn up(
         outln!("fleet stopped")?;
         anyhow::Ok(())
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `fleet up --containers`: the fleet as containers until Ctrl-C, then nothing left.
+fn up_containers(name: &str, out: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    use harness::container::image::{NODE, NODE_PROGRAM};
+    use harness::container::nodes::ContainerFleet;
+    // Ctrl-C from the start: the containers go when `fleet` drops.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (mut terminate, mut interrupt) = runtime.block_on(async {
+        anyhow::Ok((
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?,
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .context("listening for Ctrl-C")?,
+        ))
+    })?;
+    let (file, topology) = FleetFile::load(name)?;
+    let pki = Pki::build(&topology, OffsetDateTime::now_utc(), &KeyCache::default())?;
+    let resolved = ResolvedFleet::resolve(&file.fleet, &pki)?;
+    let config = resolved.config(&pki)?;
+    let temp;
+    let dir = match out {
+        Some(dir) => dir,
+        None => {
+            temp = tempfile::TempDir::new()?;
+            temp.path().to_path_buf()
+        }
+    };
+    pki.write_dir(&dir)?;
+    crate::images::build_program(NODE_PROGRAM)?;
+    NODE.check_built()?;
+    let fleet = ContainerFleet::start(&config).context("starting the container fleet")?;
+    let netns = fleet.netns().display().to_string();
+    outln!(
+        "{} node container(s) of {} up in {:.2} s, one network namespace ({netns}):",
+        config.nodes.len(),
+        NODE.image(),
+        fleet.started_in.as_secs_f64()
+    )?;
+    for (node, info) in resolved.nodes.iter().zip(fleet.nodes()) {
+        outln!("  {:<16} {:<15} {:<28} container {}", info.name, info.ip.to_string(), node.spec.fqdn, info.container)?;
+    }
+    outln!("PKI written to {} (trust/roots.pem, certs/, chains/)", dir.display())?;
+    outln!("\nreach a node from inside the namespace (as root):")?;
+    for (node, info) in resolved.nodes.iter().zip(fleet.nodes()).take(3) {
+        let (fqdn, ip) = (&node.spec.fqdn, info.ip);
+        outln!(
+            "  nsenter --net={netns} curl --ciphers ECDHE-RSA-AES256-GCM-SHA384 --cacert {}/trust/roots.pem --resolve {fqdn}:8443:{ip} https://{fqdn}:8443/cucm-uds/servers",
+            dir.display()
+        )?;
+        outln!("  nsenter --net={netns} openssl s_client -connect {ip}:6972 -servername {fqdn} </dev/null")?;
+    }
+    outln!("\nserving until Ctrl-C")?;
+    runtime.block_on(async {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    });
+    outln!()?;
+    for event in fleet.take_events()? {
+        outln!("{event}")?;
+    }
+    drop(fleet);
+    outln!("fleet stopped; its containers are removed")?;
     Ok(ExitCode::SUCCESS)
 }
 

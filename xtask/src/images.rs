@@ -1,5 +1,7 @@
 //! `cargo xtask images`: builds the container images of the container tier (`mralab/ats:8.1`,
-//! `mralab/ats:9.2`) from Debian's packages, each only when its recipe changed.
+//! `mralab/ats:9.2`, `mralab/node:12`) from Debian's packages, each only when its recipe changed.
+//! The node image holds the workspace's `mralab-node`, which this command builds first (cargo,
+//! the dev profile, beside this binary).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,10 +38,33 @@ fn chosen(names: &[String]) -> anyhow::Result<Vec<Recipe>> {
         .collect()
 }
 
+/// Builds a workspace program an image holds (`mralab-node`) and stages the copy the image is
+/// made from (`harness::container::image::stage_program`), unless `MRALAB_NODE_PROGRAM` names
+/// one already built.
+pub fn build_program(program: &str) -> anyhow::Result<()> {
+    if std::env::var_os("MRALAB_NODE_PROGRAM").is_some_and(|p| !p.is_empty()) {
+        return Ok(());
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--locked", "-p", "simulators", "--bin", program])
+        .status()
+        .map_err(|e| anyhow::anyhow!("cannot run cargo to build {program}: {e}"))?;
+    anyhow::ensure!(status.success(), "cargo build -p simulators --bin {program} failed ({status})");
+    // Beside this binary: cargo puts both in target/<profile>/.
+    let built = std::env::current_exe()?.with_file_name(program);
+    harness::container::image::stage_program(program, &built)
+        .map_err(|e| anyhow::anyhow!("staging {}: {e}", built.display()))?;
+    Ok(())
+}
+
 /// Runs `cargo xtask images`.
 pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let recipes = chosen(&args.names)?;
+    for program in recipes.iter().filter_map(|r| r.program) {
+        build_program(program)?;
+    }
     let mut to_build = Vec::new();
     for recipe in recipes {
         let state = recipe.state()?;

@@ -6,6 +6,7 @@
 //! command documents (1 for a failure found).
 
 mod bench;
+mod bench_fleet;
 mod bench_verify;
 mod ciphers;
 mod diagnose;

@@ -10,6 +10,7 @@ use clap::Args;
 use harness::pki::KeyCache;
 use harness::scenario::batch::{self, Acceptance, BatchEntry};
 use harness::scenario::login::LoginSpec;
+use harness::scenario::run::FleetTier;
 use harness::scenario::{Catalogue, RunOptions};
 use harness::verifier::{VerifierFactory, VerifierSpec};
 
@@ -42,6 +43,13 @@ pub struct ScenariosArgs {
     /// `--verifier ats --compare builtin:ats-9.2`.
     #[arg(long, value_name = "VERIFIER", conflicts_with = "matrix")]
     compare: Option<String>,
+    /// Where the fleet's nodes run: `in-process` (this process, each node on its own
+    /// `127.x.y.z`) or `containers` (a `mralab/node` container per node on its modelled address,
+    /// `10.48.36.215`, sharing one private network namespace with the traffic server; needs
+    /// --verifier ats:8.1 or ats:9.2, root, and `cargo xtask images`). The snapshots are the
+    /// verifier's own, the same in both tiers.
+    #[arg(long, default_value = "in-process", value_parser = ["in-process", "containers"])]
+    fleet: String,
     /// The built-in model's profile: expressway-x14.2 or ats-9.2.
     #[arg(long, default_value = "expressway-x14.2")]
     profile: String,
@@ -153,6 +161,11 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("{}", login_path.display()))?;
     let threads = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if args.fleet == "containers" && (args.matrix.is_some() || args.compare.is_some()) {
+        bail!(
+            "--fleet containers runs one verifier against its snapshots; --matrix and --compare use the in-process fleet"
+        );
+    }
     if let Some(list) = &args.matrix {
         return matrix(&args, list, &catalogue, &files, &login, threads);
     }
@@ -161,7 +174,21 @@ pub fn run(args: ScenariosArgs) -> anyhow::Result<ExitCode> {
     }
     let (verifier, snapshot_dir) = factory(&args.verifier, &args.profile)?;
     let files = runnable(&catalogue, files, &[verifier.as_ref()])?;
-    let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login };
+    let fleet = if args.fleet == "containers" {
+        if !verifier.reaches_container_fleet() {
+            bail!(
+                "--fleet containers: {} cannot reach a container fleet; use --verifier ats:8.1 or ats:9.2",
+                verifier.name()
+            );
+        }
+        // The image's recipe covers the node program: build it first, so a stale image is found.
+        crate::images::build_program(harness::container::image::NODE_PROGRAM)?;
+        harness::container::image::NODE.check_built()?;
+        FleetTier::Containers
+    } else {
+        FleetTier::InProcess
+    };
+    let options = RunOptions { verifier: verifier.as_ref(), keys: KeyCache::default(), login, fleet };
     let tty = std::io::stderr().is_terminal();
     let progress = |done: usize, total: usize, entry: &BatchEntry| {
         if tty {

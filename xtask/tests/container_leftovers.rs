@@ -156,3 +156,56 @@ fn an_unreachable_engine_is_one_clear_error() {
     assert!(said.contains("no Docker engine at unix:///nonexistent/docker.sock"), "{said}");
     assert!(said.contains("DOCKER_HOST"), "{said}");
 }
+
+/// The container fleet's run: node containers joined to one namespace, and ATS 8.1 in it.
+fn live_cluster_on_container_fleet() -> Option<Child> {
+    use harness::container::image::{NODE, NODE_PROGRAM, program_path};
+    if let Err(e) = NODE.check_built() {
+        assert!(std::env::var("CI").is_err(), "{e} under CI: .ci/run builds the images");
+        eprintln!("skipped: {e}");
+        return None;
+    }
+    let program = program_path(NODE_PROGRAM).expect("checked above");
+    Some(
+        Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["scenarios", "live::", "--fleet", "containers", "--verifier", "ats:8.1", "--jobs", "2"])
+            // The node program is built: the runner need not ask cargo.
+            .env("MRALAB_NODE_PROGRAM", program)
+            .current_dir(workspace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("xtask"),
+    )
+}
+
+#[test]
+fn sigkill_mid_container_fleet_leaves_no_node_or_traffic_server_container() {
+    if !ready() {
+        return;
+    }
+    let Some(mut child) = live_cluster_on_container_fleet() else { return };
+    let pid = child.id();
+    let start = Instant::now();
+    // Nodes and a traffic server: at least three containers of the run at once.
+    while containers_of(pid).len() < 3 {
+        assert!(child.try_wait().expect("poll").is_none(), "xtask ended before its fleet was up");
+        assert!(start.elapsed() < Duration::from_secs(60), "no container fleet within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // Every container that ran ends by itself. One the engine had created but not yet started
+    // when the runner died (a start in flight: the fleet starts eight at a time) never runs,
+    // so nothing ends it: the next run's reaper removes it, by its labels.
+    let start = Instant::now();
+    while container::labelled().expect("list").iter().any(|c| {
+        c.labels.as_ref().and_then(|l| l.get(container::RUN_LABEL)).is_some_and(|r| r.starts_with(&format!("{pid}.")))
+            && c.state.as_ref().is_some_and(|s| s.to_string() == "running")
+    }) {
+        assert!(start.elapsed() < Duration::from_secs(30), "containers of the dead run still running after 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    container::reap().expect("reap");
+    assert_nothing_left(pid);
+}

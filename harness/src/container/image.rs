@@ -48,6 +48,11 @@ pub struct Recipe {
     pub debian: &'static str,
     /// The packages installed beside the minimal base.
     pub packages: &'static [&'static str],
+    /// A program of this workspace copied in (`mralab-node`), found beside the running binary
+    /// ([`program_path`]); the recipe hash covers its bytes, so a rebuilt program makes the
+    /// image stale. Such an image is built on a base image of the same root filesystem without
+    /// the program (`<repository>-base`), so a new program costs a copy, not a debootstrap.
+    pub program: Option<&'static str>,
 }
 
 /// ATS 8.1.10 + OpenSSL 1.1.1w: Expressway X14's generation.
@@ -57,6 +62,7 @@ pub const ATS_8_1: Recipe = Recipe {
     suite: "bullseye",
     debian: "Debian 11",
     packages: &["trafficserver", "openssl"],
+    program: None,
 };
 
 /// ATS 9.2 + OpenSSL 3.0, as on a Debian 12 host.
@@ -66,10 +72,67 @@ pub const ATS_9_2: Recipe = Recipe {
     suite: "bookworm",
     debian: "Debian 12",
     packages: &["trafficserver", "openssl"],
+    program: None,
 };
 
+/// The container fleet's node: a minimal Debian 12 (the host's release, so the workspace's
+/// glibc build runs there) with `mralab-node`, the workspace's node program.
+pub const NODE: Recipe = Recipe {
+    repository: "mralab/node",
+    tag: "12",
+    suite: "bookworm",
+    debian: "Debian 12",
+    packages: &["libc6"],
+    program: Some(NODE_PROGRAM),
+};
+
+/// The node program's name, as cargo builds it (`cargo build -p simulators --bin mralab-node`).
+pub const NODE_PROGRAM: &str = "mralab-node";
+/// Where a recipe's program is in its image.
+pub const PROGRAM_DIR: &str = "/usr/local/bin";
+
 /// Every image `cargo xtask images` builds.
-pub const RECIPES: [Recipe; 2] = [ATS_8_1, ATS_9_2];
+pub const RECIPES: [Recipe; 3] = [ATS_8_1, ATS_9_2, NODE];
+
+/// Where the copy of `program` an image is built from is: `MRALAB_NODE_PROGRAM` for the node
+/// program, else `<program>.image` beside the running binary (`target/debug/`, or its parent for
+/// a test binary in `deps/`). `cargo xtask images` (and every command that needs the image)
+/// builds the program and stages it there ([`stage_program`]): a copy cargo never rewrites, so
+/// `cargo test --workspace`, which links its own `mralab-node` with the tests' features, does not
+/// make the image stale.
+pub fn program_path(program: &str) -> Option<PathBuf> {
+    if program == NODE_PROGRAM
+        && let Some(path) = std::env::var_os("MRALAB_NODE_PROGRAM").filter(|p| !p.is_empty())
+    {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    let name = format!("{program}.image");
+    [dir.join(&name), dir.parent()?.join(&name)].into_iter().find(|p| p.is_file())
+}
+
+/// Copies the program cargo just built (`built`) to where [`program_path`] finds it, unless the
+/// copy there already holds the same bytes; returns the copy.
+pub fn stage_program(program: &str, built: &Path) -> std::io::Result<PathBuf> {
+    let dir = built.parent().ok_or_else(|| std::io::Error::other("the program has no folder"))?;
+    let staged = dir.join(format!("{program}.image"));
+    let bytes = fs::read(built)?;
+    if fs::read(&staged).ok().as_deref() != Some(&bytes[..]) {
+        let partial = dir.join(format!("{program}.image.partial"));
+        fs::write(&partial, &bytes)?;
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&partial, fs::Permissions::from_mode(0o755))?;
+        fs::rename(&partial, &staged)?;
+    }
+    Ok(staged)
+}
+
+/// The hash of a program's bytes (empty when it is not built).
+fn program_hash(program: &str) -> String {
+    let Some(bytes) = program_path(program).and_then(|p| fs::read(p).ok()) else { return String::new() };
+    Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
 
 /// What the engine holds for a recipe.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +183,9 @@ impl Recipe {
         hasher.update(format!("{}\n{}\n{}\n", self.image(), self.suite, self.packages.join(",")));
         hasher.update(dockerfile_with("", ""));
         hasher.update(SUPERVISOR_SCRIPT.as_bytes());
+        if let Some(program) = self.program {
+            hasher.update(format!("program {program} {}\n", program_hash(program)));
+        }
         hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
     }
 
@@ -145,6 +211,13 @@ impl Recipe {
 
     /// Fails unless the image is built from this recipe; checked once per process.
     pub fn check_built(&self) -> Result<(), ContainerError> {
+        if let Some(program) = self.program
+            && program_path(program).is_none()
+        {
+            return Err(ContainerError::Image {
+                message: format!("{program} is not built and staged for its image: cargo xtask images"),
+            });
+        }
         static CHECKED: Mutex<Vec<Recipe>> = Mutex::new(Vec::new());
         if CHECKED.lock().is_ok_and(|c| c.contains(self)) {
             return Ok(());
@@ -171,6 +244,9 @@ impl Recipe {
     /// Builds the image: debootstrap from `mirror` into a temporary folder, the supervisor added,
     /// packed and built. `progress` hears what happens, a line at a time.
     pub fn build(&self, mirror: &str, progress: &(dyn Fn(&str) + Sync)) -> Result<Built, ContainerError> {
+        if let Some(program) = self.program {
+            return self.build_with_program(program, mirror, progress);
+        }
         let fail = |reason: String| ContainerError::Build { image: self.image(), reason };
         // The image this build replaces, removed once the new one is tagged.
         let previous = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
@@ -205,6 +281,60 @@ impl Recipe {
             if now.as_ref() != Some(&old) {
                 // Untagged now, so nobody names it again. A container still running it keeps
                 // it (the removal fails, harmlessly; the engine's prune takes it later).
+                let _ = block_on(engine()?.remove_image(
+                    &old,
+                    None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                ));
+            }
+        }
+        Ok(Built { image: self.image(), packages, debootstrap, build: started.elapsed() })
+    }
+}
+
+impl Recipe {
+    /// The base of a recipe with a program: the same root filesystem, no program.
+    pub fn base(&self) -> Recipe {
+        let repository: &'static str = match self.repository {
+            "mralab/node" => "mralab/node-base",
+            other => other,
+        };
+        Recipe { repository, program: None, ..*self }
+    }
+
+    /// Builds the base if it is not current, then this image: the base and the program.
+    fn build_with_program(
+        &self,
+        program: &str,
+        mirror: &str,
+        progress: &(dyn Fn(&str) + Sync),
+    ) -> Result<Built, ContainerError> {
+        let fail = |reason: String| ContainerError::Build { image: self.image(), reason };
+        let base = self.base();
+        let started = Instant::now();
+        let packages = match base.state()? {
+            ImageState::Current { packages } => packages,
+            _ => base.build(mirror, progress)?.packages,
+        };
+        let debootstrap = started.elapsed();
+        let started = Instant::now();
+        let path = program_path(program)
+            .ok_or_else(|| fail(format!("{program} is not built and staged: cargo xtask images builds it")))?;
+        let previous = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
+        progress(&format!("{}: {} on {}", self.image(), path.display(), base.image()));
+        let dockerfile = format!(
+            "FROM {}\nCOPY {program} {PROGRAM_DIR}/{program}\nLABEL {RECIPE_LABEL}=\"{}\" {PACKAGES_LABEL}=\"{packages}\"\nCMD [\"{SUPERVISOR}\"]\n",
+            base.image(),
+            self.hash()
+        );
+        let _image = GenericBuildableImage::new(self.repository, self.tag)
+            .with_dockerfile_string(dockerfile)
+            .with_file(&path, program)
+            .build_image_with(BuildImageOptions::new().with_skip_if_exists(false))
+            .map_err(|e| fail(format!("the engine's build failed: {e}")))?;
+        if let Some(old) = previous {
+            let now = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
+            if now.as_ref() != Some(&old) {
                 let _ = block_on(engine()?.remove_image(
                     &old,
                     None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
@@ -262,7 +392,7 @@ fn debootstrap(recipe: &Recipe, mirror: &str, rootfs: &Path, progress: &(dyn Fn(
     progress(&format!("{image}: debootstrap {} ({}) from {mirror}", recipe.suite, recipe.debian));
     let mut child = Command::new("debootstrap")
         .arg("--variant=minbase")
-        .arg(format!("--include={}", recipe.packages.join(",")))
+        .args((!recipe.packages.is_empty()).then(|| format!("--include={}", recipe.packages.join(","))))
         .arg(recipe.suite)
         .arg(rootfs)
         .arg(mirror)

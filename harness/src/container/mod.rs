@@ -23,6 +23,7 @@
 //! so an unreachable engine is one clear error, not a timeout deep inside a start.
 
 pub mod image;
+pub mod nodes;
 mod supervised;
 
 use std::collections::HashMap;
@@ -77,6 +78,19 @@ pub enum ContainerError {
         image: String,
         /// Why.
         reason: String,
+    },
+    /// A node's modelled address lies inside one of the host's routes.
+    #[error(
+        "node '{node}': its address {ip} lies inside the host's route {route}; the container fleet refuses to model \
+         an address of a network this machine reaches (change the node's ip)"
+    )]
+    Overlap {
+        /// The node.
+        node: String,
+        /// Its modelled address.
+        ip: std::net::Ipv4Addr,
+        /// The host route, `172.17.0.0/16 dev docker0`.
+        route: String,
     },
     /// The supervisor in a container did not do what it was asked.
     #[error("container {id} ({image}): {reason}")]

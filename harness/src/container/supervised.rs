@@ -53,7 +53,18 @@ impl Supervised {
     /// Starts a container of `recipe`'s image (which must be built and current), with no network,
     /// labelled for this run, to run `program` on command. Dead runs' leftovers are reaped first.
     pub fn start(recipe: &Recipe, program: &Program) -> Result<Supervised, ContainerError> {
+        Self::start_in(recipe, program, None)
+    }
+
+    /// [`Supervised::start`], in the network namespace of another of this run's containers
+    /// (`network_mode: container:<id>`) when `join` names one: the container fleet's nodes and
+    /// its traffic server share one namespace, still with no network beyond its loopback.
+    pub fn start_in(recipe: &Recipe, program: &Program, join: Option<&str>) -> Result<Supervised, ContainerError> {
         let started = Instant::now();
+        let network_mode = match join {
+            Some(id) => format!("container:{id}"),
+            None => "none".to_string(),
+        };
         recipe.check_built()?;
         reap()?;
         let mut cmd = vec![super::image::SUPERVISOR.to_string()];
@@ -62,8 +73,12 @@ impl Supervised {
             .with_wait_for(WaitFor::message_on_stdout("mralab-supervise: ready"))
             .with_cmd(cmd)
             .with_labels(run_labels())
-            .with_host_config_modifier(|host| {
-                host.network_mode = Some("none".into());
+            .with_host_config_modifier(move |host| {
+                host.network_mode = Some(network_mode.clone());
+                // testcontainers publishes every port when none is mapped; the engine refuses
+                // that in another container's namespace (and there is nothing to publish).
+                host.publish_all_ports = Some(false);
+                host.port_bindings = None;
                 host.auto_remove = Some(true);
             })
             .with_startup_timeout(START_TIMEOUT)
@@ -138,6 +153,21 @@ impl Supervised {
     /// The container's id, shortened.
     pub fn id(&self) -> &str {
         &self.short_id
+    }
+
+    /// The supervisor's pid on the host.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Which generation of the program's output [`Supervised::output`] reads.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The program's output file of `generation`, seen from the host.
+    pub fn output_path(&self, generation: u64) -> PathBuf {
+        self.host_path(&format!("{SUPERVISOR_DIR}/out.{generation}"))
     }
 
     fn command(&mut self, verb: &str) -> Result<String, ContainerError> {

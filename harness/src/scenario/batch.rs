@@ -385,7 +385,12 @@ mod tests {
             .map(|f| Catalogue::workspace_root().join("scenarios").join(f))
             .collect();
         let factory = PanicsOnce { inner: BuiltinFactory(Profile::ExpresswayX14_2), panicked: AtomicBool::new(false) };
-        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::default(),
+            login: LoginSpec::jabber(),
+            fleet: crate::scenario::run::FleetTier::InProcess,
+        };
         let entries = run_files(&catalogue, &files, &options, "builtin", 1, &|_, _, _| {});
 
         assert_eq!(entries.len(), 2);
@@ -405,7 +410,12 @@ mod tests {
         let catalogue = Catalogue::at(&Catalogue::workspace_root());
         let files = vec![Catalogue::workspace_root().join("scenarios/beyond/expired-leaf.toml")];
         let factory = BuiltinFactory(Profile::ExpresswayX14_2);
-        let options = RunOptions { verifier: &factory, keys: KeyCache::default(), login: LoginSpec::jabber() };
+        let options = RunOptions {
+            verifier: &factory,
+            keys: KeyCache::default(),
+            login: LoginSpec::jabber(),
+            fleet: crate::scenario::run::FleetTier::InProcess,
+        };
         let entry = run_files(&catalogue, &files, &options, "builtin", 1, &|_, _, _| {}).remove(0);
         let with = |state: SnapshotState, mismatch: Option<&str>| {
             let mut entry = entry.clone();

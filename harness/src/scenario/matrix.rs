@@ -190,7 +190,12 @@ fn one(
 ) -> ScenarioCells {
     let record: Record = Arc::default();
     let recording = Recording { inner: factory, record: Arc::clone(&record) };
-    let options = RunOptions { verifier: &recording, keys: keys.clone(), login: login.clone() };
+    let options = RunOptions {
+        verifier: &recording,
+        keys: keys.clone(),
+        login: login.clone(),
+        fleet: crate::scenario::run::FleetTier::InProcess,
+    };
     let result = super::batch::guarded(|| catalogue.load(path).and_then(|scenario| run(&scenario, &options)));
     let run = match result {
         Ok(run) => run,

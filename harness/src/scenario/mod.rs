@@ -80,7 +80,7 @@ pub enum ScenarioError {
         /// The scenario id.
         id: String,
         /// What the fleet said.
-        source: Box<simulators::FleetError>,
+        source: Box<run::RunningError>,
     },
     /// The verifier failed as a program.
     #[error(transparent)]

@@ -69,6 +69,12 @@ pub struct ScenarioSpec {
     /// boundary): verifiers that read the real clock cannot run it ([`Clock`]).
     #[serde(default)]
     pub clock: Clock,
+    /// `proxy.config.http.connect_attempts_timeout` in seconds: how long the traffic server
+    /// waits for a node to answer a connection before the attempt fails (a partitioned node).
+    /// The ats verifiers write it into records.config; the model waits it on the log clock.
+    /// ATS's default, 30, when not set; live-cluster scenarios set a few seconds.
+    #[serde(default)]
+    pub connect_attempts_timeout: Option<u32>,
 }
 
 /// Which clocks a scenario can be validated at.
@@ -130,6 +136,14 @@ pub enum Step {
     SetSystemServer(SetSystemServerStep),
     /// CUCM re-issues a certificate.
     Reissue(ReissueStep),
+    /// A node's services stop (a crash, a restart): its address stays, its ports refuse.
+    NodeDown(NodeStep),
+    /// A stopped node's services start again.
+    NodeUp(NodeStep),
+    /// The network drops every packet to a node: connections to it are never answered.
+    Partition(NodeStep),
+    /// Packets reach a partitioned node again.
+    Heal(NodeStep),
 }
 
 impl Step {
@@ -148,6 +162,10 @@ impl Step {
             Step::TrustStoreRemove(_) => "trust-store-remove",
             Step::SetSystemServer(_) => "set-system-server",
             Step::Reissue(_) => "reissue",
+            Step::NodeDown(_) => "node-down",
+            Step::NodeUp(_) => "node-up",
+            Step::Partition(_) => "partition",
+            Step::Heal(_) => "heal",
         }
     }
 }
@@ -442,6 +460,14 @@ pub struct SetSystemServerStep {
     pub node: String,
     /// The new name (FQDN or IP).
     pub name: String,
+}
+
+/// `node-down`, `node-up`, `partition`, `heal`: what happens to one node of a live cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeStep {
+    /// The node.
+    pub node: String,
 }
 
 /// `reissue`.

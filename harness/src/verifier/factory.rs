@@ -30,6 +30,10 @@ pub trait VerifierFactory: Sync {
     fn needs_real_clock(&self) -> bool {
         false
     }
+    /// Whether its verifiers reach a container fleet ([`super::Verifier::join_fleet`]).
+    fn reaches_container_fleet(&self) -> bool {
+        false
+    }
     /// Whether verifiers can be made here at all (an engine, an image), checked once before a
     /// run so that a missing prerequisite is one error, not one per scenario.
     fn preflight(&self) -> Result<(), VerifierFault> {

@@ -77,6 +77,28 @@ impl Profile {
         }
     }
 
+    /// The reason phrase of the 502 when every connection to the origin is refused (its
+    /// services are down), with nothing in diags.log. Observed: ATS 8.1.10 answers `502
+    /// Connection refused`, stock ATS 9.2 `502 Broken pipe` (a node-down step through
+    /// `--verifier ats:8.1`, both fleet tiers, and `--verifier ats`).
+    pub fn refused_reason(self) -> &'static str {
+        match self {
+            Profile::ExpresswayX14_2 => "Connection refused",
+            Profile::Ats9_2 => "Broken pipe",
+        }
+    }
+
+    /// The reason phrase of the 502 when no connection to the origin is ever answered (a
+    /// partition), each attempt having waited the connect timeout, with nothing in diags.log.
+    /// Observed: ATS 8.1.10 answers `502 internal error - server connection terminated`, stock
+    /// ATS 9.2 `502 connect failed` (a partition step through `--verifier ats:8.1` and `ats`).
+    pub fn silent_reason(self) -> &'static str {
+        match self {
+            Profile::ExpresswayX14_2 => "internal error - server connection terminated",
+            Profile::Ats9_2 => "connect failed",
+        }
+    }
+
     /// The status and reason phrase when the origin's name does not resolve, with the "Unknown
     /// Host" page and nothing in diags.log. Stock ATS 9.2 answers `500 Cannot find server.`;
     /// ATS 8.1.10, Expressway's generation, `502 Cannot find server.` (both observed:

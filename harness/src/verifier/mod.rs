@@ -129,6 +129,23 @@ pub struct OriginRequest {
     /// and no certificate is seen. `modelled_ip` and `dial` are then meaningless (see
     /// [`OriginRequest::unresolved`]).
     pub resolves: bool,
+    /// What the node's address does with a connection (a live cluster's failures). Verifiers
+    /// that dial the in-process fleet are told; the container fleet's nodes really refuse or
+    /// stay silent.
+    pub origin_state: OriginState,
+}
+
+/// What a node's address does with a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OriginState {
+    /// Its services accept.
+    #[default]
+    Listening,
+    /// Its services are stopped: the connection is refused at once (a TCP reset).
+    Refusing,
+    /// The network drops packets to it: the connection is never answered, each attempt waits
+    /// `connect_attempts_timeout`.
+    Silent,
 }
 
 impl OriginRequest {
@@ -144,6 +161,7 @@ impl OriginRequest {
             path: path.to_string(),
             purpose,
             resolves: false,
+            origin_state: OriginState::Listening,
         }
     }
 }
@@ -345,5 +363,20 @@ pub trait Verifier: Send {
     /// `None` from a verifier that captures none.
     fn take_packets(&mut self) -> Option<Vec<crate::capture::Frame>> {
         None
+    }
+    /// The fleet's nodes are containers (`--fleet containers`): reach them in `fleet`'s network
+    /// namespace, at their modelled addresses, instead of dialling `OriginRequest::dial`. Told
+    /// right after [`Verifier::open`]. Only a traffic server in a container can; every other
+    /// verifier refuses.
+    fn join_fleet(
+        &mut self,
+        fleet: std::sync::Arc<crate::container::nodes::ContainerFleet>,
+    ) -> Result<(), VerifierFault> {
+        let _ = fleet;
+        Err(VerifierFault::Config {
+            verifier: self.name(),
+            message: "only a traffic server in a container (--verifier ats:8.1 or ats:9.2) reaches a container fleet"
+                .into(),
+        })
     }
 }

@@ -33,6 +33,7 @@ pub fn request(host: &str) -> OriginRequest {
         path: "/cucm-uds/version".into(),
         purpose: Purpose::Mra,
         resolves: true,
+        origin_state: harness::verifier::OriginState::Listening,
     }
 }
 

@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn automatic_allocation_moves_to_the_next_blocks_when_an_address_is_taken() {
         let config = FleetConfig { nodes: vec![node("a"), node("b")], ..FleetConfig::default() };
-        let prepared = prepare(&config, &Default::default()).unwrap();
+        let prepared = prepare(&config, false, &Default::default()).unwrap();
         // Another process holds the second address of the first range offered.
         let (taken_block, free_block) = (40_000, 40_100);
         let squatter =

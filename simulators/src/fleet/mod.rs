@@ -271,7 +271,7 @@ struct PreparedService {
     tls: ServiceTls,
 }
 
-fn prepare(config: &FleetConfig, recorder: &Arc<Recorder>) -> Result<Vec<Prepared>, FleetError> {
+fn prepare(config: &FleetConfig, modelled: bool, recorder: &Arc<Recorder>) -> Result<Vec<Prepared>, FleetError> {
     let provider = tls::provider();
     let mut names = HashSet::new();
     let mut prepared = Vec::with_capacity(config.nodes.len());
@@ -281,6 +281,7 @@ fn prepare(config: &FleetConfig, recorder: &Arc<Recorder>) -> Result<Vec<Prepare
         }
         if let Some(addr) = node.loopback
             && !addr.is_loopback()
+            && !modelled
         {
             return Err(FleetError::NotLoopback { node: node.name.clone(), addr });
         }
@@ -326,8 +327,20 @@ impl Fleet {
     ///
     /// Must be called inside a tokio runtime; the fleet's tasks run on it.
     pub async fn start(config: FleetConfig) -> Result<Fleet, FleetError> {
+        Self::start_prepared(&config, false)
+    }
+
+    /// [`Fleet::start`] for a fleet inside a private network namespace of its own (a node
+    /// container of the container fleet, `mralab-node`): a node's `loopback` may then be any
+    /// IPv4 address, its modelled one (`10.48.36.215`), which the namespace's loopback holds.
+    /// Never call it in the host's namespace: the listeners would face the host's networks.
+    pub async fn start_in_private_namespace(config: FleetConfig) -> Result<Fleet, FleetError> {
+        Self::start_prepared(&config, true)
+    }
+
+    fn start_prepared(config: &FleetConfig, modelled: bool) -> Result<Fleet, FleetError> {
         let recorder = Arc::new(Recorder::default());
-        let prepared = prepare(&config, &recorder)?;
+        let prepared = prepare(config, modelled, &recorder)?;
         let listeners = bind_all(&prepared)?;
 
         let mut nodes = Vec::with_capacity(prepared.len());

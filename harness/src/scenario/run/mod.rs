@@ -3,12 +3,15 @@
 //! expectation check.
 
 mod changes;
+mod cluster;
 mod expect;
+mod nodes;
 mod traffic;
 
 use std::collections::BTreeMap;
 
-use simulators::Fleet;
+use nodes::Running;
+pub use nodes::{FleetTier, RunningError};
 use time::OffsetDateTime;
 
 use super::login::LoginSpec;
@@ -18,7 +21,6 @@ use super::{Scenario, ScenarioError};
 use crate::expressway::{ExpresswaySpec, TrustStore};
 use crate::fleet::ResolvedFleet;
 use crate::pki::{KeyCache, Pki};
-use crate::runtime::runtime;
 use crate::source::did_you_mean;
 use crate::verifier::{
     Change, ClientIdentity, ForeseenTarget, LogSettings, Purpose, Session, Verifier, VerifierFactory,
@@ -32,6 +34,8 @@ pub struct RunOptions<'a> {
     pub keys: KeyCache,
     /// The login every `login` step replays.
     pub login: LoginSpec,
+    /// Where the fleet's nodes run.
+    pub fleet: FleetTier,
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -58,7 +62,7 @@ struct Runner<'a> {
     options: &'a RunOptions<'a>,
     pki: Pki,
     fleet: ResolvedFleet,
-    running: Fleet,
+    running: Running,
     expressway: ExpresswaySpec,
     peers: Vec<Peer>,
     discovered: Option<Vec<Advertised>>,
@@ -69,6 +73,8 @@ struct Runner<'a> {
     failed_at: BTreeMap<String, String>,
     /// Whether to record a capture of the run.
     capture: bool,
+    /// Nodes that are down or partitioned (`node-down`, `partition`); the rest listen.
+    node_states: BTreeMap<String, crate::verifier::OriginState>,
 }
 
 /// Runs a scenario.
@@ -96,8 +102,26 @@ fn run_with(scenario: &Scenario, options: &RunOptions<'_>, capture: bool) -> Res
     let fleet = ResolvedFleet::resolve(&spec.fleet, &pki)
         .map_err(|source| ScenarioError::Fleet { id: scenario.id.clone(), source: Box::new(source) })?;
     let config = fleet.config(&pki)?;
-    let running = runtime()
-        .block_on(Fleet::start(config))
+    if options.fleet == FleetTier::Containers && !options.verifier.reaches_container_fleet() {
+        return Err(ScenarioError::Invalid {
+            id: scenario.id.clone(),
+            message: format!(
+                "--fleet containers: {} cannot reach a container fleet (use --verifier ats:8.1 or ats:9.2)",
+                options.verifier.name()
+            ),
+        });
+    }
+    if options.fleet == FleetTier::Containers && spec.expressway.peers.len() > 1 {
+        return Err(ScenarioError::Invalid {
+            id: scenario.id.clone(),
+            message: format!(
+                "--fleet containers runs one Expressway-C peer per scenario, not {} (their traffic servers would share \
+                 the fleet's namespace and its ports); run it on the in-process fleet",
+                spec.expressway.peers.len()
+            ),
+        });
+    }
+    let running = Running::start(config, options.fleet)
         .map_err(|source| ScenarioError::Running { id: scenario.id.clone(), source: Box::new(source) })?;
     let mut runner = Runner {
         scenario,
@@ -105,17 +129,25 @@ fn run_with(scenario: &Scenario, options: &RunOptions<'_>, capture: bool) -> Res
         pki,
         fleet,
         running,
-        expressway: spec.expressway.clone(),
+        expressway: ExpresswaySpec {
+            connect_attempts_timeout: spec
+                .connect_attempts_timeout
+                .unwrap_or_else(crate::expressway::connect_attempts_timeout),
+            ..spec.expressway.clone()
+        },
         peers: Vec::new(),
         discovered: None,
         validation_time,
         log: Vec::new(),
         failed_at: BTreeMap::new(),
         capture,
+        node_states: BTreeMap::new(),
     };
     let result = runner.play();
-    let Runner { running, .. } = runner;
-    runtime().block_on(running.stop());
+    let Runner { running, peers, .. } = runner;
+    // The verifiers first: a traffic server in the container fleet's namespace goes before it.
+    drop(peers);
+    running.stop();
     result
 }
 
@@ -128,13 +160,13 @@ impl Runner<'_> {
         ScenarioError::Fleet { id: self.scenario.id.clone(), source: Box::new(source) }
     }
 
-    fn running_error(&self, source: simulators::FleetError) -> ScenarioError {
-        ScenarioError::Running { id: self.scenario.id.clone(), source: Box::new(source) }
+    fn running_error(&self, source: impl Into<RunningError>) -> ScenarioError {
+        ScenarioError::Running { id: self.scenario.id.clone(), source: Box::new(source.into()) }
     }
 
     fn play(&mut self) -> Result<ScenarioRun, ScenarioError> {
         self.open_peers()?;
-        let _ = self.running.take_events();
+        self.running.take_events().map_err(|e| self.running_error(e))?;
         self.running.record(self.capture);
         if self.capture {
             for peer in &mut self.peers {
@@ -168,7 +200,7 @@ impl Runner<'_> {
     /// nodes' TLS secrets in both.
     fn take_capture(&mut self) -> Result<crate::capture::Capture, ScenarioError> {
         use crate::capture::{Capture, client_ports, clock_start_ns};
-        runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
+        self.running.settle(std::time::Duration::from_secs(10));
         let recordings = self.running.take_recordings();
         let mut wire: Option<Vec<crate::capture::Frame>> = None;
         for peer in &mut self.peers {
@@ -251,6 +283,9 @@ impl Runner<'_> {
             };
             let mut verifier = self.options.verifier.make()?;
             verifier.open(&session)?;
+            if let Some(fleet) = self.running.containers() {
+                verifier.join_fleet(fleet)?;
+            }
             verifier.foresee(&foreseen);
             self.peers.push(Peer { name, session, verifier });
         }
@@ -337,8 +372,12 @@ impl Runner<'_> {
             Step::TrustStoreRemove(remove) => self.trust_store_remove(remove, report)?,
             Step::SetSystemServer(set) => self.set_system_server(set, report)?,
             Step::Reissue(reissue) => self.reissue(reissue, report)?,
+            Step::NodeDown(node) => self.cluster_change(node, cluster::ClusterChange::Down, report)?,
+            Step::NodeUp(node) => self.cluster_change(node, cluster::ClusterChange::Up, report)?,
+            Step::Partition(node) => self.cluster_change(node, cluster::ClusterChange::Partition, report)?,
+            Step::Heal(node) => self.cluster_change(node, cluster::ClusterChange::Heal, report)?,
         }
-        let _ = self.collect_events(&mut report.lines);
+        self.collect_events(&mut report.lines)?;
         Ok(())
     }
 }

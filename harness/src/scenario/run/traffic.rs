@@ -7,7 +7,6 @@ use simulators::{EventKind, NodeEvent};
 use super::expect::Seen;
 use super::{Advertised, Runner};
 use crate::fleet::ResolvedNode;
-use crate::runtime::runtime;
 use crate::scenario::ScenarioError;
 use crate::scenario::login::Service;
 use crate::scenario::report::StepReport;
@@ -24,8 +23,8 @@ impl Runner<'_> {
     /// Returns what the node saw: the last certificate it says it sent (its CUCM name), the
     /// served identity as the node saw it, whatever the client could observe, and the last alert
     /// it received.
-    pub(super) fn collect_events(&mut self, out: &mut Vec<String>) -> Seen {
-        let events: Vec<NodeEvent> = self.running.take_events();
+    pub(super) fn collect_events(&mut self, out: &mut Vec<String>) -> Result<Seen, ScenarioError> {
+        let events: Vec<NodeEvent> = self.running.take_events().map_err(|e| self.running_error(e))?;
         let sent = events.iter().rev().find_map(|e| match &e.kind {
             EventKind::Handshake { identity, .. } | EventKind::CertificateSent { identity, .. } => {
                 Some(identity.clone())
@@ -71,7 +70,7 @@ impl Runner<'_> {
         for (line, n) in lines {
             out.push(if n > 1 { format!("  {line} (x{n})") } else { format!("  {line}") });
         }
-        Seen { sent, alert }
+        Ok(Seen { sent, alert })
     }
 
     /// Sends one request through one peer and renders it.
@@ -98,7 +97,7 @@ impl Runner<'_> {
         self.note_failure(&outcome);
         // The node's side of the last connection may still be winding down (a client alert
         // it has yet to read): wait for the fleet to go quiet so that the log is complete.
-        let settled = runtime().block_on(self.running.settle(std::time::Duration::from_secs(10)));
+        let settled = self.running.settle(std::time::Duration::from_secs(10));
         lines.push(format!("{peer} -> {} https://{}:{}{}", request.method, request.host, request.port, request.path));
         for (i, served) in outcome.served.iter().enumerate() {
             let validity = self.validity_of(&served.der);
@@ -118,7 +117,7 @@ impl Runner<'_> {
         if !settled {
             lines.push("  (the fleet did not go quiet within 10 s; node events may be incomplete)".into());
         }
-        let seen = self.collect_events(lines);
+        let seen = self.collect_events(lines)?;
         Ok((outcome, seen))
     }
 
@@ -161,7 +160,7 @@ impl Runner<'_> {
         }
         let dial = self
             .running
-            .socket(&node.name, port)
+            .socket(&node.name, port, node.spec.ip)
             .ok_or_else(|| self.invalid(format!("node '{}' has no listener on port {port}", node.name)))?;
         Ok(OriginRequest {
             host: host.to_string(),
@@ -172,6 +171,7 @@ impl Runner<'_> {
             path: path.to_string(),
             purpose,
             resolves: true,
+            origin_state: self.origin_state(&node.name),
         })
     }
 

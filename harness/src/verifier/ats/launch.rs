@@ -76,6 +76,8 @@ pub(super) enum Launcher {
         generation: Generation,
         /// The container once started.
         supervised: Option<Box<Supervised>>,
+        /// The container whose network namespace to join (the container fleet's), if any.
+        join: Option<String>,
     },
 }
 
@@ -84,7 +86,7 @@ impl Launcher {
     pub(super) fn new(launch: Launch) -> Result<Launcher, String> {
         match (launch, launch.recipe()) {
             (Launch::Container(generation), Some(recipe)) => {
-                Ok(Launcher::Container { recipe, generation, supervised: None })
+                Ok(Launcher::Container { recipe, generation, supervised: None, join: None })
             }
             _ => {
                 let binary = super::traffic_server_path().ok_or(super::NOT_INSTALLED)?;
@@ -103,7 +105,7 @@ impl Launcher {
     pub(super) fn namespace(&mut self) -> Result<Netns, String> {
         match self {
             Launcher::Host { .. } => Netns::new().map_err(|e| e.to_string()),
-            Launcher::Container { recipe, supervised, .. } => {
+            Launcher::Container { recipe, supervised, join, .. } => {
                 // The same environment as the host's (`config::environment`): the runroot, and
                 // OpenSSL's default CA bundle pointed at an empty file.
                 let mut argv = vec!["env".to_string()];
@@ -113,13 +115,28 @@ impl Launcher {
                 argv.push("traffic_server".into());
                 let program = Program { argv };
                 let began = std::time::Instant::now();
-                let started = Supervised::start(recipe, &program).map_err(|e| e.to_string())?;
+                let started = Supervised::start_in(recipe, &program, join.as_deref()).map_err(|e| e.to_string())?;
                 let netns = Netns::join(started.netns()).map_err(|e| e.to_string())?;
                 super::tally::container_started(began.elapsed());
                 fs::create_dir_all(started.host_path(CONTAINER_RUNROOT))
                     .map_err(|e| format!("cannot make the runroot in container {}: {e}", started.id()))?;
                 *supervised = Some(Box::new(started));
                 Ok(netns)
+            }
+        }
+    }
+
+    /// Makes a container launch join the network namespace of `container` (the container
+    /// fleet's); only before the container started.
+    pub(super) fn join(&mut self, container: &str) -> Result<(), String> {
+        match self {
+            Launcher::Container { join, supervised: None, .. } => {
+                *join = Some(container.to_string());
+                Ok(())
+            }
+            Launcher::Container { .. } => Err("the traffic server's container already runs".into()),
+            Launcher::Host { .. } => {
+                Err("the host's traffic_server does not reach a container fleet: use ats:8.1 or ats:9.2".into())
             }
         }
     }

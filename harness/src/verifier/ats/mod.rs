@@ -84,7 +84,7 @@ use std::time::{Duration, Instant};
 
 use super::builtin::describe;
 use super::log::{LogWriter, Profile};
-use super::{Change, Failure, ForeseenTarget, OriginRequest, Outcome, Session, Verifier, VerifierFault};
+use super::{Change, Failure, ForeseenTarget, OriginRequest, OriginState, Outcome, Session, Verifier, VerifierFault};
 use client::{http_get, http_send};
 pub use config::Generation;
 use config::{ATS_PORT, PROBE_HOST, Runroot, Target};
@@ -159,6 +159,12 @@ pub struct AtsVerifier {
     /// the namespace's loopback once the namespace exists.
     capturing: bool,
     packets: Option<packets::Packets>,
+    /// Addresses whose packets are dropped in ATS's namespace (a partitioned node, in-process).
+    cut: Vec<Ipv4Addr>,
+    /// The nftables set for them exists.
+    cut_ready: bool,
+    /// The container fleet whose namespace ATS runs in, reaching its nodes directly.
+    fleet: Option<std::sync::Arc<crate::container::nodes::ContainerFleet>>,
 }
 
 impl AtsVerifier {
@@ -190,6 +196,9 @@ impl AtsVerifier {
             startups: Vec::new(),
             capturing: false,
             packets: None,
+            cut: Vec::new(),
+            cut_ready: false,
+            fleet: None,
         })
     }
 
@@ -358,6 +367,52 @@ impl AtsVerifier {
     }
 }
 
+impl AtsVerifier {
+    /// Drops (`cut`) or lets through packets to `ip` in ATS's namespace (in-process tier).
+    fn cut(&mut self, ip: IpAddr, cut: bool) -> Result<(), VerifierFault> {
+        let IpAddr::V4(v4) = ip else { return Ok(()) };
+        if self.cut.contains(&v4) == cut {
+            return Ok(());
+        }
+        let setup = !self.cut_ready;
+        let netns = self.netns()?;
+        let element = format!("{{ {v4} }}");
+        let verb = if cut { "add" } else { "delete" };
+        let ran = netns
+            .run(move || -> Result<(), String> {
+                let mut commands: Vec<Vec<String>> = Vec::new();
+                if setup {
+                    commands.extend(
+                        crate::container::nodes::CUT_SETUP.iter().map(|a| a.iter().map(|s| s.to_string()).collect()),
+                    );
+                }
+                commands.push(
+                    ["nft", verb, "element", "inet", "mralab", "cut", &element].iter().map(|s| s.to_string()).collect(),
+                );
+                for argv in commands {
+                    let out = std::process::Command::new(&argv[0])
+                        .args(&argv[1..])
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                        .map_err(|e| format!("cannot run nft (apt-get install nftables): {e}"))?;
+                    if !out.status.success() {
+                        return Err(format!("`{}`: {}", argv.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| self.fault(e))?;
+        ran.map_err(|e| self.fault(e))?;
+        self.cut_ready = true;
+        if cut {
+            self.cut.push(v4);
+        } else {
+            self.cut.retain(|c| *c != v4);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for AtsVerifier {
     fn drop(&mut self) {
         self.packets = None;
@@ -423,8 +478,17 @@ impl Verifier for AtsVerifier {
         self.packets.take().map(packets::Packets::take)
     }
 
+    fn join_fleet(
+        &mut self,
+        fleet: std::sync::Arc<crate::container::nodes::ContainerFleet>,
+    ) -> Result<(), VerifierFault> {
+        self.launcher.join(fleet.namespace_container()).map_err(|e| self.fault(e))?;
+        self.fleet = Some(fleet);
+        Ok(())
+    }
+
     fn request(&mut self, request: &OriginRequest) -> Result<Outcome, VerifierFault> {
-        if request.resolves && !request.dial.ip().is_loopback() {
+        if request.resolves && self.fleet.is_none() && !request.dial.ip().is_loopback() {
             return Err(VerifierFault::Request {
                 verifier: self.name(),
                 message: format!("refusing to dial {}: the harness dials loopback only", request.dial),
@@ -465,7 +529,17 @@ impl Verifier for AtsVerifier {
             }
             self.records.set(&request.host, answer);
         }
-        let record = if request.resolves {
+        let at = SocketAddr::new(request.modelled_ip, request.port);
+        // In-process, a live cluster's failures are made here: a node that is down has no
+        // relay (its address refuses), a partitioned one has its packets dropped in ATS's
+        // namespace. The container fleet's nodes really are down or cut off.
+        if self.fleet.is_none() && request.resolves {
+            self.cut(request.modelled_ip, request.origin_state == OriginState::Silent)?;
+            if request.origin_state == OriginState::Refusing {
+                self.relays.remove(&at);
+            }
+        }
+        let record = if request.resolves && self.fleet.is_none() && request.origin_state != OriginState::Refusing {
             let at = SocketAddr::new(request.modelled_ip, request.port);
             if self.relays.get(&at).is_none_or(|r| r.dial != request.dial) {
                 self.relays.remove(&at);
@@ -487,12 +561,27 @@ impl Verifier for AtsVerifier {
         if let Some(record) = &record {
             record.reset();
         }
+        if let Some(fleet) = &self.fleet
+            && request.resolves
+        {
+            fleet.mark(at).map_err(|e| self.fault(e))?;
+            // The container fleet's nodes own their addresses in this namespace: their traffic
+            // is on its loopback as is.
+            if let Some(packets) = &mut self.packets {
+                packets.node(at);
+            }
+        }
 
         let host_header = format!("{}:{}", session.expressway.front_name, request.port);
         let path = format!("{}{}", target.prefix(&session), request.path.trim_start_matches('/'));
         let netns = self.netns.as_ref().ok_or_else(|| self.fault("no namespace"))?;
         let ats = SocketAddr::from((Ipv4Addr::LOCALHOST, ATS_PORT));
-        let answer = http_send(netns, ats, &request.method, &host_header, &path, REQUEST_TIMEOUT);
+        // Every attempt may wait the whole connect timeout (a partitioned node).
+        let patience = REQUEST_TIMEOUT
+            + Duration::from_secs(
+                u64::from(session.expressway.connect_attempts_timeout + 1) * u64::from(session.expressway.attempts),
+            );
+        let answer = http_send(netns, ats, &request.method, &host_header, &path, patience);
         let diags = self.new_diags();
         if std::env::var_os("MRALAB_ATS_DIAGS").is_some() {
             // The raw diags.log lines of each request, for people checking what ATS wrote.
@@ -518,7 +607,18 @@ impl Verifier for AtsVerifier {
             failure: reading.failure,
             ..Outcome::default()
         };
-        let seen = record.map(|r| r.get()).unwrap_or_default();
+        let mut seen = record.map(|r| r.get()).unwrap_or_default();
+        // A container fleet's node counts and names what it served itself (no relay between).
+        let mut handshake = None;
+        if let Some(fleet) = &self.fleet
+            && request.resolves
+        {
+            let client_tls13 = session.expressway.tls.contains(&crate::expressway::TlsVersion::Tls13);
+            let node = fleet.seen(at, client_tls13).map_err(|e| fault_of(self.launch, e))?;
+            seen.connections = node.connections;
+            seen.served = node.served;
+            handshake = node.handshake;
+        }
         outcome.attempts = seen.connections;
         outcome.served = seen.served.iter().map(|d| describe(d)).collect();
         // ATS's "Unknown Host" page (`500 Cannot find server.` from 9.2, `502 Cannot find
@@ -539,7 +639,9 @@ impl Verifier for AtsVerifier {
                 (None, _) => Failure::Handshake { reason: "ATS answered 502 and logged no reason".into() },
             });
         }
-        if !ats_error_page && let Some(suite) = seen.hello {
+        if !ats_error_page && let Some(handshake) = handshake {
+            outcome.tls = Some(handshake);
+        } else if !ats_error_page && let Some(suite) = seen.hello {
             let name = crate::ciphers::openssl_name(rustls::CipherSuite::from(suite)).unwrap_or("unknown");
             let version = if (0x1301..=0x1305).contains(&suite) { "TLSv1.3" } else { "TLSv1.2" };
             outcome.tls = Some((version.to_string(), name.to_string()));
@@ -583,5 +685,9 @@ impl crate::verifier::VerifierFactory for AtsFactory {
 
     fn needs_real_clock(&self) -> bool {
         true
+    }
+
+    fn reaches_container_fleet(&self) -> bool {
+        self.0.recipe().is_some()
     }
 }

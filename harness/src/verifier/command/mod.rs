@@ -20,7 +20,10 @@
 //! from its error text), unsupported is status 0 with
 //! `Failure::Handshake { reason: "unsupported: ..." }`. A request to a name that does not
 //! resolve ([`OriginRequest::resolves`]) is never sent: it has nothing to dial, and the harness
-//! answers it 502 `connect failed` with `Failure::Resolve`.
+//! answers it 502 `connect failed` with `Failure::Resolve`. Nor is a request to a node that is
+//! down or partitioned ([`OriginRequest::origin_state`]): the in-process fleet still listens on
+//! loopback, where nothing can be refused or dropped for one command, so the harness answers it
+//! 502 `connect failed` with `Failure::Connect`, as nothing reached the node.
 
 use std::fmt;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
@@ -418,6 +421,14 @@ impl Verifier for CommandVerifier {
                 status: 502,
                 reason: "connect failed".into(),
                 failure: Some(Failure::Resolve { host: request.host.clone() }),
+                ..Outcome::default()
+            });
+        }
+        if request.origin_state != crate::verifier::OriginState::Listening {
+            return Ok(Outcome {
+                status: 502,
+                reason: "connect failed".into(),
+                failure: Some(Failure::Connect { reason: format!("{}: no connection reached the node", request.host) }),
                 ..Outcome::default()
             });
         }
