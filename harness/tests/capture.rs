@@ -67,16 +67,16 @@ fn tshark(file: &Path, filter: &str, fields: &[&str]) -> String {
 
 #[track_caller]
 fn run_seed(factory: &dyn VerifierFactory) -> ScenarioRun {
+    run_seed_on(factory, FleetTier::InProcess)
+}
+
+#[track_caller]
+fn run_seed_on(factory: &dyn VerifierFactory, fleet: FleetTier) -> ScenarioRun {
     let root = Catalogue::workspace_root();
     let catalogue = Catalogue::at(&root);
     let path = root.join("scenarios/seed/tftp-self-signed-ecdsa.toml");
     let scenario = catalogue.load(&path).expect("the seed scenario loads");
-    let options = RunOptions {
-        verifier: factory,
-        keys: KeyCache::default(),
-        login: LoginSpec::jabber(),
-        fleet: FleetTier::InProcess,
-    };
+    let options = RunOptions { verifier: factory, keys: KeyCache::default(), login: LoginSpec::jabber(), fleet };
     run_captured(&scenario, &options).unwrap_or_else(|e| panic!("{}: {e}", factory.name()))
 }
 
@@ -166,6 +166,30 @@ fn the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests() {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
     check_seed_capture(&run_seed(factory.as_ref()), dir.path(), Origin::Captured);
+}
+
+/// The container fleet: ATS 8.1 and the nodes share one namespace, the nodes own their modelled
+/// addresses there, and their secrets come back with their events.
+#[test]
+fn the_seed_capture_on_the_container_fleet_shows_certificates_alert_and_requests() {
+    let test = "the_seed_capture_on_the_container_fleet_shows_certificates_alert_and_requests";
+    if !tshark_available(test) {
+        return;
+    }
+    if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
+        assert!(!ci(), "{test}: no Docker engine under CI");
+        println!("{test}: SKIPPED: no Docker engine");
+        return;
+    }
+    let Some(factory) = ats_factory("ats:8.1", test) else { return };
+    if let Err(e) = harness::container::image::NODE.check_built() {
+        assert!(!ci(), "{test}: {e}");
+        println!("{test}: SKIPPED: {e}");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().expect("temp dir");
+    check_seed_capture(&run_seed_on(factory.as_ref(), FleetTier::Containers), dir.path(), Origin::Captured);
 }
 
 /// The handshakes a snapshot shows: one per `node ...` connection line, `(xN)` counting N

@@ -24,7 +24,7 @@ use crate::events::NodeEvent;
 
 /// The version of this format; the program refuses another (an image built from older
 /// sources: `cargo xtask images` rebuilds it).
-pub const PROTOCOL: u32 = 1;
+pub const PROTOCOL: u32 = 2;
 
 /// Why a wire value cannot become a fleet.
 #[derive(Debug, thiserror::Error)]
@@ -189,6 +189,10 @@ pub enum Reply {
     },
     /// One event of the node served.
     Event(NodeEvent),
+    /// One TLS key-log line (`CLIENT_RANDOM <hex> <hex>`, a TLS 1.3 label) of the node's
+    /// connections since the last `take`, sent after its events: what decrypts a capture of the
+    /// container fleet's traffic.
+    Secret(String),
     /// A command was carried out.
     Done {
         /// The command's `seq`.

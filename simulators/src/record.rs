@@ -76,6 +76,8 @@ pub const MAX_RECORDED_BYTES: usize = 16 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
     enabled: AtomicBool,
+    /// Keep the TLS secrets even when not recording bytes (a node container's program).
+    secrets: AtomicBool,
     next: AtomicU64,
     done: Mutex<Vec<ConnectionRecording>>,
     key_log: Mutex<Vec<String>>,
@@ -84,6 +86,14 @@ pub(crate) struct Recorder {
 impl Recorder {
     pub(crate) fn set_enabled(&self, on: bool) {
         self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn set_secrets(&self, on: bool) {
+        self.secrets.store(on, Ordering::SeqCst);
+    }
+
+    fn keeps_secrets(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst) || self.secrets.load(Ordering::SeqCst)
     }
 
     /// A recording for a connection just accepted, or `None` when recording is off.
@@ -243,7 +253,7 @@ impl KeyLog for NodeKeyLog {
         if let Some(file) = &self.file {
             file.log(label, client_random, secret);
         }
-        if self.recorder.enabled.load(Ordering::SeqCst) {
+        if self.recorder.keeps_secrets() {
             let line = format!("{label} {} {}", hex(client_random), hex(secret));
             let mut key_log = self.recorder.key_log.lock().unwrap_or_else(PoisonError::into_inner);
             // A TLS 1.3 session logs five lines; keep as many as the connections kept need.
@@ -254,6 +264,6 @@ impl KeyLog for NodeKeyLog {
     }
 
     fn will_log(&self, label: &str) -> bool {
-        self.file.as_ref().is_some_and(|f| f.will_log(label)) || self.recorder.enabled.load(Ordering::SeqCst)
+        self.file.as_ref().is_some_and(|f| f.will_log(label)) || self.recorder.keeps_secrets()
     }
 }

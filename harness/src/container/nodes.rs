@@ -100,6 +100,9 @@ struct NodeContainer {
     /// Events taken since the last mark, per port.
     since_mark: BTreeMap<u16, Vec<NodeEvent>>,
     partitioned: bool,
+    /// TLS key-log lines the program sent, kept while a capture is asked for.
+    secrets: Vec<String>,
+    keep_secrets: bool,
 }
 
 struct Inner {
@@ -255,6 +258,8 @@ impl ContainerFleet {
                 pending: Vec::new(),
                 since_mark: BTreeMap::new(),
                 partitioned: false,
+                secrets: Vec::new(),
+                keep_secrets: false,
             })
             .collect();
         let mut inner = Inner { nodes, fleet, seq: 0, cut_ready: false };
@@ -315,6 +320,23 @@ impl ContainerFleet {
             out.append(&mut inner.nodes[i].pending);
         }
         Ok(out)
+    }
+
+    /// Starts (or stops) keeping the TLS secrets the nodes send, for a capture.
+    pub fn keep_secrets(&self, on: bool) {
+        for node in &mut self.lock().nodes {
+            node.keep_secrets = on;
+        }
+    }
+
+    /// The TLS key-log lines kept since the last call, every node's: each running node is
+    /// asked first (it sends its secrets with its events, which stay for the runner).
+    pub fn take_secrets(&self) -> Result<Vec<String>, ContainerError> {
+        let mut inner = self.lock();
+        for i in 0..inner.nodes.len() {
+            inner.take(i)?;
+        }
+        Ok(inner.nodes.iter_mut().flat_map(|n| std::mem::take(&mut n.secrets)).collect())
     }
 
     /// Forgets what the node at `at` saw on that port (its events stay for the runner).
@@ -621,6 +643,7 @@ impl NodeContainer {
             for reply in self.take_replies()? {
                 match reply {
                     Reply::Event(event) => events.push(event),
+                    Reply::Secret(line) if self.keep_secrets => self.secrets.push(line),
                     Reply::Done { seq: s, .. } if s == seq => return Ok(events),
                     Reply::Failed { seq: s, error } if s == seq => {
                         return Err(fault(&self.name, format!("node {}: {error}", self.name)));

@@ -48,6 +48,8 @@ fn run(config: &str, control: &str) -> Result<(), String> {
         .build()
         .map_err(|e| format!("tokio runtime: {e}"))?;
     let fleet = runtime.block_on(Fleet::start_in_private_namespace(fleet_config)).map_err(|e| e.to_string())?;
+    // The harness decrypts captures of the container fleet with them.
+    fleet.keep_secrets(true);
     let listening = fleet
         .nodes()
         .into_iter()
@@ -74,6 +76,9 @@ fn run(config: &str, control: &str) -> Result<(), String> {
                 let quiet = runtime.block_on(fleet.settle(Duration::from_millis(settle_ms)));
                 for event in fleet.take_events().into_iter().filter(|e| e.node == serve) {
                     say(&Reply::Event(event));
+                }
+                for line in fleet.take_recordings().key_log {
+                    say(&Reply::Secret(line));
                 }
                 say(&Reply::Done { seq, quiet });
             }

@@ -498,6 +498,13 @@ impl Fleet {
         self.shared.recorder.set_enabled(on);
     }
 
+    /// Starts (or stops) keeping the TLS secrets of new handshakes without recording bytes
+    /// (a node container's program sends them to the harness); [`Fleet::take_recordings`]
+    /// drains them.
+    pub fn keep_secrets(&self, on: bool) {
+        self.shared.recorder.set_secrets(on);
+    }
+
     /// Drains what was recorded: connections that have finished, in accept order, and the TLS
     /// secrets logged so far. Call [`Fleet::settle`] first so every connection has finished.
     pub fn take_recordings(&self) -> Recordings {

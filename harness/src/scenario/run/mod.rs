@@ -201,7 +201,7 @@ impl Runner<'_> {
     fn take_capture(&mut self) -> Result<crate::capture::Capture, ScenarioError> {
         use crate::capture::{Capture, client_ports, clock_start_ns};
         self.running.settle(std::time::Duration::from_secs(10));
-        let recordings = self.running.take_recordings();
+        let recordings = self.running.take_recordings().map_err(|e| self.running_error(e))?;
         let mut wire: Option<Vec<crate::capture::Frame>> = None;
         for peer in &mut self.peers {
             if let Some(frames) = peer.verifier.take_packets() {

@@ -135,21 +135,24 @@ impl Running {
         }
     }
 
-    /// Starts (or stops) recording the in-process nodes' bytes and TLS secrets, for captures.
-    /// The container fleet's nodes record nothing: its traffic is captured as real packets in
-    /// its namespace by the traffic server's verifier.
+    /// Starts (or stops) recording the nodes' bytes and TLS secrets, for captures. The
+    /// container fleet's nodes send only their secrets: its traffic is captured as real packets
+    /// in its namespace by the traffic server's verifier.
     pub(super) fn record(&self, on: bool) {
-        if let Running::InProcess(fleet) = self {
-            fleet.record(on);
+        match self {
+            Running::InProcess(fleet) => fleet.record(on),
+            Running::Containers(fleet) => fleet.keep_secrets(on),
         }
     }
 
-    /// What the in-process nodes recorded (nothing from the container fleet).
-    pub(super) fn take_recordings(&self) -> simulators::Recordings {
-        match self {
+    /// What the nodes recorded: the container fleet's, secrets only (taken with their events).
+    pub(super) fn take_recordings(&self) -> Result<simulators::Recordings, RunningError> {
+        Ok(match self {
             Running::InProcess(fleet) => fleet.take_recordings(),
-            Running::Containers(_) => simulators::Recordings::default(),
-        }
+            Running::Containers(fleet) => {
+                simulators::Recordings { connections: Vec::new(), key_log: fleet.take_secrets()? }
+            }
+        })
     }
 
     /// Stops every node and waits until they are gone.
