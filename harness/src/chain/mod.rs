@@ -883,8 +883,8 @@ impl<'a> Cert<'a> {
             "1.3.101.113" => 224,
             // SHA-512
             "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => 256,
-            // RSASSA-PSS: rated by its hash, almost always SHA-256 (not parsed here).
-            "1.2.840.113549.1.1.10" => 128,
+            // RSASSA-PSS: rated by the hash in its parameters.
+            "1.2.840.113549.1.1.10" => return signature::pss_security_bits(&self.x509, v3),
             _ => return None,
         })
     }

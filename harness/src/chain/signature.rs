@@ -110,11 +110,31 @@ fn scheme(subject: &X509Certificate<'_>) -> Option<Scheme> {
     })
 }
 
+/// The security bits `X509_get_signature_info` gives an RSASSA-PSS signature: those of its hash
+/// (3.0 rates SHA-1 at 63 and MD5 at 39, 1.1.1 at 80 and 64); `None` when the parameters do not
+/// read.
+pub(super) fn pss_security_bits(subject: &X509Certificate<'_>, v3: bool) -> Option<u32> {
+    let Scheme::Pss { hash, .. } = scheme(subject)? else { return None };
+    Some(match hash {
+        Hash::Md5 if v3 => 39,
+        Hash::Md5 => 64,
+        Hash::Sha1 if v3 => 63,
+        Hash::Sha1 => 80,
+        Hash::Sha224 => 112,
+        Hash::Sha256 => 128,
+        Hash::Sha384 => 192,
+        Hash::Sha512 => 256,
+    })
+}
+
 /// The curve of an EC key: a named curve's OID, or P-256 given by explicit parameters in
 /// OpenSSL's encoding.
 pub(super) fn ec_curve(key: &SubjectPublicKeyInfo<'_>) -> Option<&'static str> {
     let params = key.algorithm.parameters.as_ref()?;
-    if let Ok(oid) = params.as_oid() {
+    // (as_oid reads any content as an OID: look at the tag first.)
+    if params.tag() == x509_parser::der_parser::asn1_rs::Tag::Oid
+        && let Ok(oid) = params.as_oid()
+    {
         return match oid.to_id_string().as_str() {
             "1.2.840.10045.3.1.7" => Some("P-256"),
             "1.3.132.0.34" => Some("P-384"),
@@ -238,3 +258,19 @@ pub(crate) const P256_EXPLICIT: [u8; 250] = [
     0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
     0x02, 0x01, 0x01,
 ];
+
+#[cfg(test)]
+mod tests {
+    use x509_parser::prelude::FromDer as _;
+
+    use super::*;
+
+    #[test]
+    fn reads_p256_given_by_explicit_parameters() {
+        let named = crate::chain::generate::pool_spki(crate::chain::generate::KeyKind::P256, 0).expect("pool");
+        let explicit = crate::chain::generate::explicit_p256_spki(&named).expect("explicit");
+        let (_, spki) = SubjectPublicKeyInfo::from_der(&explicit).expect("spki");
+        assert!(has_explicit_ec_parameters(&spki));
+        assert_eq!(ec_curve(&spki), Some("P-256"));
+    }
+}
