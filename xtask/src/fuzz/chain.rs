@@ -69,6 +69,9 @@ pub fn run(args: FuzzArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Each flavour's real verdict.
+type Verdicts = Vec<(OpensslFlavour, OracleVerdict)>;
+
 struct Oracles {
     running: Vec<(OpensslFlavour, Oracle)>,
 }
@@ -95,7 +98,7 @@ impl Oracles {
     }
 
     /// Every flavour's real verdict, the oracles working at once.
-    fn ask(&mut self, built: &BuiltChain) -> anyhow::Result<Vec<(OpensslFlavour, OracleVerdict)>> {
+    fn ask(&mut self, built: &BuiltChain) -> anyhow::Result<Verdicts> {
         let peer: Vec<CertificateDer<'_>> = built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
         let trusted: Vec<CertificateDer<'_>> =
             built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
@@ -136,10 +139,7 @@ fn model(built: &BuiltChain, flavour: OpensslFlavour) -> OracleVerdict {
 }
 
 /// The disagreement classes of one case, one per flavour that disagrees.
-fn compare(
-    oracles: &mut Oracles,
-    built: &BuiltChain,
-) -> anyhow::Result<(Vec<String>, Vec<(OpensslFlavour, OracleVerdict)>)> {
+fn compare(oracles: &mut Oracles, built: &BuiltChain) -> anyhow::Result<(Vec<String>, Verdicts)> {
     let real = oracles.ask(built)?;
     let mut classes = Vec::new();
     for (flavour, verdict) in &real {
@@ -156,7 +156,7 @@ struct Example {
     first_case: u64,
     spec: ChainSpec,
     built: BuiltChain,
-    verdicts: Vec<(OpensslFlavour, OracleVerdict)>,
+    verdicts: Verdicts,
 }
 
 fn slug(class: &str) -> String {
