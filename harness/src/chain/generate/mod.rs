@@ -228,6 +228,10 @@ pub enum SanSpec {
     Malformed,
     /// Critical, DNS.
     Critical,
+    /// `IP:` of five bytes (53 under IP constraints).
+    IpBadLength,
+    /// `email:` without `@` (53 under email constraints).
+    EmailNoAt,
 }
 
 /// nameConstraints of a CA.
@@ -584,6 +588,8 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
             1 => Just(SanSpec::Duplicated),
             1 => Just(SanSpec::Malformed),
             1 => Just(SanSpec::Critical),
+            1 => Just(SanSpec::IpBadLength),
+            1 => Just(SanSpec::EmailNoAt),
         ]
         .boxed()
     } else {
@@ -690,10 +696,19 @@ impl CertSpec {
             eku: (if ca { ExtState::Absent } else { ExtState::Plain }, EkuContent::ServerAuth),
             ski: SkiSpec::Proper,
             aki: if role == Role::Root { AkiSpec::Absent } else { AkiSpec::Proper },
-            san: if ca { SanSpec::Absent } else { SanSpec::Dns },
-            nc: NcSpec::Absent,
+            // Well-formed names and constraints are part of the standard form: an enterprise CA
+            // constrained to .corp.example (the CUCM field case) and the names its leaves carry.
+            san: match (ca, self.san) {
+                (true, _) => SanSpec::Absent,
+                (false, san @ (SanSpec::Dns | SanSpec::DnsOutside | SanSpec::Ip | SanSpec::Email)) => san,
+                (false, _) => SanSpec::Dns,
+            },
+            nc: match self.nc {
+                nc @ (NcSpec::PermitDns | NcSpec::ExcludeDns | NcSpec::PermitIp | NcSpec::PermitEmail) => nc,
+                _ => NcSpec::Absent,
+            },
             other: OtherExt::None,
-            cn_is_ip: false,
+            cn_is_ip: self.cn_is_ip,
             sig: match self.sig {
                 SigSpec::Mismatched => SigSpec::Natural(Hash::Sha256),
                 other => other,
@@ -737,10 +752,14 @@ pub fn chain_spec() -> impl Strategy<Value = ChainSpec> {
         prop_oneof![4 => Just(0u8), 4 => Just(1u8), 3 => Just(2u8)],
         proptest::bool::weighted(0.8),
         prop_oneof![20 => Just(100usize), 1 => Just(0usize), 1 => Just(1usize), 1 => Just(2usize)],
+        proptest::bool::weighted(0.04),
     )
-        .prop_map(|(root, intermediates, leaf, peer, trust, security_level, purpose, verify_depth)| {
-            let mut certs = vec![root];
-            certs.extend(intermediates);
+        .prop_map(|(root, intermediates, leaf, peer, trust, security_level, purpose, verify_depth, lone)| {
+            // A lone self-signed leaf (18 unless it is trusted), else root, intermediates, leaf.
+            let mut certs = if lone { Vec::new() } else { vec![root] };
+            if !lone {
+                certs.extend(intermediates);
+            }
             certs.push(leaf);
             ChainSpec { certs, peer, trust, security_level, purpose, verify_depth }
         })
@@ -772,10 +791,10 @@ fn name(cn: &str) -> Result<x509_cert::name::Name, GenError> {
 
 fn cn_of(index: usize, last: usize, spec: &ChainSpec) -> String {
     let cert = &spec.certs[index];
-    if index == 0 {
-        "Fuzz Root".to_string()
-    } else if cert.self_issued {
+    if index > 0 && cert.self_issued {
         cn_of(index - 1, last, spec)
+    } else if index == 0 && index != last {
+        "Fuzz Root".to_string()
     } else if index == last {
         if cert.cn_is_ip { "10.0.0.5".to_string() } else { "cucm.corp.example".to_string() }
     } else {
@@ -988,6 +1007,15 @@ fn extensions(
         }
         SanSpec::Malformed => ext(&mut exts, "2.5.29.17", false, truncated.clone())?,
         SanSpec::Critical => ext(&mut exts, "2.5.29.17", true, dns)?,
+        SanSpec::IpBadLength => ext(
+            &mut exts,
+            "2.5.29.17",
+            false,
+            general_names_der(vec![GeneralName::IpAddress(OctetString::new(vec![10, 0, 0, 5, 1])?)])?,
+        )?,
+        SanSpec::EmailNoAt => {
+            ext(&mut exts, "2.5.29.17", false, general_names_der(vec![GeneralName::Rfc822Name(ia5("corp.example")?)])?)?
+        }
     }
 
     let subtree =
