@@ -631,8 +631,7 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
 /// `BN_security_bits(L, N)` of a DSA key: by the size of p, capped at half the size of q, and 0
 /// under 80.
 fn dsa_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
-    use spki::DecodePublicKey as _;
-    let key = dsa::VerifyingKey::from_public_key_der(spki.raw).ok()?;
+    let key = signature::dsa_key(spki.raw)?;
     let l = key.components().p().bits();
     let n = key.components().q().bits();
     let by_l = match l {

@@ -215,11 +215,8 @@ pub(super) fn verifies(subject: &X509Certificate<'_>, issuer_key: &SubjectPublic
         }
         Scheme::Dsa(hash) => {
             use dsa::signature::hazmat::PrehashVerifier as _;
-            use spki::DecodePublicKey as _;
-            let (Ok(key), Ok(sig)) = (
-                dsa::VerifyingKey::from_public_key_der(issuer_key.raw),
-                <dsa::Signature as der::Decode>::from_der(signature),
-            ) else {
+            let (Some(key), Ok(sig)) = (dsa_key(issuer_key.raw), <dsa::Signature as der::Decode>::from_der(signature))
+            else {
                 return false;
             };
             key.verify_prehash(&hash.digest(tbs), &sig).is_ok()
@@ -238,6 +235,27 @@ pub(super) fn verifies(subject: &X509Certificate<'_>, issuer_key: &SubjectPublic
             key.verify(tbs, &sig).is_ok()
         }
     }
+}
+
+/// A DSA public key from its SPKI. The dsa crate checks the key's group on every decode (a
+/// modular exponentiation per call, a tenth of a fuzz run's time), so the last few decoded keys
+/// are kept, by their DER.
+pub(super) fn dsa_key(spki_der: &[u8]) -> Option<dsa::VerifyingKey> {
+    use spki::DecodePublicKey as _;
+    static RECENT: std::sync::Mutex<Vec<(Vec<u8>, dsa::VerifyingKey)>> = std::sync::Mutex::new(Vec::new());
+    if let Ok(recent) = RECENT.lock()
+        && let Some((_, key)) = recent.iter().find(|(der, _)| der.as_slice() == spki_der)
+    {
+        return Some(key.clone());
+    }
+    let key = dsa::VerifyingKey::from_public_key_der(spki_der).ok()?;
+    if let Ok(mut recent) = RECENT.lock() {
+        if recent.len() >= 16 {
+            recent.remove(0);
+        }
+        recent.push((spki_der.to_vec(), key.clone()));
+    }
+    Some(key)
 }
 
 /// P-256's `SpecifiedECDomain` as `openssl ecparam -name prime256v1 -param_enc explicit` writes
