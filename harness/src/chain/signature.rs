@@ -251,7 +251,7 @@ pub(super) fn dsa_key(spki_der: &[u8]) -> Option<dsa::VerifyingKey> {
     let key = dsa::VerifyingKey::from_public_key_der(spki_der).ok()?;
     if let Ok(mut recent) = RECENT.lock() {
         if recent.len() >= 16 {
-            recent.remove(0);
+            drop(recent.remove(0));
         }
         recent.push((spki_der.to_vec(), key.clone()));
     }
