@@ -35,10 +35,13 @@
 //! OpenSSL 1.1.1w and 3.0 through their verify callbacks: `oracle`, `oracle/verify_oracle.c`) in
 //! `harness/tests/chain.rs`, and against stored verdicts of both in `harness/tests/chain_cases.rs`.
 //!
-//! Signatures are checked with aws-lc through x509-parser (RSA PKCS #1 with SHA-1/256/384/512,
-//! RSA-PSS, ECDSA P-256/P-384 with SHA-256/384, Ed25519), plus RSA keys under 2048 bits with
-//! SHA-256/384 by hand. Anything else (P-521, ECDSA with SHA-512, Ed448, DSA) reads as a
-//! signature failure (7) where OpenSSL may accept it.
+//! Signatures are checked with aws-lc through x509-parser first, then with RustCrypto's crates
+//! (`signature.rs`) for what aws-lc refuses and OpenSSL verifies: RSA under 2048 bits, MD5,
+//! SHA-224, RSA-PSS with SHA-1, DSA, P-521, ECDSA with any hash, P-256 with explicit parameters.
+//! An Ed448 signature is not checked and reads as a failure (7). Certificates OpenSSL caches as
+//! `EXFLAG_INVALID` (an extension it decodes duplicated or undecodable; 3.0: an empty key usage;
+//! 1.1.1: a non-zero path length without cA) issue nothing, are issued by nothing and, in 3.0,
+//! are no CA. `generate/` is the differential fuzzer's chain generator.
 //!
 //! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
 //! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
