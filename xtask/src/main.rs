@@ -62,6 +62,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The real OpenSSL 3.0 and 1.1.1w as oracles for the chain model: `oracle build | refresh`.
     Oracle(fuzz::oracle::OracleArgs),
+    /// Differential fuzzing: `fuzz chain` (generated chains, the model against both OpenSSLs).
+    Fuzz(fuzz::chain::FuzzArgs),
     /// Mutation testing of the verifier model (cargo-mutants): each mutant caught by an
     /// expectation or unit test, by a snapshot alone, missed, timeout or unviable;
     /// `--module`, `--shard k/n`, `--rotate` (CI), `merge`.
@@ -95,6 +97,7 @@ fn main() -> std::process::ExitCode {
         Command::Export(args) => export::run(args),
         Command::Images(args) => images::run(args),
         Command::Oracle(args) => fuzz::oracle::run(args),
+        Command::Fuzz(args) => fuzz::chain::run(args),
         Command::Mutants(args) => mutants::run(args),
     };
     harness::cleanup::exit_if_signalled();

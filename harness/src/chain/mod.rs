@@ -35,18 +35,23 @@
 //! OpenSSL 1.1.1w and 3.0 through their verify callbacks: `oracle`, `oracle/verify_oracle.c`) in
 //! `harness/tests/chain.rs`, and against stored verdicts of both in `harness/tests/chain_cases.rs`.
 //!
-//! Signatures are checked with aws-lc through x509-parser (RSA PKCS #1 with SHA-1/256/384/512,
-//! RSA-PSS, ECDSA P-256/P-384 with SHA-256/384, Ed25519), plus RSA keys under 2048 bits with
-//! SHA-256/384 by hand. Anything else (P-521, ECDSA with SHA-512, Ed448, DSA) reads as a
-//! signature failure (7) where OpenSSL may accept it.
+//! Signatures are checked with aws-lc through x509-parser first, then with RustCrypto's crates
+//! (`signature.rs`) for what aws-lc refuses and OpenSSL verifies: RSA under 2048 bits, MD5,
+//! SHA-224, RSA-PSS with SHA-1, DSA, P-521, ECDSA with any hash, P-256 with explicit parameters.
+//! An Ed448 signature is not checked and reads as a failure (7). Certificates OpenSSL caches as
+//! `EXFLAG_INVALID` (an extension it decodes duplicated or undecodable; 3.0: an empty key usage;
+//! 1.1.1: a non-zero path length without cA) issue nothing, are issued by nothing and, in 3.0,
+//! are no CA. `generate/` is the differential fuzzer's chain generator.
 //!
 //! Not modelled, because neither ATS nor Expressway turns them on: `X509_V_FLAG_PARTIAL_CHAIN`,
 //! `X509_V_FLAG_X509_STRICT`, `X509_V_FLAG_CHECK_SS_SIGNATURE`, alternate chains (only reachable
 //! with trusted-first off), CRL/OCSP, policy checks, DANE, auxiliary trust
 //! settings (`TRUSTED CERTIFICATE` PEM blocks), Netscape certificate types, proxy certificates.
 
+pub mod generate;
 mod names;
 pub mod oracle;
+mod signature;
 
 use rustls_pki_types::CertificateDer;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -132,6 +137,10 @@ pub enum VerifyErrorCode {
     /// 51: `X509_V_ERR_UNSUPPORTED_CONSTRAINT_TYPE`: a constraint on otherName, x400Address,
     /// ediPartyName or registeredID, and a name of that type to hold against it.
     UnsupportedConstraintType,
+    /// 94: `X509_V_ERR_EC_KEY_EXPLICIT_PARAMS` (3.0 only): a certificate of a chain longer than
+    /// one whose EC key has explicit curve parameters, reported by `check_extensions` after the
+    /// CA check and before the purpose.
+    EcKeyExplicitParams,
     /// 53: `X509_V_ERR_UNSUPPORTED_NAME_SYNTAX`: a name that cannot be checked (an email without
     /// `@`, an IP of the wrong length, a non-IA5 emailAddress, a CN with an embedded NUL, ...).
     UnsupportedNameSyntax,
@@ -169,6 +178,7 @@ impl VerifyErrorCode {
             Self::SubtreeMinMax => 49,
             Self::UnsupportedConstraintType => 51,
             Self::UnsupportedNameSyntax => 53,
+            Self::EcKeyExplicitParams => 94,
         }
     }
 
@@ -223,11 +233,13 @@ impl VerifyErrorCode {
             Self::SubtreeMinMax => "name constraints minimum and maximum not supported",
             Self::UnsupportedConstraintType => "unsupported name constraint type",
             Self::UnsupportedNameSyntax => "unsupported or invalid name syntax",
+            Self::EcKeyExplicitParams => "Certificate public key has explicit ECC parameters",
         }
     }
 }
 
-const ALL_CODES: [VerifyErrorCode; 23] = [
+const ALL_CODES: [VerifyErrorCode; 24] = [
+    VerifyErrorCode::EcKeyExplicitParams,
     VerifyErrorCode::Unspecified,
     VerifyErrorCode::UnableToGetIssuerCert,
     VerifyErrorCode::CertSignatureFailure,
@@ -384,7 +396,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
     let mut pool = Vec::new();
     let mut store = Vec::new();
     for (position, der) in input.peer_chain.iter().enumerate() {
-        match Cert::parse(der.as_ref(), LinkSource::Peer { position }) {
+        match Cert::parse(der.as_ref(), LinkSource::Peer { position }, input.flavour) {
             Some(cert) => {
                 pool.push(certs.len());
                 certs.push(cert);
@@ -397,7 +409,7 @@ pub fn verify(input: &ChainInput<'_>) -> ChainVerdict {
         return ChainVerdict::no_leaf();
     };
     for (position, der) in input.trusted.iter().enumerate() {
-        if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }) {
+        if let Some(cert) = Cert::parse(der.as_ref(), LinkSource::TrustStore { position }, input.flavour) {
             store.push(certs.len());
             certs.push(cert);
         }
@@ -466,6 +478,14 @@ struct Cert<'a> {
     signature_oid: String,
     /// The names name constraints are held against.
     names: names::CertNames,
+    /// `EXFLAG_INVALID`: an extension OpenSSL caches is duplicated or does not decode (or
+    /// another rule of `x509v3_cache_extensions`). Such a certificate issues nothing and is
+    /// issued by nothing (`X509_check_issued`), is not self-signed, and is no CA.
+    invalid: bool,
+    /// The key is EC with explicit curve parameters.
+    explicit_ec: bool,
+    /// `Some(allows an SSL server)` when nsCertType is present (`EXFLAG_NSCERT`).
+    ns_ssl_server: Option<bool>,
     /// `x->nc`: the certificate's own nameConstraints, when present and readable.
     name_constraints: Option<names::NameConstraints>,
 }
@@ -507,6 +527,8 @@ enum KeyFamily {
     Ed25519,
     Ed448,
     Dsa,
+    X25519,
+    X448,
 }
 
 fn canonical_name(name: &X509Name<'_>) -> Vec<Vec<CanonicalAttribute>> {
@@ -552,6 +574,8 @@ fn signature_family(oid: &str) -> Option<KeyFamily> {
 
 fn key_family(oid: &str) -> Option<KeyFamily> {
     Some(match oid {
+        "1.3.101.110" => KeyFamily::X25519,
+        "1.3.101.111" => KeyFamily::X448,
         "1.2.840.113549.1.1.1" => KeyFamily::Rsa,
         "1.2.840.113549.1.1.10" => KeyFamily::RsaPss,
         "1.2.840.10045.2.1" => KeyFamily::Ec,
@@ -569,6 +593,10 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
     match key_family(&spki.algorithm.algorithm.to_id_string())? {
         KeyFamily::Ed25519 => Some(128),
         KeyFamily::Ed448 => Some(224),
+        KeyFamily::Ec if signature::has_explicit_ec_parameters(spki) => match signature::ec_curve(spki)? {
+            "P-256" => Some(128),
+            _ => None,
+        },
         KeyFamily::Ec => {
             let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
             match curve.as_str() {
@@ -597,80 +625,41 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
             }
             _ => None,
         },
-        KeyFamily::Dsa => None,
+        KeyFamily::Dsa => dsa_security_bits(spki),
+        KeyFamily::X25519 => Some(128),
+        KeyFamily::X448 => Some(224),
     }
 }
 
-/// `X509_verify(subject, issuer key)`. aws-lc (behind x509-parser) refuses RSA keys under 2048
-/// bits, which OpenSSL verifies (a security level rejects them separately, with 66 or 67): those
-/// are checked here with PKCS #1 v1.5 by hand, for SHA-256 and SHA-384.
+/// `BN_security_bits(L, N)` of a DSA key: by the size of p, capped at half the size of q, and 0
+/// under 80.
+fn dsa_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
+    let key = signature::dsa_key(spki.raw)?;
+    let l = key.components().p().bits();
+    let n = key.components().q().bits();
+    let by_l = match l {
+        15360.. => 256,
+        7680.. => 192,
+        3072.. => 128,
+        2048.. => 112,
+        1024.. => 80,
+        _ => 0,
+    };
+    let by_n = u32::try_from(n / 2).unwrap_or(u32::MAX);
+    Some(if by_n < 80 { 0 } else { by_n.min(by_l) })
+}
+
+/// `X509_verify(subject, issuer key)`: aws-lc (behind x509-parser) first; what it refuses and
+/// OpenSSL verifies (RSA keys under 2048 bits, MD5, SHA-1 with PSS, DSA, P-521, ECDSA with any
+/// hash on any curve) with RustCrypto's crates (`signature.rs`).
 fn signature_verifies(subject: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    subject.verify_signature(Some(issuer.public_key())).is_ok()
-        || legacy_rsa_pkcs1_verifies(subject, issuer.public_key())
+    subject.verify_signature(Some(issuer.public_key())).is_ok() || signature::verifies(subject, issuer.public_key())
 }
 
-fn legacy_rsa_pkcs1_verifies(
-    subject: &X509Certificate<'_>,
-    issuer_key: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
-) -> bool {
-    use rustls::SupportedCipherSuite;
-    use rustls::crypto::aws_lc_rs::cipher_suite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
-    use x509_parser::num_bigint::BigUint;
-    use x509_parser::public_key::PublicKey;
-
-    // DigestInfo prefixes (RFC 8017, 9.2 note 1).
-    const SHA256_PREFIX: [u8; 19] = [
-        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
-        0x20,
-    ];
-    const SHA384_PREFIX: [u8; 19] = [
-        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
-        0x30,
-    ];
-    let (suite, prefix) = match subject.signature_algorithm.algorithm.to_id_string().as_str() {
-        "1.2.840.113549.1.1.11" => (TLS13_AES_128_GCM_SHA256, SHA256_PREFIX),
-        "1.2.840.113549.1.1.12" => (TLS13_AES_256_GCM_SHA384, SHA384_PREFIX),
-        _ => return false,
-    };
-    let SupportedCipherSuite::Tls13(suite) = suite else {
-        return false;
-    };
-    let Ok(PublicKey::RSA(rsa)) = issuer_key.parsed() else {
-        return false;
-    };
-    let modulus = strip_leading_zeros(rsa.modulus);
-    if modulus.is_empty() || modulus.len() * 8 >= 2048 + 8 {
-        return false;
-    }
-    let n = BigUint::from_bytes_be(modulus);
-    let e = BigUint::from_bytes_be(rsa.exponent);
-    let signature = BigUint::from_bytes_be(&subject.signature_value.data);
-    if signature >= n {
-        return false;
-    }
-    let m = signature.modpow(&e, &n).to_bytes_be();
-    let k = modulus.len();
-    if m.len() > k {
-        return false;
-    }
-    // EM = 0x00 || 0x01 || PS (0xff, at least 8) || 0x00 || DigestInfo
-    let mut em = vec![0u8; k - m.len()];
-    em.extend_from_slice(&m);
-    let digest = suite.common.hash_provider.hash(subject.tbs_certificate.as_ref());
-    let mut expected = vec![0x00, 0x01];
-    let tail = prefix.len() + digest.as_ref().len();
-    if k < tail + 11 {
-        return false;
-    }
-    expected.resize(k - tail - 1, 0xff);
-    expected.push(0x00);
-    expected.extend_from_slice(&prefix);
-    expected.extend_from_slice(digest.as_ref());
-    em == expected
-}
-
-/// Extensions OpenSSL handles when critical (`X509_supported_extension`).
-const SUPPORTED_EXTENSIONS: [&str; 13] = [
+/// Extensions OpenSSL handles when critical (`X509_supported_extension`): both flavours'
+/// lists, plus [`SUPPORTED_EXTENSIONS_3_0`] in 3.0.
+const SUPPORTED_EXTENSIONS: [&str; 14] = [
+    "2.5.29.31",             // cRLDistributionPoints
     "2.16.840.1.113730.1.1", // nsCertType
     "2.5.29.15",             // keyUsage
     "2.5.29.17",             // subjectAltName
@@ -686,6 +675,28 @@ const SUPPORTED_EXTENSIONS: [&str; 13] = [
     "2.5.29.54",             // inhibitAnyPolicy
 ];
 
+/// What 3.0 handles when critical and 1.1.1 does not: id-pkix-ocsp-nocheck.
+const SUPPORTED_EXTENSIONS_3_0: [&str; 1] = ["1.3.6.1.5.5.7.48.1.5"];
+
+/// Extensions `x509v3_cache_extensions` decodes, marking the certificate `EXFLAG_INVALID` when
+/// one is duplicated or does not decode: basicConstraints, proxyCertInfo, keyUsage, EKU,
+/// nsCertType, SKID, AKID, subjectAltName, nameConstraints, CRL distribution points, and the
+/// RFC 3779 address and AS blocks.
+const CACHED_EXTENSIONS: [&str; 12] = [
+    "2.5.29.19",
+    "1.3.6.1.5.5.7.1.14",
+    "2.5.29.15",
+    "2.5.29.37",
+    "2.16.840.1.113730.1.1",
+    "2.5.29.14",
+    "2.5.29.35",
+    "2.5.29.17",
+    "2.5.29.30",
+    "2.5.29.31",
+    "1.3.6.1.5.5.7.1.7",
+    "1.3.6.1.5.5.7.1.8",
+];
+
 /// serverAuth is `XKU_SSL_SERVER`; Netscape and Microsoft SGC count as `XKU_SGC`.
 const SGC_OIDS: [&str; 2] = ["2.16.840.1.113730.4.1", "1.3.6.1.4.1.311.10.3.3"];
 
@@ -695,7 +706,7 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 impl<'a> Cert<'a> {
-    fn parse(der: &'a [u8], source: LinkSource) -> Option<Self> {
+    fn parse(der: &'a [u8], source: LinkSource, flavour: OpensslFlavour) -> Option<Self> {
         let (_, x509) = X509Certificate::from_der(der).ok()?;
         let subject = canonical_name(x509.subject());
         let issuer = canonical_name(x509.issuer());
@@ -723,16 +734,32 @@ impl<'a> Cert<'a> {
             signature_oid: x509.tbs_certificate.signature.algorithm.to_id_string(),
             names: names::CertNames::read(x509.subject()),
             name_constraints: None,
+            invalid: false,
+            explicit_ec: signature::has_explicit_ec_parameters(x509.public_key()),
+            ns_ssl_server: None,
             subject,
             issuer,
             x509,
         };
+        let mut seen: Vec<String> = Vec::new();
         for ext in cert.x509.extensions() {
             let oid = ext.oid.to_id_string();
+            if CACHED_EXTENSIONS.contains(&oid.as_str()) {
+                // X509_get_ext_d2i: a second occurrence (-2) or a value that does not decode.
+                if seen.contains(&oid) || matches!(ext.parsed_extension(), ParsedExtension::ParseError { .. }) {
+                    cert.invalid = true;
+                }
+                seen.push(oid.clone());
+            }
             if oid == "2.5.29.30" {
                 cert.name_constraints = names::parse_name_constraints(ext.value);
+                if cert.name_constraints.is_none() {
+                    cert.invalid = true;
+                }
             }
-            if ext.critical && !SUPPORTED_EXTENSIONS.contains(&oid.as_str()) {
+            let supported = SUPPORTED_EXTENSIONS.contains(&oid.as_str())
+                || (flavour == OpensslFlavour::V3_0 && SUPPORTED_EXTENSIONS_3_0.contains(&oid.as_str()));
+            if ext.critical && !supported {
                 cert.unhandled_critical = true;
             }
             match ext.parsed_extension() {
@@ -755,15 +782,28 @@ impl<'a> Cert<'a> {
                 }
                 ParsedExtension::BasicConstraints(bc) => {
                     cert.basic_constraints_ca = Some(bc.ca);
-                    cert.path_len = if bc.ca { bc.path_len_constraint } else { None };
+                    // ex_pathlen is kept without cA too; 1.1.1 calls a non-zero one on a
+                    // non-CA invalid (and keeps 0).
+                    cert.path_len = bc.path_len_constraint;
+                    if flavour == OpensslFlavour::V1_1_1 && !bc.ca && bc.path_len_constraint.is_some_and(|p| p != 0) {
+                        cert.invalid = true;
+                        cert.path_len = Some(0);
+                    }
                 }
                 ParsedExtension::KeyUsage(ku) => {
+                    if ku.flags == 0 && flavour == OpensslFlavour::V3_0 {
+                        // 3.0: an empty key usage (RFC 5280 4.2.1.3).
+                        cert.invalid = true;
+                    }
                     cert.key_usage = Some(KeyUsageBits {
                         digital_signature: ku.digital_signature(),
                         key_encipherment: ku.key_encipherment(),
                         key_agreement: ku.key_agreement(),
                         key_cert_sign: ku.key_cert_sign(),
                     });
+                }
+                ParsedExtension::NSCertType(ns) => {
+                    cert.ns_ssl_server = Some(ns.ssl_server());
                 }
                 ParsedExtension::ExtendedKeyUsage(eku) => {
                     let sgc = eku.other.iter().any(|oid| SGC_OIDS.contains(&oid.to_id_string().as_str()));
@@ -775,7 +815,8 @@ impl<'a> Cert<'a> {
         // EXFLAG_SS (x509v3_cache_extensions): self-issued, the AKID fits its own SKID and the
         // signature algorithm fits its own key. (Early 1.1.1 wanted keyCertSign instead of the
         // last; 1.1.1l calls a self-signed leaf without keyCertSign "self signed".)
-        cert.self_signed = cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
+        cert.self_signed =
+            !cert.invalid && cert.self_issued && cert.akid_matches(&cert) && cert.signature_algorithm_fits(&cert);
         Some(cert)
     }
 
@@ -844,8 +885,8 @@ impl<'a> Cert<'a> {
             "1.3.101.113" => 224,
             // SHA-512
             "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => 256,
-            // RSASSA-PSS: rated by its hash, almost always SHA-256 (not parsed here).
-            "1.2.840.113549.1.1.10" => 128,
+            // RSASSA-PSS: rated by the hash in its parameters.
+            "1.2.840.113549.1.1.10" => return signature::pss_security_bits(&self.x509, v3),
             _ => return None,
         })
     }
@@ -856,8 +897,9 @@ impl<'a> Cert<'a> {
     }
 
     /// `X509_check_ca`: 0 means not a CA.
-    fn check_ca(&self) -> u8 {
-        if self.key_usage_rejects_cert_sign() {
+    fn check_ca(&self, flavour: OpensslFlavour) -> u8 {
+        // 3.0's X509_check_ca answers 0 for an invalid certificate; 1.1.1's looks at it as is.
+        if (self.invalid && flavour == OpensslFlavour::V3_0) || self.key_usage_rejects_cert_sign() {
             return 0;
         }
         match self.basic_constraints_ca {
@@ -869,12 +911,16 @@ impl<'a> Cert<'a> {
     }
 
     /// `X509_check_purpose(x, X509_PURPOSE_SSL_SERVER, non_leaf)` accepts.
-    fn fits_ssl_server(&self, non_leaf: bool) -> bool {
+    fn fits_ssl_server(&self, non_leaf: bool, flavour: OpensslFlavour) -> bool {
         if self.eku_allows_server == Some(false) {
             return false;
         }
         if non_leaf {
-            return self.check_ca() != 0;
+            return self.check_ca(flavour) != 0;
+        }
+        // nsCertType, if present, must allow an SSL server (NS_SSL_SERVER).
+        if self.ns_ssl_server == Some(false) {
+            return false;
         }
         match self.key_usage {
             Some(ku) => ku.digital_signature || ku.key_encipherment || ku.key_agreement,
@@ -922,7 +968,7 @@ impl StoreCtx<'_, '_> {
     /// (`internal_verify` reports it).
     fn check_issued(&self, x: usize, issuer: usize) -> bool {
         let (xc, ic) = (&self.certs[x], &self.certs[issuer]);
-        ic.subject == xc.issuer && xc.akid_matches(ic) && xc.signature_algorithm_fits(ic)
+        !xc.invalid && !ic.invalid && ic.subject == xc.issuer && xc.akid_matches(ic) && xc.signature_algorithm_fits(ic)
     }
 
     /// Picks among `candidates` that `check_issued` accepts: the first time-valid one, else
@@ -1138,6 +1184,17 @@ impl StoreCtx<'_, '_> {
             return true;
         }
         let top = num - 1;
+        // 3.0: an error the callback already saw stays in ctx->error and "becomes final": a
+        // time error ends verification here, any other is reported again at the top, instead
+        // of why the chain is untrusted.
+        if self.flavour == OpensslFlavour::V3_0
+            && let Some(earlier) = self.errors.last().map(|e| e.code)
+        {
+            if matches!(earlier, VerifyErrorCode::CertNotYetValid | VerifyErrorCode::CertHasExpired) {
+                return false;
+            }
+            return self.report(top, earlier);
+        }
         if num > max_depth {
             // 1.1.1 returns here; 3.0 (CB_FAIL_IF) goes on to say why the chain is untrusted.
             let go_on = self.report(top, VerifyErrorCode::CertChainTooLong);
@@ -1164,9 +1221,11 @@ impl StoreCtx<'_, '_> {
             let x = self.chain[i];
             let cert = &self.certs[x];
             let unhandled_critical = cert.unhandled_critical;
-            let ca = cert.check_ca();
+            let ca = cert.check_ca(self.flavour);
+            // X509_check_purpose answers -1 for an invalid certificate, which passes unless
+            // strict.
             let fits = match self.purpose {
-                Some(Purpose::SslServer) => cert.fits_ssl_server(must_be_ca),
+                Some(Purpose::SslServer) => cert.invalid || cert.fits_ssl_server(must_be_ca, self.flavour),
                 None => true,
             };
             let path_len = cert.path_len;
@@ -1176,6 +1235,13 @@ impl StoreCtx<'_, '_> {
                 return false;
             }
             if must_be_ca && (ca == 0 || (i + 1 < num && ca != 1)) && !self.report(i, VerifyErrorCode::InvalidCa) {
+                return false;
+            }
+            if self.flavour == OpensslFlavour::V3_0
+                && num > 1
+                && cert.explicit_ec
+                && !self.report(i, VerifyErrorCode::EcKeyExplicitParams)
+            {
                 return false;
             }
             if !fits && !self.report(i, VerifyErrorCode::InvalidPurpose) {

@@ -196,11 +196,31 @@ impl Oracle {
 
     /// Verifies as libssl would, the callback always returning 1.
     pub fn verify(&mut self, request: &OracleRequest<'_>) -> Result<OracleVerdict, OracleError> {
-        let answer = self.exchange(&request.line())?;
-        parse_answer(&answer).ok_or_else(|| OracleError::Answer {
-            path: self.path.display().to_string(),
-            line: answer.chars().take(200).collect(),
-        })
+        self.submit(request)?;
+        self.receive()
+    }
+
+    /// Sends a request without waiting for its answer, so that several oracles (one per
+    /// flavour) work at once; [`Oracle::receive`] reads the answer. Requests are answered in
+    /// order.
+    pub fn submit(&mut self, request: &OracleRequest<'_>) -> Result<(), OracleError> {
+        let path = self.path.display().to_string();
+        self.stdin
+            .write_all(request.line().as_bytes())
+            .map_err(|source| OracleError::Io { path: path.clone(), source })?;
+        self.stdin.flush().map_err(|source| OracleError::Io { path, source })
+    }
+
+    /// The answer to the oldest request sent with [`Oracle::submit`].
+    pub fn receive(&mut self) -> Result<OracleVerdict, OracleError> {
+        let path = self.path.display().to_string();
+        let mut answer = String::new();
+        let n = self.stdout.read_line(&mut answer).map_err(|source| OracleError::Io { path: path.clone(), source })?;
+        if n == 0 {
+            return Err(OracleError::Io { path, source: std::io::Error::other("the oracle closed its output") });
+        }
+        let answer = answer.trim_end();
+        parse_answer(answer).ok_or_else(|| OracleError::Answer { path, line: answer.chars().take(200).collect() })
     }
 }
 

@@ -1,0 +1,309 @@
+//! The generator's fixed key pool: key generation must not dominate the rate, and the same seed
+//! must give the same certificates, so every key is fixed. RSA and DSA keys were made once with
+//! `openssl genpkey` (`keys.pem`, PKCS #8); EC and Ed25519 keys come from fixed scalars and seeds.
+
+use std::sync::OnceLock;
+
+use base64::Engine as _;
+use der::{Decode as _, Encode as _};
+use spki::EncodePublicKey as _;
+
+use super::GenError;
+
+/// A key the generator can put in a certificate, and sign with when it has the private half.
+pub enum PoolKey {
+    /// RSA (PKCS #1 v1.5 or PSS signatures); its SPKI says rsaEncryption.
+    Rsa(Box<rsa::RsaPrivateKey>),
+    /// ECDSA on P-256.
+    P256(p256::ecdsa::SigningKey),
+    /// ECDSA on P-384.
+    P384(p384::ecdsa::SigningKey),
+    /// ECDSA on P-521.
+    P521(p521::ecdsa::SigningKey),
+    /// Ed25519.
+    Ed25519(ed25519_dalek::SigningKey),
+    /// DSA.
+    Dsa(Box<dsa::SigningKey>),
+    /// A public key only (Ed448, X25519, X448): raw bytes under an OID, never a signer.
+    Raw {
+        /// The key algorithm's OID.
+        oid: der::asn1::ObjectIdentifier,
+    },
+}
+
+impl std::fmt::Debug for PoolKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the private halves.
+        let kind = match self {
+            PoolKey::Rsa(_) => "rsa",
+            PoolKey::P256(_) => "p-256",
+            PoolKey::P384(_) => "p-384",
+            PoolKey::P521(_) => "p-521",
+            PoolKey::Ed25519(_) => "ed25519",
+            PoolKey::Dsa(_) => "dsa",
+            PoolKey::Raw { .. } => "public key only",
+        };
+        write!(f, "PoolKey({kind})")
+    }
+}
+
+/// Which key of the pool: a kind and an index within that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyKind {
+    /// RSA-512.
+    Rsa512,
+    /// RSA-1024.
+    Rsa1024,
+    /// RSA-2048.
+    Rsa2048,
+    /// RSA-3072.
+    Rsa3072,
+    /// P-256, named curve.
+    P256,
+    /// P-384.
+    P384,
+    /// P-521.
+    P521,
+    /// Ed25519.
+    Ed25519,
+    /// DSA-1024 (q 160 bits).
+    Dsa1024,
+    /// DSA-2048 (q 256 bits).
+    Dsa2048,
+    /// Ed448 public key (no signer).
+    Ed448,
+    /// X25519 public key (no signer).
+    X25519,
+    /// X448 public key (no signer).
+    X448,
+}
+
+impl KeyKind {
+    /// Every kind, in pool order.
+    pub const ALL: [KeyKind; 13] = [
+        KeyKind::Rsa512,
+        KeyKind::Rsa1024,
+        KeyKind::Rsa2048,
+        KeyKind::Rsa3072,
+        KeyKind::P256,
+        KeyKind::P384,
+        KeyKind::P521,
+        KeyKind::Ed25519,
+        KeyKind::Dsa1024,
+        KeyKind::Dsa2048,
+        KeyKind::Ed448,
+        KeyKind::X25519,
+        KeyKind::X448,
+    ];
+
+    /// A short name for coverage lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyKind::Rsa512 => "rsa-512",
+            KeyKind::Rsa1024 => "rsa-1024",
+            KeyKind::Rsa2048 => "rsa-2048",
+            KeyKind::Rsa3072 => "rsa-3072",
+            KeyKind::P256 => "p-256",
+            KeyKind::P384 => "p-384",
+            KeyKind::P521 => "p-521",
+            KeyKind::Ed25519 => "ed25519",
+            KeyKind::Dsa1024 => "dsa-1024",
+            KeyKind::Dsa2048 => "dsa-2048",
+            KeyKind::Ed448 => "ed448",
+            KeyKind::X25519 => "x25519",
+            KeyKind::X448 => "x448",
+        }
+    }
+
+    /// How many keys of this kind the pool holds.
+    pub fn count(self) -> usize {
+        match self {
+            KeyKind::Rsa1024 | KeyKind::Rsa2048 | KeyKind::P256 | KeyKind::P384 | KeyKind::Ed25519 => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the generator can sign with a key of this kind.
+    pub fn signs(self) -> bool {
+        !matches!(self, KeyKind::Ed448 | KeyKind::X25519 | KeyKind::X448)
+    }
+}
+
+/// The pool, built once per process.
+#[derive(Debug)]
+pub struct Pool {
+    keys: Vec<(KeyKind, PoolKey, Vec<u8>)>,
+}
+
+const KEYS_PEM: &str = include_str!("keys.pem");
+
+fn pkcs8_blocks() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut body = String::new();
+    let mut inside = false;
+    for line in KEYS_PEM.lines() {
+        if line.starts_with("-----BEGIN") {
+            inside = true;
+            body.clear();
+        } else if line.starts_with("-----END") {
+            inside = false;
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
+                out.push(bytes);
+            }
+        } else if inside {
+            body.push_str(line.trim());
+        }
+    }
+    out
+}
+
+fn fixed_bytes(label: u8, index: usize, len: usize) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut out = Vec::with_capacity(len);
+    let mut counter = 0u32;
+    while out.len() < len {
+        let block = sha2::Sha256::new()
+            .chain_update(b"mralab chain pool")
+            .chain_update([label])
+            .chain_update((index as u64).to_be_bytes())
+            .chain_update(counter.to_be_bytes())
+            .finalize();
+        out.extend_from_slice(&block);
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+impl Pool {
+    /// The process's pool.
+    pub fn get() -> Result<&'static Pool, GenError> {
+        static POOL: OnceLock<Result<Pool, String>> = OnceLock::new();
+        POOL.get_or_init(|| Pool::build().map_err(|e| e.to_string())).as_ref().map_err(|e| GenError::Pool(e.clone()))
+    }
+
+    fn build() -> Result<Pool, GenError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| GenError::Pool(format!("{what}: {e}"));
+        let mut keys = Vec::new();
+        let blocks = pkcs8_blocks();
+        let rsa_kinds =
+            [KeyKind::Rsa512, KeyKind::Rsa1024, KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::Rsa2048, KeyKind::Rsa3072];
+        for (kind, der) in rsa_kinds.iter().zip(&blocks) {
+            let info = rsa::pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| bad("rsa pkcs8", &e))?;
+            let key = rsa::RsaPrivateKey::try_from(info).map_err(|e| bad("rsa key", &e))?;
+            let spki = key.to_public_key().to_public_key_der().map_err(|e| bad("rsa spki", &e))?;
+            keys.push((*kind, PoolKey::Rsa(Box::new(key)), spki.as_bytes().to_vec()));
+        }
+        for (kind, der) in [KeyKind::Dsa1024, KeyKind::Dsa2048].iter().zip(blocks.iter().skip(rsa_kinds.len())) {
+            let info = rsa::pkcs8::PrivateKeyInfo::from_der(der).map_err(|e| bad("dsa pkcs8", &e))?;
+            let key = dsa::SigningKey::try_from(info).map_err(|e| bad("dsa key", &e))?;
+            let spki = key.verifying_key().to_public_key_der().map_err(|e| bad("dsa spki", &e))?;
+            keys.push((*kind, PoolKey::Dsa(Box::new(key)), spki.as_bytes().to_vec()));
+        }
+        for index in 0..KeyKind::P256.count() {
+            let key = p256::ecdsa::SigningKey::from_slice(&fixed_bytes(1, index, 32)).map_err(|e| bad("p256", &e))?;
+            let point = key.verifying_key().to_encoded_point(false);
+            keys.push((KeyKind::P256, PoolKey::P256(key), ec_spki(P256_OID, point.as_bytes())?));
+        }
+        for index in 0..KeyKind::P384.count() {
+            let key = p384::ecdsa::SigningKey::from_slice(&fixed_bytes(2, index, 48)).map_err(|e| bad("p384", &e))?;
+            let point = key.verifying_key().to_encoded_point(false);
+            keys.push((KeyKind::P384, PoolKey::P384(key), ec_spki(P384_OID, point.as_bytes())?));
+        }
+        {
+            // A 66-byte scalar below the order: the top byte is 0 or 1.
+            let mut scalar = fixed_bytes(3, 0, 66);
+            scalar[0] = 0;
+            let key = p521::ecdsa::SigningKey::from_slice(&scalar).map_err(|e| bad("p521", &e))?;
+            let point = p521::ecdsa::VerifyingKey::from(&key).to_encoded_point(false);
+            keys.push((KeyKind::P521, PoolKey::P521(key), ec_spki(P521_OID, point.as_bytes())?));
+        }
+        for index in 0..KeyKind::Ed25519.count() {
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(&fixed_bytes(4, index, 32));
+            let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let spki = raw_spki(ED25519_OID, key.verifying_key().as_bytes())?;
+            keys.push((KeyKind::Ed25519, PoolKey::Ed25519(key), spki));
+        }
+        for (kind, oid, len, label) in
+            [(KeyKind::Ed448, ED448_OID, 57, 5), (KeyKind::X25519, X25519_OID, 32, 6), (KeyKind::X448, X448_OID, 56, 7)]
+        {
+            let bytes = fixed_bytes(label, 0, len);
+            let spki = raw_spki(oid, &bytes)?;
+            keys.push((kind, PoolKey::Raw { oid: der::asn1::ObjectIdentifier::new_unwrap(oid) }, spki));
+        }
+        for kind in KeyKind::ALL {
+            let have = keys.iter().filter(|(k, _, _)| *k == kind).count();
+            if have != kind.count() {
+                return Err(GenError::Pool(format!(
+                    "{} keys of kind {}, expected {}",
+                    have,
+                    kind.name(),
+                    kind.count()
+                )));
+            }
+        }
+        Ok(Pool { keys })
+    }
+
+    /// The key of a kind at an index (taken modulo the kind's count) and its SPKI DER.
+    pub fn key(&self, kind: KeyKind, index: usize) -> (&PoolKey, &[u8]) {
+        let index = index % kind.count();
+        let found = self.keys.iter().filter(|(k, _, _)| *k == kind).nth(index);
+        match found {
+            Some((_, key, spki)) => (key, spki),
+            // Pool::build checked every kind's count.
+            None => unreachable!("pool without a {} key", kind.name()),
+        }
+    }
+}
+
+pub(super) const P256_OID: &str = "1.2.840.10045.3.1.7";
+pub(super) const P384_OID: &str = "1.3.132.0.34";
+pub(super) const P521_OID: &str = "1.3.132.0.35";
+pub(super) const EC_PUBLIC_KEY_OID: &str = "1.2.840.10045.2.1";
+pub(super) const ED25519_OID: &str = "1.3.101.112";
+pub(super) const ED448_OID: &str = "1.3.101.113";
+const X25519_OID: &str = "1.3.101.110";
+const X448_OID: &str = "1.3.101.111";
+
+fn spki_der(algorithm: spki::AlgorithmIdentifierOwned, key: &[u8]) -> Result<Vec<u8>, GenError> {
+    let spki = spki::SubjectPublicKeyInfoOwned {
+        algorithm,
+        subject_public_key: der::asn1::BitString::from_bytes(key).map_err(GenError::Der)?,
+    };
+    spki.to_der().map_err(GenError::Der)
+}
+
+fn ec_spki(curve: &str, point: &[u8]) -> Result<Vec<u8>, GenError> {
+    let curve = der::asn1::ObjectIdentifier::new_unwrap(curve);
+    spki_der(
+        spki::AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::new_unwrap(EC_PUBLIC_KEY_OID),
+            parameters: Some(der::Any::from(&curve)),
+        },
+        point,
+    )
+}
+
+fn raw_spki(oid: &str, key: &[u8]) -> Result<Vec<u8>, GenError> {
+    spki_der(
+        spki::AlgorithmIdentifierOwned { oid: der::asn1::ObjectIdentifier::new_unwrap(oid), parameters: None },
+        key,
+    )
+}
+
+/// The SPKI of a P-256 key with explicit curve parameters (RFC 3279 `SpecifiedECDomain`) instead
+/// of the named curve's OID.
+pub fn explicit_p256_spki(named: &[u8]) -> Result<Vec<u8>, GenError> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(named).map_err(GenError::Der)?;
+    let point = info.subject_public_key.raw_bytes();
+    let params = der::Any::from_der(&crate::chain::signature::P256_EXPLICIT).map_err(GenError::Der)?;
+    spki_der(
+        spki::AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::new_unwrap(EC_PUBLIC_KEY_OID),
+            parameters: Some(params),
+        },
+        point,
+    )
+}

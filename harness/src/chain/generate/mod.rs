@@ -1,0 +1,1622 @@
+//! Generated certificate chains for differential runs against the real OpenSSL
+//! (`cargo xtask fuzz chain`): a [`ChainSpec`] drawn by proptest ([`chain_spec`]), deterministic
+//! from the runner's seed and shrinkable, built into DER by [`build`] with RustCrypto's
+//! `x509-cert` and signed with `rsa`, `p256`/`p384`/`p521`, `ed25519-dalek` and `dsa` over keys
+//! from a fixed pool (`keys.rs`).
+//!
+//! It emits what rcgen cannot: any signature algorithm (MD5, SHA-1, RSA-PSS with SHA-1, DSA,
+//! ECDSA with any hash on any curve), a signature algorithm that does not fit the issuer's key,
+//! explicit EC parameters, X25519/X448/Ed448 keys, extensions absent, critical, duplicated or
+//! malformed (OpenSSL then caches the certificate as `EXFLAG_INVALID`), unknown critical
+//! extensions, version 1 certificates, SKI/AKI mismatches, name constraints, and the order and
+//! extras of what a server sends.
+
+mod keys;
+
+use std::collections::BTreeSet;
+
+use der::Encode as _;
+use der::asn1::{BitString, Ia5String, ObjectIdentifier as Oid, OctetString};
+use proptest::prelude::*;
+use x509_cert::ext::pkix::name::GeneralName;
+
+pub use keys::{KeyKind, explicit_p256_spki};
+
+/// The SPKI (DER) of a pool key.
+pub fn pool_spki(kind: KeyKind, index: usize) -> Result<Vec<u8>, GenError> {
+    Ok(Pool::get()?.key(kind, index).1.to_vec())
+}
+use keys::{Pool, PoolKey};
+
+/// A fault of the generator (never a verdict).
+#[derive(Debug, thiserror::Error)]
+pub enum GenError {
+    /// The key pool did not load.
+    #[error("chain generator key pool: {0}")]
+    Pool(String),
+    /// A DER encoding failed.
+    #[error("chain generator DER: {0}")]
+    Der(#[from] der::Error),
+    /// An SPKI did not decode.
+    #[error("chain generator SPKI: {0}")]
+    Spki(#[from] spki::Error),
+    /// A signature could not be made.
+    #[error("chain generator signature: {0}")]
+    Sign(String),
+}
+
+/// The validation time of every generated chain (2027-01-15).
+pub const NOW: i64 = 1_800_000_000;
+
+/// A hash for a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hash {
+    /// MD5.
+    Md5,
+    /// SHA-1.
+    Sha1,
+    /// SHA-224.
+    Sha224,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl Hash {
+    const ALL: [Hash; 6] = [Hash::Md5, Hash::Sha1, Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512];
+
+    fn name(self) -> &'static str {
+        match self {
+            Hash::Md5 => "md5",
+            Hash::Sha1 => "sha1",
+            Hash::Sha224 => "sha224",
+            Hash::Sha256 => "sha256",
+            Hash::Sha384 => "sha384",
+            Hash::Sha512 => "sha512",
+        }
+    }
+
+    fn digest(self, data: &[u8]) -> Vec<u8> {
+        use sha2::Digest as _;
+        match self {
+            Hash::Md5 => md5::Md5::digest(data).to_vec(),
+            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
+            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
+            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
+        }
+    }
+}
+
+/// The signature scheme a certificate's issuer uses, as far as the issuer's key allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SigSpec {
+    /// What fits the issuer's key (PKCS #1 for RSA), with this hash (Ed25519 ignores it; DSA
+    /// and ECDSA fall back to SHA-256 when the hash cannot be used with that key).
+    Natural(Hash),
+    /// RSA-PSS (an RSA key only; otherwise natural), MGF1 with the same hash, salt as long as the
+    /// hash.
+    Pss(Hash),
+    /// A signature algorithm of another key family than the issuer's (an Ed25519 OID on an RSA
+    /// issuer, ...), with a signature that cannot verify.
+    Mismatched,
+}
+
+/// How one extension appears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExtState {
+    /// Not there.
+    Absent,
+    /// Once, not critical.
+    Plain,
+    /// Once, critical.
+    Critical,
+    /// Twice (OpenSSL: `EXFLAG_INVALID`).
+    Duplicated,
+    /// Once, with a value that does not decode (OpenSSL: `EXFLAG_INVALID` for the extensions it
+    /// caches).
+    Malformed,
+}
+
+impl ExtState {
+    fn name(self) -> &'static str {
+        match self {
+            ExtState::Absent => "absent",
+            ExtState::Plain => "plain",
+            ExtState::Critical => "critical",
+            ExtState::Duplicated => "duplicated",
+            ExtState::Malformed => "malformed",
+        }
+    }
+}
+
+/// basicConstraints' content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BcSpec {
+    /// How it appears.
+    pub state: ExtState,
+    /// cA.
+    pub ca: bool,
+    /// pathLenConstraint.
+    pub path_len: Option<u8>,
+}
+
+/// keyUsage's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KuSpec {
+    /// How it appears.
+    pub state: ExtState,
+    /// keyCertSign.
+    pub cert_sign: bool,
+    /// digitalSignature.
+    pub digital_signature: bool,
+    /// keyEncipherment.
+    pub key_encipherment: bool,
+}
+
+/// extendedKeyUsage's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EkuContent {
+    /// serverAuth.
+    ServerAuth,
+    /// clientAuth only.
+    ClientAuth,
+    /// anyExtendedKeyUsage only.
+    Any,
+}
+
+/// The subject key identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SkiSpec {
+    /// None.
+    Absent,
+    /// SHA-1 of the key, as usual.
+    Proper,
+    /// A fixed identifier that no AKID names.
+    Other,
+    /// Critical.
+    Critical,
+    /// Twice.
+    Duplicated,
+    /// Not an OCTET STRING.
+    Malformed,
+}
+
+/// The authority key identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AkiSpec {
+    /// None.
+    Absent,
+    /// The issuer's SKI (or SHA-1 of its key if it has none).
+    Proper,
+    /// A key identifier no certificate has.
+    Mismatch,
+    /// The issuer's SKI with the issuer's issuer and serial, matching.
+    WithIssuerSerial,
+    /// The issuer's SKI with a wrong serial.
+    WrongSerial,
+    /// Critical.
+    Critical,
+    /// Twice.
+    Duplicated,
+    /// Not a SEQUENCE.
+    Malformed,
+}
+
+/// subjectAltName of a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SanSpec {
+    /// None.
+    Absent,
+    /// `DNS:<cn>.corp.example`.
+    Dns,
+    /// `DNS:other.example`.
+    DnsOutside,
+    /// `IP:10.0.0.5`.
+    Ip,
+    /// `email:a@corp.example`.
+    Email,
+    /// An empty SEQUENCE (OpenSSL refuses to decode it? it decodes; kept as an edge).
+    Empty,
+    /// Twice.
+    Duplicated,
+    /// Does not decode.
+    Malformed,
+    /// Critical, DNS.
+    Critical,
+    /// `IP:` of five bytes (53 under IP constraints).
+    IpBadLength,
+    /// `email:` without `@` (53 under email constraints).
+    EmailNoAt,
+}
+
+/// nameConstraints of a CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NcSpec {
+    /// None.
+    Absent,
+    /// permitted DNS `.corp.example` (and, critical as RFC 5280 asks).
+    PermitDns,
+    /// excluded DNS `bad.corp.example`.
+    ExcludeDns,
+    /// permitted IP 10.0.0.0/8.
+    PermitIp,
+    /// permitted email `corp.example`.
+    PermitEmail,
+    /// A subtree with a maximum (49).
+    WithMaximum,
+    /// Does not decode.
+    Malformed,
+    /// Twice.
+    Duplicated,
+}
+
+/// Validity of one certificate, relative to [`NOW`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ValiditySpec {
+    /// A year either side.
+    Current,
+    /// Ended a day ago.
+    Expired,
+    /// Starts tomorrow.
+    NotYetValid,
+    /// notBefore is exactly now (valid).
+    StartsNow,
+    /// notAfter is exactly now (expired).
+    EndsNow,
+    /// Both in GeneralizedTime, long-lived (until 2099).
+    LongGeneralized,
+}
+
+/// Other extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OtherExt {
+    /// None.
+    None,
+    /// A private OID, critical (34 everywhere).
+    UnknownCritical,
+    /// A private OID, not critical.
+    UnknownPlain,
+    /// A critical extension some OpenSSL versions handle and some do not.
+    CriticalKnown(KnownExt),
+}
+
+/// Extensions whose critical handling differs or may differ between the flavours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KnownExt {
+    /// issuerAltName.
+    IssuerAltName,
+    /// cRLDistributionPoints.
+    CrlDistributionPoints,
+    /// authorityInfoAccess.
+    AuthorityInfoAccess,
+    /// certificatePolicies (anyPolicy).
+    CertificatePolicies,
+    /// nsCertType (server).
+    NsCertType,
+    /// policyConstraints.
+    PolicyConstraints,
+    /// inhibitAnyPolicy.
+    InhibitAnyPolicy,
+    /// TLS feature (status_request).
+    TlsFeature,
+    /// id-pkix-ocsp-nocheck.
+    OcspNoCheck,
+}
+
+impl KnownExt {
+    const ALL: [KnownExt; 9] = [
+        KnownExt::OcspNoCheck,
+        KnownExt::IssuerAltName,
+        KnownExt::CrlDistributionPoints,
+        KnownExt::AuthorityInfoAccess,
+        KnownExt::CertificatePolicies,
+        KnownExt::NsCertType,
+        KnownExt::PolicyConstraints,
+        KnownExt::InhibitAnyPolicy,
+        KnownExt::TlsFeature,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            KnownExt::IssuerAltName => "ian",
+            KnownExt::CrlDistributionPoints => "crldp",
+            KnownExt::AuthorityInfoAccess => "aia",
+            KnownExt::CertificatePolicies => "policies",
+            KnownExt::NsCertType => "ns-cert-type",
+            KnownExt::PolicyConstraints => "policy-constraints",
+            KnownExt::InhibitAnyPolicy => "inhibit-any-policy",
+            KnownExt::TlsFeature => "tls-feature",
+            KnownExt::OcspNoCheck => "ocsp-nocheck",
+        }
+    }
+
+    fn oid_and_value(self) -> (&'static str, Vec<u8>) {
+        match self {
+            // GeneralNames { dNSName "ca.example" }
+            KnownExt::IssuerAltName => ("2.5.29.18", tlv(0x30, &tlv(0x82, b"ca.example"))),
+            // SEQUENCE { DistributionPoint { [0] { [0] { URI } } } }
+            KnownExt::CrlDistributionPoints => {
+                ("2.5.29.31", tlv(0x30, &tlv(0x30, &tlv(0xa0, &tlv(0xa0, &tlv(0x86, b"http://crl.example/c"))))))
+            }
+            // SEQUENCE { AccessDescription { ocsp, URI } }
+            KnownExt::AuthorityInfoAccess => (
+                "1.3.6.1.5.5.7.1.1",
+                tlv(
+                    0x30,
+                    &tlv(0x30, &[&oid_der("1.3.6.1.5.5.7.48.1")[..], &tlv(0x86, b"http://ocsp.example")].concat()),
+                ),
+            ),
+            // SEQUENCE { PolicyInformation { anyPolicy } }
+            KnownExt::CertificatePolicies => ("2.5.29.32", tlv(0x30, &tlv(0x30, &oid_der("2.5.29.32.0")))),
+            // BIT STRING: SSL server
+            KnownExt::NsCertType => ("2.16.840.1.113730.1.1", vec![0x03, 0x02, 0x06, 0x40]),
+            // SEQUENCE { [0] 0 }
+            KnownExt::PolicyConstraints => ("2.5.29.36", tlv(0x30, &[0x80, 0x01, 0x00])),
+            // INTEGER 0
+            KnownExt::InhibitAnyPolicy => ("2.5.29.54", vec![0x02, 0x01, 0x00]),
+            // SEQUENCE { INTEGER 5 }
+            KnownExt::TlsFeature => ("1.3.6.1.5.5.7.1.24", tlv(0x30, &[0x02, 0x01, 0x05])),
+            // NULL
+            KnownExt::OcspNoCheck => ("1.3.6.1.5.5.7.48.1.5", vec![0x05, 0x00]),
+        }
+    }
+}
+
+/// How the certificate names its issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IssuerName {
+    /// The issuer's subject, as is.
+    Exact,
+    /// The issuer's subject with the CN in other case and spacing (equal to OpenSSL).
+    Canonical,
+    /// Another name.
+    Wrong,
+}
+
+/// One certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CertSpec {
+    /// Its key.
+    pub key: KeyKind,
+    /// Which key of that kind in the pool.
+    pub key_index: usize,
+    /// The key's SPKI with explicit curve parameters (P-256 only).
+    pub explicit_curve: bool,
+    /// The signature its issuer makes on it.
+    pub sig: SigSpec,
+    /// A flipped bit in the signature.
+    pub bad_signature: bool,
+    /// Version 1 (no extensions).
+    pub version_1: bool,
+    /// Validity.
+    pub validity: ValiditySpec,
+    /// Its own subject equals its issuer's subject (a self-issued intermediate or leaf).
+    pub self_issued: bool,
+    /// How it names its issuer.
+    pub issuer_name: IssuerName,
+    /// basicConstraints.
+    pub bc: BcSpec,
+    /// keyUsage.
+    pub ku: KuSpec,
+    /// extendedKeyUsage.
+    pub eku: (ExtState, EkuContent),
+    /// SKI.
+    pub ski: SkiSpec,
+    /// AKI.
+    pub aki: AkiSpec,
+    /// SAN.
+    pub san: SanSpec,
+    /// Name constraints.
+    pub nc: NcSpec,
+    /// Another extension.
+    pub other: OtherExt,
+    /// The subject CN is an IP address (name-constraint checks of CNs).
+    pub cn_is_ip: bool,
+}
+
+/// What the peer sends, beyond the leaf.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PeerSpec {
+    /// Send the root too.
+    pub root: bool,
+    /// Leave out one intermediate (its index among the intermediates, modulo their count).
+    pub drop: Option<usize>,
+    /// Reverse the order of what follows the leaf.
+    pub reversed: bool,
+    /// Send the leaf's issuer twice.
+    pub duplicate: bool,
+    /// An extra certificate: a twin of the leaf's issuer (same name, another key).
+    pub twin: bool,
+}
+
+/// What the trust store holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrustSpec {
+    /// The root.
+    Root,
+    /// The root and the top intermediate.
+    RootAndIntermediate,
+    /// The top intermediate only (partial chains are off: not trusted).
+    IntermediateOnly,
+    /// Nothing.
+    Empty,
+    /// The root and an unrelated self-signed certificate before it.
+    RootAfterStranger,
+}
+
+/// One generated case: a chain (root first in `certs`, leaf last), what is sent, what is
+/// trusted, and the verification parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChainSpec {
+    /// Root first, leaf last; each is issued by the one before it (the root by itself).
+    pub certs: Vec<CertSpec>,
+    /// What the peer sends.
+    pub peer: PeerSpec,
+    /// What is trusted.
+    pub trust: TrustSpec,
+    /// Security level 0..=2.
+    pub security_level: u8,
+    /// The ssl_server purpose.
+    pub purpose: bool,
+    /// Verify depth.
+    pub verify_depth: usize,
+}
+
+/// A built case.
+#[derive(Debug, Clone)]
+pub struct BuiltChain {
+    /// The peer's certificates, leaf first.
+    pub peer: Vec<Vec<u8>>,
+    /// The trust store.
+    pub trusted: Vec<Vec<u8>>,
+    /// Validation time.
+    pub time: i64,
+    /// Security level.
+    pub security_level: u8,
+    /// The ssl_server purpose.
+    pub purpose: bool,
+    /// Verify depth.
+    pub verify_depth: usize,
+    /// The features the case exercises, for the coverage report.
+    pub features: BTreeSet<String>,
+}
+
+fn ext_state(weights: [u32; 5]) -> impl Strategy<Value = ExtState> {
+    prop_oneof![
+        weights[0] => Just(ExtState::Absent),
+        weights[1] => Just(ExtState::Plain),
+        weights[2] => Just(ExtState::Critical),
+        weights[3] => Just(ExtState::Duplicated),
+        weights[4] => Just(ExtState::Malformed),
+    ]
+}
+
+fn hash() -> impl Strategy<Value = Hash> {
+    prop_oneof![
+        10 => Just(Hash::Sha256),
+        2 => Just(Hash::Sha1),
+        1 => Just(Hash::Md5),
+        1 => Just(Hash::Sha224),
+        2 => Just(Hash::Sha384),
+        2 => Just(Hash::Sha512),
+    ]
+}
+
+fn key_kind(leaf: bool) -> impl Strategy<Value = KeyKind> {
+    let signers = prop_oneof![
+        1 => Just(KeyKind::Rsa512),
+        3 => Just(KeyKind::Rsa1024),
+        6 => Just(KeyKind::Rsa2048),
+        1 => Just(KeyKind::Rsa3072),
+        14 => Just(KeyKind::P256),
+        5 => Just(KeyKind::P384),
+        3 => Just(KeyKind::P521),
+        5 => Just(KeyKind::Ed25519),
+        2 => Just(KeyKind::Dsa1024),
+        2 => Just(KeyKind::Dsa2048),
+    ];
+    if leaf {
+        // Keys that cannot sign, on leaves only (and now and then on a CA, by the twin).
+        prop_oneof![
+            42 => signers,
+            1 => Just(KeyKind::Ed448),
+            1 => Just(KeyKind::X25519),
+            1 => Just(KeyKind::X448),
+        ]
+        .boxed()
+    } else {
+        signers.boxed()
+    }
+}
+
+fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
+    let leaf = role == Role::Leaf;
+    let ca = !leaf;
+    let bc = (
+        if ca { ext_state([3, 30, 30, 2, 2]) } else { ext_state([30, 20, 4, 2, 2]) },
+        prop_oneof![if ca { 12 } else { 1 } => Just(true), if ca { 1 } else { 8 } => Just(false)],
+        prop_oneof![8 => Just(None), 2 => Just(Some(0u8)), 2 => Just(Some(1u8)), 1 => Just(Some(2u8))],
+    )
+        .prop_map(|(state, ca, path_len)| BcSpec { state, ca, path_len });
+    let ku = (
+        ext_state([12, 8, 12, 2, 2]),
+        prop_oneof![if ca { 10 } else { 1 } => Just(true), if ca { 1 } else { 10 } => Just(false)],
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(state, cert_sign, digital_signature, key_encipherment)| KuSpec {
+            state,
+            cert_sign,
+            digital_signature,
+            key_encipherment,
+        });
+    let eku = (
+        if leaf { ext_state([10, 10, 3, 2, 2]) } else { ext_state([25, 3, 2, 1, 1]) },
+        prop_oneof![8 => Just(EkuContent::ServerAuth), 2 => Just(EkuContent::ClientAuth), 1 => Just(EkuContent::Any)],
+    );
+    let ski = prop_oneof![
+        4 => Just(SkiSpec::Absent),
+        if ca { 20 } else { 8 } => Just(SkiSpec::Proper),
+        1 => Just(SkiSpec::Other),
+        1 => Just(SkiSpec::Critical),
+        1 => Just(SkiSpec::Duplicated),
+        1 => Just(SkiSpec::Malformed),
+    ];
+    let aki = prop_oneof![
+        6 => Just(AkiSpec::Absent),
+        20 => Just(AkiSpec::Proper),
+        2 => Just(AkiSpec::Mismatch),
+        1 => Just(AkiSpec::WithIssuerSerial),
+        1 => Just(AkiSpec::WrongSerial),
+        1 => Just(AkiSpec::Critical),
+        1 => Just(AkiSpec::Duplicated),
+        1 => Just(AkiSpec::Malformed),
+    ];
+    let san = if leaf {
+        prop_oneof![
+            4 => Just(SanSpec::Absent),
+            20 => Just(SanSpec::Dns),
+            2 => Just(SanSpec::DnsOutside),
+            3 => Just(SanSpec::Ip),
+            1 => Just(SanSpec::Email),
+            1 => Just(SanSpec::Empty),
+            1 => Just(SanSpec::Duplicated),
+            1 => Just(SanSpec::Malformed),
+            1 => Just(SanSpec::Critical),
+            1 => Just(SanSpec::IpBadLength),
+            1 => Just(SanSpec::EmailNoAt),
+        ]
+        .boxed()
+    } else {
+        prop_oneof![20 => Just(SanSpec::Absent), 1 => Just(SanSpec::Dns), 1 => Just(SanSpec::Malformed)].boxed()
+    };
+    let nc = if ca {
+        prop_oneof![
+            30 => Just(NcSpec::Absent),
+            3 => Just(NcSpec::PermitDns),
+            1 => Just(NcSpec::ExcludeDns),
+            2 => Just(NcSpec::PermitIp),
+            1 => Just(NcSpec::PermitEmail),
+            1 => Just(NcSpec::WithMaximum),
+            1 => Just(NcSpec::Malformed),
+            1 => Just(NcSpec::Duplicated),
+        ]
+        .boxed()
+    } else {
+        Just(NcSpec::Absent).boxed()
+    };
+    let other = prop_oneof![
+        30 => Just(OtherExt::None),
+        1 => Just(OtherExt::UnknownCritical),
+        1 => Just(OtherExt::UnknownPlain),
+        2 => proptest::sample::select(KnownExt::ALL.to_vec()).prop_map(OtherExt::CriticalKnown),
+    ];
+    let validity = prop_oneof![
+        40 => Just(ValiditySpec::Current),
+        2 => Just(ValiditySpec::Expired),
+        2 => Just(ValiditySpec::NotYetValid),
+        1 => Just(ValiditySpec::StartsNow),
+        1 => Just(ValiditySpec::EndsNow),
+        2 => Just(ValiditySpec::LongGeneralized),
+    ];
+    let sig = prop_oneof![
+        30 => hash().prop_map(SigSpec::Natural),
+        5 => hash().prop_map(SigSpec::Pss),
+        1 => Just(SigSpec::Mismatched),
+    ];
+    let issuer_name =
+        prop_oneof![30 => Just(IssuerName::Exact), 2 => Just(IssuerName::Canonical), 1 => Just(IssuerName::Wrong)];
+    (
+        proptest::bool::weighted(0.45),
+        (key_kind(leaf), 0..2usize, proptest::bool::weighted(0.05), sig, proptest::bool::weighted(0.03)),
+        (
+            proptest::bool::weighted(0.04),
+            validity,
+            proptest::bool::weighted(if role == Role::Intermediate { 0.05 } else { 0.02 }),
+            issuer_name,
+        ),
+        (bc, ku, eku, ski, aki, san, nc, other, proptest::bool::weighted(if leaf { 0.05 } else { 0.0 })),
+    )
+        .prop_map(
+            move |(
+                perturbed,
+                (key, key_index, explicit_curve, sig, bad_signature),
+                (version_1, validity, self_issued, issuer_name),
+                (bc, ku, eku, ski, aki, san, nc, other, cn_is_ip),
+            )| {
+                CertSpec {
+                    key,
+                    key_index,
+                    explicit_curve: explicit_curve && key == KeyKind::P256,
+                    sig,
+                    bad_signature,
+                    version_1,
+                    validity,
+                    self_issued: self_issued && role != Role::Root,
+                    issuer_name: if role == Role::Root { IssuerName::Exact } else { issuer_name },
+                    bc,
+                    ku,
+                    eku,
+                    ski,
+                    aki,
+                    san,
+                    nc,
+                    other,
+                    cn_is_ip,
+                }
+                .standard_unless(perturbed, role)
+            },
+        )
+}
+
+impl CertSpec {
+    /// The certificate as a CA or a TLS server certificate is usually issued (keeping its key
+    /// and signature), unless `perturbed`: so that about half the certificates of a case carry
+    /// oddities and whole chains still verify often enough to reach the later checks. Shrinking
+    /// moves towards the standard form.
+    fn standard_unless(self, perturbed: bool, role: Role) -> CertSpec {
+        if perturbed {
+            return self;
+        }
+        let ca = role != Role::Leaf;
+        CertSpec {
+            explicit_curve: false,
+            bad_signature: false,
+            version_1: false,
+            validity: ValiditySpec::Current,
+            self_issued: false,
+            issuer_name: IssuerName::Exact,
+            bc: BcSpec { state: if ca { ExtState::Critical } else { ExtState::Absent }, ca, path_len: None },
+            ku: KuSpec { state: ExtState::Critical, cert_sign: ca, digital_signature: true, key_encipherment: !ca },
+            eku: (if ca { ExtState::Absent } else { ExtState::Plain }, EkuContent::ServerAuth),
+            ski: SkiSpec::Proper,
+            aki: if role == Role::Root { AkiSpec::Absent } else { AkiSpec::Proper },
+            // Well-formed names and constraints are part of the standard form: an enterprise CA
+            // constrained to .corp.example (the CUCM field case) and the names its leaves carry.
+            san: match (ca, self.san) {
+                (true, _) => SanSpec::Absent,
+                (false, san @ (SanSpec::Dns | SanSpec::DnsOutside | SanSpec::Ip | SanSpec::Email)) => san,
+                (false, _) => SanSpec::Dns,
+            },
+            nc: match self.nc {
+                nc @ (NcSpec::PermitDns | NcSpec::ExcludeDns | NcSpec::PermitIp | NcSpec::PermitEmail) => nc,
+                _ => NcSpec::Absent,
+            },
+            other: OtherExt::None,
+            cn_is_ip: self.cn_is_ip,
+            sig: match self.sig {
+                SigSpec::Mismatched => SigSpec::Natural(Hash::Sha256),
+                other => other,
+            },
+            ..self
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Root,
+    Intermediate,
+    Leaf,
+}
+
+/// The proptest strategy of a whole case.
+pub fn chain_spec() -> impl Strategy<Value = ChainSpec> {
+    let intermediates = prop_oneof![3 => Just(0usize), 6 => Just(1usize), 3 => Just(2usize), 1 => Just(3usize)];
+    let peer = (
+        proptest::bool::weighted(0.3),
+        proptest::option::weighted(0.05, 0..3usize),
+        proptest::bool::weighted(0.2),
+        proptest::bool::weighted(0.05),
+        proptest::bool::weighted(0.05),
+    )
+        .prop_map(|(root, drop, reversed, duplicate, twin)| PeerSpec { root, drop, reversed, duplicate, twin });
+    let trust = prop_oneof![
+        30 => Just(TrustSpec::Root),
+        2 => Just(TrustSpec::RootAndIntermediate),
+        1 => Just(TrustSpec::IntermediateOnly),
+        1 => Just(TrustSpec::Empty),
+        1 => Just(TrustSpec::RootAfterStranger),
+    ];
+    (
+        cert_spec(Role::Root),
+        intermediates.prop_flat_map(|n| proptest::collection::vec(cert_spec(Role::Intermediate), n..=n)),
+        cert_spec(Role::Leaf),
+        peer,
+        trust,
+        prop_oneof![4 => Just(0u8), 4 => Just(1u8), 3 => Just(2u8)],
+        proptest::bool::weighted(0.8),
+        prop_oneof![20 => Just(100usize), 1 => Just(0usize), 1 => Just(1usize), 1 => Just(2usize)],
+        proptest::bool::weighted(0.04),
+    )
+        .prop_map(|(root, intermediates, leaf, peer, trust, security_level, purpose, verify_depth, lone)| {
+            // A lone self-signed leaf (18 unless it is trusted), else root, intermediates, leaf.
+            let mut certs = if lone { Vec::new() } else { vec![root] };
+            if !lone {
+                certs.extend(intermediates);
+            }
+            certs.push(leaf);
+            ChainSpec { certs, peer, trust, security_level, purpose, verify_depth }
+        })
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else if len < 0x100 {
+        out.extend_from_slice(&[0x81, len as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+fn oid_der(oid: &str) -> Vec<u8> {
+    Oid::new_unwrap(oid).to_der().unwrap_or_default()
+}
+
+/// One certificate's name: `CN=<cn>, O=mralab fuzz`.
+fn name(cn: &str) -> Result<x509_cert::name::Name, GenError> {
+    use std::str::FromStr as _;
+    x509_cert::name::Name::from_str(&format!("CN={cn},O=mralab fuzz")).map_err(GenError::Der)
+}
+
+fn cn_of(index: usize, last: usize, spec: &ChainSpec) -> String {
+    let cert = &spec.certs[index];
+    if index > 0 && cert.self_issued {
+        cn_of(index - 1, last, spec)
+    } else if index == 0 && index != last {
+        "Fuzz Root".to_string()
+    } else if index == last {
+        if cert.cn_is_ip { "10.0.0.5".to_string() } else { "cucm.corp.example".to_string() }
+    } else {
+        format!("Fuzz CA {index}")
+    }
+}
+
+fn time(offset: i64, generalized: bool) -> Result<x509_cert::time::Time, GenError> {
+    let at = std::time::Duration::from_secs(u64::try_from(NOW + offset).unwrap_or(0));
+    Ok(if generalized {
+        x509_cert::time::Time::GeneralTime(der::asn1::GeneralizedTime::from_unix_duration(at)?)
+    } else {
+        x509_cert::time::Time::UtcTime(der::asn1::UtcTime::from_unix_duration(at)?)
+    })
+}
+
+const DAY: i64 = 86_400;
+
+fn validity(spec: ValiditySpec) -> Result<x509_cert::time::Validity, GenError> {
+    let (from, to, generalized) = match spec {
+        ValiditySpec::Current => (-365 * DAY, 365 * DAY, false),
+        ValiditySpec::Expired => (-365 * DAY, -DAY, false),
+        ValiditySpec::NotYetValid => (DAY, 365 * DAY, false),
+        ValiditySpec::StartsNow => (0, 365 * DAY, false),
+        ValiditySpec::EndsNow => (-365 * DAY, 0, false),
+        ValiditySpec::LongGeneralized => (-365 * DAY, 4_070_908_800 - NOW, true),
+    };
+    Ok(x509_cert::time::Validity { not_before: time(from, generalized)?, not_after: time(to, generalized)? })
+}
+
+fn sha1_of_key(spki: &[u8]) -> Vec<u8> {
+    use sha1::Digest as _;
+    match spki::SubjectPublicKeyInfoRef::try_from(spki) {
+        Ok(info) => sha1::Sha1::digest(info.subject_public_key.raw_bytes()).to_vec(),
+        Err(_) => sha1::Sha1::digest(spki).to_vec(),
+    }
+}
+
+struct Issuer<'p> {
+    name: x509_cert::name::Name,
+    issuer_name: x509_cert::name::Name,
+    serial: Vec<u8>,
+    key: &'p PoolKey,
+    kind: KeyKind,
+    key_id: Vec<u8>,
+}
+
+fn ext(exts: &mut Vec<x509_cert::ext::Extension>, oid: &str, critical: bool, value: Vec<u8>) -> Result<(), GenError> {
+    exts.push(x509_cert::ext::Extension {
+        extn_id: Oid::new_unwrap(oid),
+        critical,
+        extn_value: OctetString::new(value)?,
+    });
+    Ok(())
+}
+
+/// Adds an extension as `state` says, with `malformed` as the undecodable value.
+fn ext_by_state(
+    exts: &mut Vec<x509_cert::ext::Extension>,
+    oid: &str,
+    state: ExtState,
+    value: Vec<u8>,
+    malformed: Vec<u8>,
+) -> Result<(), GenError> {
+    match state {
+        ExtState::Absent => Ok(()),
+        ExtState::Plain => ext(exts, oid, false, value),
+        ExtState::Critical => ext(exts, oid, true, value),
+        ExtState::Duplicated => {
+            ext(exts, oid, false, value.clone())?;
+            ext(exts, oid, false, value)
+        }
+        ExtState::Malformed => ext(exts, oid, false, malformed),
+    }
+}
+
+fn ia5(text: &str) -> Result<Ia5String, GenError> {
+    Ok(Ia5String::new(text)?)
+}
+
+fn general_names_der(names: Vec<GeneralName>) -> Result<Vec<u8>, GenError> {
+    Ok(names.to_der()?)
+}
+
+fn extensions(
+    cert: &CertSpec,
+    own_key_id: &[u8],
+    issuer: &Issuer<'_>,
+    features: &mut BTreeSet<String>,
+) -> Result<Vec<x509_cert::ext::Extension>, GenError> {
+    use x509_cert::ext::pkix;
+    let mut exts = Vec::new();
+    // A truncated SEQUENCE: no OpenSSL decoder takes it.
+    let truncated = vec![0x30, 0x03, 0x01, 0x01];
+
+    let bc = pkix::BasicConstraints { ca: cert.bc.ca, path_len_constraint: cert.bc.path_len }.to_der()?;
+    ext_by_state(&mut exts, "2.5.29.19", cert.bc.state, bc, truncated.clone())?;
+    if cert.bc.state != ExtState::Absent {
+        features.insert(format!(
+            "bc:{}{}",
+            if cert.bc.ca { "ca" } else { "leaf" },
+            cert.bc.path_len.map(|p| format!("-pathlen{p}")).unwrap_or_default()
+        ));
+    }
+
+    let mut flags = der::flagset::FlagSet::<pkix::KeyUsages>::default();
+    if cert.ku.cert_sign {
+        flags |= pkix::KeyUsages::KeyCertSign;
+    }
+    if cert.ku.digital_signature {
+        flags |= pkix::KeyUsages::DigitalSignature;
+    }
+    if cert.ku.key_encipherment {
+        flags |= pkix::KeyUsages::KeyEncipherment;
+    }
+    let ku = pkix::KeyUsage(flags).to_der()?;
+    ext_by_state(&mut exts, "2.5.29.15", cert.ku.state, ku, vec![0x04, 0x01, 0x00])?;
+    if cert.ku.state != ExtState::Absent {
+        features.insert(format!(
+            "ku:{}{}{}",
+            if cert.ku.cert_sign { "S" } else { "-" },
+            if cert.ku.digital_signature { "D" } else { "-" },
+            if cert.ku.key_encipherment { "E" } else { "-" }
+        ));
+    }
+
+    let eku_oids = match cert.eku.1 {
+        EkuContent::ServerAuth => vec![Oid::new_unwrap("1.3.6.1.5.5.7.3.1"), Oid::new_unwrap("1.3.6.1.5.5.7.3.2")],
+        EkuContent::ClientAuth => vec![Oid::new_unwrap("1.3.6.1.5.5.7.3.2")],
+        EkuContent::Any => vec![Oid::new_unwrap("2.5.29.37.0")],
+    };
+    let eku = pkix::ExtendedKeyUsage(eku_oids).to_der()?;
+    ext_by_state(&mut exts, "2.5.29.37", cert.eku.0, eku, truncated.clone())?;
+    if cert.eku.0 != ExtState::Absent {
+        features.insert(format!("eku:{:?}", cert.eku.1).to_lowercase());
+    }
+
+    let ski_value = OctetString::new(own_key_id.to_vec())?.to_der()?;
+    match cert.ski {
+        SkiSpec::Absent => {}
+        SkiSpec::Proper => ext(&mut exts, "2.5.29.14", false, ski_value)?,
+        SkiSpec::Other => ext(&mut exts, "2.5.29.14", false, OctetString::new(vec![0xab; 20])?.to_der()?)?,
+        SkiSpec::Critical => ext(&mut exts, "2.5.29.14", true, ski_value)?,
+        SkiSpec::Duplicated => {
+            ext(&mut exts, "2.5.29.14", false, ski_value.clone())?;
+            ext(&mut exts, "2.5.29.14", false, ski_value)?;
+        }
+        SkiSpec::Malformed => ext(&mut exts, "2.5.29.14", false, vec![0x02, 0x01, 0x05])?,
+    }
+
+    let aki_plain = pkix::AuthorityKeyIdentifier {
+        key_identifier: Some(OctetString::new(issuer.key_id.clone())?),
+        authority_cert_issuer: None,
+        authority_cert_serial_number: None,
+    }
+    .to_der()?;
+    match cert.aki {
+        AkiSpec::Absent => {}
+        AkiSpec::Proper => ext(&mut exts, "2.5.29.35", false, aki_plain)?,
+        AkiSpec::Mismatch => {
+            let value = pkix::AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(vec![0xcd; 20])?),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.35", false, value)?;
+        }
+        AkiSpec::WithIssuerSerial | AkiSpec::WrongSerial => {
+            let serial = if cert.aki == AkiSpec::WrongSerial { vec![0x7f, 0x01] } else { issuer.serial.clone() };
+            let value = pkix::AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(issuer.key_id.clone())?),
+                authority_cert_issuer: Some(vec![GeneralName::DirectoryName(issuer.issuer_name.clone())]),
+                authority_cert_serial_number: Some(x509_cert::serial_number::SerialNumber::new(&serial)?),
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.35", false, value)?;
+        }
+        AkiSpec::Critical => ext(&mut exts, "2.5.29.35", true, aki_plain)?,
+        AkiSpec::Duplicated => {
+            ext(&mut exts, "2.5.29.35", false, aki_plain.clone())?;
+            ext(&mut exts, "2.5.29.35", false, aki_plain)?;
+        }
+        AkiSpec::Malformed => ext(&mut exts, "2.5.29.35", false, vec![0x04, 0x01, 0x00])?,
+    }
+
+    let dns = general_names_der(vec![GeneralName::DnsName(ia5("cucm.corp.example")?)])?;
+    match cert.san {
+        SanSpec::Absent => {}
+        SanSpec::Dns => ext(&mut exts, "2.5.29.17", false, dns)?,
+        SanSpec::DnsOutside => {
+            ext(&mut exts, "2.5.29.17", false, general_names_der(vec![GeneralName::DnsName(ia5("other.example")?)])?)?
+        }
+        SanSpec::Ip => ext(
+            &mut exts,
+            "2.5.29.17",
+            false,
+            general_names_der(vec![GeneralName::IpAddress(OctetString::new(vec![10, 0, 0, 5])?)])?,
+        )?,
+        SanSpec::Email => ext(
+            &mut exts,
+            "2.5.29.17",
+            false,
+            general_names_der(vec![GeneralName::Rfc822Name(ia5("a@corp.example")?)])?,
+        )?,
+        SanSpec::Empty => ext(&mut exts, "2.5.29.17", false, vec![0x30, 0x00])?,
+        SanSpec::Duplicated => {
+            ext(&mut exts, "2.5.29.17", false, dns.clone())?;
+            ext(&mut exts, "2.5.29.17", false, dns)?;
+        }
+        SanSpec::Malformed => ext(&mut exts, "2.5.29.17", false, truncated.clone())?,
+        SanSpec::Critical => ext(&mut exts, "2.5.29.17", true, dns)?,
+        SanSpec::IpBadLength => ext(
+            &mut exts,
+            "2.5.29.17",
+            false,
+            general_names_der(vec![GeneralName::IpAddress(OctetString::new(vec![10, 0, 0, 5, 1])?)])?,
+        )?,
+        SanSpec::EmailNoAt => {
+            ext(&mut exts, "2.5.29.17", false, general_names_der(vec![GeneralName::Rfc822Name(ia5("corp.example")?)])?)?
+        }
+    }
+
+    let subtree =
+        |base: GeneralName, maximum: Option<u32>| pkix::constraints::name::GeneralSubtree { base, minimum: 0, maximum };
+    let nc_permit_dns = pkix::NameConstraints {
+        permitted_subtrees: Some(vec![subtree(GeneralName::DnsName(ia5(".corp.example")?), None)]),
+        excluded_subtrees: None,
+    }
+    .to_der()?;
+    match cert.nc {
+        NcSpec::Absent => {}
+        NcSpec::PermitDns => ext(&mut exts, "2.5.29.30", true, nc_permit_dns)?,
+        NcSpec::ExcludeDns => {
+            let value = pkix::NameConstraints {
+                permitted_subtrees: None,
+                excluded_subtrees: Some(vec![subtree(GeneralName::DnsName(ia5("cucm.corp.example")?), None)]),
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.30", true, value)?;
+        }
+        NcSpec::PermitIp => {
+            let value = pkix::NameConstraints {
+                permitted_subtrees: Some(vec![subtree(
+                    GeneralName::IpAddress(OctetString::new(vec![10, 0, 0, 0, 255, 0, 0, 0])?),
+                    None,
+                )]),
+                excluded_subtrees: None,
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.30", true, value)?;
+        }
+        NcSpec::PermitEmail => {
+            let value = pkix::NameConstraints {
+                permitted_subtrees: Some(vec![subtree(GeneralName::Rfc822Name(ia5("corp.example")?), None)]),
+                excluded_subtrees: None,
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.30", true, value)?;
+        }
+        NcSpec::WithMaximum => {
+            let value = pkix::NameConstraints {
+                permitted_subtrees: Some(vec![subtree(GeneralName::DnsName(ia5(".corp.example")?), Some(3))]),
+                excluded_subtrees: None,
+            }
+            .to_der()?;
+            ext(&mut exts, "2.5.29.30", true, value)?;
+        }
+        NcSpec::Malformed => ext(&mut exts, "2.5.29.30", true, truncated.clone())?,
+        NcSpec::Duplicated => {
+            ext(&mut exts, "2.5.29.30", true, nc_permit_dns.clone())?;
+            ext(&mut exts, "2.5.29.30", true, nc_permit_dns)?;
+        }
+    }
+
+    match cert.other {
+        OtherExt::None => {}
+        OtherExt::UnknownCritical => ext(&mut exts, "1.3.6.1.4.1.55555.1", true, vec![0x05, 0x00])?,
+        OtherExt::UnknownPlain => ext(&mut exts, "1.3.6.1.4.1.55555.1", false, vec![0x05, 0x00])?,
+        OtherExt::CriticalKnown(known) => {
+            let (oid, value) = known.oid_and_value();
+            ext(&mut exts, oid, true, value)?;
+        }
+    }
+    Ok(exts)
+}
+
+/// The signature algorithm, and the signature over `tbs`, that `issuer` makes as `spec` asks.
+type Signer<'p> = Box<dyn Fn(&[u8]) -> Result<Vec<u8>, GenError> + 'p>;
+
+fn sign<'p>(
+    spec: SigSpec,
+    issuer: &Issuer<'p>,
+    features: &mut BTreeSet<String>,
+) -> Result<(spki::AlgorithmIdentifierOwned, Signer<'p>), GenError> {
+    let alg = |oid: &str, null: bool| spki::AlgorithmIdentifierOwned {
+        oid: Oid::new_unwrap(oid),
+        parameters: null.then(der::Any::null),
+    };
+    let fail = |e: &dyn std::fmt::Display| GenError::Sign(e.to_string());
+    let rsa_oid = |h: Hash| match h {
+        Hash::Md5 => "1.2.840.113549.1.1.4",
+        Hash::Sha1 => "1.2.840.113549.1.1.5",
+        Hash::Sha224 => "1.2.840.113549.1.1.14",
+        Hash::Sha256 => "1.2.840.113549.1.1.11",
+        Hash::Sha384 => "1.2.840.113549.1.1.12",
+        Hash::Sha512 => "1.2.840.113549.1.1.13",
+    };
+    match (spec, issuer.key) {
+        (SigSpec::Mismatched, key) => {
+            let oid = match key {
+                PoolKey::Ed25519(_) | PoolKey::Dsa(_) => "1.2.840.113549.1.1.11",
+                PoolKey::Rsa(_) => "1.2.840.10045.4.3.2",
+                _ => "1.3.101.112",
+            };
+            features.insert("sig:mismatched".to_string());
+            Ok((alg(oid, false), Box::new(|_: &[u8]| Ok(vec![0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01]))))
+        }
+        (SigSpec::Pss(h), PoolKey::Rsa(key)) => {
+            let h = if h == Hash::Md5 || h == Hash::Sha224 { Hash::Sha256 } else { h };
+            let h = rsa_fit(h, key, true);
+            features.insert(format!("sig:rsa-pss-{}", h.name()));
+            let params = match h {
+                Hash::Sha1 => rsa::pkcs1::RsaPssParams::new::<sha1::Sha1>(20).to_der()?,
+                Hash::Sha384 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(48).to_der()?,
+                Hash::Sha512 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha512>(64).to_der()?,
+                _ => rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(32).to_der()?,
+            };
+            let algorithm = spki::AlgorithmIdentifierOwned {
+                oid: Oid::new_unwrap("1.2.840.113549.1.1.10"),
+                parameters: Some(der::Any::from_der(&params)?),
+            };
+            let key: &rsa::RsaPrivateKey = key;
+            Ok((
+                algorithm,
+                Box::new(move |tbs: &[u8]| {
+                    use rand_chacha::rand_core::SeedableRng as _;
+                    // The salt is fixed by the TBS: the same case gives the same bytes.
+                    let mut seed = [0u8; 32];
+                    seed.copy_from_slice(&Hash::Sha256.digest(tbs));
+                    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                    let digest = h.digest(tbs);
+                    let scheme = match h {
+                        Hash::Sha1 => rsa::Pss::new_with_salt::<sha1::Sha1>(20),
+                        Hash::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(48),
+                        Hash::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(64),
+                        _ => rsa::Pss::new_with_salt::<sha2::Sha256>(32),
+                    };
+                    key.sign_with_rng(&mut rng, scheme, &digest).map_err(|e| fail(&e))
+                }),
+            ))
+        }
+        (SigSpec::Natural(h), PoolKey::Rsa(key)) => {
+            let h = rsa_fit(h, key, false);
+            features.insert(format!("sig:rsa-{}", h.name()));
+            let key: &rsa::RsaPrivateKey = key;
+            Ok((
+                alg(rsa_oid(h), true),
+                Box::new(move |tbs: &[u8]| {
+                    let digest = h.digest(tbs);
+                    let scheme = match h {
+                        Hash::Md5 => rsa::Pkcs1v15Sign::new::<md5::Md5>(),
+                        Hash::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
+                        Hash::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
+                        Hash::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
+                        Hash::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
+                        Hash::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                    };
+                    key.sign(scheme, &digest).map_err(|e| fail(&e))
+                }),
+            ))
+        }
+        (SigSpec::Natural(h) | SigSpec::Pss(h), PoolKey::P256(_) | PoolKey::P384(_) | PoolKey::P521(_)) => {
+            // ecdsa refuses a digest shorter than half the field; MD5 has no ECDSA OID.
+            let min = match issuer.kind {
+                KeyKind::P384 => Hash::Sha224,
+                KeyKind::P521 => Hash::Sha384,
+                _ => Hash::Sha1,
+            };
+            let h = if h == Hash::Md5 || h < min {
+                if issuer.kind == KeyKind::P521 { Hash::Sha512 } else { Hash::Sha256 }
+            } else {
+                h
+            };
+            let h = if issuer.kind == KeyKind::P384 && h < Hash::Sha256 { Hash::Sha384 } else { h };
+            features.insert(format!("sig:ecdsa-{}-{}", issuer.kind.name(), h.name()));
+            let oid = match h {
+                Hash::Sha1 => "1.2.840.10045.4.1",
+                Hash::Sha224 => "1.2.840.10045.4.3.1",
+                Hash::Sha384 => "1.2.840.10045.4.3.3",
+                Hash::Sha512 => "1.2.840.10045.4.3.4",
+                _ => "1.2.840.10045.4.3.2",
+            };
+            let key = issuer.key;
+            Ok((
+                alg(oid, false),
+                Box::new(move |tbs: &[u8]| {
+                    use ecdsa::signature::hazmat::PrehashSigner as _;
+                    let digest = h.digest(tbs);
+                    match key {
+                        PoolKey::P256(k) => {
+                            let s: p256::ecdsa::Signature = k.sign_prehash(&digest).map_err(|e| fail(&e))?;
+                            Ok(s.to_der().as_bytes().to_vec())
+                        }
+                        PoolKey::P384(k) => {
+                            let s: p384::ecdsa::Signature = k.sign_prehash(&digest).map_err(|e| fail(&e))?;
+                            Ok(s.to_der().as_bytes().to_vec())
+                        }
+                        PoolKey::P521(k) => {
+                            use ecdsa::signature::hazmat::RandomizedPrehashSigner as _;
+                            use rand_chacha::rand_core::SeedableRng as _;
+                            // p521 0.13 signs with a random nonce: a seed from the TBS keeps
+                            // the same case byte-identical.
+                            let mut seed = [0u8; 32];
+                            seed.copy_from_slice(&Hash::Sha256.digest(tbs));
+                            let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+                            let s: p521::ecdsa::Signature =
+                                k.sign_prehash_with_rng(&mut rng, &digest).map_err(|e| fail(&e))?;
+                            Ok(s.to_der().as_bytes().to_vec())
+                        }
+                        _ => Err(GenError::Sign("not an EC key".to_string())),
+                    }
+                }),
+            ))
+        }
+        (SigSpec::Natural(h) | SigSpec::Pss(h), PoolKey::Dsa(key)) => {
+            let h = match h {
+                Hash::Sha1 | Hash::Sha224 | Hash::Sha256 => h,
+                _ => Hash::Sha256,
+            };
+            features.insert(format!("sig:dsa-{}", h.name()));
+            let oid = match h {
+                Hash::Sha1 => "1.2.840.10040.4.3",
+                Hash::Sha224 => "2.16.840.1.101.3.4.3.1",
+                _ => "2.16.840.1.101.3.4.3.2",
+            };
+            let key: &dsa::SigningKey = key;
+            Ok((
+                alg(oid, false),
+                Box::new(move |tbs: &[u8]| {
+                    let digest = h.digest(tbs);
+                    let s = match h {
+                        Hash::Sha1 => key.sign_prehashed_rfc6979::<sha1::Sha1>(&digest),
+                        Hash::Sha224 => key.sign_prehashed_rfc6979::<sha2::Sha224>(&digest),
+                        _ => key.sign_prehashed_rfc6979::<sha2::Sha256>(&digest),
+                    }
+                    .map_err(|e| fail(&e))?;
+                    s.to_der().map_err(GenError::Der)
+                }),
+            ))
+        }
+        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Ed25519(key)) => {
+            features.insert("sig:ed25519".to_string());
+            Ok((
+                alg(keys::ED25519_OID, false),
+                Box::new(move |tbs: &[u8]| {
+                    use ed25519_dalek::Signer as _;
+                    Ok(key.sign(tbs).to_bytes().to_vec())
+                }),
+            ))
+        }
+        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Raw { oid, .. }) => {
+            // An Ed448 issuer (no signer here), or an X25519/X448 issuer that cannot sign at all:
+            // the algorithm of its key family, and a signature that cannot verify.
+            features.insert("sig:unsignable-issuer".to_string());
+            let oid = if oid.to_string() == keys::ED448_OID { keys::ED448_OID } else { keys::ED25519_OID };
+            Ok((alg(oid, false), Box::new(|_: &[u8]| Ok(vec![0u8; 64]))))
+        }
+    }
+}
+
+/// The hash itself, or a shorter one if the modulus cannot hold it (RSA-512 with SHA-512).
+fn rsa_fit(h: Hash, key: &rsa::RsaPrivateKey, pss: bool) -> Hash {
+    use rsa::traits::PublicKeyParts as _;
+    let k = key.size();
+    let len = |h: Hash| match h {
+        Hash::Md5 => 16,
+        Hash::Sha1 => 20,
+        Hash::Sha224 => 28,
+        Hash::Sha256 => 32,
+        Hash::Sha384 => 48,
+        Hash::Sha512 => 64,
+    };
+    let fits = |h: Hash| if pss { k >= 2 * len(h) + 2 } else { k >= 19 + len(h) + 11 };
+    if fits(h) {
+        h
+    } else if fits(Hash::Sha256) {
+        Hash::Sha256
+    } else {
+        Hash::Sha1
+    }
+}
+
+/// Builds a case's certificates.
+pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
+    let pool = Pool::get()?;
+    let mut features = BTreeSet::new();
+    let last = spec.certs.len() - 1;
+    let mut ders: Vec<Vec<u8>> = Vec::new();
+    let mut issuer: Option<Issuer<'_>> = None;
+    let mut twin: Option<Vec<u8>> = None;
+    for (index, cert) in spec.certs.iter().enumerate() {
+        let role = if index == 0 {
+            "root"
+        } else if index == last {
+            "leaf"
+        } else {
+            "ca"
+        };
+        let (key, named_spki) = pool.key(cert.key, cert.key_index);
+        let spki_der = if cert.explicit_curve { keys::explicit_p256_spki(named_spki)? } else { named_spki.to_vec() };
+        features.insert(format!("key:{}{}", cert.key.name(), if cert.explicit_curve { "-explicit" } else { "" }));
+        features.insert(format!("{role}-key:{}", cert.key.name()));
+        let key_id = sha1_of_key(&spki_der);
+        let subject = name(&cn_of(index, last, spec))?;
+        let serial = vec![0x10, index as u8 + 1];
+        let own = Issuer {
+            name: subject.clone(),
+            issuer_name: issuer.as_ref().map(|i| i.name.clone()).unwrap_or_else(|| subject.clone()),
+            serial: serial.clone(),
+            key,
+            kind: cert.key,
+            key_id: if cert.ski == SkiSpec::Other { vec![0xab; 20] } else { key_id.clone() },
+        };
+        let signer = issuer.as_ref().unwrap_or(&own);
+        let issuer_field = match (cert.issuer_name, index) {
+            (_, 0) | (IssuerName::Exact, _) => signer.name.clone(),
+            (IssuerName::Canonical, _) => {
+                features.insert("issuer-name:canonical".to_string());
+                let cn = cn_of(index - 1, last, spec).to_uppercase();
+                let spaced = format!("  {}  ", cn.replace(' ', "   "));
+                name(&spaced.replace(',', "\\,"))?
+            }
+            (IssuerName::Wrong, _) => {
+                features.insert("issuer-name:wrong".to_string());
+                name("Somebody Else")?
+            }
+        };
+        let (algorithm, signer_fn) = sign(cert.sig, signer, &mut features)?;
+        let exts = if cert.version_1 {
+            features.insert(format!("{role}:v1"));
+            Vec::new()
+        } else {
+            extensions(cert, &key_id, signer, &mut features)?
+        };
+        for (what, state) in [("bc", cert.bc.state), ("ku", cert.ku.state), ("eku", cert.eku.0)] {
+            if !cert.version_1 {
+                features.insert(format!("{role}-{what}:{}", state.name()));
+            }
+        }
+        if !cert.version_1 {
+            features.insert(format!("{role}-ski:{:?}", cert.ski).to_lowercase());
+            features.insert(format!("{role}-aki:{:?}", cert.aki).to_lowercase());
+            features.insert(format!("{role}-san:{:?}", cert.san).to_lowercase());
+            features.insert(format!("{role}-nc:{:?}", cert.nc).to_lowercase());
+            match cert.other {
+                OtherExt::None => {}
+                OtherExt::UnknownCritical => {
+                    features.insert("ext:unknown-critical".to_string());
+                }
+                OtherExt::UnknownPlain => {
+                    features.insert("ext:unknown-plain".to_string());
+                }
+                OtherExt::CriticalKnown(k) => {
+                    features.insert(format!("ext:critical-{}", k.name()));
+                }
+            }
+        }
+        features.insert(format!("validity:{:?}", cert.validity).to_lowercase());
+        if cert.self_issued {
+            features.insert(format!("{role}:self-issued"));
+        }
+        if cert.cn_is_ip {
+            features.insert("leaf:cn-is-ip".to_string());
+        }
+        let tbs = x509_cert::TbsCertificate {
+            version: if cert.version_1 { x509_cert::Version::V1 } else { x509_cert::Version::V3 },
+            serial_number: x509_cert::serial_number::SerialNumber::new(&serial)?,
+            signature: algorithm.clone(),
+            issuer: issuer_field,
+            validity: validity(cert.validity)?,
+            subject,
+            subject_public_key_info: spki::SubjectPublicKeyInfoOwned::try_from(spki_der.as_slice())?,
+            issuer_unique_id: None,
+            subject_unique_id: None,
+            extensions: (!exts.is_empty()).then_some(exts),
+        };
+        let tbs_der = tbs.to_der()?;
+        let mut signature = signer_fn(&tbs_der)?;
+        if cert.bad_signature {
+            features.insert("sig:corrupted".to_string());
+            if let Some(byte) = signature.last_mut() {
+                *byte ^= 1;
+            }
+        }
+        let certificate = x509_cert::Certificate {
+            tbs_certificate: tbs,
+            signature_algorithm: algorithm,
+            signature: BitString::from_bytes(&signature)?,
+        };
+        ders.push(certificate.to_der()?);
+        // The twin of the leaf's issuer: same subject and SKI choice, another key, signed by the
+        // same issuer.
+        if spec.peer.twin && index + 1 == last {
+            let mut twin_spec = cert.clone();
+            twin_spec.key = if cert.key == KeyKind::P256 { KeyKind::P384 } else { KeyKind::P256 };
+            twin_spec.validity = ValiditySpec::Expired;
+            twin = Some(build_twin(&twin_spec, index, last, spec, signer, pool, &mut features)?);
+        }
+        issuer = Some(own);
+    }
+
+    let intermediates: Vec<usize> = (1..last).collect();
+    let mut peer = vec![ders[last].clone()];
+    let mut rest: Vec<Vec<u8>> = Vec::new();
+    for (i, &index) in intermediates.iter().rev().enumerate() {
+        if spec.peer.drop.is_some_and(|d| !intermediates.is_empty() && d % intermediates.len() == i) {
+            features.insert("peer:dropped-intermediate".to_string());
+            continue;
+        }
+        rest.push(ders[index].clone());
+    }
+    if spec.peer.root {
+        features.insert("peer:root".to_string());
+        rest.push(ders[0].clone());
+    }
+    if spec.peer.duplicate && last > 0 {
+        features.insert("peer:duplicate".to_string());
+        rest.push(ders[last - 1].clone());
+    }
+    if let Some(twin) = twin {
+        features.insert("peer:twin".to_string());
+        rest.insert(0, twin);
+    }
+    if spec.peer.reversed {
+        features.insert("peer:reversed".to_string());
+        rest.reverse();
+    }
+    peer.extend(rest);
+
+    let trusted = match spec.trust {
+        TrustSpec::Root => vec![ders[0].clone()],
+        TrustSpec::RootAndIntermediate => {
+            let mut t = vec![ders[0].clone()];
+            if last > 1 {
+                t.push(ders[1].clone());
+            }
+            t
+        }
+        TrustSpec::IntermediateOnly => {
+            if last > 1 {
+                vec![ders[1].clone()]
+            } else {
+                Vec::new()
+            }
+        }
+        TrustSpec::Empty => Vec::new(),
+        TrustSpec::RootAfterStranger => vec![stranger(pool)?, ders[0].clone()],
+    };
+    features.insert(format!("trust:{:?}", spec.trust).to_lowercase());
+    features.insert(format!("level:{}", spec.security_level));
+    features.insert(format!("purpose:{}", if spec.purpose { "ssl-server" } else { "none" }));
+    features.insert(format!("depth:{}", spec.verify_depth));
+    features.insert(format!("chain-length:{}", spec.certs.len()));
+    Ok(BuiltChain {
+        peer,
+        trusted,
+        time: NOW,
+        security_level: spec.security_level,
+        purpose: spec.purpose,
+        verify_depth: spec.verify_depth,
+        features,
+    })
+}
+
+fn build_twin(
+    cert: &CertSpec,
+    index: usize,
+    last: usize,
+    spec: &ChainSpec,
+    signer: &Issuer<'_>,
+    pool: &Pool,
+    features: &mut BTreeSet<String>,
+) -> Result<Vec<u8>, GenError> {
+    let (_, spki_der) = pool.key(cert.key, 1);
+    let key_id = sha1_of_key(spki_der);
+    let (algorithm, signer_fn) = sign(SigSpec::Natural(Hash::Sha256), signer, features)?;
+    let exts = extensions(cert, &key_id, signer, &mut BTreeSet::new())?;
+    let tbs = x509_cert::TbsCertificate {
+        version: x509_cert::Version::V3,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&[0x20, index as u8 + 1])?,
+        signature: algorithm.clone(),
+        issuer: signer.name.clone(),
+        validity: validity(cert.validity)?,
+        subject: name(&cn_of(index, last, spec))?,
+        subject_public_key_info: spki::SubjectPublicKeyInfoOwned::try_from(spki_der)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: (!exts.is_empty()).then_some(exts),
+    };
+    let signature = signer_fn(&tbs.to_der()?)?;
+    Ok(x509_cert::Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(&signature)?,
+    }
+    .to_der()?)
+}
+
+/// An unrelated self-signed CA (P-256) in the trust store.
+fn stranger(pool: &Pool) -> Result<Vec<u8>, GenError> {
+    let (key, spki_der) = pool.key(KeyKind::P256, 1);
+    let subject = name("Stranger Root")?;
+    let own = Issuer {
+        name: subject.clone(),
+        issuer_name: subject.clone(),
+        serial: vec![0x30],
+        key,
+        kind: KeyKind::P256,
+        key_id: sha1_of_key(spki_der),
+    };
+    let (algorithm, signer_fn) = sign(SigSpec::Natural(Hash::Sha256), &own, &mut BTreeSet::new())?;
+    let tbs = x509_cert::TbsCertificate {
+        version: x509_cert::Version::V3,
+        serial_number: x509_cert::serial_number::SerialNumber::new(&[0x30])?,
+        signature: algorithm.clone(),
+        issuer: subject.clone(),
+        validity: validity(ValiditySpec::Current)?,
+        subject,
+        subject_public_key_info: spki::SubjectPublicKeyInfoOwned::try_from(spki_der)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions: Some(vec![x509_cert::ext::Extension {
+            extn_id: Oid::new_unwrap("2.5.29.19"),
+            critical: true,
+            extn_value: OctetString::new(
+                x509_cert::ext::pkix::BasicConstraints { ca: true, path_len_constraint: None }.to_der()?,
+            )?,
+        }]),
+    };
+    let signature = signer_fn(&tbs.to_der()?)?;
+    Ok(x509_cert::Certificate {
+        tbs_certificate: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(&signature)?,
+    }
+    .to_der()?)
+}
+
+/// Every hash the generator can ask for (for the coverage report's list).
+pub fn hashes() -> impl Iterator<Item = &'static str> {
+    Hash::ALL.iter().map(|h| h.name())
+}
+
+use der::Decode as _;
+
+/// Cases drawn from [`chain_spec`], deterministic from a seed, each shrinkable.
+pub struct Generator {
+    runner: proptest::test_runner::TestRunner,
+    strategy: BoxedStrategy<ChainSpec>,
+}
+
+impl std::fmt::Debug for Generator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Generator")
+    }
+}
+
+/// One drawn case, which can be shrunk.
+pub struct Drawn {
+    tree: Box<dyn proptest::strategy::ValueTree<Value = ChainSpec>>,
+}
+
+impl std::fmt::Debug for Drawn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drawn").field("spec", &self.tree.current()).finish()
+    }
+}
+
+impl Generator {
+    /// A generator whose cases depend on `seed` only.
+    pub fn new(seed: u64) -> Self {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&seed.to_le_bytes());
+        let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes);
+        let runner = proptest::test_runner::TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+        Generator { runner, strategy: chain_spec().boxed() }
+    }
+
+    /// The next case.
+    pub fn draw(&mut self) -> Result<Drawn, GenError> {
+        let tree = self.strategy.new_tree(&mut self.runner).map_err(|e| GenError::Sign(format!("proptest: {e}")))?;
+        Ok(Drawn { tree })
+    }
+}
+
+impl Drawn {
+    /// The case as drawn (or as shrunk so far).
+    pub fn spec(&self) -> ChainSpec {
+        self.tree.current()
+    }
+
+    /// Shrinks the case while `still_fails` holds for the simpler one (proptest's loop: simplify
+    /// while it fails, complicate when it passes), at most `steps` tries; returns the simplest
+    /// failing case found.
+    pub fn shrink(&mut self, steps: usize, mut still_fails: impl FnMut(&ChainSpec) -> bool) -> ChainSpec {
+        let mut best = self.tree.current();
+        if !self.tree.simplify() {
+            return best;
+        }
+        for _ in 0..steps {
+            let candidate = self.tree.current();
+            let moved = if still_fails(&candidate) {
+                best = candidate;
+                self.tree.simplify()
+            } else {
+                self.tree.complicate()
+            };
+            if !moved {
+                break;
+            }
+        }
+        best
+    }
+}
