@@ -151,18 +151,24 @@ fn the_seed_capture_under_the_hosts_traffic_server_shows_certificates_alert_and_
     check_seed_capture(&run_seed(factory.as_ref()), dir.path(), Origin::Captured);
 }
 
-#[test]
-fn the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests() {
-    let test = "the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests";
+/// `ats:8.1`'s factory when tshark, a Docker engine and the image are here; says why not
+/// otherwise, and fails under CI where `.ci/run` provides them.
+fn ats_8_1_factory(test: &str) -> Option<Box<dyn VerifierFactory>> {
     if !tshark_available(test) {
-        return;
+        return None;
     }
     if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
         assert!(!ci(), "{test}: no Docker engine under CI");
         println!("{test}: SKIPPED: no Docker engine");
-        return;
+        return None;
     }
-    let Some(factory) = ats_factory("ats:8.1", test) else { return };
+    ats_factory("ats:8.1", test)
+}
+
+#[test]
+fn the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests() {
+    let test = "the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests";
+    let Some(factory) = ats_8_1_factory(test) else { return };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().expect("temp dir");
     check_seed_capture(&run_seed(factory.as_ref()), dir.path(), Origin::Captured);
@@ -173,15 +179,7 @@ fn the_seed_capture_under_ats_8_1_shows_certificates_alert_and_requests() {
 #[test]
 fn the_seed_capture_on_the_container_fleet_shows_certificates_alert_and_requests() {
     let test = "the_seed_capture_on_the_container_fleet_shows_certificates_alert_and_requests";
-    if !tshark_available(test) {
-        return;
-    }
-    if std::env::var_os("DOCKER_HOST").is_none() && !Path::new("/var/run/docker.sock").exists() {
-        assert!(!ci(), "{test}: no Docker engine under CI");
-        println!("{test}: SKIPPED: no Docker engine");
-        return;
-    }
-    let Some(factory) = ats_factory("ats:8.1", test) else { return };
+    let Some(factory) = ats_8_1_factory(test) else { return };
     if let Err(e) = harness::container::image::NODE.check_built() {
         assert!(!ci(), "{test}: {e}");
         println!("{test}: SKIPPED: {e}");

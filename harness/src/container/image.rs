@@ -276,18 +276,7 @@ impl Recipe {
             .with_file(&tar, "rootfs.tar")
             .build_image_with(BuildImageOptions::new().with_skip_if_exists(false))
             .map_err(|e| fail(format!("the engine's build failed: {e}")))?;
-        if let Some(old) = previous {
-            let now = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
-            if now.as_ref() != Some(&old) {
-                // Untagged now, so nobody names it again. A container still running it keeps
-                // it (the removal fails, harmlessly; the engine's prune takes it later).
-                let _ = block_on(engine()?.remove_image(
-                    &old,
-                    None::<testcontainers::bollard::query_parameters::RemoveImageOptions>,
-                    None,
-                ));
-            }
-        }
+        self.remove_replaced(previous)?;
         Ok(Built { image: self.image(), packages, debootstrap, build: started.elapsed() })
     }
 }
@@ -332,6 +321,16 @@ impl Recipe {
             .with_file(&path, program)
             .build_image_with(BuildImageOptions::new().with_skip_if_exists(false))
             .map_err(|e| fail(format!("the engine's build failed: {e}")))?;
+        self.remove_replaced(previous)?;
+        Ok(Built { image: self.image(), packages, debootstrap, build: started.elapsed() })
+    }
+}
+
+impl Recipe {
+    /// Removes `previous`, the image this recipe's tag named before a rebuild, once the tag
+    /// names another: untagged now, so nobody names it again. A container still running it keeps
+    /// it (the removal fails, harmlessly; the engine's prune takes it later).
+    fn remove_replaced(&self, previous: Option<String>) -> Result<(), ContainerError> {
         if let Some(old) = previous {
             let now = block_on(engine()?.inspect_image(&self.image()))?.ok().and_then(|i| i.id);
             if now.as_ref() != Some(&old) {
@@ -342,7 +341,7 @@ impl Recipe {
                 ));
             }
         }
-        Ok(Built { image: self.image(), packages, debootstrap, build: started.elapsed() })
+        Ok(())
     }
 }
 
