@@ -17,17 +17,23 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn ready() -> bool {
+/// One container test of this file at a time: every run reaps dead runs' containers when it
+/// starts one, so another test's run would remove the reaper test's planted leftover before it
+/// is even inspected.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The engine and image are here: this test's turn, held until it ends. `None`: skipped.
+fn ready() -> Option<std::sync::MutexGuard<'static, ()>> {
     let why = if !container::engine_available() {
         "no Docker engine".to_string()
     } else if let Err(e) = ATS_8_1.check_built() {
         e.to_string()
     } else {
-        return true;
+        return Some(SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
     };
     assert!(std::env::var("CI").is_err(), "{why} under CI: .ci/run checks the engine and builds the images");
     eprintln!("skipped: {why}");
-    false
+    None
 }
 
 /// Labelled containers of the run of process `pid`.
@@ -93,9 +99,7 @@ fn assert_nothing_left(pid: u32) {
 
 #[test]
 fn sigkill_mid_catalogue_leaves_no_container_or_network() {
-    if !ready() {
-        return;
-    }
+    let Some(_serial) = ready() else { return };
     let mut child = catalogue_through_ats_8_1();
     let pid = child.id();
     wait_for_a_container(&mut child);
@@ -106,9 +110,7 @@ fn sigkill_mid_catalogue_leaves_no_container_or_network() {
 
 #[test]
 fn sigint_mid_catalogue_exits_130_and_leaves_no_container() {
-    if !ready() {
-        return;
-    }
+    let Some(_serial) = ready() else { return };
     let mut child = catalogue_through_ats_8_1();
     let pid = child.id();
     wait_for_a_container(&mut child);
@@ -121,9 +123,7 @@ fn sigint_mid_catalogue_exits_130_and_leaves_no_container() {
 
 #[test]
 fn the_reaper_removes_what_a_dead_run_left() {
-    if !ready() {
-        return;
-    }
+    let Some(_serial) = ready() else { return };
     // A container labelled as a run that no longer exists (pid 999999999), on this boot.
     let leftover = GenericImage::new(ATS_8_1.repository, ATS_8_1.tag)
         .with_cmd(["sleep", "120"])
@@ -181,9 +181,7 @@ fn live_cluster_on_container_fleet() -> Option<Child> {
 
 #[test]
 fn sigkill_mid_container_fleet_leaves_no_node_or_traffic_server_container() {
-    if !ready() {
-        return;
-    }
+    let Some(_serial) = ready() else { return };
     let Some(mut child) = live_cluster_on_container_fleet() else { return };
     let pid = child.id();
     let start = Instant::now();
