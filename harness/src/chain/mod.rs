@@ -614,14 +614,7 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
                     Some(first) => modulus.len() * 8 - first.leading_zeros() as usize,
                     None => 0,
                 };
-                Some(match bits {
-                    15360.. => 256,
-                    7680.. => 192,
-                    3072.. => 128,
-                    2048.. => 112,
-                    1024.. => 80,
-                    _ => 0,
-                })
+                Some(modulus_security_bits(bits))
             }
             _ => None,
         },
@@ -631,20 +624,26 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
     }
 }
 
-/// `BN_security_bits(L, N)` of a DSA key: by the size of p, capped at half the size of q, and 0
-/// under 80.
-fn dsa_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
-    let key = signature::dsa_key(spki.raw)?;
-    let l = key.components().p().bits();
-    let n = key.components().q().bits();
-    let by_l = match l {
+/// The security bits of a modulus of `bits` bits (RSA's n, DSA's p), as `BN_security_bits`
+/// rates it: 0 under 1024.
+fn modulus_security_bits(bits: usize) -> u32 {
+    match bits {
         15360.. => 256,
         7680.. => 192,
         3072.. => 128,
         2048.. => 112,
         1024.. => 80,
         _ => 0,
-    };
+    }
+}
+
+/// `BN_security_bits(L, N)` of a DSA key: by the size of p, capped at half the size of q, and 0
+/// under 80.
+fn dsa_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
+    let key = signature::dsa_key(spki.raw)?;
+    let l = key.components().p().bits();
+    let n = key.components().q().bits();
+    let by_l = modulus_security_bits(l);
     let by_n = u32::try_from(n / 2).unwrap_or(u32::MAX);
     Some(if by_n < 80 { 0 } else { by_n.min(by_l) })
 }
