@@ -262,6 +262,7 @@ pub fn classify(
             .unwrap_or_default();
         let mut timeout_in_pass = None;
         let verdict = match summary {
+            "CaughtMutant" if text.contains(shim::UNVIABLE_LATE) => Verdict::Unviable,
             "CaughtMutant" if text.contains(shim::SNAPSHOT_ONLY) => Verdict::SnapshotOnly,
             "CaughtMutant" => Verdict::Expectation,
             "MissedMutant" => Verdict::Missed,
@@ -384,6 +385,12 @@ mod tests {
         assert_eq!(verdicts, Verdict::ALL);
         assert_eq!(results[0].seconds, 15.0);
         assert_eq!(results[3].timeout_in_pass, Some(2));
+        // A test target that does not build in the test phase: cargo-mutants saw a failure, but
+        // the mutant is unviable, not caught.
+        let late = serde_json::json!({ "outcomes": [outcome("a.rs:6:1: late", "CaughtMutant", "log/f.log")] });
+        let late_log = |_: &str| Some(format!("{}\n", shim::UNVIABLE_LATE));
+        let late = classify(&late.to_string(), late_log, |_| "a".into()).expect("classified");
+        assert_eq!(late[0].verdict, Verdict::Unviable);
         let strange = serde_json::json!({ "outcomes": [outcome("a.rs:1:1: x", "Success", "log/a.log")] });
         assert!(classify(&strange.to_string(), |_| None, |_| "a".into()).is_err());
     }

@@ -1,16 +1,20 @@
 //! The `cargo` cargo-mutants calls: cargo-mutants runs `$CARGO test ...` for each mutant, and
 //! `cargo xtask mutants` points `$CARGO` at a copy of this binary with [`ENV`] naming the real
 //! cargo. Everything but `cargo test` goes straight to the real cargo. `cargo test --no-run`
-//! builds every test target either pass needs; `cargo test` judges the mutant in two passes:
+//! (cargo-mutants' build phase) builds the first invocation's test target only; `cargo test`
+//! judges the mutant in two passes:
 //!
 //! 1. `MRALAB_SNAPSHOTS=off`: the written expectations and the unit tests ([`PASS_1_TESTS`]);
 //!    if one fails, the mutant is caught and that is the end of it.
 //! 2. only when nothing failed: `MRALAB_SNAPSHOTS=only`, the snapshot comparisons alone
 //!    ([`PASS_2_TESTS`]); a failure here is a mutant caught by a snapshot alone.
 //!
-//! One build serves both passes, and the second runs only for the mutants the first let
-//! through, so the split costs a few seconds per survivor, not a second run. Each pass prints a
-//! marker line, which lands in cargo-mutants' log of that mutant; the report reads them.
+//! Each invocation's targets are built just before it runs, so a mutant the scenario catalogue
+//! catches costs the harness library and one test crate, not also the unit-test build of the
+//! harness and six more crates (most mutants are caught by the first invocation). A target
+//! that does not build there makes the mutant unviable ([`UNVIABLE_LATE`]), as a failed build
+//! phase would. The second pass runs only for the mutants the first let through. Each pass
+//! prints a marker line, which lands in cargo-mutants' log of that mutant; the report reads them.
 
 use std::ffi::{OsStr, OsString};
 use std::process::{Command, ExitCode};
@@ -26,6 +30,8 @@ pub const PASS_2: &str = "mralab-mutants: pass 1 caught nothing; pass 2 (MRALAB_
 pub const SNAPSHOT_ONLY: &str = "mralab-mutants: caught by a snapshot alone";
 /// Printed when neither pass fails.
 pub const NOTHING_FAILED: &str = "mralab-mutants: nothing failed";
+/// Printed when a test target built in the test phase does not build: the mutant is unviable.
+pub const UNVIABLE_LATE: &str = "mralab-mutants: a test target does not build with this mutant (unviable)";
 
 /// One `cargo test` invocation: its targets and an optional test-name filter.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +42,9 @@ pub struct Invocation {
     pub filter: Option<&'static str>,
 }
 
-/// Pass 1, cheapest and most telling first (`cargo test` stops at the first failing target).
+/// Pass 1, cheapest to build and most telling first (`cargo test` stops at the first failing
+/// target; the harness's unit tests need a second build of the library, so they come after the
+/// integration tests, which need none).
 /// The scenario catalogue (expectations), the unit tests, the chain against `openssl verify`,
 /// the cipher strings, the model against `openssl s_client`, and the diagnoses the scenarios
 /// declare (read from the model's logs). Left out, as they run no verifier-model code or only
@@ -45,9 +53,10 @@ pub struct Invocation {
 /// server, where installed), the other `diagnose` tests (log files, archives), `command` (its
 /// model checks repeat two catalogue scenarios; its adapters' snapshots are pass 2) and the
 /// xtask tests (the CLI over the same catalogue).
-pub const PASS_1_TESTS: [Invocation; 3] = [
+pub const PASS_1_TESTS: [Invocation; 4] = [
     Invocation { targets: &["--test=scenarios"], filter: None },
-    Invocation { targets: &["--lib", "--test=chain", "--test=ciphers", "--test=model_oracle"], filter: None },
+    Invocation { targets: &["--test=chain", "--test=ciphers", "--test=model_oracle"], filter: None },
+    Invocation { targets: &["--lib"], filter: None },
     Invocation { targets: &["--test=diagnose"], filter: Some("every_scenario_that_declares_a_diagnosis") },
 ];
 
@@ -58,22 +67,19 @@ pub const PASS_2_TESTS: [Invocation; 2] = [
     Invocation { targets: &["--test=command"], filter: Some("matches_its_snapshots") },
 ];
 
-/// Every target either pass runs, for the build.
-pub fn build_targets() -> Vec<&'static str> {
-    let mut targets: Vec<&'static str> = Vec::new();
-    for invocation in PASS_1_TESTS.iter().chain(&PASS_2_TESTS) {
-        for target in invocation.targets {
-            if !targets.contains(target) {
-                targets.push(target);
-            }
-        }
-    }
-    targets
+/// How one pass ended.
+enum Judged {
+    /// A target of the pass does not build.
+    Unviable,
+    /// A test failed.
+    Failed,
+    /// Nothing failed.
+    Passed,
 }
 
 /// Runs as `cargo <args>`.
 pub fn run(real_cargo: &OsStr, args: &[OsString]) -> ExitCode {
-    let cargo = |extra: &[&str], filter: Option<&str>, snapshots: Option<&str>| {
+    let cargo = |args: &[OsString], extra: &[&str], filter: Option<&str>, snapshots: Option<&str>| {
         let mut command = Command::new(real_cargo);
         command.args(args).args(extra).env_remove(ENV).env("CARGO", real_cargo);
         if let Some(filter) = filter {
@@ -92,26 +98,50 @@ pub fn run(real_cargo: &OsStr, args: &[OsString]) -> ExitCode {
     };
     let code = |c: i32| ExitCode::from(u8::try_from(c).unwrap_or(1));
     if args.first().map(OsString::as_os_str) != Some(OsStr::new("test")) {
-        return code(cargo(&[], None, None));
+        return code(cargo(args, &[], None, None));
     }
     if args.iter().any(|a| a == "--no-run") {
-        return code(cargo(&build_targets(), None, None));
+        return code(cargo(args, PASS_1_TESTS[0].targets, None, None));
     }
-    let failed = |invocations: &[Invocation], mode: &str| {
-        invocations.iter().any(|i| cargo(i.targets, i.filter, Some(mode)) != 0)
-    };
     // The markers go to cargo-mutants' log of the mutant; there is nothing to do if it is gone.
     let mark = |line: &str| {
         let _ = crate::out::stdout(format_args!("{line}\n"));
     };
-    if failed(&PASS_1_TESTS, "off") {
-        mark(PASS_1_CAUGHT);
-        return ExitCode::FAILURE;
+    // `cargo test <args> --no-run`: the same options, so the build is the one the run then uses.
+    let build_args: Vec<OsString> = args.iter().cloned().chain([OsString::from("--no-run")]).collect();
+    let judge = |invocations: &[Invocation], mode: &str| -> Judged {
+        for i in invocations {
+            if cargo(&build_args, i.targets, None, None) != 0 {
+                return Judged::Unviable;
+            }
+            if cargo(args, i.targets, i.filter, Some(mode)) != 0 {
+                return Judged::Failed;
+            }
+        }
+        Judged::Passed
+    };
+    match judge(&PASS_1_TESTS, "off") {
+        Judged::Unviable => {
+            mark(UNVIABLE_LATE);
+            return ExitCode::FAILURE;
+        }
+        Judged::Failed => {
+            mark(PASS_1_CAUGHT);
+            return ExitCode::FAILURE;
+        }
+        Judged::Passed => {}
     }
     mark(PASS_2);
-    if failed(&PASS_2_TESTS, "only") {
-        mark(SNAPSHOT_ONLY);
-        return ExitCode::FAILURE;
+    match judge(&PASS_2_TESTS, "only") {
+        Judged::Unviable => {
+            mark(UNVIABLE_LATE);
+            return ExitCode::FAILURE;
+        }
+        Judged::Failed => {
+            mark(SNAPSHOT_ONLY);
+            return ExitCode::FAILURE;
+        }
+        Judged::Passed => {}
     }
     mark(NOTHING_FAILED);
     ExitCode::SUCCESS
@@ -121,16 +151,29 @@ pub fn run(real_cargo: &OsStr, args: &[OsString]) -> ExitCode {
 mod tests {
     use super::*;
 
+    /// Every target either pass runs.
+    fn build_targets() -> Vec<&'static str> {
+        let mut targets: Vec<&'static str> = Vec::new();
+        for invocation in PASS_1_TESTS.iter().chain(&PASS_2_TESTS) {
+            for target in invocation.targets {
+                if !targets.contains(target) {
+                    targets.push(target);
+                }
+            }
+        }
+        targets
+    }
+
     #[test]
     fn the_build_has_every_target_of_both_passes_once() {
         assert_eq!(
             build_targets(),
             [
                 "--test=scenarios",
-                "--lib",
                 "--test=chain",
                 "--test=ciphers",
                 "--test=model_oracle",
+                "--lib",
                 "--test=diagnose",
                 "--test=command"
             ]

@@ -17,6 +17,9 @@ pub fn list(tool: &Path, root: &Path) -> anyhow::Result<Vec<String>> {
         for glob in module.globs() {
             command.args(["--file", &glob]);
         }
+        for glob in module.exclude_globs() {
+            command.args(["--exclude", &glob]);
+        }
     }
     let output = command.output().with_context(|| format!("running {}", tool.display()))?;
     if !output.status.success() {
