@@ -233,7 +233,11 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         outln!("rotation slice {slice} (commit {}): {} mutant(s)", short(&commit), selection.names.len())?;
     }
 
-    let out = args.out.clone().unwrap_or_else(|| root.join("target/mutants-out"));
+    // Absolute: cargo-mutants runs the shim from its copy of the tree, not from here.
+    let out = match &args.out {
+        Some(out) => std::path::absolute(out).with_context(|| format!("--out {}", out.display()))?,
+        None => root.join("target/mutants-out"),
+    };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let config = out.join("mutants.toml");
     std::fs::write(&config, examine_config(&selection.names)?)
