@@ -102,7 +102,8 @@ fn standard_chains_signed_by_every_signing_key_and_hash_verify_in_the_model() {
 fn a_corrupted_signature_fails_in_the_model() {
     let mut leaf = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
     leaf.bad_signature = true;
-    for issuer in [KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::P521, KeyKind::Dsa2048, KeyKind::Ed25519, KeyKind::Ed448]
+    for issuer in
+        [KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::P521, KeyKind::Dsa2048, KeyKind::Ed25519, KeyKind::Ed448]
     {
         let spec = root_and_leaf(standard(issuer, SigSpec::Natural(Hash::Sha256), true), leaf.clone());
         assert_eq!(codes(&spec, OpensslFlavour::V3_0), vec![7], "{issuer:?}");

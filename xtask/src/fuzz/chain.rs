@@ -251,9 +251,11 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
     let mut shrink_oracles: Option<Oracles> = None;
     let mut oracle_wait = std::time::Duration::ZERO;
     let started = Instant::now();
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, ChainSpec)>(AHEAD as usize);
+    let job_rx = std::sync::Mutex::new(job_rx);
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, ChainSpec)>(AHEAD as usize);
-        let job_rx = std::sync::Mutex::new(job_rx);
+        // Owned by this closure: dropped when it returns, early or not, which ends the workers.
+        let job_tx = job_tx;
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(u64, anyhow::Result<Ready>)>();
         for _ in 0..jobs {
             let ready_tx = ready_tx.clone();

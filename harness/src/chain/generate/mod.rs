@@ -1113,13 +1113,12 @@ fn extensions(
         // Bases of types x509-cert's GeneralSubtree would encode as well, written out so that the
         // bytes are exactly RFC 5280's (otherName's value [0] EXPLICIT, ediPartyName's partyName
         // [1] EXPLICIT).
-        NcSpec::PermitUpn => ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &other_name(UPN_OID, "corp.example")))?,
-        NcSpec::PermitOtherOid => ext(
-            &mut exts,
-            "2.5.29.30",
-            true,
-            raw_constraint(0xa0, &other_name("1.3.6.1.4.1.55555.3", "corp.example")),
-        )?,
+        NcSpec::PermitUpn => {
+            ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &other_name(UPN_OID, "corp.example")))?
+        }
+        NcSpec::PermitOtherOid => {
+            ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &other_name("1.3.6.1.4.1.55555.3", "corp.example")))?
+        }
         NcSpec::PermitRegisteredId => {
             ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &registered_id(REGISTERED_ID_OID)))?
         }
