@@ -385,7 +385,7 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
     }
     let (hits, misses) = cache.stats();
     outln!(
-        "== time: {jobs} worker threads building {:.1} s and modelling {:.1} s (CPU-bound, summed); \
+        "== time: {jobs} worker threads building {:.1} s and modelling {:.1} s (wall time, summed); \
          the main thread waited {:.1} s on the oracles; signatures: {hits} from the cache, {misses} made",
         WorkerTime::seconds(&times.build),
         WorkerTime::seconds(&times.model),
