@@ -29,6 +29,15 @@
  *   D <i>      the peer's certificate at position i does not decode (libssl refuses the
  *              Certificate message before verifying anything)
  *   X <text>   the request could not be read
+ *
+ * Decoded certificates are kept between requests (at most CACHE_MAX, then all dropped), by their
+ * DER, their side (peer or trust store) and their occurrence among identical DER on that side in
+ * the request, so that within a request every certificate is a distinct X509 object exactly as if
+ * each had just been decoded. d2i_X509 is most of OpenSSL 3.0's time here (its public-key
+ * decoders), and a fuzz run sends the same certificates many times. Nothing a verification reads
+ * depends on whether the object is new: the extension cache (x509v3_cache_extensions) is a
+ * function of the DER alone, and OpenSSL keeps no verdict on the object. MRALAB_ORACLE_NO_CACHE=1
+ * in the environment decodes every certificate afresh (a run with it gives the same answers).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +49,102 @@
 #include <openssl/x509_vfy.h>
 
 #define MAX_ERRORS 256
+#define CACHE_SLOTS 8192 /* a power of two */
+#define CACHE_MAX 4096
+
+struct cached {
+    unsigned long long hash;
+    int side, occurrence;
+    long len;
+    unsigned char *der;
+    X509 *x;
+};
+
+static struct cached cache[CACHE_SLOTS];
+static int ncached;
+static int cache_off;
+
+static unsigned long long cache_hash(const unsigned char *der, long len, int side, int occurrence)
+{
+    unsigned long long h = 1469598103934665603ULL; /* FNV-1a */
+    long i;
+    for (i = 0; i < len; i++) {
+        h ^= der[i];
+        h *= 1099511628211ULL;
+    }
+    return h ^ ((unsigned long long)side << 40) ^ ((unsigned long long)occurrence << 48);
+}
+
+static struct cached *cache_slot(unsigned long long h, const unsigned char *der, long len, int side,
+                                 int occurrence)
+{
+    size_t at = (size_t)h & (CACHE_SLOTS - 1);
+    while (cache[at].der != NULL) {
+        struct cached *c = &cache[at];
+        if (c->hash == h && c->side == side && c->occurrence == occurrence && c->len == len
+            && memcmp(c->der, der, (size_t)len) == 0)
+            return c;
+        at = (at + 1) & (CACHE_SLOTS - 1);
+    }
+    return &cache[at];
+}
+
+static void cache_clear(void)
+{
+    int i;
+    for (i = 0; i < CACHE_SLOTS; i++) {
+        if (cache[i].der != NULL) {
+            X509_free(cache[i].x);
+            free(cache[i].der);
+        }
+        memset(&cache[i], 0, sizeof(cache[i]));
+    }
+    ncached = 0;
+}
+
+/*
+ * The certificate of these DER bytes, with a reference of the caller's own; NULL when it does
+ * not decode or has trailing bytes (libssl's d2i in tls_process_server_certificate refuses them).
+ */
+static X509 *decode(const unsigned char *der, long len, int side, int occurrence)
+{
+    const unsigned char *q = der;
+    unsigned long long h = 0;
+    struct cached *slot = NULL;
+    X509 *x;
+
+    if (!cache_off) {
+        h = cache_hash(der, len, side, occurrence);
+        slot = cache_slot(h, der, len, side, occurrence);
+        if (slot->der != NULL) {
+            X509_up_ref(slot->x);
+            return slot->x;
+        }
+    }
+    x = d2i_X509(NULL, &q, len);
+    if (x != NULL && q != der + len) {
+        X509_free(x);
+        x = NULL;
+    }
+    if (x == NULL || cache_off)
+        return x;
+    if (ncached >= CACHE_MAX) {
+        cache_clear();
+        slot = cache_slot(h, der, len, side, occurrence);
+    }
+    slot->der = malloc((size_t)len);
+    if (slot->der == NULL)
+        return x;
+    memcpy(slot->der, der, (size_t)len);
+    slot->hash = h;
+    slot->side = side;
+    slot->occurrence = occurrence;
+    slot->len = len;
+    slot->x = x;
+    X509_up_ref(x);
+    ncached++;
+    return x;
+}
 
 static int stop_at_first;
 static int nerrors;
@@ -93,7 +198,8 @@ static void answer_verify(char *line, size_t cap)
     char *p = line + 1;
     long long when;
     int level, purpose, depth, stop, npeer, ntrust, consumed = 0;
-    unsigned char *buf = NULL;
+    unsigned char *buf = NULL, **ders = NULL;
+    long *lens = NULL, used = 0;
     STACK_OF(X509) *peer = NULL;
     X509 **trusted = NULL;
     X509_STORE *store = NULL;
@@ -114,20 +220,28 @@ static void answer_verify(char *line, size_t cap)
         printf("X out of memory\n");
         goto end;
     }
+    ders = calloc((size_t)(npeer + ntrust), sizeof(unsigned char *));
+    lens = calloc((size_t)(npeer + ntrust), sizeof(long));
+    if (ders == NULL || lens == NULL) {
+        printf("X out of memory\n");
+        goto end;
+    }
     for (i = 0; i < npeer + ntrust; i++) {
-        long n = unhex(&p, buf);
-        const unsigned char *q = buf;
+        long n;
+        int side = i < npeer ? 0 : 1, occurrence = 0, j;
         X509 *x;
+        ders[i] = buf + used;
+        n = unhex(&p, ders[i]);
         if (n < 0) {
             printf("X bad hex\n");
             goto end;
         }
-        x = d2i_X509(NULL, &q, n);
-        if (x != NULL && q != buf + n) {
-            /* Trailing bytes: libssl's d2i in tls_process_server_certificate refuses them. */
-            X509_free(x);
-            x = NULL;
-        }
+        lens[i] = n;
+        used += n;
+        for (j = side ? npeer : 0; j < i; j++)
+            if (lens[j] == n && memcmp(ders[j], ders[i], (size_t)n) == 0)
+                occurrence++;
+        x = decode(ders[i], n, side, occurrence);
         if (i < npeer) {
             if (x == NULL) {
                 printf("D %d\n", i);
@@ -206,6 +320,8 @@ end:
         for (i = 0; i < ntrust; i++)
             X509_free(trusted[i]);
     free(trusted);
+    free(ders);
+    free(lens);
     free(buf);
     ERR_clear_error();
 }
@@ -215,7 +331,9 @@ int main(void)
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    const char *off = getenv("MRALAB_ORACLE_NO_CACHE");
 
+    cache_off = off != NULL && strcmp(off, "1") == 0;
     while ((len = getline(&line, &cap, stdin)) > 0) {
         if (line[0] == 'V') {
             answer_verify(line, (size_t)len);

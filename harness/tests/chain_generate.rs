@@ -31,6 +31,23 @@ fn standard(key: KeyKind, sig: SigSpec, ca: bool) -> CertSpec {
     }
 }
 
+/// A root (trusted, not sent) and the leaf it issues.
+fn root_and_leaf(root: CertSpec, leaf: CertSpec) -> ChainSpec {
+    ChainSpec {
+        certs: vec![root, leaf],
+        peer: PeerSpec { root: false, drop: None, reversed: false, duplicate: false, twin: false },
+        trust: TrustSpec::Root,
+        security_level: 0,
+        purpose: true,
+        verify_depth: 100,
+    }
+}
+
+/// The model's error codes for a case, as that flavour numbers them.
+fn codes(spec: &ChainSpec, flavour: OpensslFlavour) -> Vec<i32> {
+    verify(spec, flavour).errors.iter().map(|e| e.code.code(flavour)).collect()
+}
+
 fn verify(spec: &ChainSpec, flavour: OpensslFlavour) -> chain::ChainVerdict {
     let built = generate::build(spec).expect("build");
     let peer: Vec<CertificateDer<'_>> = built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
@@ -72,14 +89,7 @@ fn another_seed_gives_other_chains() {
 fn standard_chains_signed_by_every_signing_key_and_hash_verify_in_the_model() {
     for issuer in KeyKind::ALL.into_iter().filter(|k| k.signs()) {
         for sig in [SigSpec::Natural(Hash::Sha256), SigSpec::Natural(Hash::Sha1), SigSpec::Pss(Hash::Sha256)] {
-            let spec = ChainSpec {
-                certs: vec![standard(issuer, sig, true), standard(KeyKind::P256, sig, false)],
-                peer: PeerSpec { root: false, drop: None, reversed: false, duplicate: false, twin: false },
-                trust: TrustSpec::Root,
-                security_level: 0,
-                purpose: true,
-                verify_depth: 100,
-            };
+            let spec = root_and_leaf(standard(issuer, sig, true), standard(KeyKind::P256, sig, false));
             for flavour in [OpensslFlavour::V1_1_1, OpensslFlavour::V3_0] {
                 let verdict = verify(&spec, flavour);
                 assert!(verdict.trusted, "{issuer:?} {sig:?} {flavour:?}: {:?}", verdict.errors);
@@ -92,17 +102,55 @@ fn standard_chains_signed_by_every_signing_key_and_hash_verify_in_the_model() {
 fn a_corrupted_signature_fails_in_the_model() {
     let mut leaf = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
     leaf.bad_signature = true;
-    for issuer in [KeyKind::Rsa1024, KeyKind::P521, KeyKind::Dsa2048, KeyKind::Ed25519] {
-        let spec = ChainSpec {
-            certs: vec![standard(issuer, SigSpec::Natural(Hash::Sha256), true), leaf.clone()],
-            peer: PeerSpec { root: false, drop: None, reversed: false, duplicate: false, twin: false },
-            trust: TrustSpec::Root,
-            security_level: 0,
-            purpose: true,
-            verify_depth: 100,
-        };
-        let verdict = verify(&spec, OpensslFlavour::V3_0);
-        let codes: Vec<i32> = verdict.errors.iter().map(|e| e.code.code(OpensslFlavour::V3_0)).collect();
-        assert_eq!(codes, vec![7], "{issuer:?}");
+    for issuer in
+        [KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::P521, KeyKind::Dsa2048, KeyKind::Ed25519, KeyKind::Ed448]
+    {
+        let spec = root_and_leaf(standard(issuer, SigSpec::Natural(Hash::Sha256), true), leaf.clone());
+        assert_eq!(codes(&spec, OpensslFlavour::V3_0), vec![7], "{issuer:?}");
+    }
+}
+
+#[test]
+fn cached_signatures_give_the_same_bytes() {
+    let cache = generate::SignatureCache::new();
+    for seed in [3, 4] {
+        // Twice through the cache: the second pass takes every signature from it.
+        for _ in 0..2 {
+            let mut generator = Generator::new(seed);
+            for _ in 0..40 {
+                let spec = generator.draw().expect("draw").spec();
+                let fresh = generate::build(&spec).expect("build");
+                let cached = generate::build_cached(&spec, &cache).expect("build");
+                assert_eq!((fresh.peer, fresh.trusted), (cached.peer, cached.trusted), "{spec:?}");
+            }
+        }
+    }
+    let (hits, misses) = cache.stats();
+    assert!(hits > misses, "{hits} hits, {misses} signatures made");
+}
+
+#[test]
+fn constraints_of_types_openssl_cannot_check_are_51() {
+    let mut root = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), true);
+    let mut leaf = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
+    for (nc, san, v111, v30) in [
+        // The same otherName OID: both flavours call it unsupported.
+        (NcSpec::PermitUpn, SanSpec::Upn, vec![51], vec![51]),
+        // Another OID: 1.1.1 compares types only, 3.0 also OIDs and skips the subtree.
+        (NcSpec::PermitOtherOid, SanSpec::Upn, vec![51], vec![]),
+        (NcSpec::PermitRegisteredId, SanSpec::RegisteredId, vec![51], vec![51]),
+        (NcSpec::ExcludeEdiParty, SanSpec::EdiParty, vec![51], vec![51]),
+        // A name of a type no subtree has passes.
+        (NcSpec::PermitRegisteredId, SanSpec::Dns, vec![], vec![]),
+        // 3.0 holds an SmtpUTF8Mailbox against email subtrees (RFC 8398), 1.1.1 against
+        // otherName ones.
+        (NcSpec::PermitEmail, SanSpec::SmtpUtf8, vec![], vec![]),
+        (NcSpec::PermitUpn, SanSpec::SmtpUtf8, vec![51], vec![]),
+    ] {
+        root.nc = nc;
+        leaf.san = san;
+        let spec = root_and_leaf(root.clone(), leaf.clone());
+        assert_eq!(codes(&spec, OpensslFlavour::V1_1_1), v111, "1.1.1: {nc:?} {san:?}");
+        assert_eq!(codes(&spec, OpensslFlavour::V3_0), v30, "3.0: {nc:?} {san:?}");
     }
 }

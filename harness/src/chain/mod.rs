@@ -37,8 +37,8 @@
 //!
 //! Signatures are checked with aws-lc through x509-parser first, then with RustCrypto's crates
 //! (`signature.rs`) for what aws-lc refuses and OpenSSL verifies: RSA under 2048 bits, MD5,
-//! SHA-224, RSA-PSS with SHA-1, DSA, P-521, ECDSA with any hash, P-256 with explicit parameters.
-//! An Ed448 signature is not checked and reads as a failure (7). Certificates OpenSSL caches as
+//! SHA-224, RSA-PSS with SHA-1, DSA, P-521, ECDSA with any hash, P-256 with explicit parameters,
+//! Ed448. Certificates OpenSSL caches as
 //! `EXFLAG_INVALID` (an extension it decodes duplicated or undecodable; 3.0: an empty key usage;
 //! 1.1.1: a non-zero path length without cA) issue nothing, are issued by nothing and, in 3.0,
 //! are no CA. `generate/` is the differential fuzzer's chain generator.
@@ -651,8 +651,38 @@ fn dsa_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
 /// `X509_verify(subject, issuer key)`: aws-lc (behind x509-parser) first; what it refuses and
 /// OpenSSL verifies (RSA keys under 2048 bits, MD5, SHA-1 with PSS, DSA, P-521, ECDSA with any
 /// hash on any curve) with RustCrypto's crates (`signature.rs`).
+///
+/// The answer is a function of the subject's bytes and the issuer's key alone, so the latest
+/// answers are kept per thread (by a SHA-256 of both): a chain verified in both flavours, and the
+/// certificates a differential run sends again and again, are checked once.
 fn signature_verifies(subject: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
-    subject.verify_signature(Some(issuer.public_key())).is_ok() || signature::verifies(subject, issuer.public_key())
+    use sha2::Digest as _;
+    const KEPT: usize = 1 << 14;
+    thread_local! {
+        static KNOWN: std::cell::RefCell<std::collections::HashMap<[u8; 32], bool>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    let subject_der = subject.as_ref();
+    let issuer_key = issuer.public_key().raw;
+    let key: [u8; 32] = sha2::Sha256::new()
+        .chain_update((subject_der.len() as u64).to_be_bytes())
+        .chain_update(subject_der)
+        .chain_update(issuer_key)
+        .finalize()
+        .into();
+    if let Some(known) = KNOWN.with(|known| known.borrow().get(&key).copied()) {
+        return known;
+    }
+    let verified = subject.verify_signature(Some(issuer.public_key())).is_ok()
+        || signature::verifies(subject, issuer.public_key());
+    KNOWN.with(|known| {
+        let mut known = known.borrow_mut();
+        if known.len() >= KEPT {
+            known.clear();
+        }
+        known.insert(key, verified);
+    });
+    verified
 }
 
 /// Extensions OpenSSL handles when critical (`X509_supported_extension`): both flavours'

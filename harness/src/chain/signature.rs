@@ -1,27 +1,39 @@
 //! `X509_verify(subject, issuer key)` for what aws-lc (behind x509-parser) does not check but
 //! OpenSSL does: RSA PKCS #1 v1.5 with MD5, SHA-224 or keys under 2048 bits, RSA-PSS with SHA-1
 //! or small keys, ECDSA with any hash on P-256, P-384 and P-521 (named or, for P-256, explicit
-//! parameters), DSA, Ed25519 — with RustCrypto's crates (`rsa`, `p256`, `p384`, `p521`, `dsa`,
-//! `ed25519-dalek`, `md-5`, `sha1`, `sha2`). The signature is data from the peer: nothing here
-//! panics on it.
+//! parameters), DSA, Ed25519, Ed448 — with RustCrypto's crates (`rsa`, `p256`, `p384`, `p521`,
+//! `dsa`, `ed25519-dalek`, `ed448-goldilocks`, `md-5`, `sha1`, `sha2`). The signature is data
+//! from the peer: nothing here panics on it.
 
 use x509_parser::prelude::X509Certificate;
 use x509_parser::public_key::PublicKey;
 use x509_parser::signature_algorithm::SignatureAlgorithm;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hash {
+/// A signature's hash, as the model reads it from an algorithm identifier and as the chain
+/// generator (`generate/`) signs with it: one list for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hash {
+    /// MD5.
     Md5,
+    /// SHA-1.
     Sha1,
+    /// SHA-224.
     Sha224,
+    /// SHA-256.
     Sha256,
+    /// SHA-384.
     Sha384,
+    /// SHA-512.
     Sha512,
 }
 
 impl Hash {
-    fn of_oid(oid: &str) -> Option<Hash> {
+    /// Every hash, weakest first.
+    pub(crate) const ALL: [Hash; 6] = [Hash::Md5, Hash::Sha1, Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512];
+
+    /// The hash of a digest algorithm OID.
+    pub(crate) fn of_oid(oid: &str) -> Option<Hash> {
         Some(match oid {
             "1.2.840.113549.2.5" => Hash::Md5,
             "1.3.14.3.2.26" => Hash::Sha1,
@@ -33,7 +45,32 @@ impl Hash {
         })
     }
 
-    fn digest(self, data: &[u8]) -> Vec<u8> {
+    /// Lower-case name, for coverage lines.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Hash::Md5 => "md5",
+            Hash::Sha1 => "sha1",
+            Hash::Sha224 => "sha224",
+            Hash::Sha256 => "sha256",
+            Hash::Sha384 => "sha384",
+            Hash::Sha512 => "sha512",
+        }
+    }
+
+    /// The digest's length in bytes.
+    pub(crate) fn output_len(self) -> usize {
+        match self {
+            Hash::Md5 => 16,
+            Hash::Sha1 => 20,
+            Hash::Sha224 => 28,
+            Hash::Sha256 => 32,
+            Hash::Sha384 => 48,
+            Hash::Sha512 => 64,
+        }
+    }
+
+    /// The digest of `data`.
+    pub(crate) fn digest(self, data: &[u8]) -> Vec<u8> {
         use sha2::Digest as _;
         match self {
             Hash::Md5 => md5::Md5::digest(data).to_vec(),
@@ -45,7 +82,8 @@ impl Hash {
         }
     }
 
-    fn pkcs1(self) -> rsa::Pkcs1v15Sign {
+    /// RSASSA-PKCS1-v1_5 with this hash.
+    pub(crate) fn pkcs1(self) -> rsa::Pkcs1v15Sign {
         match self {
             Hash::Md5 => rsa::Pkcs1v15Sign::new::<md5::Md5>(),
             Hash::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
@@ -56,7 +94,8 @@ impl Hash {
         }
     }
 
-    fn pss(self, salt: usize) -> rsa::Pss {
+    /// RSASSA-PSS with this hash for the message and MGF1, and a salt of `salt` bytes.
+    pub(crate) fn pss(self, salt: usize) -> rsa::Pss {
         match self {
             Hash::Md5 => rsa::Pss::new_with_salt::<md5::Md5>(salt),
             Hash::Sha1 => rsa::Pss::new_with_salt::<sha1::Sha1>(salt),
@@ -74,6 +113,7 @@ enum Scheme {
     Ecdsa(Hash),
     Dsa(Hash),
     Ed25519,
+    Ed448,
 }
 
 fn scheme(subject: &X509Certificate<'_>) -> Option<Scheme> {
@@ -106,6 +146,7 @@ fn scheme(subject: &X509Certificate<'_>) -> Option<Scheme> {
         "2.16.840.1.101.3.4.3.1" => Scheme::Dsa(Hash::Sha224),
         "2.16.840.1.101.3.4.3.2" => Scheme::Dsa(Hash::Sha256),
         "1.3.101.112" => Scheme::Ed25519,
+        "1.3.101.113" => Scheme::Ed448,
         _ => return None,
     })
 }
@@ -233,6 +274,19 @@ pub(super) fn verifies(subject: &X509Certificate<'_>, issuer_key: &SubjectPublic
             };
             let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&point) else { return false };
             key.verify(tbs, &sig).is_ok()
+        }
+        Scheme::Ed448 => {
+            // Pure Ed448 (RFC 8032, empty context), as OpenSSL's ED448 verifies certificates.
+            if issuer_key.algorithm.algorithm.to_id_string() != "1.3.101.113" {
+                return false;
+            }
+            let point: &[u8] = &issuer_key.subject_public_key.data;
+            let (Ok(point), Ok(sig)) = (<[u8; 57]>::try_from(point), ed448_goldilocks::Signature::try_from(signature))
+            else {
+                return false;
+            };
+            let Ok(key) = ed448_goldilocks::VerifyingKey::from_bytes(&point) else { return false };
+            key.verify_raw(&sig, tbs).is_ok()
         }
     }
 }

@@ -60,6 +60,9 @@ struct ChainArgs {
     /// A progress line every this many cases.
     #[arg(long, default_value_t = 5000)]
     progress: u64,
+    /// Threads that build chains and run the model ahead of the oracles (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 /// Runs `cargo xtask fuzz`.
@@ -97,8 +100,12 @@ impl Oracles {
         Ok(Oracles { running })
     }
 
-    /// Every flavour's real verdict, the oracles working at once.
-    fn ask(&mut self, built: &BuiltChain) -> anyhow::Result<Verdicts> {
+    fn flavours(&self) -> Vec<OpensslFlavour> {
+        self.running.iter().map(|(flavour, _)| *flavour).collect()
+    }
+
+    /// Sends a case to every oracle without waiting: answers come back in the order sent.
+    fn submit(&mut self, built: &BuiltChain) -> anyhow::Result<()> {
         let peer: Vec<CertificateDer<'_>> = built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
         let trusted: Vec<CertificateDer<'_>> =
             built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
@@ -113,11 +120,22 @@ impl Oracles {
         for (_, running) in &mut self.running {
             running.submit(&request)?;
         }
+        Ok(())
+    }
+
+    /// Every flavour's verdict on the oldest case submitted.
+    fn receive(&mut self) -> anyhow::Result<Verdicts> {
         let mut out = Vec::new();
         for (flavour, running) in &mut self.running {
             out.push((*flavour, running.receive()?));
         }
         Ok(out)
+    }
+
+    /// Every flavour's real verdict, the oracles working at once.
+    fn ask(&mut self, built: &BuiltChain) -> anyhow::Result<Verdicts> {
+        self.submit(built)?;
+        self.receive()
     }
 }
 
@@ -138,17 +156,53 @@ fn model(built: &BuiltChain, flavour: OpensslFlavour) -> OracleVerdict {
     oracle::as_oracle_verdict(&chain::verify(&input), flavour)
 }
 
-/// The disagreement classes of one case, one per flavour that disagrees.
-fn compare(oracles: &mut Oracles, built: &BuiltChain) -> anyhow::Result<(Vec<String>, Verdicts)> {
-    let real = oracles.ask(built)?;
+/// The disagreement classes of one case, one per flavour that disagrees, from the model's
+/// verdicts (`mine`, by flavour) and the real ones.
+fn classes_of(mine: &Verdicts, real: &Verdicts) -> Vec<String> {
     let mut classes = Vec::new();
-    for (flavour, verdict) in &real {
-        let mine = model(built, *flavour);
-        if let Some(class) = oracle::disagreement(&mine, verdict) {
+    for (flavour, verdict) in real {
+        let Some((_, model)) = mine.iter().find(|(f, _)| f == flavour) else { continue };
+        if let Some(class) = oracle::disagreement(model, verdict) {
             classes.push(format!("{}: {class}", oracle::flavour_key(*flavour)));
         }
     }
-    Ok((classes, real))
+    classes
+}
+
+/// The model's verdict in every flavour of the run.
+fn models(built: &BuiltChain, flavours: &[OpensslFlavour]) -> Verdicts {
+    flavours.iter().map(|&flavour| (flavour, model(built, flavour))).collect()
+}
+
+/// The disagreement classes of one case, asked afresh (shrinking).
+fn compare(oracles: &mut Oracles, built: &BuiltChain) -> anyhow::Result<(Vec<String>, Verdicts)> {
+    let real = oracles.ask(built)?;
+    let mine = models(built, &oracles.flavours());
+    Ok((classes_of(&mine, &real), real))
+}
+
+/// A case built and modelled on a worker thread, waiting for its turn at the oracles.
+struct Ready {
+    built: BuiltChain,
+    mine: Verdicts,
+}
+
+/// What the worker threads spent, in total.
+#[derive(Debug, Default)]
+struct WorkerTime {
+    build: std::sync::atomic::AtomicU64,
+    model: std::sync::atomic::AtomicU64,
+}
+
+impl WorkerTime {
+    fn add(counter: &std::sync::atomic::AtomicU64, since: Instant) {
+        let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        counter.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn seconds(counter: &std::sync::atomic::AtomicU64) -> f64 {
+        counter.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9
+    }
 }
 
 struct Example {
@@ -171,68 +225,120 @@ fn slug(class: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
+/// Cases drawn ahead of the oracles (built and modelled on the workers meanwhile).
+const AHEAD: u64 = 64;
+/// Cases sent to the oracles before the oldest answer is read.
+const IN_FLIGHT: usize = 8;
+
+/// What the run has found so far, case by case in case order.
+#[derive(Default)]
+struct Tally {
+    classes: BTreeMap<String, Example>,
+    features: BTreeMap<String, u64>,
+    codes: BTreeMap<(String, i32), u64>,
+    disagreeing_cases: u64,
+    shrink_time: std::time::Duration,
+}
+
 fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
     let mut oracles = Oracles::start(args.flavour)?;
+    let flavours = oracles.flavours();
     let mut generator = Generator::new(args.seed);
-    let mut classes: BTreeMap<String, Example> = BTreeMap::new();
-    let mut features: BTreeMap<String, u64> = BTreeMap::new();
-    let mut codes: BTreeMap<(String, i32), u64> = BTreeMap::new();
-    let mut disagreeing_cases = 0u64;
+    let cache = generate::SignatureCache::new();
+    let times = WorkerTime::default();
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())).max(1);
+    let mut tally = Tally::default();
+    let mut shrink_oracles: Option<Oracles> = None;
+    let mut oracle_wait = std::time::Duration::ZERO;
     let started = Instant::now();
-    let mut shrink_time = std::time::Duration::ZERO;
-    for case in 0..args.cases {
-        let mut drawn = generator.draw()?;
-        let spec = drawn.spec();
-        let built = generate::build(&spec)?;
-        let (found, real) = compare(&mut oracles, &built)?;
-        for feature in &built.features {
-            *features.entry(feature.clone()).or_default() += 1;
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<(u64, ChainSpec)>(AHEAD as usize);
+    let job_rx = std::sync::Mutex::new(job_rx);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        // Owned by this closure: dropped when it returns, early or not, which ends the workers.
+        let job_tx = job_tx;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<(u64, anyhow::Result<Ready>)>();
+        for _ in 0..jobs {
+            let ready_tx = ready_tx.clone();
+            let (job_rx, cache, times, flavours) = (&job_rx, &cache, &times, &flavours);
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok((case, spec)) = job else { break };
+                    let building = Instant::now();
+                    let built = generate::build_cached(&spec, cache);
+                    WorkerTime::add(&times.build, building);
+                    let ready = built.map_err(anyhow::Error::from).map(|built| {
+                        let modelling = Instant::now();
+                        let mine = models(&built, flavours);
+                        WorkerTime::add(&times.model, modelling);
+                        Ready { built, mine }
+                    });
+                    if ready_tx.send((case, ready)).is_err() {
+                        break;
+                    }
+                }
+            });
         }
-        for (flavour, verdict) in &real {
-            let mut seen: Vec<i32> = verdict.errors.iter().map(|e| e.0).collect();
-            seen.sort_unstable();
-            seen.dedup();
-            for code in seen {
-                *codes.entry((oracle::flavour_key(*flavour).to_string(), code)).or_default() += 1;
+        drop(ready_tx);
+        let mut drawn: std::collections::VecDeque<generate::Drawn> = std::collections::VecDeque::new();
+        let mut waiting: BTreeMap<u64, anyhow::Result<Ready>> = BTreeMap::new();
+        let mut in_flight: std::collections::VecDeque<Ready> = std::collections::VecDeque::new();
+        let (mut next_draw, mut next_submit, mut done) = (0u64, 0u64, 0u64);
+        while done < args.cases {
+            while next_draw < args.cases && next_draw - done < AHEAD {
+                let draw = generator.draw()?;
+                job_tx.send((next_draw, draw.spec())).context("the worker threads stopped")?;
+                drawn.push_back(draw);
+                next_draw += 1;
             }
-            if verdict.errors.is_empty() {
-                *codes.entry((oracle::flavour_key(*flavour).to_string(), 0)).or_default() += 1;
-            }
-        }
-        if !found.is_empty() {
-            disagreeing_cases += 1;
-        }
-        for class in found {
-            if let Some(example) = classes.get_mut(&class) {
-                example.count += 1;
+            if let Some(result) = waiting.remove(&next_submit) {
+                let ready = result?;
+                oracles.submit(&ready.built)?;
+                in_flight.push_back(ready);
+                next_submit += 1;
                 continue;
             }
-            // A new class: shrink it while the same class persists.
-            let shrinking = Instant::now();
-            let shrunk = drawn.shrink(args.shrink_steps, |candidate| {
-                generate::build(candidate)
-                    .ok()
-                    .and_then(|b| compare(&mut oracles, &b).ok())
-                    .is_some_and(|(classes, _)| classes.contains(&class))
-            });
-            let built = generate::build(&shrunk)?;
-            let (_, verdicts) = compare(&mut oracles, &built)?;
-            shrink_time += shrinking.elapsed();
-            outln!("case {case}: new class '{class}' (shrunk)")?;
-            classes.insert(class, Example { count: 1, first_case: case, spec: shrunk, built, verdicts });
+            let must_read = in_flight.len() >= IN_FLIGHT || (next_submit == next_draw && !in_flight.is_empty());
+            if !must_read {
+                // The next case to send is still being built: wait for it unless an answer can
+                // be read meanwhile.
+                let arrived = if in_flight.is_empty() {
+                    Some(ready_rx.recv().context("the worker threads stopped")?)
+                } else {
+                    ready_rx.try_recv().ok()
+                };
+                if let Some((case, ready)) = arrived {
+                    waiting.insert(case, ready);
+                    continue;
+                }
+            }
+            let Some(ready) = in_flight.pop_front() else { continue };
+            let waiting_since = Instant::now();
+            let real = oracles.receive()?;
+            oracle_wait += waiting_since.elapsed();
+            let mut draw = drawn.pop_front().context("a case answered that was never drawn")?;
+            let case = done;
+            done += 1;
+            finish(args, case, &mut draw, ready, real, &mut tally, &mut shrink_oracles)?;
+            if args.progress > 0 && done % args.progress == 0 {
+                let secs = (started.elapsed() - tally.shrink_time).as_secs_f64().max(1e-9);
+                outln!(
+                    "fuzz chain: {}/{} cases, {:.0}/s, {} disagreeing, {} classes",
+                    done,
+                    args.cases,
+                    done as f64 / secs,
+                    tally.disagreeing_cases,
+                    tally.classes.len()
+                )?;
+            }
         }
-        if args.progress > 0 && (case + 1) % args.progress == 0 {
-            let secs = (started.elapsed() - shrink_time).as_secs_f64().max(1e-9);
-            outln!(
-                "fuzz chain: {}/{} cases, {:.0}/s, {} disagreeing, {} classes",
-                case + 1,
-                args.cases,
-                (case + 1) as f64 / secs,
-                disagreeing_cases,
-                classes.len()
-            )?;
-        }
-    }
+        drop(job_tx);
+        Ok(())
+    })?;
+    let Tally { classes, features, codes, disagreeing_cases, shrink_time } = tally;
     let elapsed = started.elapsed();
     let secs = (elapsed - shrink_time).as_secs_f64().max(1e-9);
 
@@ -277,6 +383,14 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
             outln!("           written: {}", path.display())?;
         }
     }
+    let (hits, misses) = cache.stats();
+    outln!(
+        "== time: {jobs} worker threads building {:.1} s and modelling {:.1} s (wall time, summed); \
+         the main thread waited {:.1} s on the oracles; signatures: {hits} from the cache, {misses} made",
+        WorkerTime::seconds(&times.build),
+        WorkerTime::seconds(&times.model),
+        oracle_wait.as_secs_f64(),
+    )?;
     outln!(
         "fuzz chain: {} cases (seed {}) in {:.1} s ({:.0} cases/s, shrinking {:.1} s apart), {} disagreeing, {} classes",
         args.cases,
@@ -288,6 +402,61 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
         classes.len()
     )?;
     Ok(if classes.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// One case's verdicts counted, and a new disagreement class shrunk (with oracles of its own, so
+/// the answers of the cases in flight stay in order).
+fn finish(
+    args: &ChainArgs,
+    case: u64,
+    drawn: &mut generate::Drawn,
+    ready: Ready,
+    real: Verdicts,
+    tally: &mut Tally,
+    shrink_oracles: &mut Option<Oracles>,
+) -> anyhow::Result<()> {
+    let found = classes_of(&ready.mine, &real);
+    for feature in &ready.built.features {
+        *tally.features.entry(feature.clone()).or_default() += 1;
+    }
+    for (flavour, verdict) in &real {
+        let mut seen: Vec<i32> = verdict.errors.iter().map(|e| e.0).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for code in seen {
+            *tally.codes.entry((oracle::flavour_key(*flavour).to_string(), code)).or_default() += 1;
+        }
+        if verdict.errors.is_empty() {
+            *tally.codes.entry((oracle::flavour_key(*flavour).to_string(), 0)).or_default() += 1;
+        }
+    }
+    if !found.is_empty() {
+        tally.disagreeing_cases += 1;
+    }
+    for class in found {
+        if let Some(example) = tally.classes.get_mut(&class) {
+            example.count += 1;
+            continue;
+        }
+        // A new class: shrink it while the same class persists.
+        let shrinking = Instant::now();
+        let oracles = match shrink_oracles {
+            Some(oracles) => oracles,
+            None => shrink_oracles.insert(Oracles::start(args.flavour)?),
+        };
+        let shrunk = drawn.shrink(args.shrink_steps, |candidate| {
+            generate::build(candidate)
+                .ok()
+                .and_then(|b| compare(oracles, &b).ok())
+                .is_some_and(|(classes, _)| classes.contains(&class))
+        });
+        let built = generate::build(&shrunk)?;
+        let (_, verdicts) = compare(oracles, &built)?;
+        tally.shrink_time += shrinking.elapsed();
+        outln!("case {case}: new class '{class}' (shrunk)")?;
+        tally.classes.insert(class, Example { count: 1, first_case: case, spec: shrunk, built, verdicts });
+    }
+    Ok(())
 }
 
 fn describe(spec: &ChainSpec) -> String {

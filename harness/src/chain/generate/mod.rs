@@ -48,49 +48,7 @@ pub enum GenError {
 /// The validation time of every generated chain (2027-01-15).
 pub const NOW: i64 = 1_800_000_000;
 
-/// A hash for a signature.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Hash {
-    /// MD5.
-    Md5,
-    /// SHA-1.
-    Sha1,
-    /// SHA-224.
-    Sha224,
-    /// SHA-256.
-    Sha256,
-    /// SHA-384.
-    Sha384,
-    /// SHA-512.
-    Sha512,
-}
-
-impl Hash {
-    const ALL: [Hash; 6] = [Hash::Md5, Hash::Sha1, Hash::Sha224, Hash::Sha256, Hash::Sha384, Hash::Sha512];
-
-    fn name(self) -> &'static str {
-        match self {
-            Hash::Md5 => "md5",
-            Hash::Sha1 => "sha1",
-            Hash::Sha224 => "sha224",
-            Hash::Sha256 => "sha256",
-            Hash::Sha384 => "sha384",
-            Hash::Sha512 => "sha512",
-        }
-    }
-
-    fn digest(self, data: &[u8]) -> Vec<u8> {
-        use sha2::Digest as _;
-        match self {
-            Hash::Md5 => md5::Md5::digest(data).to_vec(),
-            Hash::Sha1 => sha1::Sha1::digest(data).to_vec(),
-            Hash::Sha224 => sha2::Sha224::digest(data).to_vec(),
-            Hash::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            Hash::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            Hash::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
-    }
-}
+pub use super::signature::Hash;
 
 /// The signature scheme a certificate's issuer uses, as far as the issuer's key allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -232,6 +190,16 @@ pub enum SanSpec {
     IpBadLength,
     /// `email:` without `@` (53 under email constraints).
     EmailNoAt,
+    /// otherName: a Microsoft UPN `a@corp.example` (51 under otherName constraints of the same
+    /// OID; 1.1.1 also under those of any other OID).
+    Upn,
+    /// otherName: an SmtpUTF8Mailbox `a@corp.example` (3.0 holds it against email constraints,
+    /// RFC 8398; 1.1.1 against otherName ones).
+    SmtpUtf8,
+    /// registeredID (51 under registeredID constraints).
+    RegisteredId,
+    /// ediPartyName (51 under ediPartyName constraints).
+    EdiParty,
 }
 
 /// nameConstraints of a CA.
@@ -253,6 +221,15 @@ pub enum NcSpec {
     Malformed,
     /// Twice.
     Duplicated,
+    /// permitted otherName of the UPN's OID (a type OpenSSL does not check: 51).
+    PermitUpn,
+    /// permitted otherName of a private OID (51 in 1.1.1 for any otherName; 3.0 skips names of
+    /// other OIDs).
+    PermitOtherOid,
+    /// permitted registeredID (51).
+    PermitRegisteredId,
+    /// excluded ediPartyName (51).
+    ExcludeEdiParty,
 }
 
 /// Validity of one certificate, relative to [`NOW`].
@@ -517,14 +494,14 @@ fn key_kind(leaf: bool) -> impl Strategy<Value = KeyKind> {
         5 => Just(KeyKind::P384),
         3 => Just(KeyKind::P521),
         5 => Just(KeyKind::Ed25519),
+        2 => Just(KeyKind::Ed448),
         2 => Just(KeyKind::Dsa1024),
         2 => Just(KeyKind::Dsa2048),
     ];
     if leaf {
         // Keys that cannot sign, on leaves only (and now and then on a CA, by the twin).
         prop_oneof![
-            42 => signers,
-            1 => Just(KeyKind::Ed448),
+            44 => signers,
             1 => Just(KeyKind::X25519),
             1 => Just(KeyKind::X448),
         ]
@@ -588,8 +565,12 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
             1 => Just(SanSpec::Duplicated),
             1 => Just(SanSpec::Malformed),
             1 => Just(SanSpec::Critical),
-            1 => Just(SanSpec::IpBadLength),
-            1 => Just(SanSpec::EmailNoAt),
+            2 => Just(SanSpec::IpBadLength),
+            2 => Just(SanSpec::EmailNoAt),
+            1 => Just(SanSpec::Upn),
+            1 => Just(SanSpec::SmtpUtf8),
+            1 => Just(SanSpec::RegisteredId),
+            1 => Just(SanSpec::EdiParty),
         ]
         .boxed()
     } else {
@@ -605,6 +586,10 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
             1 => Just(NcSpec::WithMaximum),
             1 => Just(NcSpec::Malformed),
             1 => Just(NcSpec::Duplicated),
+            1 => Just(NcSpec::PermitUpn),
+            1 => Just(NcSpec::PermitOtherOid),
+            1 => Just(NcSpec::PermitRegisteredId),
+            1 => Just(NcSpec::ExcludeEdiParty),
         ]
         .boxed()
     } else {
@@ -700,11 +685,28 @@ impl CertSpec {
             // constrained to .corp.example (the CUCM field case) and the names its leaves carry.
             san: match (ca, self.san) {
                 (true, _) => SanSpec::Absent,
-                (false, san @ (SanSpec::Dns | SanSpec::DnsOutside | SanSpec::Ip | SanSpec::Email)) => san,
+                (
+                    false,
+                    san @ (SanSpec::Dns
+                    | SanSpec::DnsOutside
+                    | SanSpec::Ip
+                    | SanSpec::Email
+                    | SanSpec::Upn
+                    | SanSpec::SmtpUtf8
+                    | SanSpec::RegisteredId
+                    | SanSpec::EdiParty),
+                ) => san,
                 (false, _) => SanSpec::Dns,
             },
             nc: match self.nc {
-                nc @ (NcSpec::PermitDns | NcSpec::ExcludeDns | NcSpec::PermitIp | NcSpec::PermitEmail) => nc,
+                nc @ (NcSpec::PermitDns
+                | NcSpec::ExcludeDns
+                | NcSpec::PermitIp
+                | NcSpec::PermitEmail
+                | NcSpec::PermitUpn
+                | NcSpec::PermitOtherOid
+                | NcSpec::PermitRegisteredId
+                | NcSpec::ExcludeEdiParty) => nc,
                 _ => NcSpec::Absent,
             },
             other: OtherExt::None,
@@ -779,6 +781,38 @@ fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Microsoft's user principal name (an otherName).
+const UPN_OID: &str = "1.3.6.1.4.1.311.20.2.3";
+/// RFC 8398's SmtpUTF8Mailbox (an otherName).
+const SMTP_UTF8_MAILBOX_OID: &str = "1.3.6.1.5.5.7.8.9";
+/// The registeredID the generator names and constrains.
+const REGISTERED_ID_OID: &str = "1.3.6.1.4.1.55555.2";
+
+/// `otherName [0] { type-id, value [0] EXPLICIT UTF8String }`.
+fn other_name(oid: &str, value: &str) -> Vec<u8> {
+    tlv(0xa0, &[oid_der(oid), tlv(0xa0, &tlv(0x0c, value.as_bytes()))].concat())
+}
+
+/// `registeredID [8] IMPLICIT OBJECT IDENTIFIER`.
+fn registered_id(oid: &str) -> Vec<u8> {
+    let mut der = oid_der(oid);
+    if let Some(tag) = der.first_mut() {
+        *tag = 0x88;
+    }
+    der
+}
+
+/// `ediPartyName [5] { partyName [1] EXPLICIT UTF8String }`.
+fn edi_party(party: &str) -> Vec<u8> {
+    tlv(0xa5, &tlv(0xa1, &tlv(0x0c, party.as_bytes())))
+}
+
+/// nameConstraints with one subtree of `base` (a GeneralName's DER), permitted (`0xa0`) or
+/// excluded (`0xa1`).
+fn raw_constraint(list: u8, base: &[u8]) -> Vec<u8> {
+    tlv(0x30, &tlv(list, &tlv(0x30, base)))
+}
+
 fn oid_der(oid: &str) -> Vec<u8> {
     Oid::new_unwrap(oid).to_der().unwrap_or_default()
 }
@@ -838,6 +872,8 @@ struct Issuer<'p> {
     issuer_name: x509_cert::name::Name,
     serial: Vec<u8>,
     key: &'p PoolKey,
+    /// The SPKI of `key` as the pool holds it (the signature cache's name for the key).
+    spki: &'p [u8],
     kind: KeyKind,
     key_id: Vec<u8>,
 }
@@ -1016,6 +1052,12 @@ fn extensions(
         SanSpec::EmailNoAt => {
             ext(&mut exts, "2.5.29.17", false, general_names_der(vec![GeneralName::Rfc822Name(ia5("corp.example")?)])?)?
         }
+        SanSpec::Upn => ext(&mut exts, "2.5.29.17", false, tlv(0x30, &other_name(UPN_OID, "a@corp.example")))?,
+        SanSpec::SmtpUtf8 => {
+            ext(&mut exts, "2.5.29.17", false, tlv(0x30, &other_name(SMTP_UTF8_MAILBOX_OID, "a@corp.example")))?
+        }
+        SanSpec::RegisteredId => ext(&mut exts, "2.5.29.17", false, tlv(0x30, &registered_id(REGISTERED_ID_OID)))?,
+        SanSpec::EdiParty => ext(&mut exts, "2.5.29.17", false, tlv(0x30, &edi_party("corp")))?,
     }
 
     let subtree =
@@ -1068,6 +1110,19 @@ fn extensions(
             ext(&mut exts, "2.5.29.30", true, nc_permit_dns.clone())?;
             ext(&mut exts, "2.5.29.30", true, nc_permit_dns)?;
         }
+        // Bases of types x509-cert's GeneralSubtree would encode as well, written out so that the
+        // bytes are exactly RFC 5280's (otherName's value [0] EXPLICIT, ediPartyName's partyName
+        // [1] EXPLICIT).
+        NcSpec::PermitUpn => {
+            ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &other_name(UPN_OID, "corp.example")))?
+        }
+        NcSpec::PermitOtherOid => {
+            ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &other_name("1.3.6.1.4.1.55555.3", "corp.example")))?
+        }
+        NcSpec::PermitRegisteredId => {
+            ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa0, &registered_id(REGISTERED_ID_OID)))?
+        }
+        NcSpec::ExcludeEdiParty => ext(&mut exts, "2.5.29.30", true, raw_constraint(0xa1, &edi_party("corp")))?,
     }
 
     match cert.other {
@@ -1106,7 +1161,7 @@ fn sign<'p>(
     match (spec, issuer.key) {
         (SigSpec::Mismatched, key) => {
             let oid = match key {
-                PoolKey::Ed25519(_) | PoolKey::Dsa(_) => "1.2.840.113549.1.1.11",
+                PoolKey::Ed25519(_) | PoolKey::Ed448(_) | PoolKey::Dsa(_) => "1.2.840.113549.1.1.11",
                 PoolKey::Rsa(_) => "1.2.840.10045.4.3.2",
                 _ => "1.3.101.112",
             };
@@ -1137,12 +1192,7 @@ fn sign<'p>(
                     seed.copy_from_slice(&Hash::Sha256.digest(tbs));
                     let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
                     let digest = h.digest(tbs);
-                    let scheme = match h {
-                        Hash::Sha1 => rsa::Pss::new_with_salt::<sha1::Sha1>(20),
-                        Hash::Sha384 => rsa::Pss::new_with_salt::<sha2::Sha384>(48),
-                        Hash::Sha512 => rsa::Pss::new_with_salt::<sha2::Sha512>(64),
-                        _ => rsa::Pss::new_with_salt::<sha2::Sha256>(32),
-                    };
+                    let scheme = h.pss(h.output_len());
                     key.sign_with_rng(&mut rng, scheme, &digest).map_err(|e| fail(&e))
                 }),
             ))
@@ -1150,20 +1200,25 @@ fn sign<'p>(
         (SigSpec::Natural(h), PoolKey::Rsa(key)) => {
             let h = rsa_fit(h, key, false);
             features.insert(format!("sig:rsa-{}", h.name()));
-            let key: &rsa::RsaPrivateKey = key;
+            let key: &keys::RsaKey = key;
             Ok((
                 alg(rsa_oid(h), true),
                 Box::new(move |tbs: &[u8]| {
-                    let digest = h.digest(tbs);
-                    let scheme = match h {
-                        Hash::Md5 => rsa::Pkcs1v15Sign::new::<md5::Md5>(),
-                        Hash::Sha1 => rsa::Pkcs1v15Sign::new::<sha1::Sha1>(),
-                        Hash::Sha224 => rsa::Pkcs1v15Sign::new::<sha2::Sha224>(),
-                        Hash::Sha256 => rsa::Pkcs1v15Sign::new::<sha2::Sha256>(),
-                        Hash::Sha384 => rsa::Pkcs1v15Sign::new::<sha2::Sha384>(),
-                        Hash::Sha512 => rsa::Pkcs1v15Sign::new::<sha2::Sha512>(),
+                    let encoding: Option<&'static dyn aws_lc_rs::signature::RsaEncoding> = match h {
+                        Hash::Sha256 => Some(&aws_lc_rs::signature::RSA_PKCS1_SHA256),
+                        Hash::Sha384 => Some(&aws_lc_rs::signature::RSA_PKCS1_SHA384),
+                        Hash::Sha512 => Some(&aws_lc_rs::signature::RSA_PKCS1_SHA512),
+                        _ => None,
                     };
-                    key.sign(scheme, &digest).map_err(|e| fail(&e))
+                    if let (Some(pair), Some(encoding)) = (&key.aws, encoding) {
+                        // Deterministic: the random source is never read for PKCS #1 v1.5.
+                        let mut signature = vec![0u8; pair.public_modulus_len()];
+                        pair.sign(encoding, &aws_lc_rs::rand::SystemRandom::new(), tbs, &mut signature)
+                            .map_err(|e| fail(&e))?;
+                        return Ok(signature);
+                    }
+                    let digest = h.digest(tbs);
+                    key.sign(h.pkcs1(), &digest).map_err(|e| fail(&e))
                 }),
             ))
         }
@@ -1256,12 +1311,16 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Raw { oid, .. }) => {
-            // An Ed448 issuer (no signer here), or an X25519/X448 issuer that cannot sign at all:
-            // the algorithm of its key family, and a signature that cannot verify.
+        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Ed448(key)) => {
+            features.insert("sig:ed448".to_string());
+            let key: &ed448_goldilocks::SigningKey = key;
+            Ok((alg(keys::ED448_OID, false), Box::new(move |tbs: &[u8]| Ok(key.sign_raw(tbs).to_bytes().to_vec()))))
+        }
+        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Raw) => {
+            // An X25519/X448 issuer, which cannot sign at all: an EdDSA algorithm, and a signature
+            // that cannot verify.
             features.insert("sig:unsignable-issuer".to_string());
-            let oid = if oid.to_string() == keys::ED448_OID { keys::ED448_OID } else { keys::ED25519_OID };
-            Ok((alg(oid, false), Box::new(|_: &[u8]| Ok(vec![0u8; 64]))))
+            Ok((alg(keys::ED25519_OID, false), Box::new(|_: &[u8]| Ok(vec![0u8; 64]))))
         }
     }
 }
@@ -1270,15 +1329,7 @@ fn sign<'p>(
 fn rsa_fit(h: Hash, key: &rsa::RsaPrivateKey, pss: bool) -> Hash {
     use rsa::traits::PublicKeyParts as _;
     let k = key.size();
-    let len = |h: Hash| match h {
-        Hash::Md5 => 16,
-        Hash::Sha1 => 20,
-        Hash::Sha224 => 28,
-        Hash::Sha256 => 32,
-        Hash::Sha384 => 48,
-        Hash::Sha512 => 64,
-    };
-    let fits = |h: Hash| if pss { k >= 2 * len(h) + 2 } else { k >= 19 + len(h) + 11 };
+    let fits = |h: Hash| if pss { k >= 2 * h.output_len() + 2 } else { k >= 19 + h.output_len() + 11 };
     if fits(h) {
         h
     } else if fits(Hash::Sha256) {
@@ -1288,8 +1339,89 @@ fn rsa_fit(h: Hash, key: &rsa::RsaPrivateKey, pss: bool) -> Hash {
     }
 }
 
-/// Builds a case's certificates.
+/// Signatures already made, by signing key and TBS. Every signature the generator makes is a
+/// function of the two (PKCS #1 v1.5, RFC 6979 ECDSA and DSA, EdDSA; PSS salts and P-521 nonces
+/// are seeded from the TBS), so a cached one is byte for byte the one signing would make again:
+/// the cache changes the rate, never a chain. Standard certificates (about half of those drawn)
+/// repeat across cases, and so do their signatures. Shared by the threads that build cases.
+#[derive(Debug, Default)]
+pub struct SignatureCache {
+    map: std::sync::Mutex<std::collections::HashMap<[u8; 32], Vec<u8>>>,
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
+}
+
+impl SignatureCache {
+    /// Signatures kept at most; the cache starts over when it is full (about 40 MB).
+    pub const CAPACITY: usize = 1 << 17;
+
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Signatures found in the cache, and signatures made.
+    pub fn stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.hits.load(Relaxed), self.misses.load(Relaxed))
+    }
+
+    fn signature(
+        &self,
+        spki: &[u8],
+        tbs: &[u8],
+        make: impl FnOnce() -> Result<Vec<u8>, GenError>,
+    ) -> Result<Vec<u8>, GenError> {
+        use sha2::Digest as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        // The TBS holds the signature algorithm; the key is named by its SPKI.
+        let key: [u8; 32] = sha2::Sha256::new()
+            .chain_update((spki.len() as u64).to_be_bytes())
+            .chain_update(spki)
+            .chain_update(tbs)
+            .finalize()
+            .into();
+        if let Some(found) = self.map.lock().ok().and_then(|map| map.get(&key).cloned()) {
+            self.hits.fetch_add(1, Relaxed);
+            return Ok(found);
+        }
+        self.misses.fetch_add(1, Relaxed);
+        let made = make()?;
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(key, made.clone());
+        }
+        Ok(made)
+    }
+}
+
+/// The signature `signer` makes over `tbs`, from the cache when there is one.
+fn signature_over(
+    signer: &Issuer<'_>,
+    signer_fn: &Signer<'_>,
+    tbs: &[u8],
+    cache: Option<&SignatureCache>,
+) -> Result<Vec<u8>, GenError> {
+    match cache {
+        Some(cache) => cache.signature(signer.spki, tbs, || signer_fn(tbs)),
+        None => signer_fn(tbs),
+    }
+}
+
+/// Builds a case's certificates, signing every one.
 pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
+    build_with(spec, None)
+}
+
+/// Builds a case's certificates, taking the signatures `cache` already holds (the same bytes as
+/// [`build`]).
+pub fn build_cached(spec: &ChainSpec, cache: &SignatureCache) -> Result<BuiltChain, GenError> {
+    build_with(spec, Some(cache))
+}
+
+fn build_with(spec: &ChainSpec, cache: Option<&SignatureCache>) -> Result<BuiltChain, GenError> {
     let pool = Pool::get()?;
     let mut features = BTreeSet::new();
     let last = spec.certs.len() - 1;
@@ -1316,6 +1448,7 @@ pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
             issuer_name: issuer.as_ref().map(|i| i.name.clone()).unwrap_or_else(|| subject.clone()),
             serial: serial.clone(),
             key,
+            spki: named_spki,
             kind: cert.key,
             key_id: if cert.ski == SkiSpec::Other { vec![0xab; 20] } else { key_id.clone() },
         };
@@ -1383,7 +1516,7 @@ pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
             extensions: (!exts.is_empty()).then_some(exts),
         };
         let tbs_der = tbs.to_der()?;
-        let mut signature = signer_fn(&tbs_der)?;
+        let mut signature = signature_over(signer, &signer_fn, &tbs_der, cache)?;
         if cert.bad_signature {
             features.insert("sig:corrupted".to_string());
             if let Some(byte) = signature.last_mut() {
@@ -1402,7 +1535,7 @@ pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
             let mut twin_spec = cert.clone();
             twin_spec.key = if cert.key == KeyKind::P256 { KeyKind::P384 } else { KeyKind::P256 };
             twin_spec.validity = ValiditySpec::Expired;
-            twin = Some(build_twin(&twin_spec, index, last, spec, signer, pool, &mut features)?);
+            twin = Some(build_twin(&twin_spec, index, last, spec, signer, pool, cache, &mut features)?);
         }
         issuer = Some(own);
     }
@@ -1452,7 +1585,7 @@ pub fn build(spec: &ChainSpec) -> Result<BuiltChain, GenError> {
             }
         }
         TrustSpec::Empty => Vec::new(),
-        TrustSpec::RootAfterStranger => vec![stranger(pool)?, ders[0].clone()],
+        TrustSpec::RootAfterStranger => vec![stranger(pool, cache)?, ders[0].clone()],
     };
     features.insert(format!("trust:{:?}", spec.trust).to_lowercase());
     features.insert(format!("level:{}", spec.security_level));
@@ -1477,6 +1610,7 @@ fn build_twin(
     spec: &ChainSpec,
     signer: &Issuer<'_>,
     pool: &Pool,
+    cache: Option<&SignatureCache>,
     features: &mut BTreeSet<String>,
 ) -> Result<Vec<u8>, GenError> {
     let (_, spki_der) = pool.key(cert.key, 1);
@@ -1495,7 +1629,7 @@ fn build_twin(
         subject_unique_id: None,
         extensions: (!exts.is_empty()).then_some(exts),
     };
-    let signature = signer_fn(&tbs.to_der()?)?;
+    let signature = signature_over(signer, &signer_fn, &tbs.to_der()?, cache)?;
     Ok(x509_cert::Certificate {
         tbs_certificate: tbs,
         signature_algorithm: algorithm,
@@ -1505,7 +1639,7 @@ fn build_twin(
 }
 
 /// An unrelated self-signed CA (P-256) in the trust store.
-fn stranger(pool: &Pool) -> Result<Vec<u8>, GenError> {
+fn stranger(pool: &Pool, cache: Option<&SignatureCache>) -> Result<Vec<u8>, GenError> {
     let (key, spki_der) = pool.key(KeyKind::P256, 1);
     let subject = name("Stranger Root")?;
     let own = Issuer {
@@ -1513,6 +1647,7 @@ fn stranger(pool: &Pool) -> Result<Vec<u8>, GenError> {
         issuer_name: subject.clone(),
         serial: vec![0x30],
         key,
+        spki: spki_der,
         kind: KeyKind::P256,
         key_id: sha1_of_key(spki_der),
     };
@@ -1535,7 +1670,7 @@ fn stranger(pool: &Pool) -> Result<Vec<u8>, GenError> {
             )?,
         }]),
     };
-    let signature = signer_fn(&tbs.to_der()?)?;
+    let signature = signature_over(&own, &signer_fn, &tbs.to_der()?, cache)?;
     Ok(x509_cert::Certificate {
         tbs_certificate: tbs,
         signature_algorithm: algorithm,
