@@ -1535,7 +1535,7 @@ fn build_with(spec: &ChainSpec, cache: Option<&SignatureCache>) -> Result<BuiltC
             let mut twin_spec = cert.clone();
             twin_spec.key = if cert.key == KeyKind::P256 { KeyKind::P384 } else { KeyKind::P256 };
             twin_spec.validity = ValiditySpec::Expired;
-            twin = Some(build_twin(&twin_spec, index, last, spec, signer, pool, cache, &mut features)?);
+            twin = Some(build_twin(&twin_spec, index, &cn_of(index, last, spec), signer, pool, cache, &mut features)?);
         }
         issuer = Some(own);
     }
@@ -1603,11 +1603,11 @@ fn build_with(spec: &ChainSpec, cache: Option<&SignatureCache>) -> Result<BuiltC
     })
 }
 
+/// A same-name twin of the certificate at `index`: `cn` is that certificate's common name.
 fn build_twin(
     cert: &CertSpec,
     index: usize,
-    last: usize,
-    spec: &ChainSpec,
+    cn: &str,
     signer: &Issuer<'_>,
     pool: &Pool,
     cache: Option<&SignatureCache>,
@@ -1623,7 +1623,7 @@ fn build_twin(
         signature: algorithm.clone(),
         issuer: signer.name.clone(),
         validity: validity(cert.validity)?,
-        subject: name(&cn_of(index, last, spec))?,
+        subject: name(cn)?,
         subject_public_key_info: spki::SubjectPublicKeyInfoOwned::try_from(spki_der)?,
         issuer_unique_id: None,
         subject_unique_id: None,
