@@ -1,47 +1,9 @@
 //! The chain generator (`harness::chain::generate`): deterministic from its seed, and its
 //! standard certificates, signed by every key of the pool that signs, verify in the model.
 
-use harness::chain::generate::{
-    self, AkiSpec, BcSpec, CertSpec, ChainSpec, EkuContent, ExtState, Generator, Hash, IssuerName, KeyKind, KuSpec,
-    NcSpec, OtherExt, PeerSpec, SanSpec, SigSpec, SkiSpec, TrustSpec, ValiditySpec,
-};
+use harness::chain::generate::{self, CertSpec, ChainSpec, Generator, Hash, KeyKind, NcSpec, SanSpec, SigSpec};
 use harness::chain::{self, ChainInput, OpensslFlavour, Purpose};
 use rustls_pki_types::CertificateDer;
-
-fn standard(key: KeyKind, sig: SigSpec, ca: bool) -> CertSpec {
-    CertSpec {
-        key,
-        key_index: 0,
-        explicit_curve: false,
-        sig,
-        bad_signature: false,
-        version_1: false,
-        validity: ValiditySpec::Current,
-        self_issued: false,
-        issuer_name: IssuerName::Exact,
-        bc: BcSpec { state: if ca { ExtState::Critical } else { ExtState::Absent }, ca, path_len: None },
-        ku: KuSpec { state: ExtState::Critical, cert_sign: ca, digital_signature: true, key_encipherment: !ca },
-        eku: (if ca { ExtState::Absent } else { ExtState::Plain }, EkuContent::ServerAuth),
-        ski: SkiSpec::Proper,
-        aki: if ca { AkiSpec::Absent } else { AkiSpec::Proper },
-        san: if ca { SanSpec::Absent } else { SanSpec::Dns },
-        nc: NcSpec::Absent,
-        other: OtherExt::None,
-        cn_is_ip: false,
-    }
-}
-
-/// A root (trusted, not sent) and the leaf it issues.
-fn root_and_leaf(root: CertSpec, leaf: CertSpec) -> ChainSpec {
-    ChainSpec {
-        certs: vec![root, leaf],
-        peer: PeerSpec { root: false, drop: None, reversed: false, duplicate: false, twin: false },
-        trust: TrustSpec::Root,
-        security_level: 0,
-        purpose: true,
-        verify_depth: 100,
-    }
-}
 
 /// The model's error codes for a case, as that flavour numbers them.
 fn codes(spec: &ChainSpec, flavour: OpensslFlavour) -> Vec<i32> {
@@ -89,7 +51,10 @@ fn another_seed_gives_other_chains() {
 fn standard_chains_signed_by_every_signing_key_and_hash_verify_in_the_model() {
     for issuer in KeyKind::ALL.into_iter().filter(|k| k.signs()) {
         for sig in [SigSpec::Natural(Hash::Sha256), SigSpec::Natural(Hash::Sha1), SigSpec::Pss(Hash::Sha256)] {
-            let spec = root_and_leaf(standard(issuer, sig, true), standard(KeyKind::P256, sig, false));
+            let spec = ChainSpec::root_and_leaf(
+                CertSpec::standard(issuer, sig, true),
+                CertSpec::standard(KeyKind::P256, sig, false),
+            );
             for flavour in [OpensslFlavour::V1_1_1, OpensslFlavour::V3_0] {
                 let verdict = verify(&spec, flavour);
                 assert!(verdict.trusted, "{issuer:?} {sig:?} {flavour:?}: {:?}", verdict.errors);
@@ -100,12 +65,13 @@ fn standard_chains_signed_by_every_signing_key_and_hash_verify_in_the_model() {
 
 #[test]
 fn a_corrupted_signature_fails_in_the_model() {
-    let mut leaf = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
+    let mut leaf = CertSpec::standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
     leaf.bad_signature = true;
     for issuer in
         [KeyKind::Rsa1024, KeyKind::Rsa2048, KeyKind::P521, KeyKind::Dsa2048, KeyKind::Ed25519, KeyKind::Ed448]
     {
-        let spec = root_and_leaf(standard(issuer, SigSpec::Natural(Hash::Sha256), true), leaf.clone());
+        let spec =
+            ChainSpec::root_and_leaf(CertSpec::standard(issuer, SigSpec::Natural(Hash::Sha256), true), leaf.clone());
         assert_eq!(codes(&spec, OpensslFlavour::V3_0), vec![7], "{issuer:?}");
     }
 }
@@ -131,8 +97,8 @@ fn cached_signatures_give_the_same_bytes() {
 
 #[test]
 fn constraints_of_types_openssl_cannot_check_are_51() {
-    let mut root = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), true);
-    let mut leaf = standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
+    let mut root = CertSpec::standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), true);
+    let mut leaf = CertSpec::standard(KeyKind::P256, SigSpec::Natural(Hash::Sha256), false);
     for (nc, san, v111, v30) in [
         // The same otherName OID: both flavours call it unsupported.
         (NcSpec::PermitUpn, SanSpec::Upn, vec![51], vec![51]),
@@ -149,7 +115,7 @@ fn constraints_of_types_openssl_cannot_check_are_51() {
     ] {
         root.nc = nc;
         leaf.san = san;
-        let spec = root_and_leaf(root.clone(), leaf.clone());
+        let spec = ChainSpec::root_and_leaf(root.clone(), leaf.clone());
         assert_eq!(codes(&spec, OpensslFlavour::V1_1_1), v111, "1.1.1: {nc:?} {san:?}");
         assert_eq!(codes(&spec, OpensslFlavour::V3_0), v30, "3.0: {nc:?} {san:?}");
     }

@@ -595,6 +595,8 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
         KeyFamily::Ed448 => Some(224),
         KeyFamily::Ec if signature::has_explicit_ec_parameters(spki) => match signature::ec_curve(spki)? {
             "P-256" => Some(128),
+            "P-384" => Some(192),
+            "P-521" => Some(256),
             _ => None,
         },
         KeyFamily::Ec => {

@@ -1,7 +1,7 @@
 //! `X509_verify(subject, issuer key)` for what aws-lc (behind x509-parser) does not check but
 //! OpenSSL does: RSA PKCS #1 v1.5 with MD5, SHA-224 or keys under 2048 bits, RSA-PSS with SHA-1
-//! or small keys, ECDSA with any hash on P-256, P-384 and P-521 (named or, for P-256, explicit
-//! parameters), DSA, Ed25519, Ed448 — with RustCrypto's crates (`rsa`, `p256`, `p384`, `p521`,
+//! or small keys or an MGF1 hash other than the message's, ECDSA with any hash on P-256, P-384 and
+//! P-521 (named, or given by explicit parameters), DSA, Ed25519, Ed448 — with RustCrypto's crates (`rsa`, `p256`, `p384`, `p521`,
 //! `dsa`, `ed25519-dalek`, `ed448-goldilocks`, `md-5`, `sha1`, `sha2`). The signature is data
 //! from the peer: nothing here panics on it.
 
@@ -82,6 +82,20 @@ impl Hash {
         }
     }
 
+    /// MGF1 (RFC 8017 B.2.1) with this hash: `len` bytes of mask from `seed`.
+    pub(crate) fn mgf1(self, seed: &[u8], len: usize) -> Vec<u8> {
+        let mut mask = Vec::with_capacity(len + self.output_len());
+        let mut counter: u32 = 0;
+        while mask.len() < len {
+            let mut block = seed.to_vec();
+            block.extend_from_slice(&counter.to_be_bytes());
+            mask.extend(self.digest(&block));
+            counter += 1;
+        }
+        mask.truncate(len);
+        mask
+    }
+
     /// RSASSA-PKCS1-v1_5 with this hash.
     pub(crate) fn pkcs1(self) -> rsa::Pkcs1v15Sign {
         match self {
@@ -109,7 +123,7 @@ impl Hash {
 
 enum Scheme {
     Pkcs1(Hash),
-    Pss { hash: Hash, salt: usize },
+    Pss { hash: Hash, mgf1: Hash, salt: usize },
     Ecdsa(Hash),
     Dsa(Hash),
     Ed25519,
@@ -131,11 +145,12 @@ fn scheme(subject: &X509Certificate<'_>) -> Option<Scheme> {
             };
             let hash = Hash::of_oid(&params.hash_algorithm_oid().to_id_string())?;
             let mgf = params.mask_gen_algorithm().ok()?;
-            // MGF1 with another hash than the message's is not reproduced.
-            if mgf.mgf.to_id_string() != "1.2.840.113549.1.1.8" || Hash::of_oid(&mgf.hash.to_id_string())? != hash {
+            if mgf.mgf.to_id_string() != "1.2.840.113549.1.1.8" {
                 return None;
             }
-            Scheme::Pss { hash, salt: usize::try_from(params.salt_length()).ok()? }
+            // OpenSSL takes MGF1's hash from its own parameter: it need not be the message's.
+            let mgf1 = Hash::of_oid(&mgf.hash.to_id_string())?;
+            Scheme::Pss { hash, mgf1, salt: usize::try_from(params.salt_length()).ok()? }
         }
         "1.2.840.10045.4.1" => Scheme::Ecdsa(Hash::Sha1),
         "1.2.840.10045.4.3.1" => Scheme::Ecdsa(Hash::Sha224),
@@ -168,8 +183,8 @@ pub(super) fn pss_security_bits(subject: &X509Certificate<'_>, v3: bool) -> Opti
     })
 }
 
-/// The curve of an EC key: a named curve's OID, or P-256 given by explicit parameters in
-/// OpenSSL's encoding.
+/// The curve of an EC key: a named curve's OID, or explicit parameters whose values are those of
+/// P-256, P-384 or P-521.
 pub(super) fn ec_curve(key: &SubjectPublicKeyInfo<'_>) -> Option<&'static str> {
     let params = key.algorithm.parameters.as_ref()?;
     // (as_oid reads any content as an OID: look at the tag first.)
@@ -183,7 +198,14 @@ pub(super) fn ec_curve(key: &SubjectPublicKeyInfo<'_>) -> Option<&'static str> {
             _ => None,
         };
     }
-    explicit_p256(key).then_some("P-256")
+    if params.tag() != x509_parser::der_parser::asn1_rs::Tag::Sequence {
+        return None;
+    }
+    let given = Domain::read(params.data)?;
+    EXPLICIT_CURVES
+        .iter()
+        .find(|(_, der)| Domain::read(&der[header_len(der)..]).is_some_and(|known| given.is(&known)))
+        .map(|(name, _)| *name)
 }
 
 /// Whether an EC key's parameters are explicit (a `SpecifiedECDomain`, not a named curve).
@@ -192,11 +214,128 @@ pub(super) fn has_explicit_ec_parameters(key: &SubjectPublicKeyInfo<'_>) -> bool
         && key.algorithm.parameters.as_ref().is_some_and(|p| p.tag() == x509_parser::der_parser::asn1_rs::Tag::Sequence)
 }
 
-fn explicit_p256(key: &SubjectPublicKeyInfo<'_>) -> bool {
-    let Some(params) = key.algorithm.parameters.as_ref() else { return false };
-    // The content of the SEQUENCE, compared with OpenSSL's encoding of P-256 (whose header is
-    // 3 bytes: 30 81 f7).
-    params.tag() == x509_parser::der_parser::asn1_rs::Tag::Sequence && params.data == &P256_EXPLICIT[3..]
+/// The curves the model verifies with, as OpenSSL writes them with explicit parameters
+/// (`curves/SOURCE.md`).
+pub(crate) const EXPLICIT_CURVES: [(&str, &[u8]); 3] = [
+    ("P-256", include_bytes!("curves/prime256v1-explicit.der")),
+    ("P-384", include_bytes!("curves/secp384r1-explicit.der")),
+    ("P-521", include_bytes!("curves/secp521r1-explicit.der")),
+];
+
+/// The length of a DER header (tag and length) at the start of `der`.
+fn header_len(der: &[u8]) -> usize {
+    match der.get(1) {
+        Some(&first) if first & 0x80 != 0 => 2 + usize::from(first & 0x7f),
+        _ => 2,
+    }
+}
+
+/// The values of a prime-field `SpecifiedECDomain` (RFC 3279), integers without leading zeros.
+/// OpenSSL (`EC_GROUP_new_from_ecparameters`) reads them as numbers, so their encoding (leading
+/// zeros, a compressed base point, the seed) does not change the group: two domains are one curve
+/// when p, a, b, G and n agree, and the cofactor, when given, too.
+struct Domain<'a> {
+    p: &'a [u8],
+    a: &'a [u8],
+    b: &'a [u8],
+    /// The base point as encoded: 04 || x || y, or 02/03 || x.
+    g: &'a [u8],
+    n: &'a [u8],
+    h: Option<&'a [u8]>,
+}
+
+impl<'a> Domain<'a> {
+    /// Reads the content of a `SpecifiedECDomain` SEQUENCE; `None` for anything but a prime field.
+    fn read(content: &'a [u8]) -> Option<Domain<'a>> {
+        use x509_parser::der_parser::asn1_rs::{Any, FromDer as _, Tag};
+        let next = |input: &'a [u8], tag: Tag| -> Option<(&'a [u8], &'a [u8])> {
+            let (rest, any) = Any::from_der(input).ok()?;
+            (any.tag() == tag).then_some((rest, any.data))
+        };
+        let (rest, _version) = next(content, Tag::Integer)?;
+        let (rest, field) = next(rest, Tag::Sequence)?;
+        let (field_rest, field_type) = next(field, Tag::Oid)?;
+        // prime-field (1.2.840.10045.1.1)
+        if field_type != [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x01, 0x01] {
+            return None;
+        }
+        let (_, p) = next(field_rest, Tag::Integer)?;
+        let (rest, curve) = next(rest, Tag::Sequence)?;
+        let (curve_rest, a) = next(curve, Tag::OctetString)?;
+        let (_, b) = next(curve_rest, Tag::OctetString)?;
+        let (rest, g) = next(rest, Tag::OctetString)?;
+        let (rest, n) = next(rest, Tag::Integer)?;
+        let h = if rest.is_empty() { None } else { Some(next(rest, Tag::Integer)?.1) };
+        let trim = |v: &'a [u8]| -> &'a [u8] {
+            let zeros = v.iter().take_while(|b| **b == 0).count();
+            &v[zeros..]
+        };
+        Some(Domain { p: trim(p), a: trim(a), b: trim(b), g, n: trim(n), h: h.map(trim) })
+    }
+
+    /// Whether `self` (from a certificate) is `known` (OpenSSL's encoding of a named curve).
+    fn is(&self, known: &Domain<'_>) -> bool {
+        let same_point = match (self.g.first(), known.g.split_first()) {
+            (Some(0x04), _) => self.g == known.g,
+            // Compressed: x, and y's parity in the prefix.
+            (Some(prefix @ (0x02 | 0x03)), Some((0x04, xy))) => {
+                let (x, y) = xy.split_at(xy.len() / 2);
+                self.g[1..] == *x && *prefix == 0x02 + (y.last().copied().unwrap_or(0) & 1)
+            }
+            _ => false,
+        };
+        self.p == known.p
+            && self.a == known.a
+            && self.b == known.b
+            && same_point
+            && self.n == known.n
+            && self.h.is_none_or(|h| Some(h) == known.h)
+    }
+}
+
+/// RSASSA-PSS verification (RFC 8017 8.1.2 and EMSA-PSS-VERIFY, 9.1.2) with an MGF1 hash other
+/// than the message's, which OpenSSL allows and the `rsa` crate does not (it masks with the
+/// message's hash): the public operation is the crate's, the encoding is checked here.
+fn pss_verifies(key: &rsa::RsaPublicKey, m_hash: &[u8], signature: &[u8], hash: Hash, mgf1: Hash, salt: usize) -> bool {
+    use rsa::traits::PublicKeyParts as _;
+    // As the crate's own PSS verification: a signature is exactly as long as the modulus.
+    if signature.len() != key.size() {
+        return false;
+    }
+    let s = rsa::BigUint::from_bytes_be(signature);
+    if &s >= key.n() {
+        return false;
+    }
+    let Ok(m) = rsa::hazmat::rsa_encrypt(key, &s) else { return false };
+    let em_bits = key.n().bits() - 1;
+    let em_len = em_bits.div_ceil(8);
+    let m = m.to_bytes_be();
+    if m.len() > em_len {
+        return false;
+    }
+    let mut em = vec![0u8; em_len - m.len()];
+    em.extend_from_slice(&m);
+    let h_len = hash.output_len();
+    if em_len < h_len + salt + 2 || em[em_len - 1] != 0xbc {
+        return false;
+    }
+    let (masked_db, h) = em[..em_len - 1].split_at(em_len - h_len - 1);
+    // The bits above emBits are zero.
+    let top = 0xffu8 >> (8 * em_len - em_bits);
+    if masked_db[0] & !top != 0 {
+        return false;
+    }
+    let mut db: Vec<u8> = masked_db.iter().zip(mgf1.mgf1(h, masked_db.len())).map(|(m, k)| m ^ k).collect();
+    db[0] &= top;
+    // DB = PS (zeros) || 0x01 || salt
+    let ps_len = em_len - h_len - salt - 2;
+    if db[..ps_len].iter().any(|b| *b != 0) || db[ps_len] != 0x01 {
+        return false;
+    }
+    let mut m_prime = vec![0u8; 8];
+    m_prime.extend_from_slice(m_hash);
+    m_prime.extend_from_slice(&db[ps_len + 1..]);
+    hash.digest(&m_prime) == h
 }
 
 /// Whether `subject`'s signature verifies under `issuer_key`.
@@ -212,6 +351,9 @@ pub(super) fn verifies(subject: &X509Certificate<'_>, issuer_key: &SubjectPublic
             let Ok(key) = rsa::RsaPublicKey::new_with_max_size(n, e, 16384) else { return false };
             let digest = hash.digest(tbs);
             match scheme {
+                Scheme::Pss { mgf1, salt, .. } if mgf1 != hash => {
+                    pss_verifies(&key, &digest, signature, hash, mgf1, salt)
+                }
                 Scheme::Pss { salt, .. } => key.verify(hash.pss(salt), &digest, signature).is_ok(),
                 _ => key.verify(hash.pkcs1(), &digest, signature).is_ok(),
             }
@@ -312,25 +454,6 @@ pub(super) fn dsa_key(spki_der: &[u8]) -> Option<dsa::VerifyingKey> {
     Some(key)
 }
 
-/// P-256's `SpecifiedECDomain` as `openssl ecparam -name prime256v1 -param_enc explicit` writes
-/// it (version 1, prime field, a, b, seed, G uncompressed, n, h = 1).
-pub(crate) const P256_EXPLICIT: [u8; 250] = [
-    0x30, 0x81, 0xf7, 0x02, 0x01, 0x01, 0x30, 0x2c, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x01, 0x01, 0x02, 0x21,
-    0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x30, 0x5b, 0x04, 0x20, 0xff,
-    0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfc, 0x04, 0x20, 0x5a, 0xc6, 0x35, 0xd8, 0xaa,
-    0x3a, 0x93, 0xe7, 0xb3, 0xeb, 0xbd, 0x55, 0x76, 0x98, 0x86, 0xbc, 0x65, 0x1d, 0x06, 0xb0, 0xcc, 0x53, 0xb0, 0xf6,
-    0x3b, 0xce, 0x3c, 0x3e, 0x27, 0xd2, 0x60, 0x4b, 0x03, 0x15, 0x00, 0xc4, 0x9d, 0x36, 0x08, 0x86, 0xe7, 0x04, 0x93,
-    0x6a, 0x66, 0x78, 0xe1, 0x13, 0x9d, 0x26, 0xb7, 0x81, 0x9f, 0x7e, 0x90, 0x04, 0x41, 0x04, 0x6b, 0x17, 0xd1, 0xf2,
-    0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2, 0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33,
-    0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96, 0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7,
-    0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16, 0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37,
-    0xbf, 0x51, 0xf5, 0x02, 0x21, 0x00, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xff, 0xff, 0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-    0x02, 0x01, 0x01,
-];
-
 #[cfg(test)]
 mod tests {
     use x509_parser::prelude::FromDer as _;
@@ -338,11 +461,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_p256_given_by_explicit_parameters() {
-        let named = crate::chain::generate::pool_spki(crate::chain::generate::KeyKind::P256, 0).expect("pool");
-        let explicit = crate::chain::generate::explicit_p256_spki(&named).expect("explicit");
-        let (_, spki) = SubjectPublicKeyInfo::from_der(&explicit).expect("spki");
-        assert!(has_explicit_ec_parameters(&spki));
-        assert_eq!(ec_curve(&spki), Some("P-256"));
+    fn reads_each_curve_given_by_explicit_parameters() {
+        use crate::chain::generate::KeyKind;
+        for (kind, name) in [(KeyKind::P256, "P-256"), (KeyKind::P384, "P-384"), (KeyKind::P521, "P-521")] {
+            let named = crate::chain::generate::pool_spki(kind, 0).expect("pool");
+            let explicit = crate::chain::generate::explicit_ec_spki(&named).expect("explicit");
+            let (_, spki) = SubjectPublicKeyInfo::from_der(&explicit).expect("spki");
+            assert!(has_explicit_ec_parameters(&spki), "{name}");
+            assert_eq!(ec_curve(&spki), Some(name));
+            let (_, named) = SubjectPublicKeyInfo::from_der(&named).expect("spki");
+            assert!(!has_explicit_ec_parameters(&named), "{name}");
+            assert_eq!(ec_curve(&named), Some(name));
+        }
+    }
+
+    #[test]
+    fn explicit_parameters_are_compared_by_value() {
+        let der = EXPLICIT_CURVES[0].1;
+        let known = Domain::read(&der[header_len(der)..]).expect("P-256 reads");
+        let same = |d: &Domain<'_>| d.is(&known);
+        // The base point compressed: x and the parity of y (P-256's y is odd: 03).
+        let x = known.g[1..33].to_vec();
+        let compressed = [&[0x03][..], &x].concat();
+        assert!(same(&Domain { g: &compressed, ..Domain::read(&der[header_len(der)..]).expect("reads") }));
+        let wrong_parity = [&[0x02][..], &x].concat();
+        assert!(!same(&Domain { g: &wrong_parity, ..Domain::read(&der[header_len(der)..]).expect("reads") }));
+        // No cofactor is the same curve; another cofactor or b is not.
+        assert!(same(&Domain { h: None, ..Domain::read(&der[header_len(der)..]).expect("reads") }));
+        assert!(!same(&Domain { h: Some(&[2]), ..Domain::read(&der[header_len(der)..]).expect("reads") }));
+        let b = [&known.b[..31], &[known.b[31] ^ 1][..]].concat();
+        assert!(!same(&Domain { b: &b, ..Domain::read(&der[header_len(der)..]).expect("reads") }));
+        // P-384's parameters are not P-256's.
+        let p384 = EXPLICIT_CURVES[1].1;
+        assert!(!Domain::read(&p384[header_len(p384)..]).expect("P-384 reads").is(&known));
+    }
+
+    #[test]
+    fn pss_with_another_mgf1_hash_verifies_as_rfc_8017_says() {
+        let key = crate::chain::generate::pool_rsa_2048(0).expect("an RSA-2048 key");
+        let public = rsa::RsaPublicKey::from(&key);
+        let tbs = b"to be signed";
+        // The hand-made encoding agrees with the rsa crate where the crate can check it.
+        let same = crate::chain::generate::pss_sign_mgf1(&key, tbs, Hash::Sha256, Hash::Sha256).expect("signs");
+        let digest = Hash::Sha256.digest(tbs);
+        assert!(public.verify(Hash::Sha256.pss(32), &digest, &same).is_ok());
+        assert!(pss_verifies(&public, &digest, &same, Hash::Sha256, Hash::Sha256, 32));
+        let crate_made = {
+            use rand_chacha::rand_core::SeedableRng as _;
+            key.sign_with_rng(&mut rand_chacha::ChaCha20Rng::from_seed([7; 32]), Hash::Sha256.pss(32), &digest)
+                .expect("the crate signs")
+        };
+        assert!(pss_verifies(&public, &digest, &crate_made, Hash::Sha256, Hash::Sha256, 32));
+        // MGF1 with SHA-1 under a SHA-256 message: only the right MGF1 hash and salt length verify.
+        let other = crate::chain::generate::pss_sign_mgf1(&key, tbs, Hash::Sha256, Hash::Sha1).expect("signs");
+        assert!(pss_verifies(&public, &digest, &other, Hash::Sha256, Hash::Sha1, 32));
+        assert!(!pss_verifies(&public, &digest, &other, Hash::Sha256, Hash::Sha256, 32));
+        assert!(!pss_verifies(&public, &digest, &other, Hash::Sha256, Hash::Sha1, 20));
+        assert!(public.verify(Hash::Sha256.pss(32), &digest, &other).is_err());
+        let mut flipped = other.clone();
+        flipped[100] ^= 1;
+        assert!(!pss_verifies(&public, &digest, &flipped, Hash::Sha256, Hash::Sha1, 32));
+        assert!(!pss_verifies(&public, &digest, &other[1..], Hash::Sha256, Hash::Sha1, 32));
     }
 }

@@ -326,12 +326,23 @@ fn raw_spki(oid: &str, key: &[u8]) -> Result<Vec<u8>, GenError> {
     )
 }
 
-/// The SPKI of a P-256 key with explicit curve parameters (RFC 3279 `SpecifiedECDomain`) instead
-/// of the named curve's OID.
-pub fn explicit_p256_spki(named: &[u8]) -> Result<Vec<u8>, GenError> {
+/// The SPKI of an EC key (P-256, P-384 or P-521) with explicit curve parameters (RFC 3279
+/// `SpecifiedECDomain`, as OpenSSL writes them) instead of the named curve's OID.
+pub fn explicit_ec_spki(named: &[u8]) -> Result<Vec<u8>, GenError> {
     let info = spki::SubjectPublicKeyInfoRef::from_der(named).map_err(GenError::Der)?;
     let point = info.subject_public_key.raw_bytes();
-    let params = der::Any::from_der(&crate::chain::signature::P256_EXPLICIT).map_err(GenError::Der)?;
+    let curve = info.algorithm.parameters_oid().map_err(GenError::Spki)?.to_string();
+    let name = match curve.as_str() {
+        P256_OID => "P-256",
+        P384_OID => "P-384",
+        P521_OID => "P-521",
+        _ => return Err(GenError::Sign(format!("no explicit parameters for the curve {curve}"))),
+    };
+    let (_, encoding) = crate::chain::signature::EXPLICIT_CURVES
+        .iter()
+        .find(|(known, _)| *known == name)
+        .ok_or_else(|| GenError::Sign(format!("no explicit parameters for {name}")))?;
+    let params = der::Any::from_der(encoding).map_err(GenError::Der)?;
     spki_der(
         spki::AlgorithmIdentifierOwned {
             oid: der::asn1::ObjectIdentifier::new_unwrap(EC_PUBLIC_KEY_OID),

@@ -20,13 +20,22 @@ use der::asn1::{BitString, Ia5String, ObjectIdentifier as Oid, OctetString};
 use proptest::prelude::*;
 use x509_cert::ext::pkix::name::GeneralName;
 
-pub use keys::{KeyKind, explicit_p256_spki};
+pub use keys::{KeyKind, explicit_ec_spki};
 
 /// The SPKI (DER) of a pool key.
 pub fn pool_spki(kind: KeyKind, index: usize) -> Result<Vec<u8>, GenError> {
     Ok(Pool::get()?.key(kind, index).1.to_vec())
 }
 use keys::{Pool, PoolKey};
+
+/// The pool's RSA-2048 key `index` (for the model's tests of signatures the generator makes).
+#[cfg(test)]
+pub(crate) fn pool_rsa_2048(index: usize) -> Result<rsa::RsaPrivateKey, GenError> {
+    match Pool::get()?.key(KeyKind::Rsa2048, index).0 {
+        PoolKey::Rsa(key) => Ok(key.private.clone()),
+        _ => Err(GenError::Pool("the RSA-2048 slot holds another key type".into())),
+    }
+}
 
 /// A fault of the generator (never a verdict).
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +68,9 @@ pub enum SigSpec {
     /// RSA-PSS (an RSA key only; otherwise natural), MGF1 with the same hash, salt as long as the
     /// hash.
     Pss(Hash),
+    /// RSA-PSS whose MGF1 uses the second hash (SHA-1 to SHA-512, not the first): OpenSSL reads
+    /// MGF1's hash from its own parameter.
+    PssMgf1(Hash, Hash),
     /// A signature algorithm of another key family than the issuer's (an Ed25519 OID on an RSA
     /// issuer, ...), with a signature that cannot verify.
     Mismatched,
@@ -362,7 +374,7 @@ pub struct CertSpec {
     pub key: KeyKind,
     /// Which key of that kind in the pool.
     pub key_index: usize,
-    /// The key's SPKI with explicit curve parameters (P-256 only).
+    /// The key's SPKI with explicit curve parameters (P-256, P-384 and P-521 keys only).
     pub explicit_curve: bool,
     /// The signature its issuer makes on it.
     pub sig: SigSpec,
@@ -442,6 +454,20 @@ pub struct ChainSpec {
     pub purpose: bool,
     /// Verify depth.
     pub verify_depth: usize,
+}
+
+impl ChainSpec {
+    /// A root (trusted, not sent) and the leaf it issues, at security level 0.
+    pub fn root_and_leaf(root: CertSpec, leaf: CertSpec) -> ChainSpec {
+        ChainSpec {
+            certs: vec![root, leaf],
+            peer: PeerSpec { root: false, drop: None, reversed: false, duplicate: false, twin: false },
+            trust: TrustSpec::Root,
+            security_level: 0,
+            purpose: true,
+            verify_depth: 100,
+        }
+    }
 }
 
 /// A built case.
@@ -612,6 +638,7 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
     let sig = prop_oneof![
         30 => hash().prop_map(SigSpec::Natural),
         5 => hash().prop_map(SigSpec::Pss),
+        2 => (hash(), hash()).prop_map(|(h, mgf1)| SigSpec::PssMgf1(h, mgf1)),
         1 => Just(SigSpec::Mismatched),
     ];
     let issuer_name =
@@ -637,7 +664,7 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
                 CertSpec {
                     key,
                     key_index,
-                    explicit_curve: explicit_curve && key == KeyKind::P256,
+                    explicit_curve: explicit_curve && matches!(key, KeyKind::P256 | KeyKind::P384 | KeyKind::P521),
                     sig,
                     bad_signature,
                     version_1,
@@ -660,6 +687,31 @@ fn cert_spec(role: Role) -> impl Strategy<Value = CertSpec> {
 }
 
 impl CertSpec {
+    /// A root CA (`ca`) or a TLS server certificate as usually issued, with `key`, signed by its
+    /// issuer with `sig`; a leaf names itself in a DNS SAN.
+    pub fn standard(key: KeyKind, sig: SigSpec, ca: bool) -> CertSpec {
+        CertSpec {
+            key,
+            key_index: 0,
+            explicit_curve: false,
+            sig,
+            bad_signature: false,
+            version_1: false,
+            validity: ValiditySpec::Current,
+            self_issued: false,
+            issuer_name: IssuerName::Exact,
+            bc: BcSpec { state: if ca { ExtState::Critical } else { ExtState::Absent }, ca, path_len: None },
+            ku: KuSpec { state: ExtState::Critical, cert_sign: ca, digital_signature: true, key_encipherment: !ca },
+            eku: (if ca { ExtState::Absent } else { ExtState::Plain }, EkuContent::ServerAuth),
+            ski: SkiSpec::Proper,
+            aki: if ca { AkiSpec::Absent } else { AkiSpec::Proper },
+            san: if ca { SanSpec::Absent } else { SanSpec::Dns },
+            nc: NcSpec::Absent,
+            other: OtherExt::None,
+            cn_is_ip: false,
+        }
+    }
+
     /// The certificate as a CA or a TLS server certificate is usually issued (keeping its key
     /// and signature), unless `perturbed`: so that about half the certificates of a case carry
     /// oddities and whole chains still verify often enough to reach the later checks. Shrinking
@@ -1172,12 +1224,7 @@ fn sign<'p>(
             let h = if h == Hash::Md5 || h == Hash::Sha224 { Hash::Sha256 } else { h };
             let h = rsa_fit(h, key, true);
             features.insert(format!("sig:rsa-pss-{}", h.name()));
-            let params = match h {
-                Hash::Sha1 => rsa::pkcs1::RsaPssParams::new::<sha1::Sha1>(20).to_der()?,
-                Hash::Sha384 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(48).to_der()?,
-                Hash::Sha512 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha512>(64).to_der()?,
-                _ => rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(32).to_der()?,
-            };
+            let params = pss_params(h)?.to_der()?;
             let algorithm = spki::AlgorithmIdentifierOwned {
                 oid: Oid::new_unwrap("1.2.840.113549.1.1.10"),
                 parameters: Some(der::Any::from_der(&params)?),
@@ -1196,6 +1243,28 @@ fn sign<'p>(
                     key.sign_with_rng(&mut rng, scheme, &digest).map_err(|e| fail(&e))
                 }),
             ))
+        }
+        (SigSpec::PssMgf1(h, mgf1), PoolKey::Rsa(key)) => {
+            let h = if h == Hash::Md5 || h == Hash::Sha224 { Hash::Sha256 } else { h };
+            let h = rsa_fit(h, key, true);
+            // Another hash than the message's, that the key can hold beside it.
+            let mgf1 =
+                [mgf1, Hash::Sha1, Hash::Sha256].into_iter().find(|m| *m != h && *m != Hash::Md5).unwrap_or(Hash::Sha1);
+            features.insert(format!("sig:rsa-pss-{}-mgf1-{}", h.name(), mgf1.name()));
+            let mut params = pss_params(h)?;
+            params.mask_gen = match mgf1 {
+                Hash::Sha224 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha224>(0).mask_gen,
+                Hash::Sha256 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(0).mask_gen,
+                Hash::Sha384 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(0).mask_gen,
+                Hash::Sha512 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha512>(0).mask_gen,
+                _ => rsa::pkcs1::RsaPssParams::new::<sha1::Sha1>(0).mask_gen,
+            };
+            let algorithm = spki::AlgorithmIdentifierOwned {
+                oid: Oid::new_unwrap("1.2.840.113549.1.1.10"),
+                parameters: Some(der::Any::from_der(&params.to_der()?)?),
+            };
+            let key: &rsa::RsaPrivateKey = key;
+            Ok((algorithm, Box::new(move |tbs: &[u8]| pss_sign_mgf1(key, tbs, h, mgf1))))
         }
         (SigSpec::Natural(h), PoolKey::Rsa(key)) => {
             let h = rsa_fit(h, key, false);
@@ -1222,7 +1291,10 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::Natural(h) | SigSpec::Pss(h), PoolKey::P256(_) | PoolKey::P384(_) | PoolKey::P521(_)) => {
+        (
+            SigSpec::Natural(h) | SigSpec::Pss(h) | SigSpec::PssMgf1(h, _),
+            PoolKey::P256(_) | PoolKey::P384(_) | PoolKey::P521(_),
+        ) => {
             // ecdsa refuses a digest shorter than half the field; MD5 has no ECDSA OID.
             let min = match issuer.kind {
                 KeyKind::P384 => Hash::Sha224,
@@ -1275,7 +1347,7 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::Natural(h) | SigSpec::Pss(h), PoolKey::Dsa(key)) => {
+        (SigSpec::Natural(h) | SigSpec::Pss(h) | SigSpec::PssMgf1(h, _), PoolKey::Dsa(key)) => {
             let h = match h {
                 Hash::Sha1 | Hash::Sha224 | Hash::Sha256 => h,
                 _ => Hash::Sha256,
@@ -1301,7 +1373,7 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Ed25519(key)) => {
+        (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Ed25519(key)) => {
             features.insert("sig:ed25519".to_string());
             Ok((
                 alg(keys::ED25519_OID, false),
@@ -1311,18 +1383,69 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Ed448(key)) => {
+        (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Ed448(key)) => {
             features.insert("sig:ed448".to_string());
             let key: &ed448_goldilocks::SigningKey = key;
             Ok((alg(keys::ED448_OID, false), Box::new(move |tbs: &[u8]| Ok(key.sign_raw(tbs).to_bytes().to_vec()))))
         }
-        (SigSpec::Natural(_) | SigSpec::Pss(_), PoolKey::Raw) => {
+        (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Raw) => {
             // An X25519/X448 issuer, which cannot sign at all: an EdDSA algorithm, and a signature
             // that cannot verify.
             features.insert("sig:unsignable-issuer".to_string());
             Ok((alg(keys::ED25519_OID, false), Box::new(|_: &[u8]| Ok(vec![0u8; 64]))))
         }
     }
+}
+
+/// RSASSA-PSS parameters with `h` for the message and MGF1, and a salt as long as `h`'s output
+/// (`h` is SHA-1, SHA-384, SHA-512 or otherwise SHA-256).
+fn pss_params(h: Hash) -> Result<rsa::pkcs1::RsaPssParams<'static>, GenError> {
+    Ok(match h {
+        Hash::Sha1 => rsa::pkcs1::RsaPssParams::new::<sha1::Sha1>(20),
+        Hash::Sha384 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha384>(48),
+        Hash::Sha512 => rsa::pkcs1::RsaPssParams::new::<sha2::Sha512>(64),
+        _ => rsa::pkcs1::RsaPssParams::new::<sha2::Sha256>(32),
+    })
+}
+
+/// An RSASSA-PSS signature (RFC 8017 8.1.1, EMSA-PSS-ENCODE 9.1.1) whose MGF1 uses `mgf1`, which
+/// the `rsa` crate cannot make (it masks with the message's hash): the encoding is made here, the
+/// private operation is the crate's. The salt (as long as `h`'s output) is seeded from the TBS.
+pub(crate) fn pss_sign_mgf1(key: &rsa::RsaPrivateKey, tbs: &[u8], h: Hash, mgf1: Hash) -> Result<Vec<u8>, GenError> {
+    use rand_chacha::rand_core::{RngCore as _, SeedableRng as _};
+    use rsa::traits::PublicKeyParts as _;
+    let h_len = h.output_len();
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&Hash::Sha256.digest(tbs));
+    let mut salt = vec![0u8; h_len];
+    rand_chacha::ChaCha20Rng::from_seed(seed).fill_bytes(&mut salt);
+    let em_bits = key.n().bits() - 1;
+    let em_len = em_bits.div_ceil(8);
+    if em_len < 2 * h_len + 2 {
+        return Err(GenError::Sign(format!("a {}-bit key cannot hold PSS with {}", em_bits + 1, h.name())));
+    }
+    let mut m_prime = vec![0u8; 8];
+    m_prime.extend_from_slice(&h.digest(tbs));
+    m_prime.extend_from_slice(&salt);
+    let hashed = h.digest(&m_prime);
+    // DB = PS (zeros) || 0x01 || salt, masked with MGF1(H).
+    let mut db = vec![0u8; em_len - h_len - h_len - 2];
+    db.push(0x01);
+    db.extend_from_slice(&salt);
+    for (byte, mask) in db.iter_mut().zip(mgf1.mgf1(&hashed, em_len - h_len - 1)) {
+        *byte ^= mask;
+    }
+    db[0] &= 0xffu8 >> (8 * em_len - em_bits);
+    let mut em = db;
+    em.extend_from_slice(&hashed);
+    em.push(0xbc);
+    let s =
+        rsa::hazmat::rsa_decrypt_and_check::<rand_chacha::ChaCha20Rng>(key, None, &rsa::BigUint::from_bytes_be(&em))
+            .map_err(|e| GenError::Sign(e.to_string()))?;
+    let s = s.to_bytes_be();
+    let mut signature = vec![0u8; key.size() - s.len()];
+    signature.extend_from_slice(&s);
+    Ok(signature)
 }
 
 /// The hash itself, or a shorter one if the modulus cannot hold it (RSA-512 with SHA-512).
@@ -1437,7 +1560,7 @@ fn build_with(spec: &ChainSpec, cache: Option<&SignatureCache>) -> Result<BuiltC
             "ca"
         };
         let (key, named_spki) = pool.key(cert.key, cert.key_index);
-        let spki_der = if cert.explicit_curve { keys::explicit_p256_spki(named_spki)? } else { named_spki.to_vec() };
+        let spki_der = if cert.explicit_curve { keys::explicit_ec_spki(named_spki)? } else { named_spki.to_vec() };
         features.insert(format!("key:{}{}", cert.key.name(), if cert.explicit_curve { "-explicit" } else { "" }));
         features.insert(format!("{role}-key:{}", cert.key.name()));
         let key_id = sha1_of_key(&spki_der);
