@@ -228,6 +228,127 @@ pub fn export(catalogue: &Catalogue, keys: &KeyCache) -> Result<Export, Scenario
     Ok(Export { limbo: json!({"version": 1, "testcases": testcases}), skipped })
 }
 
+/// A stored chain case that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainCaseError {
+    /// The folder or a file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not a stored case.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<toml::de::Error>,
+    },
+    /// A certificate is not hex.
+    #[error("{}: {source}", path.display())]
+    Hex {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: chain::oracle::HexError,
+    },
+}
+
+/// The chain cases stored with both real libraries' verdicts (`harness/tests/data/chain/*.toml`:
+/// the chain generator's minimised disagreements and the name-constraint cases) as limbo cases,
+/// sorted by file name. The expected result is the libraries': SUCCESS when OpenSSL 1.1.1w and
+/// 3.0 both report no error. Skipped, with the reason: `openssl-versions-disagree`;
+/// `security-level` (a key or digest refused at the case's security level, which limbo does not
+/// set); `verify-depth` (a verify depth other than OpenSSL's default).
+pub fn chain_cases(dir: &std::path::Path) -> Result<(Vec<Value>, Vec<Skipped>), ChainCaseError> {
+    let read_dir = |source| ChainCaseError::Read { path: dir.to_path_buf(), source };
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_dir)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_dir)?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "toml"));
+    files.sort();
+    let (mut out, mut skipped) = (Vec::new(), Vec::new());
+    for path in files {
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| ChainCaseError::Read { path: path.clone(), source })?;
+        let case: chain::oracle::StoredCase = toml::from_str(&text)
+            .map_err(|source| ChainCaseError::Parse { path: path.clone(), source: Box::new(source) })?;
+        let certs = case.certs().map_err(|source| ChainCaseError::Hex { path: path.clone(), source })?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = format!("mralab::chain::{}", id_part(&stem));
+        let skip = |reason, detail: String| Skipped { id: id.clone(), reason, detail };
+        let verdicts: Vec<(&String, &chain::oracle::OracleVerdict)> = case.verdict.iter().collect();
+        let trusted: Vec<bool> = verdicts.iter().map(|(_, v)| v.errors.is_empty() && v.undecodable.is_none()).collect();
+        let codes = |v: &chain::oracle::OracleVerdict| {
+            v.errors.iter().map(|(code, depth)| format!("{code}@{depth}")).collect::<Vec<_>>().join(" ")
+        };
+        if verdicts.len() < 2 || trusted.iter().any(|t| *t != trusted[0]) {
+            let said: Vec<String> = verdicts.iter().map(|(f, v)| format!("{f}: [{}]", codes(v))).collect();
+            skipped.push(skip("openssl-versions-disagree", said.join(", ")));
+            continue;
+        }
+        // 66, 67, 68: EE key, CA key, CA digest too weak for the security level.
+        if let Some((flavour, _)) =
+            verdicts.iter().find(|(_, v)| v.errors.iter().any(|(code, _)| matches!(code, 66..=68)))
+        {
+            skipped.push(skip(
+                "security-level",
+                format!("{flavour} refuses a key or digest at security level {}", case.security_level),
+            ));
+            continue;
+        }
+        if case.verify_depth != OPENSSL_DEFAULT_VERIFY_DEPTH {
+            skipped.push(skip("verify-depth", format!("verify depth {}", case.verify_depth)));
+            continue;
+        }
+        let Some((leaf, intermediates)) = certs.peer.split_first() else { continue };
+        let dn_constraint = certs.peer.iter().chain(&certs.trusted).any(|der| {
+            X509Certificate::from_der(der.as_ref()).is_ok_and(|(_, cert)| {
+                cert.name_constraints().ok().flatten().is_some_and(|nc| {
+                    let trees = nc.value.permitted_subtrees.iter().chain(nc.value.excluded_subtrees.iter()).flatten();
+                    trees.into_iter().any(|tree| matches!(tree.base, GeneralName::DirectoryName(_)))
+                })
+            })
+        });
+        let said: Vec<String> = verdicts
+            .iter()
+            .map(
+                |(f, v)| {
+                    if v.errors.is_empty() { format!("{f} trusts it") } else { format!("{f} reports [{}]", codes(v)) }
+                },
+            )
+            .collect();
+        let when = time::OffsetDateTime::from_unix_timestamp(case.time).map(|t| t.format(&Rfc3339).unwrap_or_default());
+        out.push(json!({
+            "id": id,
+            "conflicts_with": [],
+            "features": if dn_constraint { vec!["name-constraint-dn"] } else { Vec::new() },
+            "importance": "medium",
+            "description": format!("mralab chain case `{stem}`: {} ({}.)", case.description.trim_end_matches('.'), said.join("; ")),
+            "validation_kind": "SERVER",
+            "trusted_certs": certs.trusted.iter().map(|d| pem(d.as_ref())).collect::<Vec<_>>(),
+            "untrusted_intermediates": intermediates.iter().map(|d| pem(d.as_ref())).collect::<Vec<_>>(),
+            "peer_certificate": pem(leaf.as_ref()),
+            "peer_certificate_key": Value::Null,
+            "validation_time": when.unwrap_or_default(),
+            "signature_algorithms": [],
+            "key_usage": [],
+            "extended_key_usage": if case.ssl_server { vec!["serverAuth"] } else { Vec::new() },
+            "expected_result": if trusted[0] { "SUCCESS" } else { "FAILURE" },
+            "expected_peer_name": Value::Null,
+            "expected_peer_names": [],
+            "max_chain_depth": Value::Null,
+            "crls": [],
+        }));
+    }
+    Ok((out, skipped))
+}
+
 /// `skipped.md`: the cases left out, one line each.
 pub fn skipped_markdown(skipped: &[Skipped]) -> String {
     let mut out = String::from(

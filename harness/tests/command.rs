@@ -351,3 +351,30 @@ fn the_limbo_export_validates_against_the_schema_and_lists_what_it_skips() {
         .expect("the seed's TFTP case");
     assert_eq!(tftp["expected_result"], "FAILURE");
 }
+
+#[test]
+fn the_stored_chain_cases_export_to_limbo_with_the_real_libraries_verdicts() {
+    let (cases, skipped) =
+        harness::limbo::chain_cases(&root().join("harness/tests/data/chain")).expect("the stored cases export");
+    assert!(cases.len() >= 20, "{} cases", cases.len());
+    let limbo = serde_json::json!({"version": 1, "testcases": cases});
+    let schema = root().join("harness").join("data").join("limbo-schema.json");
+    let errors = validate(&schema, Some("#/$defs/Limbo"), &[limbo.to_string()]);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let case = |id: &str| cases.iter().find(|c| c["id"] == id).unwrap_or_else(|| panic!("{id} exported"));
+    // Both libraries verify PSS with another MGF1 hash; both refuse a name outside the subtree.
+    assert_eq!(case("mralab::chain::fuzz-rsa-pss-mgf1-another-hash")["expected_result"], "SUCCESS");
+    assert_eq!(case("mralab::chain::nc-dns-outside-permitted")["expected_result"], "FAILURE");
+    // A DN constraint is tagged as limbo tags it.
+    let dn = case("mralab::chain::nc-dirname-permitted-other-org");
+    assert_eq!(dn["features"], serde_json::json!(["name-constraint-dn"]));
+    // 3.0 reports explicit EC parameters (94), 1.1.1w does not: the verdict is not settled.
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.id == "mralab::chain::fuzz-explicit-ec-p384-p521" && s.reason == "openssl-versions-disagree")
+    );
+    for s in &skipped {
+        assert!(!cases.iter().any(|c| c["id"] == s.id.as_str()), "{} is both exported and skipped", s.id);
+    }
+}

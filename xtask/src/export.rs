@@ -1,4 +1,5 @@
-//! `cargo xtask export limbo DIR`: the catalogue's certificate cases for other projects' harnesses.
+//! `cargo xtask export limbo DIR`: the catalogue's certificate cases, and the stored chain cases
+//! (`harness/tests/data/chain/`), for other projects' harnesses.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,7 +32,20 @@ pub fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let catalogue = Catalogue::at(&root);
     match args.format {
         Format::Limbo => {
-            let export = harness::limbo::export(&catalogue, &KeyCache::default()).context("exporting the catalogue")?;
+            let mut export =
+                harness::limbo::export(&catalogue, &KeyCache::default()).context("exporting the catalogue")?;
+            // The stored chain cases (the generator's shapes, with both real libraries' verdicts).
+            let chain_dir = root.join("harness/tests/data/chain");
+            let (chain_cases, chain_skipped) = if chain_dir.is_dir() {
+                harness::limbo::chain_cases(&chain_dir).context("exporting the stored chain cases")?
+            } else {
+                (Vec::new(), Vec::new())
+            };
+            outln!("{}: {} stored chain case(s) exported", chain_dir.display(), chain_cases.len())?;
+            if let Some(cases) = export.limbo["testcases"].as_array_mut() {
+                cases.extend(chain_cases);
+            }
+            export.skipped.extend(chain_skipped);
             std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
             let limbo = args.dir.join("limbo.json");
             let text = serde_json::to_string_pretty(&export.limbo).context("serialising limbo.json")?;
