@@ -193,6 +193,10 @@ pub struct DiscoverStep {
     /// Differences for one verifier family.
     #[serde(default)]
     pub ats: Option<Works>,
+    /// What the discovery request itself must show, written as a request step's `expect`
+    /// (status, reason phrase, attempts, ...).
+    #[serde(default)]
+    pub response: Option<RequestExpect>,
 }
 
 /// A login's verdict.
@@ -251,6 +255,9 @@ pub struct RequestExpect {
     /// The status the MRA client gets.
     #[serde(default)]
     pub status: Option<u16>,
+    /// The reason phrase of its status line, exactly (`Connection refused`, or empty).
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Which check fails.
     #[serde(default)]
     pub failed: Option<CheckExpect>,
@@ -299,6 +306,7 @@ impl RequestExpect {
     /// Whether it states anything at all.
     pub fn is_empty(&self) -> bool {
         self.status.is_none()
+            && self.reason.is_none()
             && self.failed.is_none()
             && self.code.is_none()
             && self.depth.is_none()
@@ -323,6 +331,7 @@ impl RequestExpect {
         out.ats = None;
         if let Some(over) = over {
             out.status = over.status.or(out.status);
+            out.reason = over.reason.clone().or(out.reason);
             out.failed = over.failed.or(out.failed);
             out.code = over.code.or(out.code);
             out.depth = over.depth.or(out.depth);

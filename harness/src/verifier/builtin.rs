@@ -743,3 +743,47 @@ fn received(
     );
     log.http_message("Receive Request", txn, &front)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chain::generate::{self, CertSpec, ChainSpec, Hash, KeyKind, SigSpec};
+
+    /// The chain error discovery's check reports for a leaf with `leaf_key`, issued by an RSA-2048
+    /// root the check trusts, under `profile`.
+    fn discovery_chain_error(profile: Profile, leaf_key: KeyKind) -> Option<i32> {
+        let sig = SigSpec::Natural(Hash::Sha256);
+        let spec = ChainSpec::root_and_leaf(
+            CertSpec::standard(KeyKind::Rsa2048, sig, true),
+            CertSpec::standard(leaf_key, sig, false),
+        );
+        let built = generate::build(&spec).expect("the chain builds");
+        let record =
+            Arc::new(Mutex::new(Record { mode: Mode::Discovery, host: "node.example".into(), ..Record::new() }));
+        let check = ModelCheck {
+            record: record.clone(),
+            trusted: built.trusted.iter().map(|d| CertificateDer::from(d.clone())).collect(),
+            validation_time: built.time,
+            profile,
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        };
+        let peer: Vec<CertificateDer<'static>> = built.peer.iter().map(|d| CertificateDer::from(d.clone())).collect();
+        let name = ServerName::try_from("node.example").expect("a name");
+        let _ = check.verify_server_cert(&peer[0], &peer[1..], &name, &[], UnixTime::now());
+        let failure = lock(&record).failure.clone();
+        match failure {
+            Some(Failure::Chain { code, .. }) => Some(code),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn each_profile_checks_keys_at_its_own_security_level() {
+        // Expressway's generation, level 1 (80 bits): RSA-512 is refused, RSA-1024 (80) is not.
+        assert_eq!(discovery_chain_error(Profile::ExpresswayX14_2, KeyKind::Rsa512), Some(66));
+        assert_eq!(discovery_chain_error(Profile::ExpresswayX14_2, KeyKind::Rsa1024), None);
+        // Stock ATS 9.2 on Debian's OpenSSL 3, level 2 (112 bits): RSA-1024 is refused too.
+        assert_eq!(discovery_chain_error(Profile::Ats9_2, KeyKind::Rsa1024), Some(66));
+        assert_eq!(discovery_chain_error(Profile::Ats9_2, KeyKind::Rsa2048), None);
+    }
+}

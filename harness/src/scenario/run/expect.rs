@@ -34,6 +34,9 @@ pub(super) fn describe_expect(expect: &RequestExpect) -> String {
     if let Some(status) = expect.status {
         parts.push(format!("status {status}"));
     }
+    if let Some(reason) = &expect.reason {
+        parts.push(format!("reason '{reason}'"));
+    }
     match expect.failed {
         Some(CheckExpect::None) => parts.push("no check fails".into()),
         Some(failed) => parts.push(format!("{failed} check fails")),
@@ -86,6 +89,11 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, seen: &Se
         && status != outcome.status
     {
         out.push(format!("expected status {status}, got {}", outcome.status));
+    }
+    if let Some(reason) = &expect.reason
+        && *reason != outcome.reason
+    {
+        out.push(format!("expected reason '{reason}', got '{}'", outcome.reason));
     }
     let failed = match &outcome.failure {
         None => CheckExpect::None,
@@ -205,5 +213,18 @@ mod tests {
         assert!(check_request(&none, &o, &Seen::default()).is_empty());
         let text = RequestExpect { failure_text: Some("alert unknown ca".into()), ..RequestExpect::default() };
         assert_eq!(check_request(&text, &o, &seen), ["expected the failure to say 'alert unknown ca', got ''"]);
+    }
+
+    #[test]
+    fn the_reason_phrase_is_compared_exactly() {
+        let o = Outcome { status: 502, reason: "Connection refused".into(), ..outcome(&[]) };
+        let seen = Seen::default();
+        let exact = RequestExpect { reason: Some("Connection refused".into()), ..RequestExpect::default() };
+        assert!(check_request(&exact, &o, &seen).is_empty());
+        let other = RequestExpect { reason: Some("Broken pipe".into()), ..RequestExpect::default() };
+        assert_eq!(check_request(&other, &o, &seen), ["expected reason 'Broken pipe', got 'Connection refused'"]);
+        let empty = RequestExpect { reason: Some(String::new()), ..RequestExpect::default() };
+        assert_eq!(check_request(&empty, &o, &seen).len(), 1);
+        assert_eq!(describe_expect(&exact), "reason 'Connection refused'");
     }
 }

@@ -193,7 +193,7 @@ impl Runner<'_> {
             Purpose::Discovery { tls_verify_mode },
         )?;
         let mut lines = Vec::new();
-        let outcome = self.send(&peer, &request, &mut lines)?;
+        let (outcome, seen) = self.send_observed(&peer, &request, &mut lines)?;
         report.lines.extend(lines);
         let got = if outcome.ok() { Works::Works } else { Works::Fails };
         let mut advertised = Vec::new();
@@ -229,10 +229,17 @@ impl Runner<'_> {
             (Family::Ats, Some(ats)) => ats,
             _ => step.expect,
         };
-        report.expected = Some(format!("discovery {want}"));
+        let response = step.response.as_ref().map(|r| r.for_family(self.options.verifier.family()));
+        report.expected = Some(match &response {
+            Some(response) => format!("discovery {want} ({})", super::expect::describe_expect(response)),
+            None => format!("discovery {want}"),
+        });
         if self.options.verifier.family() != Family::Other {
             if got != want {
                 report.mismatches.push(format!("expected discovery {want}, got {got}"));
+            }
+            for m in response.iter().flat_map(|r| super::expect::check_request(r, &outcome, &seen)) {
+                report.mismatches.push(format!("{peer}: {m}"));
             }
             if let (Some(names), Works::Works) = (&step.advertised, got) {
                 let got_names: Vec<&str> = advertised.iter().map(|a| a.name.as_str()).collect();
