@@ -160,16 +160,19 @@ impl Profile {
         }
     }
 
-    /// The libssl error for a fatal alert received from the node.
+    /// The libssl error for a fatal alert received from the node. libssl reports a received
+    /// fatal alert as reason `SSL_AD_REASON_OFFSET` (1000) + the alert's number, with the
+    /// reason's text from its error table (the same in 1.1.1 and 3.0).
     pub fn alert_error(self, alert: &str) -> String {
-        let (code, text) = match alert {
-            "unknown_ca" | "UnknownCA" => (0x418, "tlsv1 alert unknown ca"),
-            "bad_certificate" | "BadCertificate" => (0x412, "sslv3 alert bad certificate"),
-            "certificate_required" | "CertificateRequired" => (0x45c, "tlsv13 alert certificate required"),
-            "handshake_failure" | "HandshakeFailure" => (0x410, "sslv3 alert handshake failure"),
-            "certificate_expired" | "CertificateExpired" => (0x415, "sslv3 alert certificate expired"),
-            _ => (0x450, "tlsv1 alert internal error"),
+        let (number, text) = match alert {
+            "unknown_ca" | "UnknownCA" => (48, "tlsv1 alert unknown ca"),
+            "bad_certificate" | "BadCertificate" => (42, "sslv3 alert bad certificate"),
+            "certificate_required" | "CertificateRequired" => (116, "tlsv13 alert certificate required"),
+            "handshake_failure" | "HandshakeFailure" => (40, "sslv3 alert handshake failure"),
+            "certificate_expired" | "CertificateExpired" => (45, "sslv3 alert certificate expired"),
+            _ => (80, "tlsv1 alert internal error"),
         };
+        let code = 1000 + number;
         match self {
             Profile::ExpresswayX14_2 => format!("error:14094{code:03X}:SSL routines:ssl3_read_bytes:{text}"),
             Profile::Ats9_2 => format!("error:0A000{code:03X}:SSL routines::{text}"),
@@ -313,6 +316,29 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
+    /// Each alert's error line is libssl's own: OpenSSL 3.0's `openssl errstr` prints the
+    /// ats-9.2 line for the same code, and Expressway's 1.1.1 line carries the same reason (its
+    /// library 0x14, function ssl3_read_bytes 0x094).
+    #[test]
+    fn alert_errors_are_libssls_own() {
+        let alerts = ["UnknownCA", "BadCertificate", "CertificateRequired", "HandshakeFailure", "CertificateExpired"];
+        for alert in alerts.into_iter().chain(["internal_error", "DecodeError"]) {
+            let line = Profile::Ats9_2.alert_error(alert);
+            let code = line.split(':').nth(1).expect("a code");
+            let out = std::process::Command::new("openssl").args(["errstr", code]).output().expect("openssl runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), line, "{alert}");
+            let old = Profile::ExpresswayX14_2.alert_error(alert);
+            let reason = &code[5..];
+            let text = line.rsplit(':').next().expect("a text");
+            assert_eq!(old, format!("error:14094{reason}:SSL routines:ssl3_read_bytes:{text}"), "{alert}");
+        }
+        // Each named alert has its own line, none the fallback's.
+        let fallback = Profile::Ats9_2.alert_error("internal_error");
+        for alert in alerts {
+            assert_ne!(Profile::Ats9_2.alert_error(alert), fallback, "{alert}");
+        }
+    }
+
     #[test]
     fn expressway_lines_carry_the_seed_prefix() {
         let mut w = LogWriter::new(Profile::ExpresswayX14_2, LogSettings::seed(datetime!(2022-07-11 16:55:26.015 UTC)));
@@ -337,5 +363,10 @@ mod tests {
     fn ats_lines_carry_the_diags_prefix() {
         let mut w = LogWriter::new(Profile::Ats9_2, LogSettings::seed(datetime!(2022-07-11 16:55:26.015 UTC)));
         assert_eq!(w.net("WARNING: x"), "[Jul 11 16:55:26.016] [ET_NET 0] WARNING: x");
+        // A debug tag's line (stock ATS's ssl.error), on the same clock, a millisecond on.
+        assert_eq!(
+            w.debug("ssl.error", "SSL connection failed"),
+            "[Jul 11 16:55:26.017] [ET_NET 0] DEBUG: <ssl.error> SSL connection failed"
+        );
     }
 }
