@@ -141,6 +141,10 @@ struct RunArgs {
     /// Mutants in a --rotate slice.
     #[arg(long, default_value_t = 3)]
     slice_size: usize,
+    /// Only the mutants whose name holds this text (repeat for several): the survivors of an
+    /// earlier run, to check a fix (`--matching 'in Profile::alert_error'`).
+    #[arg(long, value_name = "TEXT", conflicts_with = "rotate")]
+    matching: Vec<String>,
     /// List the selection, the equivalents excluded and stale entries; run nothing.
     #[arg(long)]
     list: bool,
@@ -210,8 +214,12 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let in_modules = |name: &String| module_of(name).is_some_and(|m| modules.iter().any(|c| c.name == m.name));
     let equivalent = matched.excluded.iter().filter(|n| in_modules(n)).count();
-    let candidates: Vec<String> =
-        listed.iter().filter(|n| in_modules(n) && !matched.excluded.contains(*n)).cloned().collect();
+    let wanted = |name: &String| args.matching.is_empty() || args.matching.iter().any(|m| name.contains(m.as_str()));
+    let candidates: Vec<String> = listed
+        .iter()
+        .filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n))
+        .cloned()
+        .collect();
     let commit = git_head(&root);
     let selection = if args.rotate {
         rotate(&candidates, args.slice_size, &commit)?
