@@ -215,11 +215,8 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     let in_modules = |name: &String| module_of(name).is_some_and(|m| modules.iter().any(|c| c.name == m.name));
     let equivalent = matched.excluded.iter().filter(|n| in_modules(n)).count();
     let wanted = |name: &String| args.matching.is_empty() || args.matching.iter().any(|m| name.contains(m.as_str()));
-    let candidates: Vec<String> = listed
-        .iter()
-        .filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n))
-        .cloned()
-        .collect();
+    let candidates: Vec<String> =
+        listed.iter().filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n)).cloned().collect();
     let commit = git_head(&root);
     let selection = if args.rotate {
         rotate(&candidates, args.slice_size, &commit)?
