@@ -10,7 +10,7 @@ use harness::container::image::{ImageState, RECIPES, Recipe, debian_mirror};
 
 use crate::out::{noteln, outln};
 
-/// `cargo xtask images [--rebuild] [--check] [NAME...]`.
+/// `cargo xtask images [--rebuild] [--check] [--node-program PATH] [NAME...]`.
 #[derive(Debug, clap::Args)]
 pub struct ImagesArgs {
     /// Build even when an image of the same recipe is there.
@@ -19,6 +19,10 @@ pub struct ImagesArgs {
     /// Only say which images are missing or stale; exit 1 if any is.
     #[arg(long, conflicts_with = "rebuild")]
     check: bool,
+    /// Stage this already built `mralab-node` for the node image instead of building it with
+    /// cargo (CI builds the images beside clippy, which holds cargo's lock).
+    #[arg(long, value_name = "PATH")]
+    node_program: Option<std::path::PathBuf>,
     /// The images to build (`mralab/ats:8.1`, or just `8.1`); all by default.
     names: Vec<String>,
 }
@@ -63,7 +67,13 @@ pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let recipes = chosen(&args.names)?;
     for program in recipes.iter().filter_map(|r| r.program) {
-        build_program(program)?;
+        match &args.node_program {
+            Some(built) => {
+                harness::container::image::stage_program(program, built)
+                    .map_err(|e| anyhow::anyhow!("staging {}: {e}", built.display()))?;
+            }
+            None => build_program(program)?,
+        }
     }
     let mut to_build = Vec::new();
     for recipe in recipes {
