@@ -202,10 +202,11 @@ pub(super) fn ec_curve(key: &SubjectPublicKeyInfo<'_>) -> Option<&'static str> {
         return None;
     }
     let given = Domain::read(params.data)?;
-    EXPLICIT_CURVES
-        .iter()
-        .find(|(_, der)| Domain::read(&der[header_len(der)..]).is_some_and(|known| given.is(&known)))
-        .map(|(name, _)| *name)
+    // The known curves' values, read once.
+    static KNOWN: std::sync::LazyLock<Vec<(&'static str, Domain<'static>)>> = std::sync::LazyLock::new(|| {
+        EXPLICIT_CURVES.iter().filter_map(|(name, der)| Some((*name, Domain::read(&der[header_len(der)..])?))).collect()
+    });
+    KNOWN.iter().find(|(_, known)| given.is(known)).map(|(name, _)| *name)
 }
 
 /// Whether an EC key's parameters are explicit (a `SpecifiedECDomain`, not a named curve).

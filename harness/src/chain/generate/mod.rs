@@ -722,16 +722,7 @@ impl CertSpec {
         }
         let ca = role != Role::Leaf;
         CertSpec {
-            explicit_curve: false,
-            bad_signature: false,
-            version_1: false,
-            validity: ValiditySpec::Current,
-            self_issued: false,
-            issuer_name: IssuerName::Exact,
-            bc: BcSpec { state: if ca { ExtState::Critical } else { ExtState::Absent }, ca, path_len: None },
-            ku: KuSpec { state: ExtState::Critical, cert_sign: ca, digital_signature: true, key_encipherment: !ca },
-            eku: (if ca { ExtState::Absent } else { ExtState::Plain }, EkuContent::ServerAuth),
-            ski: SkiSpec::Proper,
+            key_index: self.key_index,
             aki: if role == Role::Root { AkiSpec::Absent } else { AkiSpec::Proper },
             // Well-formed names and constraints are part of the standard form: an enterprise CA
             // constrained to .corp.example (the CUCM field case) and the names its leaves carry.
@@ -761,13 +752,15 @@ impl CertSpec {
                 | NcSpec::ExcludeEdiParty) => nc,
                 _ => NcSpec::Absent,
             },
-            other: OtherExt::None,
             cn_is_ip: self.cn_is_ip,
-            sig: match self.sig {
-                SigSpec::Mismatched => SigSpec::Natural(Hash::Sha256),
-                other => other,
-            },
-            ..self
+            ..CertSpec::standard(
+                self.key,
+                match self.sig {
+                    SigSpec::Mismatched => SigSpec::Natural(Hash::Sha256),
+                    other => other,
+                },
+                ca,
+            )
         }
     }
 }
