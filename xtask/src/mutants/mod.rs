@@ -14,6 +14,7 @@
 
 pub mod equivalent;
 pub mod report;
+pub mod scope;
 pub mod shim;
 mod tool;
 
@@ -111,9 +112,11 @@ pub struct MutantsArgs {
 
 #[derive(Debug, Subcommand)]
 enum Action {
-    /// Merge shard reports (`--json` of each shard) into one, with the summed time:
-    /// `mutants merge shard-*.json --json all.json`. Exit 1 when a shard of a k/n series is
-    /// missing or an equivalent entry is stale.
+    /// Merge reports (`--json` of each run) into one, with the summed time:
+    /// `mutants merge mutants/runs/*.json --json all.json`. Runs of different commits merge
+    /// when the model's source (the scope) is the same; a mutant run again at a newer commit
+    /// keeps the newer verdict. Exit 1 when a shard of a k/n series is missing or an
+    /// equivalent entry is stale.
     Merge {
         /// The reports.
         #[arg(required = true)]
@@ -218,6 +221,8 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     let candidates: Vec<String> =
         listed.iter().filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n)).cloned().collect();
     let commit = git_head(&root);
+    // Taken before cargo-mutants copies the tree: the source its mutants are made from.
+    let scope = scope::of_tree(&root)?;
     let selection = if args.rotate {
         rotate(&candidates, args.slice_size, &commit)?
     } else {
@@ -321,6 +326,8 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     let report = Report {
         format: report::FORMAT,
         commit,
+        commits: Vec::new(),
+        scope: Some(scope),
         cargo_mutants: version.trim_start_matches("cargo-mutants ").to_string(),
         profile: args.profile.clone(),
         modules: selection.modules.iter().map(|m| m.name.to_string()).collect(),
@@ -331,6 +338,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         equivalent,
         stale,
         mutants: results,
+        rechecked: Vec::new(),
     };
     finish(&report, Some(&out.join("report.json")), args.json.as_deref(), args.fail_on_survivors, &[])
 }
@@ -388,7 +396,15 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{}", p.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (merged, missing) = report::merge(reports)?;
+    let root = harness::scenario::Catalogue::workspace_root();
+    let mut reports = reports;
+    for (report, path) in reports.iter_mut().zip(paths) {
+        if report.scope.is_none() {
+            let scope = scope::of_commit(&root, &report.commit).with_context(|| format!("{}", path.display()))?;
+            report.scope = Some(scope);
+        }
+    }
+    let (merged, missing) = report::merge(reports, |a, b| scope::is_ancestor(&root, a, b))?;
     finish(&merged, None, json, false, &missing)
 }
 

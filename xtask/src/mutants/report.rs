@@ -60,6 +60,23 @@ pub struct MutantResult {
     /// For a timeout: the pass that ran out of time (1: snapshots off, 2: snapshots only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_in_pass: Option<u8>,
+    /// For a caught mutant: the test target that failed (`scenarios`, `chain`, `lib`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caught_by: Option<String>,
+}
+
+/// The test target whose run failed in a mutant's log: the last test binary cargo ran before
+/// `marker` (`Running \`.../deps/chain-0123abcd\``), named by its target (`lib` for the
+/// harness's unit tests).
+fn failed_target(log: &str, marker: &str) -> Option<String> {
+    let before = &log[..log.find(marker)?];
+    let line = before.lines().rev().find(|l| l.trim_start().starts_with("Running `") && l.contains("/deps/"))?;
+    let binary = line.rsplit("/deps/").next()?.trim_end_matches('`').trim();
+    let (name, hash) = binary.rsplit_once('-')?;
+    if !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(if name == "harness" { "lib".to_string() } else { name.to_string() })
 }
 
 /// An entry of `mutants/equivalent.toml` that matched no mutant, or not as many as it says.
@@ -78,8 +95,15 @@ pub struct StaleEntry {
 pub struct Report {
     /// [`FORMAT`].
     pub format: u32,
-    /// `git rev-parse HEAD` of the tree that was mutated.
+    /// `git rev-parse HEAD` of the tree that was mutated (merged: the newest of the runs').
     pub commit: String,
+    /// Merged: every run's commit, oldest first (empty for one run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub commits: Vec<String>,
+    /// The scope's fingerprint (`scope::fingerprint`): the source the mutants were made from.
+    /// Absent in reports written before it was added; `merge` then reads it from git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// cargo-mutants' version.
     pub cargo_mutants: String,
     /// The cargo profile the mutants were built in.
@@ -101,6 +125,23 @@ pub struct Report {
     pub stale: Vec<StaleEntry>,
     /// Every mutant that ran.
     pub mutants: Vec<MutantResult>,
+    /// Merged: mutants run again at a newer commit (the same source, newer tests), whose newer
+    /// verdict replaced the older.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rechecked: Vec<Recheck>,
+}
+
+/// A mutant run again at a newer commit, in a merge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recheck {
+    /// The mutant.
+    pub name: String,
+    /// Its verdict at the older commit.
+    pub was: Verdict,
+    /// Its verdict at the newer one, which the merged report keeps.
+    pub now: Verdict,
+    /// The newer commit.
+    pub commit: String,
 }
 
 /// Counts per verdict.
@@ -143,9 +184,15 @@ impl Report {
         let mut out = String::new();
         let short = self.commit.get(..12).unwrap_or(&self.commit);
         let runs = if self.runs > 1 { format!(" (summed over {} runs)", self.runs) } else { String::new() };
+        let commits = if self.commits.len() > 1 {
+            let all: Vec<&str> = self.commits.iter().map(|c| c.get(..12).unwrap_or(c)).collect();
+            format!("commits {} (one scope: the tests differ)", all.join(", "))
+        } else {
+            format!("commit {short}")
+        };
         let _ = writeln!(
             out,
-            "commit {short}, cargo-mutants {}, profile {}; modules {}{}{}; {}{runs}",
+            "{commits}, cargo-mutants {}, profile {}; modules {}{}{}; {}{runs}",
             self.cargo_mutants,
             self.profile,
             self.modules.join(", "),
@@ -179,6 +226,16 @@ impl Report {
              unviable mutants not counted)"
         );
         let _ = writeln!(out, "{} equivalent mutant(s) excluded (mutants/equivalent.toml)", self.equivalent);
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in self.mutants.iter().filter(|m| m.verdict == Verdict::Expectation) {
+            *by.entry(m.caught_by.as_deref().unwrap_or("?")).or_default() += 1;
+        }
+        if !by.is_empty() {
+            let mut by: Vec<(&str, usize)> = by.into_iter().collect();
+            by.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+            let list: Vec<String> = by.iter().map(|(t, n)| format!("{t} {n}")).collect();
+            let _ = writeln!(out, "caught first by (test target): {}", list.join(", "));
+        }
         let list = |out: &mut String, verdict: Verdict, title: &str| {
             let names: Vec<&MutantResult> = self.mutants.iter().filter(|m| m.verdict == verdict).collect();
             if names.is_empty() {
@@ -193,6 +250,13 @@ impl Report {
         list(&mut out, Verdict::SnapshotOnly, "caught by a snapshot alone (one careless --accept would bless them)");
         list(&mut out, Verdict::Missed, "missed (nothing failed)");
         list(&mut out, Verdict::Timeout, "timeout");
+        if !self.rechecked.is_empty() {
+            let _ = writeln!(out, "\nrun again at a newer commit (the newer verdict is counted):");
+            for r in &self.rechecked {
+                let short = r.commit.get(..12).unwrap_or(&r.commit);
+                let _ = writeln!(out, "  {}: {} -> {} at {short}", r.name, r.was.heading(), r.now.heading());
+            }
+        }
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale entries in mutants/equivalent.toml:");
             for s in &self.stale {
@@ -273,42 +337,124 @@ pub fn classify(
             "Unviable" => Verdict::Unviable,
             other => bail!("{name}: cargo-mutants says '{other}', which is no verdict on a mutant"),
         };
-        out.push(MutantResult { name: name.to_string(), module: module(name), verdict, seconds, timeout_in_pass });
+        let caught_by = match verdict {
+            Verdict::Expectation => failed_target(&text, shim::PASS_1_CAUGHT),
+            Verdict::SnapshotOnly => failed_target(&text, shim::SNAPSHOT_ONLY),
+            _ => None,
+        };
+        out.push(MutantResult {
+            name: name.to_string(),
+            module: module(name),
+            verdict,
+            seconds,
+            timeout_in_pass,
+            caught_by,
+        });
     }
     Ok(out)
 }
 
-/// Shard reports merged: one commit, no mutant twice, times summed; shards of one `k/n` series
-/// that are missing are named.
-pub fn merge(reports: Vec<Report>) -> anyhow::Result<(Report, Vec<String>)> {
-    let mut iter = reports.into_iter();
-    let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
-    let mut names: BTreeSet<String> = merged.mutants.iter().map(|m| m.name.clone()).collect();
-    for report in iter {
-        if report.commit != merged.commit {
-            bail!("reports of different commits: {} and {}", merged.commit, report.commit);
+/// Reports merged. They must share one scope fingerprint (the same source of the model): then
+/// they may come from different commits, whose tests differ. A mutant in two reports of one
+/// commit is an error (the same shard twice); in reports of two commits, the newer verdict is
+/// kept and the change listed in `rechecked` (a survivor run again after a test was added).
+/// `newer(a, b)` says whether commit `b` descends from commit `a` (`None`: git cannot say).
+/// Times are summed; shards of one `k/n` series that are missing are named.
+pub fn merge(
+    reports: Vec<Report>,
+    newer: impl Fn(&str, &str) -> Option<bool>,
+) -> anyhow::Result<(Report, Vec<String>)> {
+    let Some(first) = reports.first() else { bail!("nothing to merge") };
+    let scope = first.scope.clone();
+    for r in &reports {
+        if r.scope.is_none() || r.scope != scope {
+            bail!(
+                "reports of commits {} and {} were made from different source of the model (scope {} and {}): \
+                 their mutants are not the same; run the missing part again at one of them",
+                first.commit,
+                r.commit,
+                first.scope.as_deref().unwrap_or("unknown"),
+                r.scope.as_deref().unwrap_or("unknown"),
+            );
         }
-        for m in &report.mutants {
-            if !names.insert(m.name.clone()) {
-                bail!("{} is in two reports: the same shard twice?", m.name);
+    }
+    // Oldest commit first, so that a newer verdict replaces an older one.
+    let mut commits: Vec<String> = Vec::new();
+    for r in &reports {
+        if commits.contains(&r.commit) {
+            continue;
+        }
+        let mut at = commits.len();
+        for (i, c) in commits.iter().enumerate() {
+            match newer(&r.commit, c) {
+                Some(true) => {
+                    at = i;
+                    break;
+                }
+                Some(false) => {}
+                None => bail!("git cannot order commits {} and {}", r.commit, c),
             }
         }
-        merged.mutants.extend(report.mutants);
+        commits.insert(at, r.commit.clone());
+    }
+    for pair in commits.windows(2) {
+        if newer(&pair[0], &pair[1]) != Some(true) {
+            bail!("commits {} and {} are not one after the other in git's history", pair[0], pair[1]);
+        }
+    }
+    let mut reports = reports;
+    reports.sort_by_key(|r| commits.iter().position(|c| *c == r.commit));
+    let mut iter = reports.into_iter();
+    let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
+    let mut from: BTreeMap<String, String> =
+        merged.mutants.iter().map(|m| (m.name.clone(), merged.commit.clone())).collect();
+    for report in iter {
+        for m in report.mutants {
+            match from.get(&m.name) {
+                Some(commit) if *commit == report.commit => {
+                    bail!("{} is in two reports of commit {commit}: the same shard twice?", m.name)
+                }
+                Some(_) => {
+                    let Some(old) = merged.mutants.iter_mut().find(|o| o.name == m.name) else { continue };
+                    merged.rechecked.push(Recheck {
+                        name: m.name.clone(),
+                        was: old.verdict,
+                        now: m.verdict,
+                        commit: report.commit.clone(),
+                    });
+                    from.insert(m.name.clone(), report.commit.clone());
+                    *old = m;
+                }
+                None => {
+                    from.insert(m.name.clone(), report.commit.clone());
+                    merged.mutants.push(m);
+                }
+            }
+        }
         merged.seconds += report.seconds;
         merged.runs += report.runs;
-        merged.equivalent = merged.equivalent.max(report.equivalent);
+        // Equivalents are counted per run over its modules: added for modules new to the merge,
+        // the same count again for shards of modules already in it.
+        if report.modules.iter().all(|m| !merged.modules.contains(m)) {
+            merged.equivalent += report.equivalent;
+        } else {
+            merged.equivalent = merged.equivalent.max(report.equivalent);
+        }
         for module in report.modules {
             if !merged.modules.contains(&module) {
                 merged.modules.push(module);
             }
         }
+        // A re-check (`--matching`) is no shard; only `k/n` shards count towards a series.
         merged.shards.extend(report.shards);
         for s in report.stale {
             if !merged.stale.contains(&s) {
                 merged.stale.push(s);
             }
         }
+        merged.commit = report.commit;
     }
+    merged.commits = if commits.len() > 1 { commits } else { Vec::new() };
     merged.slice = None;
     let missing = missing_shards(&merged.shards);
     Ok((merged, missing))
@@ -345,6 +491,8 @@ mod tests {
         Report {
             format: FORMAT,
             commit: "abc".into(),
+            commits: vec![],
+            scope: Some("sha256:1".into()),
             cargo_mutants: "27.1.0".into(),
             profile: "mutants".into(),
             modules: vec!["name".into()],
@@ -355,11 +503,24 @@ mod tests {
             equivalent: 2,
             stale: vec![],
             mutants,
+            rechecked: vec![],
         }
     }
 
+    /// Commits in a line: `b` descends from `a` when it sorts after it.
+    fn line(a: &str, b: &str) -> Option<bool> {
+        Some(a < b)
+    }
+
     fn result(name: &str, verdict: Verdict) -> MutantResult {
-        MutantResult { name: name.into(), module: "name".into(), verdict, seconds: 1.0, timeout_in_pass: None }
+        MutantResult {
+            name: name.into(),
+            module: "name".into(),
+            verdict,
+            seconds: 1.0,
+            timeout_in_pass: None,
+            caught_by: None,
+        }
     }
 
     #[test]
@@ -374,7 +535,11 @@ mod tests {
         ]});
         let logs = |path: &str| {
             Some(match path {
-                "log/a.log" => format!("{}\n", shim::PASS_1_CAUGHT),
+                "log/a.log" => format!(
+                    "     Running `/t/debug/deps/scenarios-8fde3d4a`\n     Running `/t/debug/deps/harness-4397`\n\
+                     test result: FAILED.\n{}\n",
+                    shim::PASS_1_CAUGHT
+                ),
                 "log/b.log" => format!("{}\n{}\n", shim::PASS_2, shim::SNAPSHOT_ONLY),
                 "log/d.log" => format!("{}\n", shim::PASS_2),
                 _ => String::new(),
@@ -385,6 +550,9 @@ mod tests {
         assert_eq!(verdicts, Verdict::ALL);
         assert_eq!(results[0].seconds, 15.0);
         assert_eq!(results[3].timeout_in_pass, Some(2));
+        assert_eq!(results[0].caught_by.as_deref(), Some("lib"), "the last test binary run before the marker");
+        assert_eq!(results[1].caught_by, None, "no test binary named in its log");
+        assert_eq!(results[2].caught_by, None);
         // A test target that does not build in the test phase: cargo-mutants saw a failure, but
         // the mutant is unviable, not caught.
         let late = serde_json::json!({ "outcomes": [outcome("a.rs:6:1: late", "CaughtMutant", "log/f.log")] });
@@ -426,15 +594,49 @@ mod tests {
     fn shards_merge_with_their_times_summed_and_the_missing_ones_named() {
         let a = report(vec![result("a", Verdict::Expectation)], "1/3", 100.0);
         let b = report(vec![result("b", Verdict::Missed)], "3/3", 50.0);
-        let (merged, missing) = merge(vec![a.clone(), b]).expect("merges");
+        let (merged, missing) = merge(vec![a.clone(), b], line).expect("merges");
         assert_eq!(merged.seconds, 150.0);
         assert_eq!(merged.runs, 2);
         assert_eq!(merged.mutants.len(), 2);
         assert_eq!(missing, ["2/3"]);
+        assert!(merged.commits.is_empty() && merged.rechecked.is_empty());
         assert!(merged.text().contains("summed over 2 runs"));
-        assert!(merge(vec![a.clone(), a.clone()]).expect_err("twice").to_string().contains("two reports"));
-        let other = Report { commit: "def".into(), ..report(vec![], "2/3", 1.0) };
-        assert!(merge(vec![a, other]).expect_err("commits").to_string().contains("different commits"));
+        assert!(merge(vec![a.clone(), a.clone()], line).expect_err("twice").to_string().contains("two reports"));
+        assert!(merge(vec![], line).is_err());
+    }
+
+    #[test]
+    fn runs_of_one_scope_at_different_commits_merge_and_the_newer_verdict_counts() {
+        let older = |shard| Report { commit: "c1".into(), ..report(vec![], shard, 10.0) };
+        let shard1 =
+            Report { mutants: vec![result("a", Verdict::Missed), result("b", Verdict::Expectation)], ..older("1/2") };
+        let shard2 = Report { mutants: vec![result("c", Verdict::SnapshotOnly)], ..older("2/2") };
+        // A re-check of the survivors after tests were added: no shard.
+        let mut recheck = report(vec![result("a", Verdict::Expectation), result("c", Verdict::Expectation)], "", 5.0);
+        recheck.commit = "c2".into();
+        recheck.shards.clear();
+        // The order given does not matter: git's history orders them.
+        let (merged, missing) = merge(vec![recheck.clone(), shard2.clone(), shard1.clone()], line).expect("merges");
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(merged.commit, "c2");
+        assert_eq!(merged.commits, ["c1", "c2"]);
+        assert_eq!(merged.mutants.len(), 3);
+        assert_eq!(merged.score(), (3, 3));
+        assert_eq!(merged.rechecked.len(), 2);
+        assert_eq!((merged.rechecked[0].was, merged.rechecked[0].now), (Verdict::Missed, Verdict::Expectation));
+        let text = merged.text();
+        assert!(text.contains("commits c1, c2 (one scope"), "{text}");
+        assert!(text.contains("a: missed -> expectation/unit at c2"), "{text}");
+        assert_eq!(Report::from_json(&merged.json().expect("json")).expect("reads back"), merged);
+        // Another source of the model: refused, whichever is older.
+        let moved = Report { scope: Some("sha256:2".into()), ..recheck.clone() };
+        let e = merge(vec![shard1.clone(), moved], line).expect_err("scopes").to_string();
+        assert!(e.contains("different source of the model"), "{e}");
+        let unknown = Report { scope: None, ..recheck.clone() };
+        assert!(merge(vec![shard1.clone(), unknown], line).is_err());
+        // Commits git cannot order.
+        assert!(merge(vec![shard1.clone(), recheck.clone()], |_, _| None).is_err());
+        assert!(merge(vec![shard1, recheck], |_, _| Some(false)).is_err());
     }
 
     #[test]
