@@ -483,8 +483,27 @@ mod tests {
         assert!(v("X12.7") < v("X14.0"));
         assert!(v("X14.0.7") < v("X14.2"));
         assert!(v("X14.2") == v("X14.2.0"));
+        assert!(v("X14.2") != v("X14.2.1") && v("X14.2") != v("X14.3") && v("X14.0.7") != v("X14.2"));
         assert!(v("X14.10") > v("X14.2"));
         assert!("14".parse::<Version>().is_err());
+    }
+
+    #[test]
+    fn tls_versions_read_as_written_with_or_without_their_prefix() {
+        let t = |s: &str| s.parse::<TlsVersion>();
+        assert_eq!(t("1.2"), Ok(TlsVersion::Tls12));
+        assert_eq!(t("1.3"), Ok(TlsVersion::Tls13));
+        assert_eq!(t("TLSv1.2"), Ok(TlsVersion::Tls12));
+        assert_eq!(t("tls1.3"), Ok(TlsVersion::Tls13));
+        assert_eq!(t("1.1"), Err(TlsVersionError("1.1".into())));
+        assert!(t("TLSv1.4").is_err());
+    }
+
+    #[test]
+    fn a_scenario_without_connect_attempts_timeout_gets_ats_default() {
+        // records.config's documented default for proxy.config.http.connect_attempts_timeout.
+        assert_eq!(spec("X14.2", None).connect_attempts_timeout, 30);
+        assert_eq!(ExpresswaySpec::new(Version::x14_2(), None, "cucm").connect_attempts_timeout, 30);
     }
 
     #[test]

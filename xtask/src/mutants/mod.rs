@@ -18,7 +18,7 @@ pub mod scope;
 pub mod shim;
 mod tool;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -397,12 +397,24 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let root = harness::scenario::Catalogue::workspace_root();
+    // A clean commit's scope is read again from git, so that reports written before the
+    // fingerprint (or this way of taking it) are compared alike; a run on a tree with changes
+    // (`-dirty`) has only the fingerprint it recorded.
     let mut reports = reports;
+    let mut at_commit: BTreeMap<String, String> = BTreeMap::new();
     for (report, path) in reports.iter_mut().zip(paths) {
-        if report.scope.is_none() {
-            let scope = scope::of_commit(&root, &report.commit).with_context(|| format!("{}", path.display()))?;
-            report.scope = Some(scope);
+        if report.commit.ends_with("-dirty") && report.scope.is_some() {
+            continue;
         }
+        let scope = match at_commit.get(&report.commit) {
+            Some(scope) => scope.clone(),
+            None => {
+                let scope = scope::of_commit(&root, &report.commit).with_context(|| format!("{}", path.display()))?;
+                at_commit.insert(report.commit.clone(), scope.clone());
+                scope
+            }
+        };
+        report.scope = Some(scope);
     }
     let (merged, missing) = report::merge(reports, |a, b| scope::is_ancestor(&root, a, b))?;
     finish(&merged, None, json, false, &missing)

@@ -101,7 +101,8 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commits: Vec<String>,
     /// The scope's fingerprint (`scope::fingerprint`): the source the mutants were made from.
-    /// Absent in reports written before it was added; `merge` then reads it from git.
+    /// `merge` reads it again from git for a clean commit (reports written before it was added
+    /// have none); for a run on a tree with changes, this is all there is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// cargo-mutants' version.

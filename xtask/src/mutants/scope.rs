@@ -18,17 +18,40 @@ use sha2::{Digest as _, Sha256};
 
 use super::module_of;
 
-/// The fingerprint of `files`: `(path relative to the workspace, contents)`, in any order.
+/// The fingerprint of `files`: `(path relative to the workspace, contents)`, in any order. A
+/// file's unit tests, when they are its last item (`#[cfg(test)]` then `mod tests {` to the end,
+/// as rustfmt writes it), are left out: cargo-mutants makes no mutant in them, and a unit test
+/// added for a survivor must not make the model's source look changed.
 pub fn fingerprint(mut files: Vec<(String, Vec<u8>)>) -> String {
     files.sort();
     let mut hash = Sha256::new();
     for (path, contents) in &files {
+        let model = without_trailing_tests(contents);
         hash.update(path.as_bytes());
         hash.update([0]);
-        hash.update((contents.len() as u64).to_be_bytes());
-        hash.update(contents);
+        hash.update((model.len() as u64).to_be_bytes());
+        hash.update(model);
     }
-    format!("sha256:{:x}", hash.finalize())
+    format!("model-sha256:{:x}", hash.finalize())
+}
+
+/// `contents` without its unit-test module, when that module is the file's last item: from a
+/// line `#[cfg(test)]` followed by `mod tests {`, to the first line that is `}` alone, with
+/// nothing but blank lines after it. Otherwise `contents` whole. Trailing blank lines are
+/// dropped either way.
+fn without_trailing_tests(contents: &[u8]) -> &[u8] {
+    let Ok(text) = std::str::from_utf8(contents) else { return contents };
+    let model = match text.find("\n#[cfg(test)]\nmod tests {\n").map(|i| i + 1) {
+        Some(start) => {
+            let rest = &text[start..];
+            match rest.find("\n}\n").map(|i| i + 3) {
+                Some(close) if rest[close..].trim().is_empty() => &text[..start],
+                _ => text,
+            }
+        }
+        None => text,
+    };
+    model.trim_end().as_bytes()
 }
 
 /// Whether the file `path` (relative to the workspace) is in the scope.
@@ -113,10 +136,30 @@ mod tests {
     }
 
     #[test]
+    fn unit_tests_at_the_end_of_a_file_are_not_the_models_source() {
+        let file = |text: &str| vec![("harness/src/expressway.rs".to_string(), text.as_bytes().to_vec())];
+        let code = "fn f() -> u32 {\n    1\n}\n";
+        let tests =
+            "\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {\n        assert_eq!(super::f(), 1);\n    }\n}\n";
+        let more_tests = "\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n\n    #[test]\n    fn u() {}\n}\n";
+        assert_eq!(fingerprint(file(&format!("{code}{tests}"))), fingerprint(file(code)));
+        assert_eq!(fingerprint(file(&format!("{code}{tests}"))), fingerprint(file(&format!("{code}{more_tests}"))));
+        // The code itself still counts, and so does anything after the tests.
+        assert_ne!(
+            fingerprint(file(&format!("{code}{tests}"))),
+            fingerprint(file(&format!("fn f() -> u32 {{\n    2\n}}\n{tests}")))
+        );
+        assert_ne!(
+            fingerprint(file(&format!("{code}{tests}fn g() {{}}\n"))),
+            fingerprint(file(&format!("{code}{tests}")))
+        );
+    }
+
+    #[test]
     fn the_tree_and_its_commit_give_one_fingerprint() {
         let root = harness::scenario::Catalogue::workspace_root();
         let tree = of_tree(&root).expect("the working tree");
-        assert!(tree.starts_with("sha256:"), "{tree}");
+        assert!(tree.starts_with("model-sha256:"), "{tree}");
         // Compared with HEAD only when the scope has no uncommitted change (a developer's tree).
         let clean = Command::new("git")
             .current_dir(&root)
