@@ -288,6 +288,8 @@ fn unknown_word_alone_is_no_cipher_match() {
 #[test]
 fn edh_alone_matches_no_rustls_suite() {
     let list = CipherList::parse("EDH").expect("EDH selects DHE ciphers");
+    // The verifier names the string as given when it leaves no suite to offer.
+    assert_eq!(list.source(), "EDH");
     let [word] = list.words() else { panic!("one word expected: {:?}", list.words()) };
     let WordOutcome::MatchedNoRustlsSuite { openssl } = &word.outcome else {
         panic!("unexpected outcome {:?}", word.outcome)

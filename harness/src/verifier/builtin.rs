@@ -777,6 +777,53 @@ mod tests {
         }
     }
 
+    /// The alert rustls sends for an error a certificate verifier returns (rustls 0.23
+    /// `send_cert_verify_error_alert`: a certificate error's own alert, handshake_failure for
+    /// anything else).
+    fn alert_sent(error: rustls::Error) -> rustls::AlertDescription {
+        match error {
+            rustls::Error::InvalidCertificate(e) => e.into(),
+            _ => rustls::AlertDescription::HandshakeFailure,
+        }
+    }
+
+    #[test]
+    fn each_verify_error_sends_the_alert_libssl_sends() {
+        use rustls::AlertDescription as A;
+        // libssl's x509table (ssl/statem/statem_lib.c), where rustls can send it.
+        let table = [
+            (VerifyErrorCode::CertHasExpired, A::CertificateExpired),
+            (VerifyErrorCode::CertNotYetValid, A::BadCertificate),
+            (VerifyErrorCode::EeKeyTooSmall, A::BadCertificate),
+            (VerifyErrorCode::CaKeyTooSmall, A::BadCertificate),
+            (VerifyErrorCode::CaMdTooWeak, A::BadCertificate),
+            (VerifyErrorCode::CertSignatureFailure, A::DecryptError),
+            (VerifyErrorCode::InvalidPurpose, A::UnsupportedCertificate),
+            (VerifyErrorCode::UnableToGetIssuerCert, A::UnknownCA),
+            (VerifyErrorCode::DepthZeroSelfSignedCert, A::UnknownCA),
+            (VerifyErrorCode::SelfSignedCertInChain, A::UnknownCA),
+            (VerifyErrorCode::UnableToGetIssuerCertLocally, A::UnknownCA),
+            (VerifyErrorCode::UnableToVerifyLeafSignature, A::UnknownCA),
+            (VerifyErrorCode::CertChainTooLong, A::UnknownCA),
+            (VerifyErrorCode::InvalidCa, A::UnknownCA),
+            (VerifyErrorCode::PathLengthExceeded, A::UnknownCA),
+            // Not in the table: its default, certificate_unknown.
+            (VerifyErrorCode::KeyUsageNoCertSign, A::CertificateUnknown),
+            (VerifyErrorCode::UnhandledCriticalExtension, A::CertificateUnknown),
+            (VerifyErrorCode::PermittedViolation, A::CertificateUnknown),
+            (VerifyErrorCode::ExcludedViolation, A::CertificateUnknown),
+            (VerifyErrorCode::SubtreeMinMax, A::CertificateUnknown),
+            (VerifyErrorCode::UnsupportedConstraintType, A::CertificateUnknown),
+            (VerifyErrorCode::UnsupportedNameSyntax, A::CertificateUnknown),
+            // internal_error in the table, which rustls cannot send from a verifier: it sends
+            // handshake_failure (a known divergence).
+            (VerifyErrorCode::Unspecified, A::HandshakeFailure),
+        ];
+        for (code, alert) in table {
+            assert_eq!(alert_sent(rustls_error(code)), alert, "{code:?}");
+        }
+    }
+
     #[test]
     fn each_profile_checks_keys_at_its_own_security_level() {
         // Expressway's generation, level 1 (80 bits): RSA-512 is refused, RSA-1024 (80) is not.
