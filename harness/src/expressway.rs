@@ -489,6 +489,15 @@ mod tests {
     }
 
     #[test]
+    fn policy_and_properties_print_as_ats_reads_them() {
+        // The values of proxy.config.ssl.client.verify.server.policy and .properties.
+        let policies = [Policy::Enforced, Policy::Permissive, Policy::Disabled].map(|p| p.to_string());
+        assert_eq!(policies, ["ENFORCED", "PERMISSIVE", "DISABLED"]);
+        let properties = [Properties::Signature, Properties::Name, Properties::All].map(|p| p.to_string());
+        assert_eq!(properties, ["SIGNATURE", "NAME", "ALL"]);
+    }
+
+    #[test]
     fn tls_versions_read_as_written_with_or_without_their_prefix() {
         let t = |s: &str| s.parse::<TlsVersion>();
         assert_eq!(t("1.2"), Ok(TlsVersion::Tls12));

@@ -504,8 +504,10 @@ fn rustls_error(code: VerifyErrorCode) -> rustls::Error {
         VerifyErrorCode::CertSignatureFailure => CertificateError::BadSignature,
         VerifyErrorCode::InvalidPurpose => CertificateError::InvalidPurpose,
         VerifyErrorCode::Unspecified => return rustls::Error::General("unspecified verify error".into()),
-        // Not in libssl's table: its default, certificate_unknown (46).
+        // Not in libssl's table: its default, certificate_unknown (46). 94, explicit EC
+        // parameters (3.0 only), is not in 3.0's table either.
         VerifyErrorCode::KeyUsageNoCertSign
+        | VerifyErrorCode::EcKeyExplicitParams
         | VerifyErrorCode::UnhandledCriticalExtension
         | VerifyErrorCode::PermittedViolation
         | VerifyErrorCode::ExcludedViolation
@@ -515,7 +517,14 @@ fn rustls_error(code: VerifyErrorCode) -> rustls::Error {
             std::io::Error::other(code.text(OpensslFlavour::V3_0)),
         ))),
         // unknown_ca (48): 2, 18-22, 24/79 and 25.
-        _ => CertificateError::UnknownIssuer,
+        VerifyErrorCode::UnableToGetIssuerCert
+        | VerifyErrorCode::DepthZeroSelfSignedCert
+        | VerifyErrorCode::SelfSignedCertInChain
+        | VerifyErrorCode::UnableToGetIssuerCertLocally
+        | VerifyErrorCode::UnableToVerifyLeafSignature
+        | VerifyErrorCode::CertChainTooLong
+        | VerifyErrorCode::InvalidCa
+        | VerifyErrorCode::PathLengthExceeded => CertificateError::UnknownIssuer,
     };
     rustls::Error::InvalidCertificate(error)
 }
@@ -809,6 +818,7 @@ mod tests {
             (VerifyErrorCode::PathLengthExceeded, A::UnknownCA),
             // Not in the table: its default, certificate_unknown.
             (VerifyErrorCode::KeyUsageNoCertSign, A::CertificateUnknown),
+            (VerifyErrorCode::EcKeyExplicitParams, A::CertificateUnknown),
             (VerifyErrorCode::UnhandledCriticalExtension, A::CertificateUnknown),
             (VerifyErrorCode::PermittedViolation, A::CertificateUnknown),
             (VerifyErrorCode::ExcludedViolation, A::CertificateUnknown),

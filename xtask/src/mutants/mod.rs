@@ -169,6 +169,11 @@ struct RunArgs {
     /// Test timeout per mutant, in seconds (default: cargo-mutants', from the baseline's time).
     #[arg(long)]
     timeout: Option<u64>,
+    /// Mutants judged at once (cargo-mutants' --jobs), each in its own copy of the tree. The
+    /// copies share the target folder, so their builds take turns on cargo's lock while another
+    /// copy's tests run; each copy builds the harness once from nothing first.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    jobs: u32,
     /// Install cargo-mutants when it is missing (`cargo install --locked cargo-mutants
     /// --version 27.1.0`).
     #[arg(long)]
@@ -222,7 +227,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         listed.iter().filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n)).cloned().collect();
     let commit = git_head(&root);
     // Taken before cargo-mutants copies the tree: the source its mutants are made from.
-    let scope = scope::of_tree(&root)?;
+    let files = scope::of_tree(&root)?;
     let selection = if args.rotate {
         rotate(&candidates, args.slice_size, &commit)?
     } else {
@@ -266,7 +271,8 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         .env("CARGO_TARGET_DIR", &target_dir)
         .args(["mutants", "--config"])
         .arg(&config)
-        .args(["--package", "harness", "--jobs", "1", "--no-shuffle", "--profile", &args.profile, "--output"])
+        .args(["--package", "harness", "--jobs", &args.jobs.to_string(), "--no-shuffle", "--profile", &args.profile])
+        .arg("--output")
         .arg(&out)
         .args(["--baseline", if args.skip_baseline { "skip" } else { "run" }]);
     for module in &selection.modules {
@@ -281,10 +287,11 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         command.args(["--timeout", &timeout.to_string()]);
     }
     noteln!(
-        "cargo-mutants: {} mutant(s) of {}, profile {}, builds in {}",
+        "cargo-mutants: {} mutant(s) of {}, profile {}, {} at once, builds in {}",
         selection.names.len(),
         selection.modules.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
         args.profile,
+        args.jobs,
         Path::new(&target_dir).display()
     );
     let status = command.status().with_context(|| format!("running {}", tool.display()))?;
@@ -327,7 +334,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         format: report::FORMAT,
         commit,
         commits: Vec::new(),
-        scope: Some(scope),
+        files,
         cargo_mutants: version.trim_start_matches("cargo-mutants ").to_string(),
         profile: args.profile.clone(),
         modules: selection.modules.iter().map(|m| m.name.to_string()).collect(),
@@ -339,6 +346,8 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         stale,
         mutants: results,
         rechecked: Vec::new(),
+        outdated: Vec::new(),
+        not_run: Vec::new(),
     };
     finish(&report, Some(&out.join("report.json")), args.json.as_deref(), args.fail_on_survivors, &[])
 }
@@ -397,27 +406,52 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let root = harness::scenario::Catalogue::workspace_root();
-    // A clean commit's scope is read again from git, so that reports written before the
-    // fingerprint (or this way of taking it) are compared alike; a run on a tree with changes
-    // (`-dirty`) has only the fingerprint it recorded.
+    // A clean commit's files are read again from git, so that reports written before they were
+    // recorded (or recorded another way) are compared alike; a run on a tree with changes
+    // (`-dirty`) has only what it recorded.
     let mut reports = reports;
-    let mut at_commit: BTreeMap<String, String> = BTreeMap::new();
+    let mut at_commit: BTreeMap<String, scope::Files> = BTreeMap::new();
     for (report, path) in reports.iter_mut().zip(paths) {
-        if report.commit.ends_with("-dirty") && report.scope.is_some() {
+        if report.commit.ends_with("-dirty") && !report.files.is_empty() {
             continue;
         }
-        let scope = match at_commit.get(&report.commit) {
-            Some(scope) => scope.clone(),
-            None => {
-                let scope = scope::of_commit(&root, &report.commit).with_context(|| format!("{}", path.display()))?;
-                at_commit.insert(report.commit.clone(), scope.clone());
-                scope
-            }
-        };
-        report.scope = Some(scope);
+        if !at_commit.contains_key(&report.commit) {
+            let files = scope::of_commit(&root, &report.commit).with_context(|| format!("{}", path.display()))?;
+            at_commit.insert(report.commit.clone(), files);
+        }
+        report.files = at_commit[&report.commit].clone();
     }
-    let (merged, missing) = report::merge(reports, |a, b| scope::is_ancestor(&root, a, b))?;
+    let (mut merged, missing) = report::merge(reports, |a, b| scope::is_ancestor(&root, a, b))?;
+    merged.not_run = not_run(&merged, &root)?;
     finish(&merged, None, json, false, &missing)
+}
+
+/// The mutants of the scope (less the equivalents) that `merged` does not judge, in the files
+/// whose working-tree version is the one the merged runs describe: what is left to run for the
+/// score over the whole scope. Files that differ in the working tree are named, not counted.
+fn not_run(merged: &Report, root: &Path) -> anyhow::Result<Vec<String>> {
+    let tree = scope::of_tree(root)?;
+    let differ: Vec<&String> = tree.keys().filter(|f| merged.files.get(*f) != tree.get(*f)).collect();
+    if !differ.is_empty() {
+        noteln!(
+            "note: {} file(s) of the scope differ between the working tree and commit {}; their mutants are not \
+             listed as not run: {}",
+            differ.len(),
+            short(&merged.commit),
+            differ.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let tool = cargo_mutants(false)?;
+    let listed = list(&tool, root)?;
+    let equivalents = EquivalentFile::load(&root.join("mutants/equivalent.toml"))?;
+    let matched = equivalents.match_names(listed.iter().map(String::as_str));
+    let judged: BTreeSet<&str> = merged.mutants.iter().map(|m| m.name.as_str()).collect();
+    Ok(listed
+        .iter()
+        .filter(|n| module_of(n).is_some() && !matched.excluded.contains(*n) && !judged.contains(n.as_str()))
+        .filter(|n| !differ.iter().any(|f| f.as_str() == scope::file_of(n)))
+        .cloned()
+        .collect())
 }
 
 /// The modules named, or the whole scope.

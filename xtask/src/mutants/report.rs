@@ -100,11 +100,11 @@ pub struct Report {
     /// Merged: every run's commit, oldest first (empty for one run).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub commits: Vec<String>,
-    /// The scope's fingerprint (`scope::fingerprint`): the source the mutants were made from.
-    /// `merge` reads it again from git for a clean commit (reports written before it was added
-    /// have none); for a run on a tree with changes, this is all there is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
+    /// The scope's files the mutants were made from (`scope::Files`: path → fingerprint).
+    /// `merge` reads them again from git for a clean commit (reports written before they were
+    /// recorded have none); for a run on a tree with changes, these are all there is.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// cargo-mutants' version.
     pub cargo_mutants: String,
     /// The cargo profile the mutants were built in.
@@ -130,6 +130,14 @@ pub struct Report {
     /// verdict replaced the older.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rechecked: Vec<Recheck>,
+    /// Merged: mutants of an older run whose file has changed since (their verdict is about
+    /// other code), left out; they need running again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outdated: Vec<String>,
+    /// Merged: mutants of the scope, in files the merged runs describe as they are in the
+    /// working tree, that no run judged (`mutants merge` lists them from cargo-mutants).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
 }
 
 /// A mutant run again at a newer commit, in a merge.
@@ -258,6 +266,20 @@ impl Report {
                 let _ = writeln!(out, "  {}: {} -> {} at {short}", r.name, r.was.heading(), r.now.heading());
             }
         }
+        let some = |out: &mut String, names: &[String], title: &str| {
+            if names.is_empty() {
+                return;
+            }
+            let _ = writeln!(out, "\n{title}: {}", names.len());
+            for name in names.iter().take(20) {
+                let _ = writeln!(out, "  {name}");
+            }
+            if names.len() > 20 {
+                let _ = writeln!(out, "  ... and {} more (the JSON report lists them all)", names.len() - 20);
+            }
+        };
+        some(&mut out, &self.outdated, "left out: run at an older commit, their file has changed since");
+        some(&mut out, &self.not_run, "not run yet (mutants of the scope no merged run judged)");
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale entries in mutants/equivalent.toml:");
             for s in &self.stale {
@@ -355,29 +377,20 @@ pub fn classify(
     Ok(out)
 }
 
-/// Reports merged. They must share one scope fingerprint (the same source of the model): then
-/// they may come from different commits, whose tests differ. A mutant in two reports of one
-/// commit is an error (the same shard twice); in reports of two commits, the newer verdict is
-/// kept and the change listed in `rechecked` (a survivor run again after a test was added).
-/// `newer(a, b)` says whether commit `b` descends from commit `a` (`None`: git cannot say).
-/// Times are summed; shards of one `k/n` series that are missing are named.
+/// Reports merged into the score at the newest of their commits. Each report carries its files'
+/// fingerprints; a mutant's verdict counts only if its file is the same at the newest commit
+/// (otherwise it is listed in `outdated`): so reports of different commits merge, their tests
+/// differing. A mutant in two reports of one commit is an error (the same shard twice); in
+/// reports of two commits, the newer verdict is kept and the change listed in `rechecked` (a
+/// survivor run again after a test was added). `newer(a, b)` says whether commit `b` descends
+/// from commit `a` (`None`: git cannot say). Times are summed; shards of one `k/n` series that
+/// are missing are named.
 pub fn merge(
     reports: Vec<Report>,
     newer: impl Fn(&str, &str) -> Option<bool>,
 ) -> anyhow::Result<(Report, Vec<String>)> {
-    let Some(first) = reports.first() else { bail!("nothing to merge") };
-    let scope = first.scope.clone();
-    for r in &reports {
-        if r.scope.is_none() || r.scope != scope {
-            bail!(
-                "reports of commits {} and {} were made from different source of the model (scope {} and {}): \
-                 their mutants are not the same; run the missing part again at one of them",
-                first.commit,
-                r.commit,
-                first.scope.as_deref().unwrap_or("unknown"),
-                r.scope.as_deref().unwrap_or("unknown"),
-            );
-        }
+    if let Some(r) = reports.iter().find(|r| r.files.is_empty()) {
+        bail!("the report of commit {} says nothing of the files it was made from", r.commit);
     }
     // Oldest commit first, so that a newer verdict replaces an older one.
     let mut commits: Vec<String> = Vec::new();
@@ -405,12 +418,25 @@ pub fn merge(
     }
     let mut reports = reports;
     reports.sort_by_key(|r| commits.iter().position(|c| *c == r.commit));
+    let Some(newest) = reports.last().map(|r| r.files.clone()) else { bail!("nothing to merge") };
+    let current = |r: &Report, name: &str| {
+        let file = super::scope::file_of(name);
+        r.files.get(file).is_some_and(|hash| newest.get(file) == Some(hash))
+    };
     let mut iter = reports.into_iter();
     let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
+    let (kept, outdated): (Vec<MutantResult>, Vec<MutantResult>) =
+        std::mem::take(&mut merged.mutants).into_iter().partition(|m| current(&merged, &m.name));
+    merged.mutants = kept;
+    merged.outdated = outdated.into_iter().map(|m| m.name).collect();
     let mut from: BTreeMap<String, String> =
         merged.mutants.iter().map(|m| (m.name.clone(), merged.commit.clone())).collect();
     for report in iter {
-        for m in report.mutants {
+        for m in &report.mutants {
+            if !current(&report, &m.name) {
+                merged.outdated.push(m.name.clone());
+                continue;
+            }
             match from.get(&m.name) {
                 Some(commit) if *commit == report.commit => {
                     bail!("{} is in two reports of commit {commit}: the same shard twice?", m.name)
@@ -424,11 +450,11 @@ pub fn merge(
                         commit: report.commit.clone(),
                     });
                     from.insert(m.name.clone(), report.commit.clone());
-                    *old = m;
+                    *old = m.clone();
                 }
                 None => {
                     from.insert(m.name.clone(), report.commit.clone());
-                    merged.mutants.push(m);
+                    merged.mutants.push(m.clone());
                 }
             }
         }
@@ -446,7 +472,6 @@ pub fn merge(
                 merged.modules.push(module);
             }
         }
-        // A re-check (`--matching`) is no shard; only `k/n` shards count towards a series.
         merged.shards.extend(report.shards);
         for s in report.stale {
             if !merged.stale.contains(&s) {
@@ -455,6 +480,11 @@ pub fn merge(
         }
         merged.commit = report.commit;
     }
+    // A mutant left out at an older commit but judged at a newer one is not outdated.
+    merged.outdated.retain(|name| !from.contains_key(name));
+    merged.outdated.sort();
+    merged.outdated.dedup();
+    merged.files = newest;
     merged.commits = if commits.len() > 1 { commits } else { Vec::new() };
     merged.slice = None;
     let missing = missing_shards(&merged.shards);
@@ -493,7 +523,7 @@ mod tests {
             format: FORMAT,
             commit: "abc".into(),
             commits: vec![],
-            scope: Some("sha256:1".into()),
+            files: [("a".to_string(), "1".to_string()), ("b".into(), "1".into()), ("c".into(), "1".into())].into(),
             cargo_mutants: "27.1.0".into(),
             profile: "mutants".into(),
             modules: vec!["name".into()],
@@ -505,6 +535,8 @@ mod tests {
             stale: vec![],
             mutants,
             rechecked: vec![],
+            outdated: vec![],
+            not_run: vec![],
         }
     }
 
@@ -629,11 +661,18 @@ mod tests {
         assert!(text.contains("commits c1, c2 (one scope"), "{text}");
         assert!(text.contains("a: missed -> expectation/unit at c2"), "{text}");
         assert_eq!(Report::from_json(&merged.json().expect("json")).expect("reads back"), merged);
-        // Another source of the model: refused, whichever is older.
-        let moved = Report { scope: Some("sha256:2".into()), ..recheck.clone() };
-        let e = merge(vec![shard1.clone(), moved], line).expect_err("scopes").to_string();
-        assert!(e.contains("different source of the model"), "{e}");
-        let unknown = Report { scope: None, ..recheck.clone() };
+        // A file changed since: its mutants' older verdicts are left out, the others still count.
+        let mut changed = recheck.clone();
+        changed.files.insert("c".into(), "2".into());
+        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed.clone()], line).expect("merges");
+        assert_eq!(merged.outdated, Vec::<String>::new(), "c was judged again at the newer commit");
+        assert_eq!(merged.mutants.len(), 3);
+        changed.mutants.retain(|m| m.name == "a");
+        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed], line).expect("merges");
+        assert_eq!(merged.outdated, ["c"]);
+        assert_eq!(merged.mutants.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(merged.text().contains("left out: run at an older commit, their file has changed since: 1\n  c\n"));
+        let unknown = Report { files: BTreeMap::new(), ..recheck.clone() };
         assert!(merge(vec![shard1.clone(), unknown], line).is_err());
         // Commits git cannot order.
         assert!(merge(vec![shard1.clone(), recheck.clone()], |_, _| None).is_err());

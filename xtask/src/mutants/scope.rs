@@ -1,15 +1,17 @@
-//! The scope's fingerprint: which source the mutants were made from.
+//! The model's source, file by file: which source a run's mutants were made from.
 //!
 //! A mutant is named by its place in the source (`path:line:col: description`), so two runs'
-//! verdicts on "the same" mutant are about the same change only when the scope's files are the
-//! same bytes. The fingerprint is a SHA-256 over every file of the scope, path and contents, in
-//! path order; it is taken from the working tree when a run starts (what cargo-mutants copies)
-//! or, for a report written before reports carried it, from the report's commit in git.
+//! verdicts on "the same" mutant are about the same change only when its file is the same. Each
+//! file of the scope is fingerprinted (a SHA-256 of its contents without its trailing unit
+//! tests), from the working tree when a run starts (what cargo-mutants copies) or from a
+//! report's commit in git.
 //!
-//! Runs from different commits with one fingerprint can be merged: only the tests differ between
-//! them, and the full run of the scope (about eight hours on two cores) can then be made of shards
-//! run on different days.
+//! Runs from different commits can then be merged mutant by mutant: a verdict counts as long as
+//! its file has not changed since, so the full run of the scope (about eight hours on two cores)
+//! can be made of shards run on different days, and a fix to one file sends only that file's
+//! mutants round again.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -18,21 +20,19 @@ use sha2::{Digest as _, Sha256};
 
 use super::module_of;
 
-/// The fingerprint of `files`: `(path relative to the workspace, contents)`, in any order. A
-/// file's unit tests, when they are its last item (`#[cfg(test)]` then `mod tests {` to the end,
-/// as rustfmt writes it), are left out: cargo-mutants makes no mutant in them, and a unit test
-/// added for a survivor must not make the model's source look changed.
-pub fn fingerprint(mut files: Vec<(String, Vec<u8>)>) -> String {
-    files.sort();
-    let mut hash = Sha256::new();
-    for (path, contents) in &files {
-        let model = without_trailing_tests(contents);
-        hash.update(path.as_bytes());
-        hash.update([0]);
-        hash.update((model.len() as u64).to_be_bytes());
-        hash.update(model);
-    }
-    format!("model-sha256:{:x}", hash.finalize())
+/// The scope's files: path relative to the workspace → [`file_hash`].
+pub type Files = BTreeMap<String, String>;
+
+/// A file's fingerprint. Its unit tests, when they are its last item (`#[cfg(test)]` then `mod
+/// tests {` to the end, as rustfmt writes it), are left out: cargo-mutants makes no mutant in
+/// them, and a unit test added for a survivor must not make the model's source look changed.
+pub fn file_hash(contents: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(without_trailing_tests(contents)))
+}
+
+/// The path of a mutant's file (`path:line:col: description`).
+pub fn file_of(mutant: &str) -> &str {
+    mutant.split(':').next().unwrap_or_default()
 }
 
 /// `contents` without its unit-test module, when that module is the file's last item: from a
@@ -59,9 +59,9 @@ fn in_scope(path: &str) -> bool {
     module_of(&format!("{path}:")).is_some()
 }
 
-/// The fingerprint of the scope in the working tree at `root`.
-pub fn of_tree(root: &Path) -> anyhow::Result<String> {
-    let mut files = Vec::new();
+/// The scope's files in the working tree at `root`.
+pub fn of_tree(root: &Path) -> anyhow::Result<Files> {
+    let mut files = Files::new();
     let mut folders = vec![root.join("harness/src")];
     while let Some(folder) = folders.pop() {
         for entry in std::fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))? {
@@ -73,20 +73,22 @@ pub fn of_tree(root: &Path) -> anyhow::Result<String> {
             let relative = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
             if in_scope(&relative) {
                 let contents = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                files.push((relative, contents));
+                files.insert(relative, file_hash(&contents));
             }
         }
     }
     if files.is_empty() {
         bail!("no file of the scope under {}", root.join("harness/src").display());
     }
-    Ok(fingerprint(files))
+    Ok(files)
 }
 
-/// The fingerprint of the scope at `commit`, read from git in `root`.
-pub fn of_commit(root: &Path, commit: &str) -> anyhow::Result<String> {
+/// The scope's files at `commit`, read from git in `root`.
+pub fn of_commit(root: &Path, commit: &str) -> anyhow::Result<Files> {
     if commit.ends_with("-dirty") || commit == "unknown" {
-        bail!("the report of commit {commit} carries no scope fingerprint, and git cannot give the source it ran on");
+        bail!(
+            "the report of commit {commit} carries no fingerprint of its files, and git cannot give the source it ran on"
+        );
     }
     let git = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
         let output = Command::new("git").current_dir(root).args(args).output().context("running git")?;
@@ -96,14 +98,14 @@ pub fn of_commit(root: &Path, commit: &str) -> anyhow::Result<String> {
         Ok(output.stdout)
     };
     let listed = git(&["ls-tree", "-r", "--name-only", commit, "--", "harness/src"])?;
-    let mut files = Vec::new();
+    let mut files = Files::new();
     for path in String::from_utf8_lossy(&listed).lines().filter(|p| in_scope(p)) {
-        files.push((path.to_string(), git(&["show", &format!("{commit}:{path}")])?));
+        files.insert(path.to_string(), file_hash(&git(&["show", &format!("{commit}:{path}")])?));
     }
     if files.is_empty() {
         bail!("commit {commit} has no file of the scope");
     }
-    Ok(fingerprint(files))
+    Ok(files)
 }
 
 /// Whether `older` is an ancestor of `newer` in git (`None` when git cannot say).
@@ -122,44 +124,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_fingerprint_depends_on_paths_and_contents_not_on_order() {
-        let a = || ("harness/src/chain.rs".to_string(), b"fn a() {}".to_vec());
-        let b = || ("harness/src/ciphers/rules.rs".to_string(), b"fn b() {}".to_vec());
-        assert_eq!(fingerprint(vec![a(), b()]), fingerprint(vec![b(), a()]));
-        assert_ne!(fingerprint(vec![a(), b()]), fingerprint(vec![a()]));
-        let changed = ("harness/src/chain.rs".to_string(), b"fn a() { }".to_vec());
-        assert_ne!(fingerprint(vec![a(), b()]), fingerprint(vec![changed, b()]));
-        let moved = ("harness/src/chain/mod.rs".to_string(), b"fn a() {}".to_vec());
-        assert_ne!(fingerprint(vec![a(), b()]), fingerprint(vec![moved, b()]));
-        // A path's end is marked: "ab" + "c" is not "a" + "bc".
-        assert_ne!(fingerprint(vec![("ab".into(), b"c".to_vec())]), fingerprint(vec![("a".into(), b"bc".to_vec())]));
-    }
-
-    #[test]
-    fn unit_tests_at_the_end_of_a_file_are_not_the_models_source() {
-        let file = |text: &str| vec![("harness/src/expressway.rs".to_string(), text.as_bytes().to_vec())];
+    fn a_files_hash_depends_on_its_code_not_on_its_trailing_unit_tests() {
         let code = "fn f() -> u32 {\n    1\n}\n";
         let tests =
             "\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {\n        assert_eq!(super::f(), 1);\n    }\n}\n";
         let more_tests = "\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n\n    #[test]\n    fn u() {}\n}\n";
-        assert_eq!(fingerprint(file(&format!("{code}{tests}"))), fingerprint(file(code)));
-        assert_eq!(fingerprint(file(&format!("{code}{tests}"))), fingerprint(file(&format!("{code}{more_tests}"))));
-        // The code itself still counts, and so does anything after the tests.
-        assert_ne!(
-            fingerprint(file(&format!("{code}{tests}"))),
-            fingerprint(file(&format!("fn f() -> u32 {{\n    2\n}}\n{tests}")))
-        );
-        assert_ne!(
-            fingerprint(file(&format!("{code}{tests}fn g() {{}}\n"))),
-            fingerprint(file(&format!("{code}{tests}")))
-        );
+        let h = |text: &str| file_hash(text.as_bytes());
+        assert_eq!(h(&format!("{code}{tests}")), h(code));
+        assert_eq!(h(&format!("{code}{tests}")), h(&format!("{code}{more_tests}")));
+        // The code itself counts, and so does anything after the tests.
+        assert_ne!(h(&format!("{code}{tests}")), h(&format!("fn f() -> u32 {{\n    2\n}}\n{tests}")));
+        assert_ne!(h(&format!("{code}{tests}fn g() {{}}\n")), h(&format!("{code}{tests}")));
+        assert_eq!(file_of("harness/src/chain/mod.rs:12:5: replace f -> bool with true"), "harness/src/chain/mod.rs");
     }
 
     #[test]
-    fn the_tree_and_its_commit_give_one_fingerprint() {
+    fn the_tree_and_its_commit_give_the_same_files() {
         let root = harness::scenario::Catalogue::workspace_root();
         let tree = of_tree(&root).expect("the working tree");
-        assert!(tree.starts_with("model-sha256:"), "{tree}");
+        assert!(tree.contains_key("harness/src/verifier/name.rs"), "{tree:?}");
+        assert!(!tree.contains_key("harness/src/verifier/mod.rs"));
+        assert!(tree.keys().all(|p| in_scope(p)));
         // Compared with HEAD only when the scope has no uncommitted change (a developer's tree).
         let clean = Command::new("git")
             .current_dir(&root)
@@ -170,6 +155,5 @@ mod tests {
             assert_eq!(of_commit(&root, "HEAD").expect("HEAD"), tree);
         }
         assert!(of_commit(&root, "abc-dirty").is_err());
-        assert!(in_scope("harness/src/verifier/name.rs") && !in_scope("harness/src/verifier/mod.rs"));
     }
 }
