@@ -488,6 +488,50 @@ mod tests {
         assert!("14".parse::<Version>().is_err());
     }
 
+    /// A self-signed certificate with this CN, as PEM.
+    fn pem(cn: &str) -> String {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.self_signed(&key).expect("certificate").pem()
+    }
+
+    #[test]
+    fn the_trust_store_counts_what_it_adds_and_removes() {
+        let (a, b) = (pem("ca-a"), pem("ca-b"));
+        let mut store = TrustStore::default();
+        assert_eq!(store.add_pem("bundle", &format!("{a}{b}")), Ok(2));
+        let cns: Vec<&str> = store.entries().iter().map(|e| e.common_name.as_str()).collect();
+        assert_eq!(cns, ["ca-a", "ca-b"], "in upload order");
+        assert_eq!(store.ders().len(), 2);
+        // The same certificate again: accepted, counted as read, nothing added.
+        assert_eq!(store.add_pem("again", &a), Ok(1));
+        assert_eq!(store.entries().len(), 2);
+        let c = pem("ca-c");
+        assert_eq!(store.add_pem("third", &c), Ok(1));
+        assert_eq!(store.remove("bundle"), 2);
+        assert_eq!(store.remove("bundle"), 0);
+        let names: Vec<&str> = store.entries().iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["third"]);
+        // Another certificate with a CN already there is refused, as Expressway does.
+        assert!(matches!(store.add_pem("clash", &pem("ca-c")), Err(TrustStoreRefusal::SameCommonName { .. })));
+    }
+
+    #[test]
+    fn an_upgrade_replaces_the_default_cipher_list_only() {
+        // The old default written out explicitly is still the default: replaced.
+        let mut e = spec("X12.7", None);
+        e.ciphers = Some(e.default_ciphers());
+        e.upgrade(Version::x14_2());
+        assert_eq!(e.ciphers, None);
+        assert_eq!(e.ciphers(), DEFAULT_CIPHERS);
+        // A list the administrator changed is kept.
+        let mut custom = spec("X12.7", None);
+        custom.ciphers = Some("ECDHE-RSA-AES128-GCM-SHA256".into());
+        custom.upgrade(Version::x14_2());
+        assert_eq!(custom.ciphers(), "ECDHE-RSA-AES128-GCM-SHA256");
+    }
+
     #[test]
     fn policy_and_properties_print_as_ats_reads_them() {
         // The values of proxy.config.ssl.client.verify.server.policy and .properties.
