@@ -1,5 +1,5 @@
 //! `cargo xtask mutants` as CI runs it: listing the scope (needs cargo-mutants; skipped without
-//! it) and merging shard reports.
+//! it) and merging shard reports (of this checkout's commit, which git must know).
 
 use std::path::Path;
 use std::process::Command;
@@ -10,11 +10,18 @@ fn xtask(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// This checkout's commit: `merge` reads the files of the scope at a report's commit from git.
+fn head() -> String {
+    let out = Command::new("git").args(["rev-parse", "HEAD"]).output().expect("git runs");
+    assert!(out.status.success(), "git rev-parse HEAD: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn shard_report(dir: &Path, shard: &str, name: &str, verdict: &str, seconds: f64) -> String {
     let path = dir.join(format!("shard-{}.json", shard.replace('/', "-of-")));
     let report = serde_json::json!({
         "format": 1,
-        "commit": "0123456789abcdef0123456789abcdef01234567",
+        "commit": head(),
         "cargo_mutants": "27.1.0",
         "profile": "mutants",
         "modules": ["name"],
@@ -45,6 +52,9 @@ fn shard_reports_merge_into_one_with_the_summed_time() {
     assert_eq!(json["seconds"], 1800.0);
     assert_eq!(json["shards"], serde_json::json!(["1/2", "2/2"]));
     assert_eq!(json["counts"]["name"]["snapshot-only"], 1);
+
+    assert_eq!(json["commit"], head());
+    assert!(json["files"].as_object().is_some_and(|f| f.contains_key("harness/src/verifier/name.rs")), "{json}");
 
     // A shard missing: said, and exit 1.
     let (code, text) = xtask(&["merge", &a]);
