@@ -797,6 +797,13 @@ mod tests {
     }
 
     #[test]
+    fn the_verifier_is_named_as_the_command_line_names_it() {
+        // `--verifier builtin:<profile>`: the name in reports, fault messages and matrix columns.
+        assert_eq!(BuiltinVerifier::new(Profile::ExpresswayX14_2).name(), "builtin:expressway-x14.2");
+        assert_eq!(BuiltinVerifier::new(Profile::Ats9_2).name(), "builtin:ats-9.2");
+    }
+
+    #[test]
     fn each_verify_error_sends_the_alert_libssl_sends() {
         use rustls::AlertDescription as A;
         // libssl's x509table (ssl/statem/statem_lib.c), where rustls can send it.
