@@ -19,7 +19,7 @@ use rustls::{CertificateError, ClientConnection, DigitallySignedStruct, Signatur
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::log::{DOWN_SERVER_CACHE_TIME, LogWriter, Profile};
+use super::log::{DOWN_SERVER_CACHE_TIME, DownRule, LogWriter, Profile};
 use super::name::name_matches;
 use super::{
     Change, Failure, OriginRequest, OriginState, Outcome, Purpose, ServedCert, Session, Verifier, VerifierFault,
@@ -46,11 +46,42 @@ struct State {
     config: Arc<ClientConfig>,
     record: Arc<Mutex<Record>>,
     log: LogWriter,
-    /// Failed transactions per origin and when the last one failed (the log's clock), keyed
-    /// as the profile's down rule says (`Profile::down_rule`): (name or address, port).
-    failures: std::collections::HashMap<(String, u16), (u32, time::OffsetDateTime)>,
+    /// Origins that failed, keyed as the profile's down rule says: (name or address, port).
+    failures: DownOrigins,
     /// Targets (host, port) seen since the last (re)configuration.
     targets: std::collections::HashSet<(String, u16)>,
+}
+
+/// The traffic server's down-origin list: failed transactions per origin and when the last one
+/// failed (the log's clock). An origin with `after_failed_transactions` failed transactions is
+/// marked down and gets one attempt a request, until `DOWN_SERVER_CACHE_TIME` has passed since
+/// its last failure, when it is forgotten (`Profile::down_rule`).
+#[derive(Debug, Default)]
+struct DownOrigins(std::collections::HashMap<(String, u16), (u32, time::OffsetDateTime)>);
+
+impl DownOrigins {
+    /// The attempts a request to `origin` at `now` makes, of the profile's `attempts`.
+    fn attempts(&mut self, origin: &(String, u16), now: time::OffsetDateTime, rule: DownRule, attempts: u32) -> u32 {
+        match self.0.get(origin) {
+            Some((_, last)) if now - *last >= DOWN_SERVER_CACHE_TIME => {
+                self.0.remove(origin);
+                attempts
+            }
+            Some((failed, _)) if *failed >= rule.after_failed_transactions => 1,
+            _ => attempts,
+        }
+    }
+
+    /// A transaction to `origin` failed (every attempt), the last at `at`.
+    fn failed(&mut self, origin: (String, u16), at: time::OffsetDateTime) {
+        let entry = self.0.entry(origin).or_insert((0, at));
+        *entry = (entry.0 + 1, at);
+    }
+
+    /// A restart of the traffic server forgets every origin.
+    fn clear(&mut self) {
+        self.0.clear();
+    }
 }
 
 /// What the check does for the connection being made.
@@ -255,13 +286,7 @@ impl Verifier for BuiltinVerifier {
             (request.modelled_ip.to_string(), request.port)
         };
         let now = state.log.now();
-        match state.failures.get(&origin) {
-            Some((_, last)) if now - *last >= DOWN_SERVER_CACHE_TIME => {
-                state.failures.remove(&origin);
-            }
-            Some((failed, _)) if *failed >= rule.after_failed_transactions => attempts = 1,
-            _ => {}
-        }
+        attempts = state.failures.attempts(&origin, now, rule, attempts);
         let mut outcome = Outcome::default();
         let log = &mut state.log;
         log.advance(time::Duration::milliseconds(10));
@@ -285,8 +310,7 @@ impl Verifier for BuiltinVerifier {
             outcome.reason = reason.to_string();
             outcome.failure =
                 Some(Failure::Connect { reason: format!("{}: no connection reached the node", request.host) });
-            let entry = state.failures.entry(origin).or_insert((0, now));
-            *entry = (entry.0 + 1, log.now());
+            state.failures.failed(origin, log.now());
             outcome.log.extend(log.http_message("Sending Response", txn, &format!("HTTP/1.1 502 {reason}")));
             return Ok(outcome);
         }
@@ -366,8 +390,7 @@ impl Verifier for BuiltinVerifier {
             None => {
                 outcome.status = 502;
                 outcome.reason = profile.bad_gateway_reason().to_string();
-                let entry = state.failures.entry(origin).or_insert((0, now));
-                *entry = (entry.0 + 1, now);
+                state.failures.failed(origin, now);
             }
         }
         let status_line = format!("HTTP/1.1 {} {}", outcome.status, outcome.reason);
@@ -794,6 +817,39 @@ mod tests {
             rustls::Error::InvalidCertificate(e) => e.into(),
             _ => rustls::AlertDescription::HandshakeFailure,
         }
+    }
+
+    #[test]
+    fn an_origin_is_marked_down_after_the_rules_failures_and_forgotten_after_the_cache_time() {
+        let t0 = time::macros::datetime!(2022-07-11 16:55:26 UTC);
+        let origin = ("cucm.steven.lab".to_string(), 8443);
+        let other = ("cucm.steven.lab".to_string(), 6972);
+        // ATS 8.1: down after one failed transaction.
+        let rule = DownRule { after_failed_transactions: 1, by_name: true };
+        let mut down = DownOrigins::default();
+        assert_eq!(down.attempts(&origin, t0, rule, 3), 3);
+        down.failed(origin.clone(), t0);
+        assert_eq!(down.attempts(&origin, t0 + time::Duration::seconds(1), rule, 3), 1);
+        assert_eq!(down.attempts(&other, t0 + time::Duration::seconds(1), rule, 3), 3, "per origin");
+        // Still down 1 ms before the cache time; forgotten at it, and failing again counts from 1.
+        let almost = t0 + DOWN_SERVER_CACHE_TIME - time::Duration::milliseconds(1);
+        assert_eq!(down.attempts(&origin, almost, rule, 3), 1);
+        assert_eq!(down.attempts(&origin, t0 + DOWN_SERVER_CACHE_TIME, rule, 3), 3);
+        assert_eq!(down.attempts(&origin, t0 + DOWN_SERVER_CACHE_TIME, rule, 3), 3, "forgotten");
+        // The cache time counts from the last failure, not the first.
+        down.failed(origin.clone(), t0);
+        down.failed(origin.clone(), t0 + time::Duration::seconds(30));
+        assert_eq!(down.attempts(&origin, t0 + time::Duration::seconds(70), rule, 3), 1);
+        // ATS 9.2: down after three failed transactions.
+        let rule = DownRule { after_failed_transactions: 3, by_name: false };
+        let mut down = DownOrigins::default();
+        for failed in 0..3 {
+            assert_eq!(down.attempts(&origin, t0, rule, 4), 4, "after {failed} failed transaction(s)");
+            down.failed(origin.clone(), t0);
+        }
+        assert_eq!(down.attempts(&origin, t0, rule, 4), 1);
+        down.clear();
+        assert_eq!(down.attempts(&origin, t0, rule, 4), 4, "a restart forgets");
     }
 
     #[test]
