@@ -83,3 +83,48 @@ fn the_scope_lists_every_module_and_the_equivalents_excluded() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("unknown module 'nom'"), "{text}");
 }
+
+#[test]
+fn a_run_cut_short_still_gives_the_report_of_what_it_judged() {
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let judged = "harness/src/verifier/name.rs:13:5: replace dns_matches -> bool with true";
+    let left = "harness/src/verifier/name.rs:52:5: replace ip_bytes_match -> bool with true";
+    let run = serde_json::json!({
+        "report": {
+            "format": 1, "commit": head(), "cargo_mutants": "27.1.0", "profile": "mutants",
+            "modules": ["name"], "shards": ["1/3"], "seconds": 0.0, "runs": 1, "equivalent": 0,
+            "stale": [], "mutants": [],
+        },
+        "selected": [judged, left],
+    });
+    std::fs::write(dir.path().join("mralab-run.json"), run.to_string()).expect("run record");
+    let out = dir.path().join("mutants.out");
+    std::fs::create_dir_all(out.join("log")).expect("log folder");
+    std::fs::write(
+        out.join("log/a.log"),
+        "     Running `/t/mutants/deps/scenarios-8fde3d4a`\ntest result: FAILED.\n\
+         mralab-mutants: caught in pass 1 (MRALAB_SNAPSHOTS=off: expectations and unit tests)\n",
+    )
+    .expect("log");
+    let outcomes = serde_json::json!({ "outcomes": [
+        { "scenario": "Baseline", "summary": "Success", "log_path": "log/baseline.log", "phase_results": [] },
+        { "scenario": { "Mutant": { "name": judged } }, "summary": "CaughtMutant", "log_path": "log/a.log",
+          "phase_results": [{ "phase": "Build", "duration": 5.0 }, { "phase": "Test", "duration": 3.0 }] },
+    ]});
+    std::fs::write(out.join("outcomes.json"), outcomes.to_string()).expect("outcomes");
+    let json = dir.path().join("report.json");
+    let (code, text) = xtask(&["report", &dir.path().display().to_string(), "--json", &json.display().to_string()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("caught by an expectation or a unit test: 1 of 1"), "{text}");
+    assert!(text.contains("caught first by (test target): scenarios 1"), "{text}");
+    assert!(text.contains(&format!("not run yet (of the selection; in a merge, of the scope): 1\n  {left}")), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
+    assert_eq!(report["seconds"], 8.0);
+    assert_eq!(report["mutants"][0]["caught_by"], "scenarios");
+    assert_eq!(report["not_run"], serde_json::json!([left]));
+    // No run record: said.
+    let (code, text) = xtask(&["report", &out.display().to_string()]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("mralab-run.json"), "{text}");
+}

@@ -125,6 +125,15 @@ enum Action {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The report of a run's output folder (`--out`), also of a run cut short: what it judged
+    /// so far, the rest of its selection listed as not run (time: the mutants' own, summed).
+    Report {
+        /// The run's output folder (default target/mutants-out).
+        dir: Option<PathBuf>,
+        /// Write the report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +195,10 @@ struct RunArgs {
 pub fn run(args: MutantsArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Some(Action::Merge { reports, json }) => merge(&reports, json.as_deref()),
+        Some(Action::Report { dir, json }) => {
+            let dir = dir.unwrap_or_else(|| harness::scenario::Catalogue::workspace_root().join("target/mutants-out"));
+            report_of(&dir, json.as_deref())
+        }
         None => run_mutants(args.run),
     }
 }
@@ -263,6 +276,35 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     let real_cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| root.join("target").into());
 
+    // The run's description, written before cargo-mutants starts: with it, `mutants report`
+    // makes a report of whatever a run that was cut short judged (its outcomes.json grows
+    // mutant by mutant).
+    let run = RunRecord {
+        report: Report {
+            format: report::FORMAT,
+            commit,
+            commits: Vec::new(),
+            files,
+            cargo_mutants: version.trim_start_matches("cargo-mutants ").to_string(),
+            profile: args.profile.clone(),
+            modules: selection.modules.iter().map(|m| m.name.to_string()).collect(),
+            shards: selection.shard.clone().into_iter().collect(),
+            slice: selection.slice.clone(),
+            seconds: 0.0,
+            runs: 1,
+            equivalent,
+            stale,
+            mutants: Vec::new(),
+            rechecked: Vec::new(),
+            outdated: Vec::new(),
+            not_run: Vec::new(),
+        },
+        selected: selection.names.clone(),
+    };
+    let record = out.join(RUN_RECORD);
+    std::fs::write(&record, serde_json::to_string_pretty(&run)?)
+        .with_context(|| format!("writing {}", record.display()))?;
+
     let mut command = Command::new(&tool);
     command
         .current_dir(&root)
@@ -307,8 +349,29 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         other => bail!("cargo-mutants failed ({other:?}): see {}", out.join("mutants.out/debug.log").display()),
     }
 
+    let mut report = collect(&out, run)?;
+    report.seconds = started.elapsed().as_secs_f64();
+    finish(&report, Some(&out.join("report.json")), args.json.as_deref(), args.fail_on_survivors, &[])
+}
+
+/// The file in a run's output folder that describes the run (commit, files, selection).
+const RUN_RECORD: &str = "mralab-run.json";
+
+/// What a run was asked to do, written before it starts.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct RunRecord {
+    /// The report, without its mutants.
+    report: Report,
+    /// The selection, in cargo-mutants' order.
+    selected: Vec<String>,
+}
+
+/// The report of the run in `out`, from cargo-mutants' outcomes.json and logs so far: the
+/// selected mutants it did not reach (a run cut short) are listed as not run.
+fn collect(out: &Path, run: RunRecord) -> anyhow::Result<Report> {
     let mutants_out = out.join("mutants.out");
-    let outcomes = std::fs::read_to_string(mutants_out.join("outcomes.json")).context("reading outcomes.json")?;
+    let outcomes = std::fs::read_to_string(mutants_out.join("outcomes.json"))
+        .with_context(|| format!("reading {}", mutants_out.join("outcomes.json").display()))?;
     let results = report::classify(
         &outcomes,
         |log| std::fs::read_to_string(mutants_out.join(log)).ok(),
@@ -317,7 +380,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     // cargo-mutants 27.1.0 applies no name filter (`examine_re`) to its "delete field ... from
     // struct ... expression" mutants: it runs every one of them in the files given. Only the
     // selection is reported, so shards never overlap and a slice reports what it chose.
-    let selected: BTreeSet<&str> = selection.names.iter().map(String::as_str).collect();
+    let selected: BTreeSet<&str> = run.selected.iter().map(String::as_str).collect();
     let (results, extra): (Vec<_>, Vec<_>) = results.into_iter().partition(|r| selected.contains(r.name.as_str()));
     if !extra.is_empty() {
         noteln!(
@@ -327,29 +390,26 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let ran: BTreeSet<&str> = results.iter().map(|r| r.name.as_str()).collect();
-    for name in selection.names.iter().filter(|n| !ran.contains(n.as_str())) {
-        noteln!("warning: {name} was selected but cargo-mutants did not run it");
+    let not_run: Vec<String> = run.selected.iter().filter(|n| !ran.contains(n.as_str())).cloned().collect();
+    if !not_run.is_empty() {
+        noteln!("warning: {} selected mutant(s) were not run (listed in the report)", not_run.len());
     }
-    let report = Report {
-        format: report::FORMAT,
-        commit,
-        commits: Vec::new(),
-        files,
-        cargo_mutants: version.trim_start_matches("cargo-mutants ").to_string(),
-        profile: args.profile.clone(),
-        modules: selection.modules.iter().map(|m| m.name.to_string()).collect(),
-        shards: selection.shard.clone().into_iter().collect(),
-        slice: selection.slice.clone(),
-        seconds: started.elapsed().as_secs_f64(),
-        runs: 1,
-        equivalent,
-        stale,
-        mutants: results,
-        rechecked: Vec::new(),
-        outdated: Vec::new(),
-        not_run: Vec::new(),
-    };
-    finish(&report, Some(&out.join("report.json")), args.json.as_deref(), args.fail_on_survivors, &[])
+    let mut report = run.report;
+    report.seconds = results.iter().map(|r| r.seconds).sum();
+    report.mutants = results;
+    report.not_run = not_run;
+    Ok(report)
+}
+
+/// `mutants report DIR`: the report of a run's output folder, finished or cut short.
+fn report_of(dir: &Path, json: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let record = dir.join(RUN_RECORD);
+    let text = std::fs::read_to_string(&record).with_context(|| {
+        format!("reading {} (written when a run starts; runs before it was added have none)", record.display())
+    })?;
+    let run: RunRecord = serde_json::from_str(&text).with_context(|| format!("{}", record.display()))?;
+    let report = collect(dir, run)?;
+    finish(&report, None, json, false, &[])
 }
 
 /// In a profile that normal builds share (`test`), the harness's last build came from the

@@ -279,7 +279,7 @@ impl Report {
             }
         };
         some(&mut out, &self.outdated, "left out: run at an older commit, their file has changed since");
-        some(&mut out, &self.not_run, "not run yet (mutants of the scope no merged run judged)");
+        some(&mut out, &self.not_run, "not run yet (of the selection; in a merge, of the scope)");
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale entries in mutants/equivalent.toml:");
             for s in &self.stale {
