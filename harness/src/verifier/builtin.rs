@@ -399,6 +399,28 @@ impl Verifier for BuiltinVerifier {
     }
 }
 
+/// The most of a node's response the model reads: a node that never stops sending does not
+/// hold the request forever.
+const RESPONSE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// A node's response, read until the node closes (with close_notify, or without it once some
+/// bytes came: it has still answered) or past [`RESPONSE_LIMIT`] bytes.
+fn read_response(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(raw),
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => return Ok(raw),
+            Err(e) => return Err(e),
+        }
+        if raw.len() > RESPONSE_LIMIT {
+            return Ok(raw);
+        }
+    }
+}
+
 struct Response {
     served: Vec<ServedCert>,
     status: u16,
@@ -465,20 +487,7 @@ fn attempt(config: &Arc<ClientConfig>, request: &OriginRequest, reach: Reach) ->
         request.method, request.path, request.host, request.port
     );
     tls.write_all(message.as_bytes()).map_err(tls_error(true))?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match tls.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            // A node that closes without close_notify has still answered if bytes came.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => break,
-            Err(e) => return Err(tls_error(true)(e)),
-        }
-        if raw.len() > 4 * 1024 * 1024 {
-            break;
-        }
-    }
+    let raw = read_response(&mut tls).map_err(tls_error(true))?;
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut parsed = httparse::Response::new(&mut headers);
     let body_at = match parsed.parse(&raw) {
@@ -850,6 +859,54 @@ mod tests {
         assert_eq!(down.attempts(&origin, t0, rule, 4), 1);
         down.clear();
         assert_eq!(down.attempts(&origin, t0, rule, 4), 4, "a restart forgets");
+    }
+
+    /// A node's side of the connection: these reads, then `end` (0 bytes, or an error).
+    struct Node {
+        reads: std::collections::VecDeque<Vec<u8>>,
+        end: Option<std::io::ErrorKind>,
+        endless: bool,
+    }
+
+    impl Read for Node {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.endless {
+                buf.fill(b'x');
+                return Ok(buf.len());
+            }
+            match (self.reads.pop_front(), self.end) {
+                (Some(chunk), _) => {
+                    buf[..chunk.len()].copy_from_slice(&chunk);
+                    Ok(chunk.len())
+                }
+                (None, Some(kind)) => Err(std::io::Error::from(kind)),
+                (None, None) => Ok(0),
+            }
+        }
+    }
+
+    fn node(reads: &[&str], end: Option<std::io::ErrorKind>) -> Node {
+        Node { reads: reads.iter().map(|r| r.as_bytes().to_vec()).collect(), end, endless: false }
+    }
+
+    #[test]
+    fn a_response_is_read_to_the_nodes_close_and_no_further_than_the_limit() {
+        use std::io::ErrorKind;
+        let parts = ["HTTP/1.1 200 OK\r\n", "Content-Length: 2\r\n\r\n", "ok"];
+        let whole = parts.concat().into_bytes();
+        assert_eq!(read_response(&mut node(&parts, None)).expect("read"), whole, "every read, to close_notify");
+        // A close without close_notify after the response: it has answered.
+        let bare = read_response(&mut node(&parts, Some(ErrorKind::UnexpectedEof)));
+        assert_eq!(bare.expect("read"), whole);
+        // ... before any byte: no answer.
+        let nothing = read_response(&mut node(&[], Some(ErrorKind::UnexpectedEof)));
+        assert_eq!(nothing.expect_err("no response").kind(), ErrorKind::UnexpectedEof);
+        let reset = read_response(&mut node(&parts, Some(ErrorKind::ConnectionReset)));
+        assert_eq!(reset.expect_err("reset").kind(), ErrorKind::ConnectionReset);
+        // A node that never stops: cut just past the limit.
+        let endless = read_response(&mut Node { reads: Default::default(), end: None, endless: true }).expect("read");
+        assert!(endless.len() > RESPONSE_LIMIT && endless.len() <= RESPONSE_LIMIT + 16 * 1024, "{}", endless.len());
+        assert_eq!(RESPONSE_LIMIT, 4 * 1024 * 1024);
     }
 
     #[test]
