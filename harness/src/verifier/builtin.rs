@@ -788,19 +788,15 @@ fn received(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::generate::{self, CertSpec, ChainSpec, Hash, KeyKind, SigSpec};
+    use crate::chain::generate::{self, CertSpec, ChainSpec, Hash, KeyKind, SanSpec, SigSpec};
 
-    /// The chain error discovery's check reports for a leaf with `leaf_key`, issued by an RSA-2048
-    /// root the check trusts, under `profile`.
-    fn discovery_chain_error(profile: Profile, leaf_key: KeyKind) -> Option<i32> {
-        let sig = SigSpec::Natural(Hash::Sha256);
-        let spec = ChainSpec::root_and_leaf(
-            CertSpec::standard(KeyKind::Rsa2048, sig, true),
-            CertSpec::standard(leaf_key, sig, false),
-        );
+    /// The failure discovery's check (TLS verify mode On) records for `leaf`, issued by an
+    /// RSA-2048 root the check trusts, when the publisher is typed as `host`, under `profile`.
+    fn discovery_failure(profile: Profile, leaf: CertSpec, host: &str) -> Option<Failure> {
+        let spec =
+            ChainSpec::root_and_leaf(CertSpec::standard(KeyKind::Rsa2048, SigSpec::Natural(Hash::Sha256), true), leaf);
         let built = generate::build(&spec).expect("the chain builds");
-        let record =
-            Arc::new(Mutex::new(Record { mode: Mode::Discovery, host: "node.example".into(), ..Record::new() }));
+        let record = Arc::new(Mutex::new(Record { mode: Mode::Discovery, host: host.into(), ..Record::new() }));
         let check = ModelCheck {
             record: record.clone(),
             trusted: built.trusted.iter().map(|d| CertificateDer::from(d.clone())).collect(),
@@ -811,10 +807,34 @@ mod tests {
         let peer: Vec<CertificateDer<'static>> = built.peer.iter().map(|d| CertificateDer::from(d.clone())).collect();
         let name = ServerName::try_from("node.example").expect("a name");
         let _ = check.verify_server_cert(&peer[0], &peer[1..], &name, &[], UnixTime::now());
-        let failure = lock(&record).failure.clone();
-        match failure {
+        lock(&record).failure.clone()
+    }
+
+    /// The chain error discovery's check reports for a leaf with `leaf_key`.
+    fn discovery_chain_error(profile: Profile, leaf_key: KeyKind) -> Option<i32> {
+        let leaf = CertSpec::standard(leaf_key, SigSpec::Natural(Hash::Sha256), false);
+        match discovery_failure(profile, leaf, "node.example") {
             Some(Failure::Chain { code, .. }) => Some(code),
             _ => None,
+        }
+    }
+
+    #[test]
+    fn discovery_checks_a_publisher_typed_as_an_address_against_the_ip_sans() {
+        // The leaf's SAN is IP:10.0.0.5 (the generator's `SanSpec::Ip`).
+        let leaf = || CertSpec {
+            san: SanSpec::Ip,
+            ..CertSpec::standard(KeyKind::Rsa2048, SigSpec::Natural(Hash::Sha256), false)
+        };
+        for profile in [Profile::ExpresswayX14_2, Profile::Ats9_2] {
+            assert_eq!(discovery_failure(profile, leaf(), "10.0.0.5"), None, "{profile}");
+            let other = discovery_failure(profile, leaf(), "10.0.0.6");
+            assert!(matches!(other, Some(Failure::Name { ref checked }) if checked == "10.0.0.6"), "{other:?}");
+            // An IPv6 address is compared with IPv6 SANs only.
+            let v6 = discovery_failure(profile, leaf(), "::ffff:10.0.0.5");
+            assert!(matches!(v6, Some(Failure::Name { .. })), "{v6:?}");
+            // A name is not compared with IP SANs.
+            assert!(matches!(discovery_failure(profile, leaf(), "node.example"), Some(Failure::Name { .. })));
         }
     }
 
@@ -914,6 +934,9 @@ mod tests {
         // `--verifier builtin:<profile>`: the name in reports, fault messages and matrix columns.
         assert_eq!(BuiltinVerifier::new(Profile::ExpresswayX14_2).name(), "builtin:expressway-x14.2");
         assert_eq!(BuiltinVerifier::new(Profile::Ats9_2).name(), "builtin:ats-9.2");
+        use crate::verifier::VerifierFactory as _;
+        assert_eq!(BuiltinFactory(Profile::ExpresswayX14_2).name(), "builtin:expressway-x14.2");
+        assert_eq!(BuiltinFactory(Profile::Ats9_2).name(), "builtin:ats-9.2");
     }
 
     #[test]
