@@ -117,7 +117,10 @@ fn a_run_cut_short_still_gives_the_report_of_what_it_judged() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("caught by an expectation or a unit test: 1 of 1"), "{text}");
     assert!(text.contains("caught first by (test target): scenarios 1"), "{text}");
-    assert!(text.contains(&format!("not run yet (of the selection; in a merge, of the scope): 1\n  {left}")), "{text}");
+    assert!(
+        text.contains(&format!("not run yet (of the selection; in a merge, of the scope): 1 (name 1)\n  {left}")),
+        "{text}"
+    );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("JSON");
     assert_eq!(report["seconds"], 8.0);

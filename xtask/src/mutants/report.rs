@@ -270,7 +270,7 @@ impl Report {
             if names.is_empty() {
                 return;
             }
-            let _ = writeln!(out, "\n{title}: {}", names.len());
+            let _ = writeln!(out, "\n{title}");
             for name in names.iter().take(20) {
                 let _ = writeln!(out, "  {name}");
             }
@@ -278,8 +278,19 @@ impl Report {
                 let _ = writeln!(out, "  ... and {} more (the JSON report lists them all)", names.len() - 20);
             }
         };
-        some(&mut out, &self.outdated, "left out: run at an older commit, their file has changed since");
-        some(&mut out, &self.not_run, "not run yet (of the selection; in a merge, of the scope)");
+        let title = format!("left out: run at an older commit, their file has changed since: {}", self.outdated.len());
+        some(&mut out, &self.outdated, &title);
+        let mut per_module: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in &self.not_run {
+            *per_module.entry(super::module_of(name).map_or("?", |m| m.name)).or_default() += 1;
+        }
+        let per_module: Vec<String> = per_module.iter().map(|(m, n)| format!("{m} {n}")).collect();
+        let title = format!(
+            "not run yet (of the selection; in a merge, of the scope): {} ({})",
+            self.not_run.len(),
+            per_module.join(", ")
+        );
+        some(&mut out, &self.not_run, &title);
         if !self.stale.is_empty() {
             let _ = writeln!(out, "\nstale entries in mutants/equivalent.toml:");
             for s in &self.stale {
