@@ -481,7 +481,13 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         }
         report.files = at_commit[&report.commit].clone();
     }
-    let (mut merged, missing) = report::merge(reports, |a, b| scope::is_ancestor(&root, a, b))?;
+    // A run on a tree with changes (`<commit>-dirty`) comes after its commit.
+    let newer = |a: &str, b: &str| {
+        let (base_a, dirty_a) = a.strip_suffix("-dirty").map_or((a, false), |c| (c, true));
+        let (base_b, dirty_b) = b.strip_suffix("-dirty").map_or((b, false), |c| (c, true));
+        if base_a == base_b { Some(!dirty_a && dirty_b) } else { scope::is_ancestor(&root, base_a, base_b) }
+    };
+    let (mut merged, missing) = report::merge(reports, newer)?;
     merged.not_run = not_run(&merged, &root)?;
     finish(&merged, None, json, false, &missing)
 }
@@ -626,15 +632,18 @@ fn regex_escape(text: &str) -> String {
     out
 }
 
-/// `git rev-parse HEAD`, with `-dirty` when the tree has changes (cargo-mutants copies the
-/// tree as it is); `unknown` outside git.
+/// `git rev-parse HEAD`, with `-dirty` when tracked files have changes (cargo-mutants copies
+/// the tree as it is); `unknown` outside git.
 fn git_head(root: &Path) -> String {
     let git = |args: &[&str]| -> Option<String> {
         let output = Command::new("git").current_dir(root).args(args).output().ok()?;
         output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
     };
     match git(&["rev-parse", "HEAD"]) {
-        Some(head) if git(&["status", "--porcelain"]).is_some_and(|s| !s.is_empty()) => format!("{head}-dirty"),
+        // Untracked files (a report just copied into mutants/runs/) change no build.
+        Some(head) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => {
+            format!("{head}-dirty")
+        }
         Some(head) => head,
         None => "unknown".into(),
     }

@@ -195,7 +195,7 @@ impl Report {
         let runs = if self.runs > 1 { format!(" (summed over {} runs)", self.runs) } else { String::new() };
         let commits = if self.commits.len() > 1 {
             let all: Vec<&str> = self.commits.iter().map(|c| c.get(..12).unwrap_or(c)).collect();
-            format!("commits {} (one scope: the tests differ)", all.join(", "))
+            format!("commits {} (each verdict counted while its file is as at the newest)", all.join(", "))
         } else {
             format!("commit {short}")
         };
@@ -669,7 +669,7 @@ mod tests {
         assert_eq!(merged.rechecked.len(), 2);
         assert_eq!((merged.rechecked[0].was, merged.rechecked[0].now), (Verdict::Missed, Verdict::Expectation));
         let text = merged.text();
-        assert!(text.contains("commits c1, c2 (one scope"), "{text}");
+        assert!(text.contains("commits c1, c2 (each verdict counted"), "{text}");
         assert!(text.contains("a: missed -> expectation/unit at c2"), "{text}");
         assert_eq!(Report::from_json(&merged.json().expect("json")).expect("reads back"), merged);
         // A file changed since: its mutants' older verdicts are left out, the others still count.
