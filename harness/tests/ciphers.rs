@@ -127,6 +127,9 @@ fn check_against_cli(cipher_string: &str) {
 #[case::cbc("CBC")]
 #[case::fips("FIPS")]
 #[case::high_and_fips("HIGH+FIPS:ECDHE")]
+// A strength class after a part without one: the class is taken as is (Pattern::and).
+#[case::strength_after_kx("kRSA+HIGH:kECDHE+MEDIUM:@SECLEVEL=0")]
+#[case::strength_last_of_three("ECDHE+AESGCM+HIGH:RSA+LOW:@SECLEVEL=0")]
 #[case::iana_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:ECDHE")]
 #[case::strength_after_selection("ECDHE+SHA:ECDHE+AESGCM:@STRENGTH")]
 #[case::unknown_only("EECDHX")]

@@ -178,11 +178,6 @@ struct RunArgs {
     /// Test timeout per mutant, in seconds (default: cargo-mutants', from the baseline's time).
     #[arg(long)]
     timeout: Option<u64>,
-    /// Mutants judged at once (cargo-mutants' --jobs), each in its own copy of the tree. The
-    /// copies share the target folder, so their builds take turns on cargo's lock while another
-    /// copy's tests run; each copy builds the harness once from nothing first.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
-    jobs: u32,
     /// Install cargo-mutants when it is missing (`cargo install --locked cargo-mutants
     /// --version 27.1.0`).
     #[arg(long)]
@@ -313,7 +308,11 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         .env("CARGO_TARGET_DIR", &target_dir)
         .args(["mutants", "--config"])
         .arg(&config)
-        .args(["--package", "harness", "--jobs", &args.jobs.to_string(), "--no-shuffle", "--profile", &args.profile])
+        // One mutant at a time: copies of the tree building into one target folder get the same
+        // artifact names (cargo's metadata hash of a workspace member does not depend on where
+        // the workspace is), so a second job's build overwrites the test binaries the first is
+        // about to run (seen with cargo-mutants --jobs 2: one `ciphers-<hash>` for both copies).
+        .args(["--package", "harness", "--jobs", "1", "--no-shuffle", "--profile", &args.profile])
         .arg("--output")
         .arg(&out)
         .args(["--baseline", if args.skip_baseline { "skip" } else { "run" }]);
@@ -329,11 +328,10 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         command.args(["--timeout", &timeout.to_string()]);
     }
     noteln!(
-        "cargo-mutants: {} mutant(s) of {}, profile {}, {} at once, builds in {}",
+        "cargo-mutants: {} mutant(s) of {}, profile {}, builds in {}",
         selection.names.len(),
         selection.modules.iter().map(|m| m.name).collect::<Vec<_>>().join(", "),
         args.profile,
-        args.jobs,
         Path::new(&target_dir).display()
     );
     let status = command.status().with_context(|| format!("running {}", tool.display()))?;
