@@ -273,7 +273,6 @@ impl Verifier for BuiltinVerifier {
             (Policy::Disabled, _) => Mode::Disabled,
             (policy, _) => Mode::TrafficServer { policy, properties: expressway.properties() },
         };
-        let mut attempts = profile.attempts(expressway.attempts);
         // A target the traffic server has not been configured for restarts it (the ats
         // verifier adds a remap rule), which also empties its list of down origins.
         if state.targets.insert((request.host.clone(), request.port)) {
@@ -286,7 +285,7 @@ impl Verifier for BuiltinVerifier {
             (request.modelled_ip.to_string(), request.port)
         };
         let now = state.log.now();
-        attempts = state.failures.attempts(&origin, now, rule, attempts);
+        let attempts = state.failures.attempts(&origin, now, rule, profile.attempts(expressway.attempts));
         let mut outcome = Outcome::default();
         let log = &mut state.log;
         log.advance(time::Duration::milliseconds(10));

@@ -191,10 +191,10 @@ impl Report {
     /// The report for people.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        let short = self.commit.get(..12).unwrap_or(&self.commit);
+        let short = super::short(&self.commit);
         let runs = if self.runs > 1 { format!(" (summed over {} runs)", self.runs) } else { String::new() };
         let commits = if self.commits.len() > 1 {
-            let all: Vec<&str> = self.commits.iter().map(|c| c.get(..12).unwrap_or(c)).collect();
+            let all: Vec<&str> = self.commits.iter().map(|c| super::short(c)).collect();
             format!("commits {} (each verdict counted while its file is as at the newest)", all.join(", "))
         } else {
             format!("commit {short}")
@@ -262,7 +262,7 @@ impl Report {
         if !self.rechecked.is_empty() {
             let _ = writeln!(out, "\nrun again at a newer commit (the newer verdict is counted):");
             for r in &self.rechecked {
-                let short = r.commit.get(..12).unwrap_or(&r.commit);
+                let short = super::short(&r.commit);
                 let _ = writeln!(out, "  {}: {} -> {} at {short}", r.name, r.was.heading(), r.now.heading());
             }
         }
