@@ -270,6 +270,17 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
     std::fs::copy(std::env::current_exe()?, &shim_path).context("copying the cargo shim")?;
     let real_cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target_dir = std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| root.join("target").into());
+    // The chain tests find the OpenSSL oracles beside the workspace they were built from
+    // (`<workspace>/target/oracle`): in cargo-mutants' copy of the tree that folder does not
+    // exist, and the tests would quietly compare against the OpenSSL 3.0 CLI alone.
+    let oracle_dir = std::env::var_os("MRALAB_ORACLE_DIR").unwrap_or_else(|| root.join("target/oracle").into());
+    let flavours = [harness::chain::OpensslFlavour::V1_1_1, harness::chain::OpensslFlavour::V3_0];
+    if flavours.iter().any(|f| !Path::new(&oracle_dir).join(harness::chain::oracle::binary_name(*f)).is_file()) {
+        noteln!(
+            "warning: the OpenSSL oracles are not all built in {}: the chain tests run without them (`cargo xtask oracle build`)",
+            Path::new(&oracle_dir).display()
+        );
+    }
 
     // The run's description, written before cargo-mutants starts: with it, `mutants report`
     // makes a report of whatever a run that was cut short judged (its outcomes.json grows
@@ -306,6 +317,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         .env("CARGO", &shim_path)
         .env(shim::ENV, &real_cargo)
         .env("CARGO_TARGET_DIR", &target_dir)
+        .env("MRALAB_ORACLE_DIR", &oracle_dir)
         .args(["mutants", "--config"])
         .arg(&config)
         // One mutant at a time: copies of the tree building into one target folder get the same
