@@ -303,6 +303,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
             mutants: Vec::new(),
             rechecked: Vec::new(),
             outdated: Vec::new(),
+            now_equivalent: Vec::new(),
             not_run: Vec::new(),
         },
         selected: selection.names.clone(),
@@ -498,6 +499,8 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         if base_a == base_b { Some(!dirty_a && dirty_b) } else { scope::is_ancestor(&root, base_a, base_b) }
     };
     let (mut merged, missing) = report::merge(reports, newer)?;
+    let equivalents = EquivalentFile::load(&root.join("mutants/equivalent.toml"))?;
+    merged.drop_equivalent(&equivalents);
     merged.not_run = not_run(&merged, &root)?;
     finish(&merged, None, json, false, &missing)
 }

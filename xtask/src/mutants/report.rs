@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 
+use super::equivalent::EquivalentFile;
 use super::shim;
 
 /// The report format's version (`format` in the JSON).
@@ -134,6 +135,10 @@ pub struct Report {
     /// other code), left out; they need running again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outdated: Vec<String>,
+    /// Merged: mutants a run judged that `mutants/equivalent.toml` has listed as equivalent
+    /// since; their verdicts are left out of the counts, as the run would have excluded them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub now_equivalent: Vec<String>,
     /// Merged: mutants of the scope, in files the merged runs describe as they are in the
     /// working tree, that no run judged (`mutants merge` lists them from cargo-mutants).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -164,6 +169,17 @@ impl Report {
             *out.entry(m.module.clone()).or_default().entry(m.verdict).or_default() += 1;
         }
         out
+    }
+
+    /// Moves the verdicts of mutants that `equivalents` lists into `now_equivalent`: an entry
+    /// written after a run (for a survivor found equivalent) counts without running it again.
+    pub fn drop_equivalent(&mut self, equivalents: &EquivalentFile) {
+        let (now, kept): (Vec<MutantResult>, Vec<MutantResult>) = std::mem::take(&mut self.mutants)
+            .into_iter()
+            .partition(|m| equivalents.equivalent.iter().any(|e| e.matches(&m.name)));
+        self.mutants = kept;
+        self.now_equivalent.extend(now.into_iter().map(|m| m.name));
+        self.now_equivalent.sort();
     }
 
     /// Counts over every module.
@@ -280,6 +296,11 @@ impl Report {
         };
         let title = format!("left out: run at an older commit, their file has changed since: {}", self.outdated.len());
         some(&mut out, &self.outdated, &title);
+        let title = format!(
+            "left out: judged by a run, listed in mutants/equivalent.toml since: {}",
+            self.now_equivalent.len()
+        );
+        some(&mut out, &self.now_equivalent, &title);
         let mut per_module: BTreeMap<&str, usize> = BTreeMap::new();
         for name in &self.not_run {
             *per_module.entry(super::module_of(name).map_or("?", |m| m.name)).or_default() += 1;
@@ -547,6 +568,7 @@ mod tests {
             mutants,
             rechecked: vec![],
             outdated: vec![],
+            now_equivalent: vec![],
             not_run: vec![],
         }
     }
@@ -565,6 +587,26 @@ mod tests {
             timeout_in_pass: None,
             caught_by: None,
         }
+    }
+
+    #[test]
+    fn a_verdict_listed_as_equivalent_since_is_left_out_of_the_counts() {
+        let equivalents = EquivalentFile::parse(
+            "[[equivalent]]\nmutant = \"x.rs:1:1: replace | with ^ in f\"\nreason = \"disjoint bits\"\n",
+        )
+        .unwrap();
+        let mut merged = report(
+            vec![
+                result("x.rs:1:1: replace | with ^ in f", Verdict::Missed),
+                result("x.rs:2:1: replace & with ^ in f", Verdict::Expectation),
+            ],
+            "1/1",
+            1.0,
+        );
+        merged.drop_equivalent(&equivalents);
+        assert_eq!(merged.now_equivalent, ["x.rs:1:1: replace | with ^ in f"]);
+        assert_eq!(merged.score(), (1, 1));
+        assert!(merged.text().contains("listed in mutants/equivalent.toml since: 1"), "{}", merged.text());
     }
 
     #[test]
