@@ -46,8 +46,10 @@ pub struct Invocation {
 /// target; the harness's unit tests need a second build of the library, so they come after the
 /// integration tests, which need none).
 /// The scenario catalogue (expectations), the unit tests, the chain against `openssl verify`,
-/// the cipher strings, the model against `openssl s_client`, and the diagnoses the scenarios
-/// declare (read from the model's logs). Left out, as they run no verifier-model code or only
+/// against the real libraries' stored verdicts (`chain_cases`: the minimised disagreements the
+/// chain fuzzer found, with the live oracles where built) and on generated chains
+/// (`chain_generate`), the cipher strings, the model against `openssl s_client`, and the
+/// diagnoses the scenarios declare (read from the model's logs). Left out, as they run no verifier-model code or only
 /// repeat these: `pki`, `tidy`, `frontdoor` (a stand-in verifier), `hostile_command`,
 /// `container`, `determinism` (two runs compared with each other), `ats` (the real traffic
 /// server, where installed), the other `diagnose` tests (log files, archives), `command` (its
@@ -55,7 +57,16 @@ pub struct Invocation {
 /// xtask tests (the CLI over the same catalogue).
 pub const PASS_1_TESTS: [Invocation; 4] = [
     Invocation { targets: &["--test=scenarios"], filter: None },
-    Invocation { targets: &["--test=chain", "--test=ciphers", "--test=model_oracle"], filter: None },
+    Invocation {
+        targets: &[
+            "--test=chain",
+            "--test=chain_cases",
+            "--test=chain_generate",
+            "--test=ciphers",
+            "--test=model_oracle",
+        ],
+        filter: None,
+    },
     Invocation { targets: &["--lib"], filter: None },
     Invocation { targets: &["--test=diagnose"], filter: Some("every_scenario_that_declares_a_diagnosis") },
 ];
@@ -167,6 +178,8 @@ mod tests {
             [
                 "--test=scenarios",
                 "--test=chain",
+                "--test=chain_cases",
+                "--test=chain_generate",
                 "--test=ciphers",
                 "--test=model_oracle",
                 "--lib",
