@@ -293,6 +293,10 @@ pub struct RequestExpect {
     /// says went wrong, beyond which check it was.
     #[serde(default)]
     pub failure_text: Option<String>,
+    /// The TLS version of the request's last completed handshake (`TLSv1.3`, `TLSv1.2`): what
+    /// the node negotiated, and what the verifier reports where it reports one.
+    #[serde(default)]
+    pub tls: Option<String>,
     /// Where Expressway's generation differs from the rest (rarely needed: the base is written
     /// for it).
     #[serde(default)]
@@ -317,6 +321,7 @@ impl RequestExpect {
             && self.sequence.is_none()
             && self.alert.is_none()
             && self.failure_text.is_none()
+            && self.tls.is_none()
     }
 
     /// This expectation with one family's differences applied.
@@ -342,6 +347,7 @@ impl RequestExpect {
             out.sequence = over.sequence.clone().or(out.sequence);
             out.alert = over.alert.clone().or(out.alert);
             out.failure_text = over.failure_text.clone().or(out.failure_text);
+            out.tls = over.tls.clone().or(out.tls);
         }
         out
     }

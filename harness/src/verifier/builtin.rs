@@ -929,6 +929,25 @@ mod tests {
     }
 
     #[test]
+    fn a_served_certificate_is_described_by_its_key() {
+        let key_of_leaf = |key: KeyKind| {
+            let spec = ChainSpec::root_and_leaf(
+                CertSpec::standard(KeyKind::Rsa2048, SigSpec::Natural(Hash::Sha256), true),
+                CertSpec::standard(key, SigSpec::Natural(Hash::Sha256), false),
+            );
+            let built = generate::build(&spec).expect("the chain builds");
+            describe(&built.peer[0]).key
+        };
+        assert_eq!(key_of_leaf(KeyKind::Rsa2048), "rsa-2048");
+        assert_eq!(key_of_leaf(KeyKind::Rsa3072), "rsa-3072");
+        assert_eq!(key_of_leaf(KeyKind::P256), "ecdsa-p256");
+        assert_eq!(key_of_leaf(KeyKind::P384), "ecdsa-p384");
+        assert_eq!(key_of_leaf(KeyKind::Ed25519), "other key");
+        let junk = describe(b"not a certificate");
+        assert_eq!((junk.subject.as_str(), junk.key.as_str()), ("(not a certificate)", ""));
+    }
+
+    #[test]
     fn the_verifier_is_named_as_the_command_line_names_it() {
         // `--verifier builtin:<profile>`: the name in reports, fault messages and matrix columns.
         assert_eq!(BuiltinVerifier::new(Profile::ExpresswayX14_2).name(), "builtin:expressway-x14.2");

@@ -11,6 +11,8 @@ pub(crate) struct Seen {
     pub sent: Option<String>,
     /// The last TLS alert it received from the verifier (`Unknown CA`).
     pub alert: Option<String>,
+    /// The protocol version of its last completed handshake (`TLSv1.3`).
+    pub version: Option<String>,
 }
 
 /// The verification errors a request's WARNING lines report, in order, as `<error text> at
@@ -68,6 +70,9 @@ pub(super) fn describe_expect(expect: &RequestExpect) -> String {
     }
     if let Some(text) = &expect.failure_text {
         parts.push(format!("failure says '{text}'"));
+    }
+    if let Some(tls) = &expect.tls {
+        parts.push(format!("over {tls}"));
     }
     parts.join(", ")
 }
@@ -158,6 +163,17 @@ pub(super) fn check_request(expect: &RequestExpect, outcome: &Outcome, seen: &Se
             out.push(format!("expected the failure to say '{text}', got '{got}'"));
         }
     }
+    if let Some(tls) = &expect.tls {
+        let node = seen.version.as_deref().unwrap_or("no completed handshake");
+        if tls != node {
+            out.push(format!("expected {tls}, the node negotiated {node}"));
+        }
+        if let Some((reported, _)) = &outcome.tls
+            && reported != tls
+        {
+            out.push(format!("expected {tls}, the verifier reports {reported}"));
+        }
+    }
     out
 }
 
@@ -199,7 +215,7 @@ mod tests {
     #[test]
     fn sequence_alert_and_failure_text_each_fail_on_their_own() {
         let o = outcome(&[WARN20]);
-        let seen = Seen { sent: None, alert: Some("Unknown CA".into()) };
+        let seen = Seen { alert: Some("Unknown CA".into()), ..Seen::default() };
         let holds = RequestExpect {
             sequence: Some(vec!["unable to get local issuer certificate at depth 0".into()]),
             alert: Some("unknown ca".into()),
@@ -213,6 +229,25 @@ mod tests {
         assert!(check_request(&none, &o, &Seen::default()).is_empty());
         let text = RequestExpect { failure_text: Some("alert unknown ca".into()), ..RequestExpect::default() };
         assert_eq!(check_request(&text, &o, &seen), ["expected the failure to say 'alert unknown ca', got ''"]);
+    }
+
+    #[test]
+    fn the_tls_version_is_held_against_the_node_and_the_verifiers_report() {
+        let tls13 = RequestExpect { tls: Some("TLSv1.3".into()), ..RequestExpect::default() };
+        let node13 = Seen { version: Some("TLSv1.3".into()), ..Seen::default() };
+        let reported = |version: &str| Outcome { tls: Some((version.into(), "x".into())), ..outcome(&[]) };
+        assert!(check_request(&tls13, &reported("TLSv1.3"), &node13).is_empty());
+        // A verifier that reports no version (ATS seen from outside) is held to the node's.
+        assert!(check_request(&tls13, &outcome(&[]), &node13).is_empty());
+        assert_eq!(
+            check_request(&tls13, &reported("TLSv1.2"), &node13),
+            ["expected TLSv1.3, the verifier reports TLSv1.2"]
+        );
+        assert_eq!(
+            check_request(&tls13, &outcome(&[]), &Seen::default()),
+            ["expected TLSv1.3, the node negotiated no completed handshake"]
+        );
+        assert_eq!(describe_expect(&tls13), "over TLSv1.3");
     }
 
     #[test]

@@ -31,6 +31,10 @@ impl Runner<'_> {
             }
             _ => None,
         });
+        let version = events.iter().rev().find_map(|e| match &e.kind {
+            EventKind::Handshake { version, .. } => Some(version.clone()),
+            _ => None,
+        });
         let alert = events.iter().rev().find_map(|e| match &e.kind {
             EventKind::AlertReceived { description } => Some(description.clone()),
             _ => None,
@@ -70,7 +74,7 @@ impl Runner<'_> {
         for (line, n) in lines {
             out.push(if n > 1 { format!("  {line} (x{n})") } else { format!("  {line}") });
         }
-        Ok(Seen { sent, alert })
+        Ok(Seen { sent, alert, version })
     }
 
     /// Sends one request through one peer and renders it.
