@@ -4,13 +4,21 @@
 //! they built). The cases are minimised disagreements the generator (`cargo xtask fuzz chain`)
 //! found, and shapes written by hand; `cargo xtask oracle refresh` re-derives their verdicts.
 //!
+//! `tests/data/chain-sample.toml` adds generated chains chosen for coverage (every feature of the
+//! generator and every real error code, several times over), stored as their place in the
+//! generator's sequence with both libraries' verdicts (`cargo xtask fuzz chain --write-sample`).
+//!
 //! Where the oracles are built (`cargo xtask oracle build`), the stored verdicts are also checked
 //! against the live libraries, so a stale file fails here.
 
 use std::path::PathBuf;
 
-use harness::chain::oracle::{FLAVOURS, Oracle, OracleRequest, StoredCase, as_oracle_verdict, flavour_key};
-use harness::chain::verify;
+use harness::chain::generate::{self, BuiltChain, Generator};
+use harness::chain::oracle::{
+    FLAVOURS, Oracle, OracleRequest, OracleVerdict, Sample, StoredCase, as_oracle_verdict, flavour_key, sample_path,
+};
+use harness::chain::{ChainInput, OpensslFlavour, Purpose, verify};
+use rustls_pki_types::CertificateDer;
 
 fn cases() -> Vec<(String, StoredCase)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/chain");
@@ -79,6 +87,129 @@ fn the_stored_verdicts_are_the_live_libraries_where_they_are_built() {
                 Some(&live),
                 case.verdict.get(flavour_key(flavour)),
                 "{name}: stored {} verdict is stale (cargo xtask oracle refresh)",
+                flavour_key(flavour)
+            );
+        }
+    }
+}
+
+/// A sampled case: its index, the chain built again, the stored verdicts.
+type Sampled = (u64, BuiltChain, std::collections::BTreeMap<String, OracleVerdict>);
+
+/// The stored sample, each case drawn again from the seed and built (once for both tests), with
+/// its stored verdicts.
+fn sample() -> &'static [Sampled] {
+    static SAMPLE: std::sync::OnceLock<Vec<Sampled>> = std::sync::OnceLock::new();
+    // Drawing a case walks proptest's strategy tree, deeper than a test thread's 2 MiB stack
+    // holds in an unoptimised build (the fuzzer draws on its main thread).
+    SAMPLE.get_or_init(|| {
+        std::thread::Builder::new()
+            .stack_size(32 << 20)
+            .spawn(build_sample)
+            .expect("a thread to draw the sample")
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+}
+
+fn build_sample() -> Vec<Sampled> {
+    let path = sample_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let sample: Sample = toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(!sample.cases.is_empty(), "{}: no cases", path.display());
+    let generator = Generator::new(sample.seed);
+    let mut out = Vec::new();
+    let mut stale = Vec::new();
+    for case in sample.cases {
+        let built = generate::build(&generator.at(case.index).expect("draw").spec()).expect("the case builds");
+        if built.digest() != case.digest {
+            stale.push(case.index);
+        }
+        out.push((case.index, built, case.verdict));
+    }
+    assert!(
+        stale.is_empty(),
+        "the generator no longer draws the stored sample's cases {stale:?} (their digests differ): write it \
+         again with `{}`",
+        "cargo xtask fuzz chain --cases <n> --seed <seed> --write-sample (see its description)"
+    );
+    out
+}
+
+fn input<'a>(built: &BuiltChain, certs: &'a [Vec<CertificateDer<'a>>; 2], flavour: OpensslFlavour) -> ChainInput<'a> {
+    ChainInput {
+        peer_chain: &certs[0],
+        trusted: &certs[1],
+        validation_time: built.time,
+        purpose: built.purpose.then_some(Purpose::SslServer),
+        flavour,
+        stop_at_first_error: false,
+        security_level: built.security_level,
+        verify_depth: built.verify_depth,
+    }
+}
+
+fn ders(built: &BuiltChain) -> [Vec<CertificateDer<'_>>; 2] {
+    [
+        built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
+        built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
+    ]
+}
+
+#[test]
+fn the_model_gives_the_sampled_verdicts_of_both_libraries() {
+    let mut failures = Vec::new();
+    let cases = sample();
+    for (index, built, verdicts) in cases {
+        let certs = ders(built);
+        for flavour in FLAVOURS {
+            let key = flavour_key(flavour);
+            let Some(real) = verdicts.get(key) else {
+                failures.push(format!("case {index}: no {key} verdict stored"));
+                continue;
+            };
+            if real.undecodable.is_some() {
+                continue;
+            }
+            let model = as_oracle_verdict(&verify(&input(built, &certs, flavour)), flavour);
+            if model != *real {
+                failures.push(format!("case {index} ({key}): model {model:?}\n    real {real:?}"));
+            }
+            let enforced = verify(&ChainInput { stop_at_first_error: true, ..input(built, &certs, flavour) });
+            let first = as_oracle_verdict(&enforced, flavour).errors;
+            if first != real.errors.iter().take(1).copied().collect::<Vec<_>>() {
+                failures.push(format!(
+                    "case {index} ({key}) ENFORCED: model {first:?}, real first {:?}",
+                    real.errors.first()
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} disagreements over {} sampled cases (features: cargo xtask fuzz chain prints them):\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn the_sampled_verdicts_are_the_live_libraries_where_they_are_built() {
+    let cases = sample();
+    for flavour in FLAVOURS {
+        let Some(oracle) = Oracle::start_flavour(flavour) else {
+            eprintln!("no {} oracle built: sampled verdicts only", flavour_key(flavour));
+            continue;
+        };
+        let mut oracle = oracle.expect("start the oracle");
+        for (index, built, verdicts) in cases {
+            let certs = ders(built);
+            let live = oracle.verify(&OracleRequest::of(&input(built, &certs, flavour))).expect("oracle verdict");
+            assert_eq!(
+                Some(&live),
+                verdicts.get(flavour_key(flavour)),
+                "sampled case {index}: stored {} verdict is stale (write the sample again)",
                 flavour_key(flavour)
             );
         }

@@ -27,6 +27,16 @@ fn verify(spec: &ChainSpec, flavour: OpensslFlavour) -> chain::ChainVerdict {
 }
 
 #[test]
+fn a_case_can_be_drawn_again_by_its_place_in_the_sequence() {
+    let mut generator = Generator::new(11);
+    let drawn: Vec<_> = (0..5).map(|_| generator.draw().expect("draw").spec()).collect();
+    for (index, spec) in drawn.iter().enumerate().rev() {
+        assert_eq!(generator.at(index as u64).expect("draw").spec(), *spec, "case {index}");
+    }
+    assert_ne!(drawn[0], drawn[1], "each case has a random source of its own");
+}
+
+#[test]
 fn the_same_seed_gives_the_same_certificates() {
     let mut one = Generator::new(7);
     let mut two = Generator::new(7);

@@ -336,6 +336,46 @@ pub struct StoredCase {
     pub verdict: BTreeMap<String, OracleVerdict>,
 }
 
+/// Generated chains chosen for coverage, with the real verdicts of both libraries, as stored in
+/// `harness/tests/data/chain-sample.toml` by `cargo xtask fuzz chain --write-sample`. The file
+/// holds each case's place in the generator's sequence, not its certificates: the test draws the
+/// same cases from the seed and builds them again (the digest tells a changed generator apart
+/// from a changed model).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sample {
+    /// How the sample was made (the command), for people.
+    pub description: String,
+    /// The generator's seed.
+    pub seed: u64,
+    /// How many cases the run drew and compared, of which these were kept.
+    pub drawn: u64,
+    /// Each feature and each real error code (per flavour) is in at least this many kept cases,
+    /// or in every case of the run that had it.
+    pub per: usize,
+    /// The kept cases, in the generator's order.
+    #[serde(rename = "case")]
+    pub cases: Vec<SampleCase>,
+}
+
+/// One kept case of a [`Sample`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampleCase {
+    /// Its place in the generator's sequence (0: the first drawn).
+    pub index: u64,
+    /// [`super::generate::BuiltChain::digest`] of the case as built.
+    pub digest: String,
+    /// Real verdicts by flavour (`1.1.1w`, `3.0`).
+    pub verdict: BTreeMap<String, OracleVerdict>,
+}
+
+/// Where the sample is stored.
+pub fn sample_path() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.join("tests").join("data").join("chain-sample.toml")
+}
+
 fn default_depth() -> usize {
     super::OPENSSL_DEFAULT_VERIFY_DEPTH
 }

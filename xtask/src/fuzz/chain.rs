@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use harness::chain::generate::{self, BuiltChain, ChainSpec, Generator};
-use harness::chain::oracle::{self, Oracle, OracleRequest, OracleVerdict, StoredCase};
+use harness::chain::oracle::{self, Oracle, OracleRequest, OracleVerdict, Sample, SampleCase, StoredCase};
 use harness::chain::{self, ChainInput, OpensslFlavour, Purpose};
 use rustls_pki_types::CertificateDer;
 
@@ -54,6 +54,13 @@ struct ChainArgs {
     /// Store each disagreement class's shrunk example as harness/tests/data/chain/fuzz-*.toml.
     #[arg(long)]
     write_cases: bool,
+    /// Keep a sample of the run's cases, chosen for coverage, with both libraries' verdicts, in
+    /// harness/tests/data/chain-sample.toml (the chain_cases test holds the model to it).
+    #[arg(long)]
+    write_sample: bool,
+    /// With --write-sample: each feature and each real error code in at least this many kept cases.
+    #[arg(long, default_value_t = 4)]
+    sample_per: usize,
     /// Shrinking steps per class.
     #[arg(long, default_value_t = 400)]
     shrink_steps: usize,
@@ -238,9 +245,42 @@ struct Tally {
     codes: BTreeMap<(String, i32), u64>,
     disagreeing_cases: u64,
     shrink_time: std::time::Duration,
+    /// `--write-sample`: the kept cases, and how many of them hold each coverage key.
+    sample: Vec<SampleCase>,
+    sampled: BTreeMap<String, usize>,
+}
+
+/// What a case covers, for choosing the sample: its features, each flavour's real error codes
+/// (`0`: verified) and each flavour's first error with its depth class.
+fn coverage_keys(built: &BuiltChain, real: &Verdicts) -> Vec<String> {
+    let mut keys: Vec<String> = built.features.iter().map(|f| format!("feature {f}")).collect();
+    for (flavour, verdict) in real {
+        let flavour = oracle::flavour_key(*flavour);
+        if verdict.errors.is_empty() {
+            keys.push(format!("{flavour} code 0"));
+        }
+        for (code, _) in &verdict.errors {
+            keys.push(format!("{flavour} code {code}"));
+        }
+        if let Some((code, depth)) = verdict.errors.first() {
+            keys.push(format!("{flavour} first {code} at depth {}", (*depth).min(2)));
+        }
+        if let Some(position) = verdict.undecodable {
+            keys.push(format!("{flavour} undecodable p{}", position.min(1)));
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
+    if args.write_sample && args.flavour != FlavourChoice::Both {
+        anyhow::bail!("--write-sample stores both libraries' verdicts: run it with --flavour both");
+    }
+    if args.write_sample && args.sample_per == 0 {
+        anyhow::bail!("--sample-per must be at least 1");
+    }
     let mut oracles = Oracles::start(args.flavour)?;
     let flavours = oracles.flavours();
     let mut generator = Generator::new(args.seed);
@@ -338,7 +378,7 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
         drop(job_tx);
         Ok(())
     })?;
-    let Tally { classes, features, codes, disagreeing_cases, shrink_time } = tally;
+    let Tally { classes, features, codes, disagreeing_cases, shrink_time, sample, sampled } = tally;
     let elapsed = started.elapsed();
     let secs = (elapsed - shrink_time).as_secs_f64().max(1e-9);
 
@@ -383,6 +423,28 @@ fn run_chain(args: &ChainArgs) -> anyhow::Result<ExitCode> {
             outln!("           written: {}", path.display())?;
         }
     }
+    if args.write_sample {
+        let kept = sample.len();
+        let sample = Sample {
+            description: format!(
+                "cargo xtask fuzz chain --cases {} --seed {} --write-sample --sample-per {}: {kept} of {} generated \
+                 cases, kept in order while one held a feature or a real error code fewer than {} kept cases had",
+                args.cases, args.seed, args.sample_per, args.cases, args.sample_per
+            ),
+            seed: args.seed,
+            drawn: args.cases,
+            per: args.sample_per,
+            cases: sample,
+        };
+        let path = oracle::sample_path();
+        std::fs::write(&path, toml::to_string(&sample)?).with_context(|| format!("writing {}", path.display()))?;
+        outln!(
+            "== sample: {kept} of {} cases kept ({} coverage keys), written to {}",
+            args.cases,
+            sampled.len(),
+            path.display()
+        )?;
+    }
     let (hits, misses) = cache.stats();
     outln!(
         "== time: {jobs} worker threads building {:.1} s and modelling {:.1} s (wall time, summed); \
@@ -416,6 +478,19 @@ fn finish(
     shrink_oracles: &mut Option<Oracles>,
 ) -> anyhow::Result<()> {
     let found = classes_of(&ready.mine, &real);
+    if args.write_sample {
+        let keys = coverage_keys(&ready.built, &real);
+        if keys.iter().any(|k| tally.sampled.get(k).copied().unwrap_or(0) < args.sample_per) {
+            for key in keys {
+                *tally.sampled.entry(key).or_default() += 1;
+            }
+            tally.sample.push(SampleCase {
+                index: case,
+                digest: ready.built.digest(),
+                verdict: real.iter().map(|(f, v)| (oracle::flavour_key(*f).to_string(), v.clone())).collect(),
+            });
+        }
+    }
     for feature in &ready.built.features {
         *tally.features.entry(feature.clone()).or_default() += 1;
     }

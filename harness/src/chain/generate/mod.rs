@@ -448,7 +448,7 @@ pub struct ChainSpec {
     pub peer: PeerSpec,
     /// What is trusted.
     pub trust: TrustSpec,
-    /// Security level 0..=2.
+    /// Security level 0..=5 (3 to 5 less often: they ask 128, 192 and 256 bits of every key and signature).
     pub security_level: u8,
     /// The ssl_server purpose.
     pub purpose: bool,
@@ -487,6 +487,28 @@ pub struct BuiltChain {
     pub verify_depth: usize,
     /// The features the case exercises, for the coverage report.
     pub features: BTreeSet<String>,
+}
+
+impl BuiltChain {
+    /// A fingerprint of the case as built (certificates and parameters; SHA-256, first 16 hex
+    /// digits): a stored sample of generated cases ([`super::oracle::Sample`]) holds it, so that
+    /// a generator that no longer draws or builds the same chains is told apart from a model
+    /// that changed its verdict.
+    pub fn digest(&self) -> String {
+        use sha2::Digest as _;
+        let mut hash = sha2::Sha256::new();
+        for (tag, ders) in [(b'p', &self.peer), (b't', &self.trusted)] {
+            for der in ders {
+                hash.update([tag]);
+                hash.update((der.len() as u64).to_be_bytes());
+                hash.update(der);
+            }
+        }
+        hash.update(self.time.to_be_bytes());
+        hash.update([self.security_level, u8::from(self.purpose)]);
+        hash.update((self.verify_depth as u64).to_be_bytes());
+        super::oracle::hex(&hash.finalize()[..8])
+    }
 }
 
 fn ext_state(weights: [u32; 5]) -> impl Strategy<Value = ExtState> {
@@ -796,7 +818,7 @@ pub fn chain_spec() -> impl Strategy<Value = ChainSpec> {
         cert_spec(Role::Leaf),
         peer,
         trust,
-        prop_oneof![4 => Just(0u8), 4 => Just(1u8), 3 => Just(2u8)],
+        prop_oneof![4 => Just(0u8), 4 => Just(1u8), 3 => Just(2u8), 1 => Just(3u8), 1 => Just(4u8), 1 => Just(5u8)],
         proptest::bool::weighted(0.8),
         prop_oneof![20 => Just(100usize), 1 => Just(0usize), 1 => Just(1usize), 1 => Just(2usize)],
         proptest::bool::weighted(0.04),
@@ -1802,9 +1824,12 @@ pub fn hashes() -> impl Iterator<Item = &'static str> {
 
 use der::Decode as _;
 
-/// Cases drawn from [`chain_spec`], deterministic from a seed, each shrinkable.
+/// Cases drawn from [`chain_spec`], deterministic from a seed, each shrinkable. Each case has a
+/// random source of its own, seeded from the generator's seed and the case's place in the
+/// sequence, so that one case can be drawn again without the ones before it ([`Generator::at`]).
 pub struct Generator {
-    runner: proptest::test_runner::TestRunner,
+    seed: u64,
+    next: u64,
     strategy: BoxedStrategy<ChainSpec>,
 }
 
@@ -1828,16 +1853,25 @@ impl std::fmt::Debug for Drawn {
 impl Generator {
     /// A generator whose cases depend on `seed` only.
     pub fn new(seed: u64) -> Self {
-        let mut bytes = [0u8; 32];
-        bytes[..8].copy_from_slice(&seed.to_le_bytes());
-        let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes);
-        let runner = proptest::test_runner::TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
-        Generator { runner, strategy: chain_spec().boxed() }
+        Generator { seed, next: 0, strategy: chain_spec().boxed() }
     }
 
     /// The next case.
     pub fn draw(&mut self) -> Result<Drawn, GenError> {
-        let tree = self.strategy.new_tree(&mut self.runner).map_err(|e| GenError::Sign(format!("proptest: {e}")))?;
+        let drawn = self.at(self.next);
+        self.next += 1;
+        drawn
+    }
+
+    /// The case at `index` in the sequence (0: the first [`Generator::draw`] gives), whatever
+    /// has been drawn so far.
+    pub fn at(&self, index: u64) -> Result<Drawn, GenError> {
+        let mut bytes = [0u8; 32];
+        bytes[..8].copy_from_slice(&self.seed.to_le_bytes());
+        bytes[8..16].copy_from_slice(&index.to_le_bytes());
+        let rng = proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes);
+        let mut runner = proptest::test_runner::TestRunner::new_with_rng(proptest::test_runner::Config::default(), rng);
+        let tree = self.strategy.new_tree(&mut runner).map_err(|e| GenError::Sign(format!("proptest: {e}")))?;
         Ok(Drawn { tree })
     }
 }
