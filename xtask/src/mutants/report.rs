@@ -594,7 +594,7 @@ mod tests {
         let equivalents = EquivalentFile::parse(
             "[[equivalent]]\nmutant = \"x.rs:1:1: replace | with ^ in f\"\nreason = \"disjoint bits\"\n",
         )
-        .unwrap();
+        .expect("an equivalent file");
         let mut merged = report(
             vec![
                 result("x.rs:1:1: replace | with ^ in f", Verdict::Missed),
