@@ -473,7 +473,7 @@ struct Cert<'a> {
     signature_family: Option<KeyFamily>,
     key_family: Option<KeyFamily>,
     /// `EVP_PKEY_get_security_bits`, if the key type is known.
-    key_security_bits: Option<u32>,
+    key_security_bits: Option<KeySecurity>,
     /// The signature algorithm's OID, for `check_sig_level`.
     signature_oid: String,
     /// The names name constraints are held against.
@@ -586,27 +586,115 @@ fn key_family(oid: &str) -> Option<KeyFamily> {
     })
 }
 
-/// `EVP_PKEY_get_security_bits` of a public key: RSA by modulus size (`BN_security_bits`), EC by
+/// A key's `EVP_PKEY_get_security_bits`, kept as far as the flavours rate it differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeySecurity {
+    /// The same in both flavours.
+    Bits(u32),
+    /// An RSA key with a modulus of this many bits: 1.1.1 rates it with `BN_security_bits`
+    /// (steps at 1024, 2048, 3072, 7680 and 15360 bits), 3.0 with
+    /// `ossl_ifc_ffc_compute_security_bits` (SP 800-56B's estimate, rounded to a multiple of 8:
+    /// a 2047-bit modulus is 112 bits in 3.0 and 80 in 1.1.1).
+    RsaModulus(usize),
+}
+
+impl KeySecurity {
+    fn bits(self, flavour: OpensslFlavour) -> u32 {
+        match (self, flavour) {
+            (KeySecurity::Bits(bits), _) => bits,
+            (KeySecurity::RsaModulus(n), OpensslFlavour::V1_1_1) => modulus_security_bits(n),
+            (KeySecurity::RsaModulus(n), OpensslFlavour::V3_0) => ifc_ffc_security_bits(n),
+        }
+    }
+}
+
+/// OpenSSL 3.0's `ossl_ifc_ffc_compute_security_bits` (crypto/rsa/rsa_lib.c), in its fixed-point
+/// arithmetic: the canonical values first, then E = (1.923 * cbrt(n ln 2 * ln(n ln 2)^2) - 4.69)
+/// / ln 2, rounded to the nearest multiple of 8 and capped so that it never decreases with n.
+fn ifc_ffc_security_bits(n: usize) -> u32 {
+    const SCALE: u64 = 1 << 18;
+    const CBRT_SCALE: u64 = 1 << (2 * 18 / 3);
+    const LOG_2: u64 = 0x02c5c8; // SCALE * ln(2)
+    const LOG_E: u64 = 0x05c551; // SCALE * log2(e)
+    const C1_923: u64 = 0x07b126; // SCALE * 1.923
+    const C4_690: u64 = 0x12c28f; // SCALE * 4.690
+    let mul2 = |a: u64, b: u64| a.wrapping_mul(b) / SCALE;
+    let icbrt64 = |mut x: u64| {
+        let mut r: u64 = 0;
+        for s in (0..=63).rev().step_by(3) {
+            r <<= 1;
+            let b = 3 * r * (r + 1) + 1;
+            if (x >> s) >= b {
+                x -= b << s;
+                r += 1;
+            }
+        }
+        r * CBRT_SCALE
+    };
+    let ilog_e = |mut v: u64| {
+        let mut r: u64 = 0;
+        while v >= 2 * SCALE {
+            v >>= 1;
+            r += SCALE;
+        }
+        let mut i = SCALE / 2;
+        while i != 0 {
+            v = mul2(v, v);
+            if v >= 2 * SCALE {
+                v >>= 1;
+                r += i;
+            }
+            i /= 2;
+        }
+        // uint32_t in OpenSSL: r * scale / log_e stays well under 2^32 for any int n.
+        (r * SCALE / LOG_E) & 0xffff_ffff
+    };
+    match n {
+        2048 => return 112,
+        3072 => return 128,
+        4096 => return 152,
+        6144 => return 176,
+        7680 => return 192,
+        8192 => return 200,
+        15360 => return 256,
+        687_737.. => return 1200,
+        0..8 => return 0,
+        _ => {}
+    }
+    let cap = match n {
+        ..=7680 => 192,
+        ..=15360 => 256,
+        _ => 1200,
+    };
+    let x = n as u64 * LOG_2;
+    let lx = ilog_e(x);
+    // uint16_t in OpenSSL.
+    let y = ((mul2(C1_923, icbrt64(mul2(mul2(x, lx), lx))).wrapping_sub(C4_690)) / LOG_2) & 0xffff;
+    let y = ((y + 4) & !7) & 0xffff;
+    u32::try_from(y.min(cap)).unwrap_or(u32::MAX)
+}
+
+/// `EVP_PKEY_get_security_bits` of a public key: RSA by modulus size (see [`KeySecurity`]), EC by
 /// curve, EdDSA fixed; `None` for other key types.
-fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<u32> {
+fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<KeySecurity> {
     use x509_parser::public_key::PublicKey;
-    match key_family(&spki.algorithm.algorithm.to_id_string())? {
-        KeyFamily::Ed25519 => Some(128),
-        KeyFamily::Ed448 => Some(224),
+    Some(KeySecurity::Bits(match key_family(&spki.algorithm.algorithm.to_id_string())? {
+        KeyFamily::Ed25519 => 128,
+        KeyFamily::Ed448 => 224,
         KeyFamily::Ec if signature::has_explicit_ec_parameters(spki) => match signature::ec_curve(spki)? {
-            "P-256" => Some(128),
-            "P-384" => Some(192),
-            "P-521" => Some(256),
-            _ => None,
+            "P-256" => 128,
+            "P-384" => 192,
+            "P-521" => 256,
+            _ => return None,
         },
         KeyFamily::Ec => {
             let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?.to_id_string();
             match curve.as_str() {
-                "1.2.840.10045.3.1.7" | "1.3.132.0.10" => Some(128), // P-256, secp256k1
-                "1.3.132.0.34" => Some(192),                         // P-384
-                "1.3.132.0.35" => Some(256),                         // P-521
-                "1.3.132.0.33" => Some(112),                         // P-224
-                _ => None,
+                "1.2.840.10045.3.1.7" | "1.3.132.0.10" => 128, // P-256, secp256k1
+                "1.3.132.0.34" => 192,                         // P-384
+                "1.3.132.0.35" => 256,                         // P-521
+                "1.3.132.0.33" => 112,                         // P-224
+                _ => return None,
             }
         }
         KeyFamily::Rsa | KeyFamily::RsaPss => match spki.parsed().ok()? {
@@ -616,14 +704,14 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
                     Some(first) => modulus.len() * 8 - first.leading_zeros() as usize,
                     None => 0,
                 };
-                Some(modulus_security_bits(bits))
+                return Some(KeySecurity::RsaModulus(bits));
             }
-            _ => None,
+            _ => return None,
         },
-        KeyFamily::Dsa => dsa_security_bits(spki),
-        KeyFamily::X25519 => Some(128),
-        KeyFamily::X448 => Some(224),
-    }
+        KeyFamily::Dsa => dsa_security_bits(spki)?,
+        KeyFamily::X25519 => 128,
+        KeyFamily::X448 => 224,
+    }))
 }
 
 /// The security bits of a modulus of `bits` bits (RSA's n, DSA's p), as `BN_security_bits`
@@ -1109,7 +1197,7 @@ impl StoreCtx<'_, '_> {
     fn key_strong_enough(&self, cert: usize) -> bool {
         match self.required_bits() {
             None => true,
-            Some(bits) => self.certs[cert].key_security_bits.is_some_and(|have| have >= bits),
+            Some(bits) => self.certs[cert].key_security_bits.is_some_and(|have| have.bits(self.flavour) >= bits),
         }
     }
 
