@@ -1197,6 +1197,43 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
     }
 }
 
+/// E-mail name constraints (`nc_email`): a CA permitted one rfc822Name subtree issues a leaf
+/// whose SANs are its DNS name and one e-mail address. The model in both flavours against
+/// `openssl verify` (3.0) and the 1.1.1w oracle where built.
+#[rstest]
+#[case::whole_mailbox("user@host.example", "user@host.example", None)]
+#[case::host_part_ignores_case("user@host.example", "user@HOST.example", None)]
+#[case::local_part_is_case_sensitive("user@host.example", "User@host.example", Some(47))]
+#[case::other_local_part("user@host.example", "other@host.example", Some(47))]
+#[case::at_host("@host.example", "x@host.example", None)]
+#[case::host("host.example", "x@host.example", None)]
+#[case::host_not_below("host.example", "x@sub.host.example", Some(47))]
+#[case::dot_host_below(".host.example", "x@sub.host.example", None)]
+#[case::dot_host_not_itself(".host.example", "x@host.example", Some(47))]
+fn email_constraints_match_openssl(#[case] base: &str, #[case] address: &str, #[case] expected: Option<i32>) {
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
+    ca_params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::Rfc822Name(base.to_string())],
+        excluded_subtrees: vec![],
+    });
+    let ca = issued(ca_params, &root);
+    let mut leaf_params = params("cucm", Role::Leaf, 3);
+    leaf_params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(address.try_into().expect("an IA5 address"))];
+    let leaf = issued(leaf_params, &ca);
+    let case =
+        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let cli = openssl_verify(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH);
+    assert_eq!(cli.first().map(|r| r.0), expected, "openssl verify on {address} under {base}: {cli:?}");
+    for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+        let first = ours(&case, flavour, true).errors.first().map(|e| e.code.code(flavour));
+        assert_eq!(first, expected, "the model ({flavour:?}) on {address} under {base}");
+    }
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real.first().map(|e| e.0), expected, "OpenSSL 1.1.1w on {address} under {base}");
+    }
+}
+
 #[test]
 fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
     let garbage = [CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]), CertificateDer::from(vec![])];

@@ -495,6 +495,45 @@ mod tests {
         assert!(!looks_like_dns_name(b"Cisco Unified CM"));
     }
 
+    /// `nc_email` (crypto/x509/v3_ncons.c, the same in 1.1.1w and 3.0).
+    #[test]
+    fn email_subtrees_match_as_openssl_does() {
+        use VerifyErrorCode::{PermittedViolation, UnsupportedNameSyntax};
+        // A whole mailbox: the local part case-sensitively, the host not.
+        assert_eq!(email(b"user@host.example", b"user@host.example"), Ok(()));
+        assert_eq!(email(b"user@HOST.example", b"user@host.example"), Ok(()));
+        assert_eq!(email(b"User@host.example", b"user@host.example"), Err(PermittedViolation));
+        assert_eq!(email(b"other@host.example", b"user@host.example"), Err(PermittedViolation));
+        assert_eq!(email(b"us@host.example", b"user@host.example"), Err(PermittedViolation));
+        // `@host` and `host`: any mailbox at exactly that host.
+        assert_eq!(email(b"x@host.example", b"@host.example"), Ok(()));
+        assert_eq!(email(b"x@host.example", b"host.example"), Ok(()));
+        assert_eq!(email(b"x@sub.host.example", b"host.example"), Err(PermittedViolation));
+        // `.host`: any host under it, not the host itself.
+        assert_eq!(email(b"x@sub.host.example", b".host.example"), Ok(()));
+        assert_eq!(email(b"x@host.example", b".host.example"), Err(PermittedViolation));
+        assert_eq!(email(b"no-at-sign", b"host.example"), Err(UnsupportedNameSyntax));
+    }
+
+    /// `nc_uri` (v3_ncons.c): the host between `scheme://` and a port or a path.
+    #[test]
+    fn uri_subtrees_match_the_host_as_openssl_does() {
+        use VerifyErrorCode::{PermittedViolation, UnsupportedNameSyntax};
+        assert_eq!(uri(b"https://host.example", b"host.example"), Ok(()));
+        assert_eq!(uri(b"https://host.example/path", b"host.example"), Ok(()));
+        assert_eq!(uri(b"https://host.example:8443/path", b"HOST.example"), Ok(()));
+        assert_eq!(uri(b"https://other.example/", b"host.example"), Err(PermittedViolation));
+        assert_eq!(uri(b"https://sub.host.example/x", b".host.example"), Ok(()));
+        assert_eq!(uri(b"https://host.example/x", b".host.example"), Err(PermittedViolation));
+        assert_eq!(uri(b"https://xhost.example", b".host.example"), Err(PermittedViolation));
+        // Not `scheme://host`.
+        assert_eq!(uri(b"no-colon", b"host.example"), Err(UnsupportedNameSyntax));
+        assert_eq!(uri(b"https:/x.example", b"x.example"), Err(UnsupportedNameSyntax));
+        assert_eq!(uri(b"https:x/example", b"x.example"), Err(UnsupportedNameSyntax));
+        assert_eq!(uri(b"https:/", b"x.example"), Err(UnsupportedNameSyntax));
+        assert_eq!(uri(b"https:///path", b"x.example"), Err(UnsupportedNameSyntax));
+    }
+
     #[test]
     fn ip_subtrees_need_the_same_family() {
         assert!(ip(&[10, 0, 0, 5], &[10, 0, 0, 0, 255, 0, 0, 0]).is_ok());
