@@ -130,7 +130,9 @@ fn check_against_cli(cipher_string: &str) {
 // A strength class after a part without one: the class is taken as is (Pattern::and).
 #[case::strength_after_kx("kRSA+HIGH:kECDHE+MEDIUM:@SECLEVEL=0")]
 #[case::strength_last_of_three("ECDHE+AESGCM+HIGH:RSA+LOW:@SECLEVEL=0")]
-// COMPLEMENTOFDEFAULT twice: the second narrows the default bit and keeps the strength class.
+// COMPLEMENTOFDEFAULT twice: the second narrows the default bit (the 56 non-default ciphers
+// remain) and keeps the strength class (no MEDIUM cipher is outside DEFAULT: no match).
+#[case::complement_twice("COMPLEMENTOFDEFAULT+COMPLEMENTOFDEFAULT:@SECLEVEL=0")]
 #[case::complement_twice_keeps_strength("MEDIUM+COMPLEMENTOFDEFAULT+COMPLEMENTOFDEFAULT:@SECLEVEL=0")]
 #[case::iana_name("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:ECDHE")]
 #[case::strength_after_selection("ECDHE+SHA:ECDHE+AESGCM:@STRENGTH")]
