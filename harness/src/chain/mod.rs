@@ -661,10 +661,12 @@ fn ifc_ffc_security_bits(n: usize) -> u32 {
         0..8 => return 0,
         _ => {}
     }
-    let cap = match n {
-        ..=7680 => 192,
-        ..=15360 => 256,
-        _ => 1200,
+    let cap = if n <= 7680 {
+        192
+    } else if n <= 15360 {
+        256
+    } else {
+        1200
     };
     let x = n as u64 * LOG_2;
     let lx = ilog_e(x);
