@@ -578,3 +578,13 @@ fn a_name_openssl_removed_is_no_unknown_word() {
     let list = CipherList::parse("EECDH:!aDH:!QQQQQQQQ").expect("parses");
     assert_eq!(list.unknown_words(), ["'!QQQQQQQQ': unknown, ignored by OpenSSL"]);
 }
+
+#[test]
+fn the_report_counts_each_words_ciphers_in_words() {
+    let list = CipherList::parse("ECDHE-RSA-AES256-GCM-SHA384:ECDHE+AESGCM:DHE-DSS-AES256-GCM-SHA384")
+        .expect("a valid cipher string");
+    let report = list.report();
+    assert!(report.contains("matched 1 OpenSSL cipher; rustls: "), "{report}");
+    assert!(report.contains("OpenSSL ciphers; rustls: "), "{report}");
+    assert!(report.contains("matched 1 OpenSSL cipher, no rustls suite"), "{report}");
+}
