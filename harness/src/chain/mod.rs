@@ -1431,3 +1431,38 @@ impl StoreCtx<'_, '_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// How each flavour rates an RSA modulus. The canonical sizes 3.0 answers first are also
+    /// what its formula gives (so those arms are shortcuts: `mutants/equivalent.toml`); 1800,
+    /// 2047 and 3000 bits are checked against the live libraries in `tests/chain.rs`.
+    #[test]
+    fn rsa_moduli_are_rated_as_each_openssl_rates_them() {
+        for (n, bits) in [
+            (7, 0),
+            (1023, 80),
+            (1024, 80),
+            (1800, 104),
+            (2047, 112),
+            (2048, 112),
+            (3000, 128),
+            (3072, 128),
+            (4096, 152),
+            (6144, 176),
+            (7680, 192),
+            (8192, 200),
+            (15360, 256),
+            (700_000, 1200),
+        ] {
+            assert_eq!(ifc_ffc_security_bits(n), bits, "3.0, {n} bits");
+        }
+        for (n, bits) in [(1023, 0), (1024, 80), (2047, 80), (2048, 112), (3000, 112), (3072, 128), (15360, 256)] {
+            assert_eq!(modulus_security_bits(n), bits, "1.1.1, {n} bits");
+        }
+        assert_eq!(KeySecurity::RsaModulus(2047).bits(OpensslFlavour::V1_1_1), 80);
+        assert_eq!(KeySecurity::RsaModulus(2047).bits(OpensslFlavour::V3_0), 112);
+    }
+}
