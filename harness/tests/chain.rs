@@ -1198,7 +1198,7 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
 }
 
 /// E-mail name constraints (`nc_email`): a CA permitted one rfc822Name subtree issues a leaf
-/// whose SANs are its DNS name and one e-mail address. The model in both flavours against
+/// with one e-mail address, as a SAN or as the subject's emailAddress. The model in both flavours against
 /// `openssl verify` (3.0) and the 1.1.1w oracle where built.
 #[rstest]
 #[case::whole_mailbox("user@host.example", "user@host.example", None)]
@@ -1210,7 +1210,12 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
 #[case::host_not_below("host.example", "x@sub.host.example", Some(47))]
 #[case::dot_host_below(".host.example", "x@sub.host.example", None)]
 #[case::dot_host_not_itself(".host.example", "x@host.example", Some(47))]
-fn email_constraints_match_openssl(#[case] base: &str, #[case] address: &str, #[case] expected: Option<i32>) {
+fn email_constraints_match_openssl(
+    #[case] base: &str,
+    #[case] address: &str,
+    #[case] expected: Option<i32>,
+    #[values(false, true)] in_subject: bool,
+) {
     let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
     let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
     ca_params.name_constraints = Some(rcgen::NameConstraints {
@@ -1219,7 +1224,16 @@ fn email_constraints_match_openssl(#[case] base: &str, #[case] address: &str, #[
     });
     let ca = issued(ca_params, &root);
     let mut leaf_params = params("cucm", Role::Leaf, 3);
-    leaf_params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(address.try_into().expect("an IA5 address"))];
+    if in_subject {
+        // PKCS #9 emailAddress in the subject name, which OpenSSL also holds against e-mail
+        // constraints; the SAN then holds only the DNS name.
+        leaf_params.distinguished_name.push(
+            DnType::CustomDnType(vec![1, 2, 840, 113549, 1, 9, 1]),
+            rcgen::DnValue::Ia5String(address.try_into().expect("an IA5 address")),
+        );
+    } else {
+        leaf_params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(address.try_into().expect("an IA5 address"))];
+    }
     let leaf = issued(leaf_params, &ca);
     let case =
         Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
