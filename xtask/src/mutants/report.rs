@@ -390,6 +390,14 @@ pub fn classify(
                 Verdict::Timeout
             }
             "Unviable" => Verdict::Unviable,
+            // The mutant being judged when the run was stopped (a signal, a session's end):
+            // no verdict, so it stays among the selection's mutants not run.
+            "Failure" => {
+                crate::out::noteln!(
+                    "note: {name}: cargo-mutants says 'Failure' (the run stopped while judging it): not run"
+                );
+                continue;
+            }
             other => bail!("{name}: cargo-mutants says '{other}', which is no verdict on a mutant"),
         };
         let caught_by = match verdict {
@@ -647,6 +655,9 @@ mod tests {
         assert_eq!(late[0].verdict, Verdict::Unviable);
         let strange = serde_json::json!({ "outcomes": [outcome("a.rs:1:1: x", "Success", "log/a.log")] });
         assert!(classify(&strange.to_string(), |_| None, |_| "a".into()).is_err());
+        // The mutant a stopped run was judging has no verdict: it is left to the not-run list.
+        let stopped = serde_json::json!({ "outcomes": [outcome("a.rs:7:1: stopped", "Failure", "log/g.log")] });
+        assert!(classify(&stopped.to_string(), |_| None, |_| "a".into()).expect("classified").is_empty());
     }
 
     #[test]
