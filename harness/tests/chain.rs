@@ -1140,6 +1140,20 @@ fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, 
     }
 }
 
+/// The case verified PERMISSIVE in `flavour` at security level `level`.
+fn at_level(case: &Case, flavour: OpensslFlavour, level: u8) -> ChainInput<'_> {
+    ChainInput {
+        peer_chain: &case.peer,
+        trusted: &case.trusted,
+        validation_time: NOW,
+        purpose: Some(Purpose::SslServer),
+        flavour,
+        stop_at_first_error: false,
+        security_level: level,
+        verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
+    }
+}
+
 /// The two libraries rate an RSA modulus differently: 1.1.1's `BN_security_bits` in steps (2047
 /// bits: 80), 3.0's SP 800-56B estimate rounded to a multiple of 8 (2047 bits: 112). At security
 /// level 2 a 2047-bit leaf is too weak for 1.1.1 only. Checked against both live libraries
@@ -1154,16 +1168,7 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
         (OpensslFlavour::V1_1_1, 1, vec![]),
         (OpensslFlavour::V3_0, 3, vec![(66, 0)]),
     ] {
-        let input = ChainInput {
-            peer_chain: &case.peer,
-            trusted: &case.trusted,
-            validation_time: NOW,
-            purpose: Some(Purpose::SslServer),
-            flavour,
-            stop_at_first_error: false,
-            security_level: level,
-            verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
-        };
+        let input = at_level(&case, flavour, level);
         let model: Vec<(i32, usize)> = verify(&input).errors.iter().map(|e| (e.code.code(flavour), e.depth)).collect();
         assert_eq!(model, expected, "the model, {flavour:?} at level {level}");
         if let Some(oracle) = Oracle::start_flavour(flavour) {
@@ -1178,16 +1183,7 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
             let Some(oracle) = Oracle::start_flavour(flavour) else { continue };
             let mut oracle = oracle.expect("start the oracle");
             for level in 1..=3 {
-                let input = ChainInput {
-                    peer_chain: &case.peer,
-                    trusted: &case.trusted,
-                    validation_time: NOW,
-                    purpose: Some(Purpose::SslServer),
-                    flavour,
-                    stop_at_first_error: false,
-                    security_level: level,
-                    verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
-                };
+                let input = at_level(&case, flavour, level);
                 let model: Vec<(i32, usize)> =
                     verify(&input).errors.iter().map(|e| (e.code.code(flavour), e.depth)).collect();
                 let real = oracle.verify(&OracleRequest::of(&input)).expect("oracle verdict");

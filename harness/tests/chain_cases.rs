@@ -17,8 +17,7 @@ use harness::chain::generate::{self, BuiltChain, Generator};
 use harness::chain::oracle::{
     FLAVOURS, Oracle, OracleRequest, OracleVerdict, Sample, StoredCase, as_oracle_verdict, flavour_key, sample_path,
 };
-use harness::chain::{ChainInput, OpensslFlavour, Purpose, verify};
-use rustls_pki_types::CertificateDer;
+use harness::chain::{ChainInput, verify};
 
 fn cases() -> Vec<(String, StoredCase)> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/chain");
@@ -136,32 +135,12 @@ fn build_sample() -> Vec<Sampled> {
     out
 }
 
-fn input<'a>(built: &BuiltChain, certs: &'a [Vec<CertificateDer<'a>>; 2], flavour: OpensslFlavour) -> ChainInput<'a> {
-    ChainInput {
-        peer_chain: &certs[0],
-        trusted: &certs[1],
-        validation_time: built.time,
-        purpose: built.purpose.then_some(Purpose::SslServer),
-        flavour,
-        stop_at_first_error: false,
-        security_level: built.security_level,
-        verify_depth: built.verify_depth,
-    }
-}
-
-fn ders(built: &BuiltChain) -> [Vec<CertificateDer<'_>>; 2] {
-    [
-        built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
-        built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect(),
-    ]
-}
-
 #[test]
 fn the_model_gives_the_sampled_verdicts_of_both_libraries() {
     let mut failures = Vec::new();
     let cases = sample();
     for (index, built, verdicts) in cases {
-        let certs = ders(built);
+        let certs = built.ders();
         for flavour in FLAVOURS {
             let key = flavour_key(flavour);
             let Some(real) = verdicts.get(key) else {
@@ -171,11 +150,11 @@ fn the_model_gives_the_sampled_verdicts_of_both_libraries() {
             if real.undecodable.is_some() {
                 continue;
             }
-            let model = as_oracle_verdict(&verify(&input(built, &certs, flavour)), flavour);
+            let model = as_oracle_verdict(&verify(&built.input(&certs, flavour)), flavour);
             if model != *real {
                 failures.push(format!("case {index} ({key}): model {model:?}\n    real {real:?}"));
             }
-            let enforced = verify(&ChainInput { stop_at_first_error: true, ..input(built, &certs, flavour) });
+            let enforced = verify(&ChainInput { stop_at_first_error: true, ..built.input(&certs, flavour) });
             let first = as_oracle_verdict(&enforced, flavour).errors;
             if first != real.errors.iter().take(1).copied().collect::<Vec<_>>() {
                 failures.push(format!(
@@ -204,8 +183,8 @@ fn the_sampled_verdicts_are_the_live_libraries_where_they_are_built() {
         };
         let mut oracle = oracle.expect("start the oracle");
         for (index, built, verdicts) in cases {
-            let certs = ders(built);
-            let live = oracle.verify(&OracleRequest::of(&input(built, &certs, flavour))).expect("oracle verdict");
+            let certs = built.ders();
+            let live = oracle.verify(&OracleRequest::of(&built.input(&certs, flavour))).expect("oracle verdict");
             assert_eq!(
                 Some(&live),
                 verdicts.get(flavour_key(flavour)),

@@ -13,8 +13,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use harness::chain::generate::{self, BuiltChain, ChainSpec, Generator};
 use harness::chain::oracle::{self, Oracle, OracleRequest, OracleVerdict, Sample, SampleCase, StoredCase};
-use harness::chain::{self, ChainInput, OpensslFlavour, Purpose};
-use rustls_pki_types::CertificateDer;
+use harness::chain::{self, OpensslFlavour, Purpose};
 
 use crate::out::outln;
 
@@ -113,9 +112,7 @@ impl Oracles {
 
     /// Sends a case to every oracle without waiting: answers come back in the order sent.
     fn submit(&mut self, built: &BuiltChain) -> anyhow::Result<()> {
-        let peer: Vec<CertificateDer<'_>> = built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-        let trusted: Vec<CertificateDer<'_>> =
-            built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
+        let [peer, trusted] = built.ders();
         let request = OracleRequest {
             peer: &peer,
             trusted: &trusted,
@@ -148,19 +145,8 @@ impl Oracles {
 
 /// The model's verdict in the oracle's terms.
 fn model(built: &BuiltChain, flavour: OpensslFlavour) -> OracleVerdict {
-    let peer: Vec<CertificateDer<'_>> = built.peer.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-    let trusted: Vec<CertificateDer<'_>> = built.trusted.iter().map(|d| CertificateDer::from(d.as_slice())).collect();
-    let input = ChainInput {
-        peer_chain: &peer,
-        trusted: &trusted,
-        validation_time: built.time,
-        purpose: built.purpose.then_some(Purpose::SslServer),
-        flavour,
-        stop_at_first_error: false,
-        security_level: built.security_level,
-        verify_depth: built.verify_depth,
-    };
-    oracle::as_oracle_verdict(&chain::verify(&input), flavour)
+    let ders = built.ders();
+    oracle::as_oracle_verdict(&chain::verify(&built.input(&ders, flavour)), flavour)
 }
 
 /// The disagreement classes of one case, one per flavour that disagrees, from the model's

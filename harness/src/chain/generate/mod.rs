@@ -490,6 +490,30 @@ pub struct BuiltChain {
 }
 
 impl BuiltChain {
+    /// The peer's certificates and the trust store, as the verifier takes them.
+    pub fn ders(&self) -> [Vec<rustls_pki_types::CertificateDer<'_>>; 2] {
+        [&self.peer, &self.trusted]
+            .map(|v| v.iter().map(|d| rustls_pki_types::CertificateDer::from(d.as_slice())).collect())
+    }
+
+    /// The model's input for the case in `flavour`, PERMISSIVE, over [`BuiltChain::ders`].
+    pub fn input<'a>(
+        &self,
+        ders: &'a [Vec<rustls_pki_types::CertificateDer<'a>>; 2],
+        flavour: super::OpensslFlavour,
+    ) -> super::ChainInput<'a> {
+        super::ChainInput {
+            peer_chain: &ders[0],
+            trusted: &ders[1],
+            validation_time: self.time,
+            purpose: self.purpose.then_some(super::Purpose::SslServer),
+            flavour,
+            stop_at_first_error: false,
+            security_level: self.security_level,
+            verify_depth: self.verify_depth,
+        }
+    }
+
     /// A fingerprint of the case as built (certificates and parameters; SHA-256, first 16 hex
     /// digits): a stored sample of generated cases ([`super::oracle::Sample`]) holds it, so that
     /// a generator that no longer draws or builds the same chains is told apart from a model
