@@ -82,6 +82,32 @@ fn the_scope_lists_every_module_and_the_equivalents_excluded() {
     let (code, text) = xtask(&["--list", "--module", "nom"]);
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("unknown module 'nom'"), "{text}");
+
+    // What a report lists as not run, and only that: one mutant of `name` the tree has, and
+    // one it does not (said, not selected).
+    let first = text_first_mutant(&xtask(&["--list", "--module", "name"]).1, "harness/src/verifier/name.rs:");
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let left = dir.path().join("left.json");
+    let report = serde_json::json!({
+        "format": 1, "commit": head(), "cargo_mutants": "27.1.0", "profile": "mutants",
+        "modules": ["name"], "shards": [], "seconds": 0.0, "runs": 1, "equivalent": 0, "stale": [],
+        "mutants": [], "not_run": [first, "harness/src/verifier/name.rs:1:1: replace gone -> bool with true"],
+    });
+    std::fs::write(&left, report.to_string()).expect("report");
+    let (code, text) = xtask(&["--list", "--not-run-in", &left.display().to_string()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("1 mutant(s) selected\n"), "{text}");
+    assert!(text.starts_with(&format!("{first}\n")), "{text}");
+    assert!(text.contains("1 mutant(s) the report lists as not run are not mutants of this tree"), "{text}");
+    std::fs::write(&left, report.to_string().replace("\"not_run\"", "\"was_not_run\"")).expect("report");
+    let (code, text) = xtask(&["--list", "--not-run-in", &left.display().to_string()]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("lists no mutant as not run"), "{text}");
+}
+
+/// The first line of a listing that starts with `prefix`.
+fn text_first_mutant(listing: &str, prefix: &str) -> String {
+    listing.lines().find(|l| l.starts_with(prefix)).expect("a mutant listed").to_string()
 }
 
 #[test]

@@ -157,6 +157,10 @@ struct RunArgs {
     /// earlier run, to check a fix (`--matching 'in Profile::alert_error'`).
     #[arg(long, value_name = "TEXT", conflicts_with = "rotate")]
     matching: Vec<String>,
+    /// Only the mutants a report lists as not run: `merge --json`'s (what is left of the
+    /// scope) or a run's cut short. With --shard, a shard of those.
+    #[arg(long, value_name = "REPORT", conflicts_with = "rotate")]
+    not_run_in: Option<PathBuf>,
     /// List the selection, the equivalents excluded and stale entries; run nothing.
     #[arg(long)]
     list: bool,
@@ -230,9 +234,21 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
         .collect();
     let in_modules = |name: &String| module_of(name).is_some_and(|m| modules.iter().any(|c| c.name == m.name));
     let equivalent = matched.excluded.iter().filter(|n| in_modules(n)).count();
-    let wanted = |name: &String| args.matching.is_empty() || args.matching.iter().any(|m| name.contains(m.as_str()));
+    let left = args.not_run_in.as_deref().map(not_run_in).transpose()?;
+    let wanted = |name: &String| {
+        (args.matching.is_empty() || args.matching.iter().any(|m| name.contains(m.as_str())))
+            && left.as_ref().is_none_or(|left| left.contains(name))
+    };
     let candidates: Vec<String> =
         listed.iter().filter(|n| in_modules(n) && !matched.excluded.contains(*n) && wanted(n)).cloned().collect();
+    if let Some(left) = &left {
+        let gone = left.iter().filter(|n| !listed.contains(n)).count();
+        if gone > 0 {
+            noteln!(
+                "note: {gone} mutant(s) the report lists as not run are not mutants of this tree (their file changed)"
+            );
+        }
+    }
     let commit = git_head(&root);
     // Taken before cargo-mutants copies the tree: the source its mutants are made from.
     let files = scope::of_tree(&root)?;
@@ -534,6 +550,16 @@ fn not_run(merged: &Report, root: &Path) -> anyhow::Result<Vec<String>> {
         .filter(|n| !differ.iter().any(|f| f.as_str() == scope::file_of(n)))
         .cloned()
         .collect())
+}
+
+/// The names a report (`--json` of a run or of `merge`) lists as not run.
+fn not_run_in(path: &Path) -> anyhow::Result<BTreeSet<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let report = Report::from_json(&text).with_context(|| format!("{}", path.display()))?;
+    if report.not_run.is_empty() {
+        bail!("{} lists no mutant as not run", path.display());
+    }
+    Ok(report.not_run.into_iter().collect())
 }
 
 /// The modules named, or the whole scope.
