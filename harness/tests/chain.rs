@@ -237,6 +237,24 @@ enum Shape {
     /// A 2047-bit modulus: its top byte has a leading zero bit, so counting bits by bytes would
     /// make it 2048 (112 bits of security, enough at level 2) instead of 2047 (80).
     Rsa2047Leaf,
+    /// Two CAs that issue each other (A by B, B by A), no self-signed root, both trusted: neither
+    /// library refuses a trusted issuer already in the chain, so both go round until the depth
+    /// limit (the model refused it in 1.1.1 until the 1.1.1w oracle said otherwise).
+    CasThatIssueEachOtherBothTrusted,
+    /// The same loop sent by the server with one of its certificates twice (leaf, A, B, A) under
+    /// an unrelated trust store: the second copy is the first one again, and is skipped.
+    CaSentTwiceInALoop,
+    /// A leaf with a Netscape certificate type (nsCertType) for SSL clients only.
+    LeafWithNetscapeClientOnlyCertType,
+}
+
+/// Two CAs, A (issued by B) and B (issued by A): a loop with no self-signed certificate.
+fn issuing_each_other() -> (Node, Node) {
+    let (a_key, b_key) = (KeyPair::generate().expect("P-256 key"), KeyPair::generate().expect("P-256 key"));
+    let (a_params, b_params) = (params("steven-Loop-CA-A", Role::Ca, 40), params("steven-Loop-CA-B", Role::Ca, 41));
+    let a_cert = a_params.signed_by(&a_key, &Issuer::from_params(&b_params, &b_key)).expect("signed");
+    let b_cert = b_params.signed_by(&b_key, &Issuer::from_params(&a_params, &a_key)).expect("signed");
+    (Node { key: a_key, params: a_params, cert: a_cert }, Node { key: b_key, params: b_params, cert: b_cert })
 }
 
 /// A leaf with an RSA key of `bits` bits (made by `openssl genpkey`), issued by an intermediate
@@ -510,6 +528,24 @@ fn build(shape: Shape) -> Case {
             let expired = Node { key: KeyPair::generate().expect("P-256 key"), params: p, cert: expired_cert };
             let leaf = issued(leaf_params, &intermediate);
             case(vec![&leaf, &expired, &intermediate], vec![root.der()])
+        }
+        Shape::CasThatIssueEachOtherBothTrusted => {
+            let (a, b) = issuing_each_other();
+            let leaf = issued(leaf_params, &a);
+            case(vec![&leaf], vec![a.der(), b.der()])
+        }
+        Shape::CaSentTwiceInALoop => {
+            let (a, b) = issuing_each_other();
+            let leaf = issued(leaf_params, &a);
+            case(vec![&leaf, &a, &b, &a], vec![unrelated.der()])
+        }
+        Shape::LeafWithNetscapeClientOnlyCertType => {
+            let mut p = leaf_params;
+            // nsCertType (2.16.840.1.113730.1.1): BIT STRING, bit 0 (SSL client) alone.
+            p.custom_extensions =
+                vec![CustomExtension::from_oid_content(&[2, 16, 840, 1, 113730, 1, 1], vec![0x03, 0x02, 0x07, 0x80])];
+            let leaf = issued(p, &intermediate);
+            case(vec![&leaf, &intermediate], vec![root.der()])
         }
         Shape::Rsa1024Leaf => {
             let weak = WeakRsaKey::generate(1024);
@@ -824,6 +860,9 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::rsa_1024_intermediate_at_security_level_2_is_67_at_1(Shape::Rsa1024Intermediate, Some((67, 1)))]
 #[case::rsa_1024_intermediate_with_bad_leaf_signature_is_67_at_1(Shape::Rsa1024IntermediateWithBadLeafSignature, Some((67, 1)))]
 #[case::rsa_2047_leaf_at_security_level_2_passes(Shape::Rsa2047Leaf, None)]
+#[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, Some((22, 101)))]
+#[case::ca_sent_twice_in_a_loop_is_20_at_2(Shape::CaSentTwiceInALoop, Some((20, 2)))]
+#[case::leaf_with_netscape_client_only_cert_type_is_26_at_0(Shape::LeafWithNetscapeClientOnlyCertType, Some((26, 0)))]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -1122,6 +1161,9 @@ fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> 
 #[case::rsa_1024_leaf_at_security_level_0(Shape::Rsa1024Leaf, &[])]
 #[case::rsa_1024_intermediate_at_security_level_0(Shape::Rsa1024Intermediate, &[])]
 #[case::rsa_1024_intermediate_with_bad_leaf_signature_at_security_level_0(Shape::Rsa1024IntermediateWithBadLeafSignature, &[(7, 0)])]
+#[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, &[(22, 101)])]
+#[case::ca_sent_twice_in_a_loop(Shape::CaSentTwiceInALoop, &[(20, 2)])]
+#[case::leaf_with_netscape_client_only_cert_type(Shape::LeafWithNetscapeClientOnlyCertType, &[(26, 0)])]
 fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
     let flavour = OpensslFlavour::V1_1_1;
@@ -1244,6 +1286,128 @@ fn email_constraints_match_openssl(
     }
 }
 
+/// DER: `tag`, a short or long length, `content`.
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    match u8::try_from(content.len()) {
+        Ok(len) if len < 0x80 => out.push(len),
+        Ok(len) => out.extend([0x81, len]),
+        Err(_) => {
+            let len = u16::try_from(content.len()).expect("under 64 KiB");
+            out.push(0x82);
+            out.extend(len.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// RFC 8398's SmtpUTF8Mailbox (an otherName, which rcgen cannot write) under e-mail name
+/// constraints: OpenSSL 3.0 checks it as an e-mail address (`nc_email_eai`), 1.1.1 does not
+/// know the name type and leaves it unconstrained. The leaf's subjectAltName holds the mailbox
+/// alone, written by hand. The model in both flavours against `openssl verify` (3.0) and the
+/// 1.1.1w oracle where built.
+#[rstest]
+#[case::host("host.example", "user@host.example", None)]
+#[case::host_ignores_case("host.example", "user@HOST.example", None)]
+#[case::utf8_local_part("host.example", "δοκιμή@host.example", None)]
+#[case::other_host("host.example", "user@other.example", Some(47))]
+#[case::host_not_below("host.example", "user@sub.host.example", Some(47))]
+// 3.0's nc_email_eai compares the tail with '.' and then the base, which has its own dot.
+#[case::dot_host_not_even_below(".host.example", "user@sub.host.example", Some(47))]
+#[case::dot_host_not_itself(".host.example", "user@host.example", Some(47))]
+#[case::dot_host_below_a_double_dot(".host.example", "user@sub..host.example", None)]
+#[case::no_at("host.example", "host.example", Some(53))]
+fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
+    #[case] base: &str,
+    #[case] mailbox: &str,
+    #[case] expected_3_0: Option<i32>,
+) {
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
+    ca_params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::Rfc822Name(base.to_string())],
+        excluded_subtrees: vec![],
+    });
+    let ca = issued(ca_params, &root);
+    let mut leaf_params = params("cucm", Role::Leaf, 3);
+    leaf_params.subject_alt_names = vec![];
+    // otherName [0] { id-on-SmtpUTF8Mailbox (1.3.6.1.5.5.7.8.9), [0] EXPLICIT UTF8String }
+    let oid = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x09];
+    let value = der_tlv(0xa0, &der_tlv(0x0c, mailbox.as_bytes()));
+    let other_name = der_tlv(0xa0, &[&oid[..], &value].concat());
+    leaf_params.custom_extensions =
+        vec![CustomExtension::from_oid_content(&[2, 5, 29, 17], der_tlv(0x30, &other_name))];
+    let leaf = issued(leaf_params, &ca);
+    let case =
+        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let cli = openssl_verify(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH);
+    assert_eq!(cli.first().map(|r| r.0), expected_3_0, "openssl verify on {mailbox} under {base}: {cli:?}");
+    for (flavour, expected) in [(OpensslFlavour::V3_0, expected_3_0), (OpensslFlavour::V1_1_1, None)] {
+        let first = ours(&case, flavour, true).errors.first().map(|e| e.code.code(flavour));
+        assert_eq!(first, expected, "the model ({flavour:?}) on {mailbox} under {base}");
+    }
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real.first().map(|e| e.0), None, "OpenSSL 1.1.1w on {mailbox} under {base}");
+    }
+}
+
+/// The ASN.1 string types a commonName is written in.
+#[derive(Clone, Copy, Debug)]
+enum CnString {
+    Utf8,
+    Printable,
+    Bmp,
+    Universal,
+    Teletex,
+}
+
+/// A leaf with no DNS SAN is held to DNS name constraints by its commonName (OpenSSL's
+/// `NAME_CONSTRAINTS_check_CN`, which reads the CN with `ASN1_STRING_to_UTF8`): each string type
+/// a CN can be written in, inside and outside a CA's permitted `.corp.example`. The model in
+/// both flavours against `openssl verify` (3.0) and the 1.1.1w oracle where built.
+#[rstest]
+fn a_common_name_in_every_string_type_meets_dns_constraints(
+    #[values(CnString::Utf8, CnString::Printable, CnString::Bmp, CnString::Universal, CnString::Teletex)]
+    kind: CnString,
+    #[values(("cucm.corp.example", None), ("cucm.outside.example", Some(47)))] name: (&str, Option<i32>),
+) {
+    use rcgen::string::{BmpString, PrintableString, TeletexString, UniversalString};
+    let (cn, expected) = name;
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
+    ca_params.name_constraints = Some(rcgen::NameConstraints {
+        permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(".corp.example".to_string())],
+        excluded_subtrees: vec![],
+    });
+    let ca = issued(ca_params, &root);
+    let mut leaf_params = params("unused", Role::Leaf, 3);
+    leaf_params.subject_alt_names = vec![];
+    let value = match kind {
+        CnString::Utf8 => rcgen::DnValue::Utf8String(cn.to_string()),
+        CnString::Printable => rcgen::DnValue::PrintableString(PrintableString::try_from(cn).expect("printable")),
+        CnString::Bmp => rcgen::DnValue::BmpString(BmpString::try_from(cn).expect("BMP")),
+        CnString::Universal => rcgen::DnValue::UniversalString(UniversalString::try_from(cn).expect("universal")),
+        CnString::Teletex => rcgen::DnValue::TeletexString(TeletexString::try_from(cn).expect("teletex")),
+    };
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Cisco");
+    dn.push(DnType::CommonName, value);
+    leaf_params.distinguished_name = dn;
+    let leaf = issued(leaf_params, &ca);
+    let case =
+        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let cli = openssl_verify(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH);
+    assert_eq!(cli.first().map(|r| r.0), expected, "openssl verify on a {kind:?} CN {cn}: {cli:?}");
+    for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+        let first = ours(&case, flavour, true).errors.first().map(|e| e.code.code(flavour));
+        assert_eq!(first, expected, "the model ({flavour:?}) on a {kind:?} CN {cn}");
+    }
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real.first().map(|e| e.0), expected, "OpenSSL 1.1.1w on a {kind:?} CN {cn}");
+    }
+}
+
 #[test]
 fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
     let garbage = [CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01]), CertificateDer::from(vec![])];
@@ -1259,6 +1423,19 @@ fn garbage_from_the_peer_is_a_verdict_not_a_panic() {
     });
     assert!(!verdict.trusted);
     assert_eq!(verdict.errors[0].code, VerifyErrorCode::Unspecified);
+    // An intermediate that does not parse is left out of the pool; a leaf that does not parse
+    // is no leaf, whatever follows it.
+    let good = build(Shape::GoodChain);
+    let with = |peer: Vec<CertificateDer<'static>>| {
+        verify(&ChainInput { peer_chain: &peer, ..at_level(&good, OpensslFlavour::V3_0, 2) })
+    };
+    let skipped = with(vec![good.peer[0].clone(), garbage[0].clone(), good.peer[1].clone()]);
+    assert!(skipped.trusted, "{:?}", skipped.errors);
+    assert_eq!(skipped.built.len(), 3);
+    let no_leaf = with(vec![garbage[0].clone(), good.peer[0].clone(), good.peer[1].clone()]);
+    assert!(!no_leaf.trusted);
+    assert!(no_leaf.built.is_empty());
+    assert_eq!((no_leaf.errors[0].code, no_leaf.errors.len()), (VerifyErrorCode::Unspecified, 1));
     let empty = verify(&ChainInput {
         peer_chain: &[],
         trusted: &[],

@@ -1130,9 +1130,9 @@ impl StoreCtx<'_, '_> {
     fn trusted_issuer(&self, x: usize) -> Option<usize> {
         let wanted = &self.certs[x].issuer;
         let candidates: Vec<usize> = self.store.iter().copied().filter(|&c| self.certs[c].subject == *wanted).collect();
-        // 1.1.1's check_issued also refuses a certificate already in the chain; 3.0 hides the
-        // chain from this lookup (get1_trusted_issuer).
-        self.best_issuer(x, &candidates, self.flavour == OpensslFlavour::V1_1_1)
+        // Neither refuses a certificate already in the chain here: 1.1.1w's check_issued is
+        // x509_likely_issued alone, and 3.0 hides the chain from this lookup (get1_trusted_issuer).
+        self.best_issuer(x, &candidates, false)
     }
 
     /// `check_trust(ctx, num_untrusted)` without auxiliary trust or partial chains: a trust-store
@@ -1435,6 +1435,32 @@ impl StoreCtx<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only name-constraint errors come after the depth-0 callback (`check_name_constraints`
+    /// runs after `internal_verify`); chain, time and purpose errors come before it, so an
+    /// ENFORCED verifier that checks the name there stops on them first.
+    #[test]
+    fn only_name_constraint_errors_come_after_the_leaf_callback() {
+        use VerifyErrorCode as C;
+        for code in [C::PermittedViolation, C::ExcludedViolation, C::SubtreeMinMax, C::UnsupportedConstraintType] {
+            assert!(code.after_leaf_callback(), "{code:?}");
+        }
+        assert!(C::UnsupportedNameSyntax.after_leaf_callback());
+        for code in [
+            C::UnableToGetIssuerCertLocally,
+            C::DepthZeroSelfSignedCert,
+            C::SelfSignedCertInChain,
+            C::CertHasExpired,
+            C::CertNotYetValid,
+            C::InvalidPurpose,
+            C::InvalidCa,
+            C::CertSignatureFailure,
+            C::EeKeyTooSmall,
+            C::Unspecified,
+        ] {
+            assert!(!code.after_leaf_callback(), "{code:?}");
+        }
+    }
 
     /// How each flavour rates an RSA modulus. The canonical sizes 3.0 answers first are also
     /// what its formula gives (so those arms are shortcuts: `mutants/equivalent.toml`); 1800,

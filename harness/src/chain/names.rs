@@ -391,7 +391,8 @@ fn email(name: &[u8], base: &[u8]) -> Result<(), VerifyErrorCode> {
     if eq_ignore_case(name_host, base_host) { Ok(()) } else { Err(PermittedViolation) }
 }
 
-/// `nc_email_eai` (3.0) for ASCII constraints: the host part compared as in `nc_email`.
+/// `nc_email_eai` (3.0) for ASCII constraints: the host part compared as in `nc_email`, except
+/// for a leading-dot base (see below; OpenSSL 3.0.22's `v3_ncons.c`).
 fn email_eai(name: &[u8], base: &[u8]) -> Result<(), VerifyErrorCode> {
     use VerifyErrorCode::{PermittedViolation, UnsupportedNameSyntax};
     if base.contains(&0) {
@@ -401,7 +402,10 @@ fn email_eai(name: &[u8], base: &[u8]) -> Result<(), VerifyErrorCode> {
         return Err(UnsupportedNameSyntax);
     };
     if base.first() == Some(&b'.') {
-        if name.len() > base.len() && eq_ignore_case(&name[name.len() - base.len()..], base) {
+        // 3.0 writes a '.' and then the converted base, which keeps its own leading '.': the
+        // tail compared is "..host", so no ordinary mailbox meets a leading-dot constraint.
+        let dotted = [b".", base].concat();
+        if name.len() > dotted.len() && eq_ignore_case(&name[name.len() - dotted.len()..], &dotted) {
             return Ok(());
         }
         return Err(PermittedViolation);
