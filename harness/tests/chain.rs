@@ -1219,7 +1219,8 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
         }
     }
     // Other sizes between the steps, against the live libraries where built.
-    for bits in [1800, 3000] {
+    // 888 bits: 72 in 3.0 (under level 1's 80), 0 in 1.1.1 (under 1024).
+    for bits in [888, 1800, 3000] {
         let case = build_rsa_leaf(bits);
         for flavour in [OpensslFlavour::V1_1_1, OpensslFlavour::V3_0] {
             let Some(oracle) = Oracle::start_flavour(flavour) else { continue };
@@ -1349,6 +1350,109 @@ fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
     }
     if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
         assert_eq!(real.first().map(|e| e.0), None, "OpenSSL 1.1.1w on {mailbox} under {base}");
+    }
+}
+
+/// Leaf keys rcgen cannot make, rated by both libraries as `openssl verify` and the oracles show:
+/// an RSASSA-PSS key (rated by its modulus like any RSA key: 112 bits for 2048) and a DSA key
+/// with a 2048-bit p but a 160-bit q (`BN_security_bits` caps it at half of q: 80 bits). Each
+/// leaf (`openssl genpkey`, `req`, `x509 -req`) is issued by an RSA CA and verified at the highest
+/// level it meets and the next one up (EE key too weak), by the model in both flavours, by
+/// `openssl verify` and by the 1.1.1w and 3.0 oracles where built. `openssl x509 -days` counts
+/// from the real clock: so does this case.
+#[rstest]
+#[case::rsa_pss_2048("genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out leaf.key", "rsassaPss", 2)]
+#[case::dsa_2048_with_a_160_bit_q(
+    "genpkey -genparam -algorithm DSA -pkeyopt dsa_paramgen_bits:2048 -pkeyopt dsa_paramgen_q_bits:160 -out params.pem
+     genpkey -paramfile params.pem -out leaf.key",
+    "dsaEncryption",
+    1
+)]
+fn keys_rcgen_cannot_make_are_rated_as_each_library_rates_them(
+    // `openssl` commands, one a line.
+    #[case] keygen: &str,
+    #[case] algorithm: &str,
+    #[case] highest_level_met: u8,
+) {
+    use harness::chain::oracle::{Oracle, OracleRequest};
+    let dir = TempDir::new().expect("temp dir");
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let mut ca_params = params("steven-DC-CA", Role::Ca, 1);
+    ca_params.not_before = at(real_now() - DAY);
+    ca_params.not_after = at(real_now() + 3650 * DAY);
+    let ca = ca_params.self_signed(&ca_key).expect("self-signed");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("ca.pem", &ca.pem());
+    write("ca.key", &ca_key.serialize_pem());
+    write("ext.cnf", "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for line in keygen.lines() {
+        run(&line.split_whitespace().collect::<Vec<_>>());
+    }
+    run(&["req", "-new", "-key", "leaf.key", "-subj", "/O=Cisco/CN=cucm.steven.lab", "-out", "leaf.csr"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "3",
+        "-days",
+        "3650",
+        "-extfile",
+        "ext.cnf",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ]);
+    let text = run(&["x509", "-inform", "DER", "-in", "leaf.der", "-noout", "-text"]);
+    assert!(text.contains(&format!("Public Key Algorithm: {algorithm}")), "{text}");
+    let peer = vec![CertificateDer::from(std::fs::read(dir.path().join("leaf.der")).expect("read leaf"))];
+    let trusted = vec![ca.der().clone()];
+    write("leaf.pem", &pem(&peer));
+    let time = real_now() + DAY;
+    for (level, expected) in [(highest_level_met, None), (highest_level_met + 1, Some((66, 0)))] {
+        let cli = Command::new("openssl")
+            .args(["verify", "-no-CApath", "-no-CAstore", "-purpose", "sslserver", "-auth_level"])
+            .arg(level.to_string())
+            .arg("-attime")
+            .arg(time.to_string())
+            .args(["-CAfile", "ca.pem", "leaf.pem"])
+            .current_dir(dir.path())
+            .output()
+            .expect("run openssl verify");
+        let said = String::from_utf8_lossy(&cli.stdout).into_owned() + &String::from_utf8_lossy(&cli.stderr);
+        assert_eq!(cli.status.success(), expected.is_none(), "openssl verify at level {level}: {said}");
+        if expected.is_some() {
+            assert!(said.contains("error 66 at 0 depth lookup"), "openssl verify at level {level}: {said}");
+        }
+        for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+            let input = ChainInput {
+                peer_chain: &peer,
+                trusted: &trusted,
+                validation_time: time,
+                purpose: Some(Purpose::SslServer),
+                flavour,
+                stop_at_first_error: true,
+                security_level: level,
+                verify_depth: OPENSSL_DEFAULT_VERIFY_DEPTH,
+            };
+            let model = verify(&input).errors.first().map(|e| (e.code.code(flavour), e.depth));
+            assert_eq!(model, expected, "the model ({flavour:?}) at level {level}");
+            if let Some(oracle) = Oracle::start_flavour(flavour) {
+                let real = oracle.expect("start the oracle").verify(&OracleRequest::of(&input)).expect("verdict");
+                assert_eq!(real.errors.first().copied(), expected, "OpenSSL {flavour:?} itself at level {level}");
+            }
+        }
     }
 }
 

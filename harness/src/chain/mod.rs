@@ -699,17 +699,23 @@ fn key_security_bits(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Opti
                 _ => return None,
             }
         }
-        KeyFamily::Rsa | KeyFamily::RsaPss => match spki.parsed().ok()? {
-            PublicKey::RSA(rsa) => {
-                let modulus = strip_leading_zeros(rsa.modulus);
-                let bits = match modulus.first() {
-                    Some(first) => modulus.len() * 8 - first.leading_zeros() as usize,
-                    None => 0,
-                };
-                return Some(KeySecurity::RsaModulus(bits));
-            }
-            _ => return None,
-        },
+        KeyFamily::Rsa | KeyFamily::RsaPss => {
+            // x509-parser decodes rsaEncryption keys only; an RSASSA-PSS key's bit string holds
+            // the same RSAPublicKey, and OpenSSL rates it by its modulus alike.
+            let rsa = match spki.parsed().ok() {
+                Some(PublicKey::RSA(rsa)) => rsa,
+                _ => {
+                    use x509_parser::prelude::FromDer as _;
+                    x509_parser::public_key::RSAPublicKey::from_der(&spki.subject_public_key.data).ok()?.1
+                }
+            };
+            let modulus = strip_leading_zeros(rsa.modulus);
+            let bits = match modulus.first() {
+                Some(first) => modulus.len() * 8 - first.leading_zeros() as usize,
+                None => 0,
+            };
+            return Some(KeySecurity::RsaModulus(bits));
+        }
         KeyFamily::Dsa => dsa_security_bits(spki)?,
         KeyFamily::X25519 => 128,
         KeyFamily::X448 => 224,
@@ -1469,6 +1475,8 @@ mod tests {
     fn rsa_moduli_are_rated_as_each_openssl_rates_them() {
         for (n, bits) in [
             (7, 0),
+            // 72: under level 1's 80 bits in 3.0 (checked against the live library).
+            (888, 72),
             (1023, 80),
             (1024, 80),
             (1800, 104),
@@ -1481,11 +1489,19 @@ mod tests {
             (7680, 192),
             (8192, 200),
             (15360, 256),
+            // Below each cap the formula would give more: 200 at 7679 bits, 264 at 15000.
+            (7679, 192),
+            (15000, 256),
             (700_000, 1200),
+            // From 687,737 bits OpenSSL answers 1200 before its fixed-point products overflow
+            // (computed, they would give 136 here).
+            (1_944_954, 1200),
         ] {
             assert_eq!(ifc_ffc_security_bits(n), bits, "3.0, {n} bits");
         }
-        for (n, bits) in [(1023, 0), (1024, 80), (2047, 80), (2048, 112), (3000, 112), (3072, 128), (15360, 256)] {
+        for (n, bits) in
+            [(1023, 0), (1024, 80), (2047, 80), (2048, 112), (3000, 112), (3072, 128), (7680, 192), (15360, 256)]
+        {
             assert_eq!(modulus_security_bits(n), bits, "1.1.1, {n} bits");
         }
         assert_eq!(KeySecurity::RsaModulus(2047).bits(OpensslFlavour::V1_1_1), 80);

@@ -521,16 +521,16 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
     finish(&merged, None, json, false, &missing)
 }
 
-/// The mutants of the scope (less the equivalents) that `merged` does not judge, in the files
-/// whose working-tree version is the one the merged runs describe: what is left to run for the
-/// score over the whole scope. Files that differ in the working tree are named, not counted.
+/// The mutants of the scope (less the equivalents) that `merged` does not judge, and every
+/// mutant of a file whose working-tree version differs from the one the merged runs describe:
+/// what is left to run in this tree for the score over the whole scope (`--not-run-in`).
 fn not_run(merged: &Report, root: &Path) -> anyhow::Result<Vec<String>> {
     let tree = scope::of_tree(root)?;
     let differ: Vec<&String> = tree.keys().filter(|f| merged.files.get(*f) != tree.get(*f)).collect();
     if !differ.is_empty() {
         noteln!(
-            "note: {} file(s) of the scope differ between the working tree and commit {}; their mutants are not \
-             listed as not run: {}",
+            "note: {} file(s) of the scope differ between the working tree and commit {}; no merged verdict is of \
+             their version here, so all their mutants are listed as not run: {}",
             differ.len(),
             short(&merged.commit),
             differ.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(", ")
@@ -544,10 +544,11 @@ fn not_run(merged: &Report, root: &Path) -> anyhow::Result<Vec<String>> {
     let equivalents = EquivalentFile::load(&root.join("mutants/equivalent.toml"))?;
     let matched = equivalents.match_names(listed.iter().map(String::as_str));
     let judged: BTreeSet<&str> = merged.mutants.iter().map(|m| m.name.as_str()).collect();
+    let changed = |n: &str| differ.iter().any(|f| f.as_str() == scope::file_of(n));
     Ok(listed
         .iter()
-        .filter(|n| module_of(n).is_some() && !matched.excluded.contains(*n) && !judged.contains(n.as_str()))
-        .filter(|n| !differ.iter().any(|f| f.as_str() == scope::file_of(n)))
+        .filter(|n| module_of(n).is_some() && !matched.excluded.contains(*n))
+        .filter(|n| changed(n) || !judged.contains(n.as_str()))
         .cloned()
         .collect())
 }
