@@ -1354,14 +1354,17 @@ fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
 }
 
 /// Leaf keys rcgen cannot make, rated by both libraries as `openssl verify` and the oracles show:
-/// an RSASSA-PSS key (rated by its modulus like any RSA key: 112 bits for 2048) and a DSA key
-/// with a 2048-bit p but a 160-bit q (`BN_security_bits` caps it at half of q: 80 bits). Each
-/// leaf (`openssl genpkey`, `req`, `x509 -req`) is issued by an RSA CA and verified at the highest
+/// an RSASSA-PSS key (rated by its modulus like any RSA key: 112 bits for 2048), EC keys on P-224
+/// (112) and secp256k1 (128), and a DSA key with a 2048-bit p but a 160-bit q
+/// (`BN_security_bits` caps it at half of q: 80 bits). Each
+/// leaf (`openssl genpkey`, `req`, `x509 -req`) is issued by a P-384 CA and verified at the highest
 /// level it meets and the next one up (EE key too weak), by the model in both flavours, by
 /// `openssl verify` and by the 1.1.1w and 3.0 oracles where built. `openssl x509 -days` counts
 /// from the real clock: so does this case.
 #[rstest]
 #[case::rsa_pss_2048("genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:2048 -out leaf.key", "rsassaPss", 2)]
+#[case::ec_p224("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-224 -out leaf.key", "id-ecPublicKey", 2)]
+#[case::ec_secp256k1("genpkey -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 -out leaf.key", "id-ecPublicKey", 3)]
 #[case::dsa_2048_with_a_160_bit_q(
     "genpkey -genparam -algorithm DSA -pkeyopt dsa_paramgen_bits:2048 -pkeyopt dsa_paramgen_q_bits:160 -out params.pem
      genpkey -paramfile params.pem -out leaf.key",
@@ -1376,7 +1379,8 @@ fn keys_rcgen_cannot_make_are_rated_as_each_library_rates_them(
 ) {
     use harness::chain::oracle::{Oracle, OracleRequest};
     let dir = TempDir::new().expect("temp dir");
-    let ca_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    // P-384 and SHA-384 (192 bits): the CA meets every level tried here.
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key");
     let mut ca_params = params("steven-DC-CA", Role::Ca, 1);
     ca_params.not_before = at(real_now() - DAY);
     ca_params.not_after = at(real_now() + 3650 * DAY);
