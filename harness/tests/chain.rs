@@ -1460,6 +1460,82 @@ fn keys_rcgen_cannot_make_are_rated_as_each_library_rates_them(
     }
 }
 
+/// An RSASSA-PSS signature with MD5 (message and MGF1 hash, a 16-byte salt), which no OpenSSL
+/// will write: a leaf rcgen issued is signed again by hand. Both libraries verify it and rate it
+/// by its hash (`X509_get_signature_info`: MD5 is 39 bits in 3.0 and 64 in 1.1.1), so it passes at
+/// security level 0 and is "CA signature digest algorithm too weak" from level 1. The model in
+/// both flavours against `openssl verify` and both oracles where built.
+#[test]
+fn a_pss_signature_with_md5_is_rated_by_its_hash() {
+    use der::{Decode as _, Encode as _};
+    use harness::chain::oracle::{Oracle, OracleRequest};
+    use rand_chacha::rand_core::SeedableRng as _;
+    use rsa::pkcs8::DecodePrivateKey as _;
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
+    let ca_params = params("steven-DC-CA", Role::Ca, 1);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-signed");
+    let ca = Node { key: ca_key, params: ca_params, cert: ca_cert };
+    let leaf = issued(params("cucm.steven.lab", Role::Leaf, 3), &ca);
+    // RSASSA-PSS-params: [0] md5, [1] mgf1(md5), [2] 16.
+    let md5 =
+        der_tlv(0x30, &[&[0x06, 0x08, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x02, 0x05][..], &[0x05, 0x00]].concat());
+    let mgf1_oid = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x08];
+    let pss_params = der_tlv(
+        0x30,
+        &[
+            der_tlv(0xa0, &md5),
+            der_tlv(0xa1, &der_tlv(0x30, &[&mgf1_oid[..], &md5].concat())),
+            vec![0xa2, 0x03, 0x02, 0x01, 0x10],
+        ]
+        .concat(),
+    );
+    let algorithm = spki::AlgorithmIdentifierOwned {
+        oid: der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.10"),
+        parameters: Some(der::Any::from_der(&pss_params).expect("parameters")),
+    };
+    let mut cert = x509_cert::Certificate::from_der(leaf.der().as_ref()).expect("rcgen's leaf");
+    cert.tbs_certificate.signature = algorithm.clone();
+    cert.signature_algorithm = algorithm;
+    let tbs = cert.tbs_certificate.to_der().expect("TBS");
+    let private = rsa::RsaPrivateKey::from_pkcs8_der(&ca.key.serialize_der()).expect("the CA's RSA key");
+    let digest = <md5::Md5 as md5::Digest>::digest(&tbs);
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed([7; 32]);
+    let signature =
+        private.sign_with_rng(&mut rng, rsa::Pss::new_with_salt::<md5::Md5>(16), &digest).expect("PSS signature");
+    cert.signature = der::asn1::BitString::from_bytes(&signature).expect("bit string");
+    let case = Case {
+        peer: vec![CertificateDer::from(cert.to_der().expect("certificate"))],
+        trusted: vec![ca.der()],
+        leaf_key_pem: leaf.key.serialize_pem(),
+    };
+    let files = Files::write(&case);
+    for level in [0u8, 1] {
+        let expected = if level == 0 { None } else { Some((68, 0)) };
+        let cli = Command::new("openssl")
+            .args(["verify", "-no-CApath", "-no-CAstore", "-purpose", "sslserver", "-auth_level"])
+            .arg(level.to_string())
+            .arg("-attime")
+            .arg(NOW.to_string())
+            .arg("-CAfile")
+            .arg(files.path("trust.pem"))
+            .arg(files.path("leaf.pem"))
+            .output()
+            .expect("run openssl verify");
+        let said = String::from_utf8_lossy(&cli.stdout).into_owned() + &String::from_utf8_lossy(&cli.stderr);
+        assert_eq!(cli.status.success(), expected.is_none(), "openssl verify at level {level}: {said}");
+        for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+            let input = at_level(&case, flavour, level);
+            let input = ChainInput { stop_at_first_error: true, ..input };
+            let model = verify(&input).errors.first().map(|e| (e.code.code(flavour), e.depth));
+            if let Some(oracle) = Oracle::start_flavour(flavour) {
+                let real = oracle.expect("start the oracle").verify(&OracleRequest::of(&input)).expect("verdict");
+                assert_eq!(real.errors.first().copied(), expected, "OpenSSL {flavour:?} itself at level {level}");
+            }
+            assert_eq!(model, expected, "the model ({flavour:?}) at level {level}");
+        }
+    }
+}
+
 /// The ASN.1 string types a commonName is written in.
 #[derive(Clone, Copy, Debug)]
 enum CnString {
