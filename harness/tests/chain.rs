@@ -1536,6 +1536,48 @@ fn a_pss_signature_with_md5_is_rated_by_its_hash() {
     }
 }
 
+/// An authorityKeyIdentifier that names the issuer's issuer and serial (authorityCertIssuer and
+/// authorityCertSerialNumber, which rcgen cannot write; Microsoft CAs do): both must match the
+/// issuing CA's own issuer name and serial for it to be taken as the issuer (`X509_check_akid`),
+/// else the leaf's issuer is not found (20 at 0). The model in both flavours against
+/// `openssl verify` and the 1.1.1w oracle where built.
+#[rstest]
+#[case::issuer_and_serial_of_the_ca(false, false, None)]
+#[case::another_issuer_name(true, false, Some(20))]
+#[case::another_serial(false, true, Some(20))]
+fn an_akid_naming_the_issuers_issuer_and_serial_must_fit(
+    #[case] other_name: bool,
+    #[case] other_serial: bool,
+    #[case] expected: Option<i32>,
+) {
+    use x509_parser::prelude::FromDer as _;
+    let root = self_signed(params("steven-DC-CA", Role::Ca, 1));
+    let unrelated = self_signed(params("unrelated-CA", Role::Ca, 900));
+    let issuer_name = |node: &Node| {
+        let der = node.der();
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der.as_ref()).expect("rcgen's CA");
+        cert.issuer().as_raw().to_vec()
+    };
+    let name = if other_name { issuer_name(&unrelated) } else { issuer_name(&root) };
+    let serial: &[u8] = if other_serial { &[0x02] } else { &[0x01] };
+    // AuthorityKeyIdentifier ::= SEQUENCE { [1] GeneralNames { [4] Name }, [2] serial }
+    let akid = der_tlv(0x30, &[der_tlv(0xa1, &der_tlv(0xa4, &name)), der_tlv(0x82, serial)].concat());
+    let mut leaf_params = params("cucm.steven.lab", Role::Leaf, 3);
+    leaf_params.use_authority_key_identifier_extension = false;
+    leaf_params.custom_extensions = vec![CustomExtension::from_oid_content(&[2, 5, 29, 35], akid)];
+    let leaf = issued(leaf_params, &root);
+    let case = Case { peer: vec![leaf.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let cli = openssl_verify(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH);
+    assert_eq!(cli.first().map(|r| r.0), expected, "openssl verify: {cli:?}");
+    for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+        let first = ours(&case, flavour, true).errors.first().map(|e| e.code.code(flavour));
+        assert_eq!(first, expected, "the model ({flavour:?})");
+    }
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real.first().map(|e| e.0), expected, "OpenSSL 1.1.1w");
+    }
+}
+
 /// The ASN.1 string types a commonName is written in.
 #[derive(Clone, Copy, Debug)]
 enum CnString {
