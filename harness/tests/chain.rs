@@ -246,6 +246,18 @@ enum Shape {
     CaSentTwiceInALoop,
     /// A leaf with a Netscape certificate type (nsCertType) for SSL clients only.
     LeafWithNetscapeClientOnlyCertType,
+    /// Two expired same-name intermediates, the one expiring first sent first and the leaf's
+    /// issuer: 3.0 falls back on the one expiring last, 1.1.1 on the last one sent.
+    TwoExpiredSameNameIntermediatesEarlierOneFirst,
+    /// Two same-name intermediates that expired at the same second, the leaf's issuer sent
+    /// second: 3.0 keeps the first of those expiring last.
+    TwoSameNameIntermediatesExpiredTogether,
+    /// An intermediate whose notAfter is the validation time (expired: `X509_cmp_time` counts
+    /// equality as before), sent before its renewal.
+    RenewedIntermediateSentAfterOneExpiringNow,
+    /// A leaf whose issuer name is its own subject (self-issued, not self-signed), its CA neither
+    /// sent nor trusted: the untrusted search may take the leaf alone as its own issuer.
+    SelfIssuedLeafWhoseCaIsMissing,
 }
 
 /// Two CAs, A (issued by B) and B (issued by A): a loop with no self-signed certificate.
@@ -460,6 +472,37 @@ fn build(shape: Shape) -> Case {
             p.use_authority_key_identifier_extension = false;
             let leaf = issued(p, &earlier);
             case(vec![&leaf, &later, &earlier], vec![root.der()])
+        }
+        Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst | Shape::TwoSameNameIntermediatesExpiredTogether => {
+            let together = shape == Shape::TwoSameNameIntermediatesExpiredTogether;
+            let mut p = params("steven-Issuing-CA", Role::Ca, 2);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(NOW - 2 * DAY);
+            let first = issued(p, &root);
+            let mut p = params("steven-Issuing-CA", Role::Ca, 5);
+            p.not_before = at(NOW - 400 * DAY);
+            p.not_after = at(if together { NOW - 2 * DAY } else { NOW - DAY });
+            let second = issued(p, &root);
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, if together { &second } else { &first });
+            case(vec![&leaf, &first, &second], vec![root.der()])
+        }
+        Shape::RenewedIntermediateSentAfterOneExpiringNow => {
+            let mut p = params("steven-Issuing-CA", Role::Ca, 6);
+            p.not_before = at(NOW - 800 * DAY);
+            p.not_after = at(NOW);
+            let expiring_cert = p.signed_by(&intermediate.key, &root.issuer()).expect("signed");
+            let expiring = Node { key: KeyPair::generate().expect("P-256 key"), params: p, cert: expiring_cert };
+            let leaf = issued(leaf_params, &intermediate);
+            case(vec![&leaf, &expiring, &intermediate], vec![root.der()])
+        }
+        Shape::SelfIssuedLeafWhoseCaIsMissing => {
+            let ca = self_signed(params("cucm-ms.steven.lab", Role::Ca, 20));
+            let mut p = leaf_params;
+            p.use_authority_key_identifier_extension = false;
+            let leaf = issued(p, &ca);
+            case(vec![&leaf], vec![unrelated.der()])
         }
         Shape::RsaAndEcdsaCasWithTheSameNameRsaFirst => {
             let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("RSA key");
@@ -863,6 +906,13 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, Some((22, 101)))]
 #[case::ca_sent_twice_in_a_loop_is_20_at_2(Shape::CaSentTwiceInALoop, Some((20, 2)))]
 #[case::leaf_with_netscape_client_only_cert_type_is_26_at_0(Shape::LeafWithNetscapeClientOnlyCertType, Some((26, 0)))]
+#[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, Some((10, 1)))]
+#[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, Some((10, 1)))]
+#[case::renewed_intermediate_sent_after_one_expiring_now_passes(
+    Shape::RenewedIntermediateSentAfterOneExpiringNow,
+    None
+)]
+#[case::self_issued_leaf_whose_ca_is_missing_is_18_at_0(Shape::SelfIssuedLeafWhoseCaIsMissing, Some((18, 0)))]
 fn verdicts_match_openssl_3_0(#[case] shape: Shape, #[case] expected_first: Option<(i32, usize)>) {
     let case = build(shape);
     let files = Files::write(&case);
@@ -1164,6 +1214,11 @@ fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> 
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, &[(22, 101)])]
 #[case::ca_sent_twice_in_a_loop(Shape::CaSentTwiceInALoop, &[(20, 2)])]
 #[case::leaf_with_netscape_client_only_cert_type(Shape::LeafWithNetscapeClientOnlyCertType, &[(26, 0)])]
+// 1.1.1 falls back on the last one sent, which did not sign the leaf.
+#[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, &[(10, 1), (7, 0)])]
+#[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, &[(10, 1)])]
+#[case::renewed_intermediate_sent_after_one_expiring_now(Shape::RenewedIntermediateSentAfterOneExpiringNow, &[])]
+#[case::self_issued_leaf_whose_ca_is_missing(Shape::SelfIssuedLeafWhoseCaIsMissing, &[(18, 0)])]
 fn verdicts_match_openssl_1_1_1(#[case] shape: Shape, #[case] expected: &[(i32, usize)]) {
     let case = build(shape);
     let flavour = OpensslFlavour::V1_1_1;
