@@ -1633,6 +1633,53 @@ fn an_akid_naming_the_issuers_issuer_and_serial_must_fit(
     }
 }
 
+/// Whom `check_name_constraints` holds to a CA's constraints: the certificates below it, not
+/// the CA itself (an intermediate whose own DNS name is outside the subtree it permits), and the leaf even
+/// when it is self-issued (a leaf with its CA's name, whose DNS name is outside the CA's
+/// permitted subtree). The model in both flavours against `openssl verify` and the 1.1.1w
+/// oracle where built.
+#[rstest]
+#[case::a_ca_is_not_held_to_its_own_constraints(false, None)]
+#[case::a_self_issued_leaf_is_held_to_its_cas(true, Some(47))]
+fn who_is_held_to_a_cas_name_constraints(#[case] self_issued_leaf: bool, #[case] expected: Option<i32>) {
+    let mut root_params = params(if self_issued_leaf { "cucm.outside.example" } else { "steven-Root-CA" }, Role::Ca, 1);
+    let case = if self_issued_leaf {
+        root_params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName(".corp.example".to_string())],
+            excluded_subtrees: vec![],
+        });
+        let root = self_signed(root_params);
+        let mut leaf_params = params("cucm.outside.example", Role::Leaf, 3);
+        leaf_params.subject_alt_names = vec![rcgen::SanType::DnsName("cucm.outside.example".try_into().expect("DNS"))];
+        // A subjectKeyIdentifier that is not its AKID's: self-issued, not self-signed.
+        leaf_params.custom_extensions =
+            vec![CustomExtension::from_oid_content(&[2, 5, 29, 14], der_tlv(0x04, &[0x42; 20]))];
+        let leaf = issued(leaf_params, &root);
+        Case { peer: vec![leaf.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() }
+    } else {
+        let root = self_signed(root_params);
+        let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
+        // Its own DNS name is outside the subtree it permits.
+        ca_params.subject_alt_names = vec![rcgen::SanType::DnsName("ca.outside.example".try_into().expect("DNS"))];
+        ca_params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("steven.lab".to_string())],
+            excluded_subtrees: vec![],
+        });
+        let ca = issued(ca_params, &root);
+        let leaf = issued(params("cucm.steven.lab", Role::Leaf, 3), &ca);
+        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() }
+    };
+    let cli = openssl_verify(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH);
+    assert_eq!(cli.first().map(|r| r.0), expected, "openssl verify: {cli:?}");
+    for flavour in [OpensslFlavour::V3_0, OpensslFlavour::V1_1_1] {
+        let first = ours(&case, flavour, true).errors.first().map(|e| (e.code.code(flavour), e.depth));
+        assert_eq!(first, expected.map(|code| (code, 0)), "the model ({flavour:?})");
+    }
+    if let Some(real) = openssl_1_1_1(&case, OPENSSL_DEFAULT_VERIFY_DEPTH) {
+        assert_eq!(real.first().copied(), expected.map(|code| (code, 0)), "OpenSSL 1.1.1w");
+    }
+}
+
 /// The ASN.1 string types a commonName is written in.
 #[derive(Clone, Copy, Debug)]
 enum CnString {
