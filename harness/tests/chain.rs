@@ -246,6 +246,8 @@ enum Shape {
     CaSentTwiceInALoop,
     /// A leaf with a Netscape certificate type (nsCertType) for SSL clients only.
     LeafWithNetscapeClientOnlyCertType,
+    /// A CA with pathLenConstraint 1 and one intermediate below it: exactly at its limit.
+    PathLengthAtItsLimit,
     /// Two expired same-name intermediates, the one expiring first sent first and the leaf's
     /// issuer: 3.0 falls back on the one expiring last, 1.1.1 on the last one sent.
     TwoExpiredSameNameIntermediatesEarlierOneFirst,
@@ -436,9 +438,10 @@ fn build(shape: Shape) -> Case {
             let leaf = issued(leaf_params, &intermediate);
             case(vec![&leaf, &intermediate], vec![root.der()])
         }
-        Shape::PathLengthExceeded => {
+        Shape::PathLengthExceeded | Shape::PathLengthAtItsLimit => {
             let mut p = params("steven-Issuing-CA", Role::Ca, 2);
-            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+            let limit = if shape == Shape::PathLengthAtItsLimit { 1 } else { 0 };
+            p.is_ca = IsCa::Ca(BasicConstraints::Constrained(limit));
             let first = issued(p, &root);
             let second = issued(params("steven-Sub-CA", Role::Ca, 4), &first);
             let leaf = issued(leaf_params, &second);
@@ -906,6 +909,7 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, Some((22, 101)))]
 #[case::ca_sent_twice_in_a_loop_is_20_at_2(Shape::CaSentTwiceInALoop, Some((20, 2)))]
 #[case::leaf_with_netscape_client_only_cert_type_is_26_at_0(Shape::LeafWithNetscapeClientOnlyCertType, Some((26, 0)))]
+#[case::path_length_at_its_limit_passes(Shape::PathLengthAtItsLimit, None)]
 #[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, Some((10, 1)))]
 #[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, Some((10, 1)))]
 #[case::renewed_intermediate_sent_after_one_expiring_now_passes(
@@ -1214,6 +1218,7 @@ fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> 
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, &[(22, 101)])]
 #[case::ca_sent_twice_in_a_loop(Shape::CaSentTwiceInALoop, &[(20, 2)])]
 #[case::leaf_with_netscape_client_only_cert_type(Shape::LeafWithNetscapeClientOnlyCertType, &[(26, 0)])]
+#[case::path_length_at_its_limit(Shape::PathLengthAtItsLimit, &[])]
 // 1.1.1 falls back on the last one sent, which did not sign the leaf.
 #[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, &[(10, 1), (7, 0)])]
 #[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, &[(10, 1)])]
