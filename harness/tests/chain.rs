@@ -248,6 +248,9 @@ enum Shape {
     LeafWithNetscapeClientOnlyCertType,
     /// A CA with pathLenConstraint 1 and one intermediate below it: exactly at its limit.
     PathLengthAtItsLimit,
+    /// An intermediate without keyCertSign, and the leaf it issued expired: the errors after
+    /// "key usage does not include certificate signing" in a callback that continues.
+    IntermediateWithoutCertSignKeyUsageAndExpiredLeaf,
     /// Two expired same-name intermediates, the one expiring first sent first and the leaf's
     /// issuer: 3.0 falls back on the one expiring last, 1.1.1 on the last one sent.
     TwoExpiredSameNameIntermediatesEarlierOneFirst,
@@ -431,10 +434,15 @@ fn build(shape: Shape) -> Case {
             let leaf = issued(leaf_params, &intermediate);
             case(vec![&leaf, &intermediate], vec![root.der()])
         }
-        Shape::IntermediateWithoutCertSignKeyUsage => {
+        Shape::IntermediateWithoutCertSignKeyUsage | Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf => {
             let mut p = params("steven-Issuing-CA", Role::Ca, 2);
             p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             let intermediate = issued(p, &root);
+            let mut leaf_params = leaf_params;
+            if shape == Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf {
+                leaf_params.not_before = at(NOW - 400 * DAY);
+                leaf_params.not_after = at(NOW - DAY);
+            }
             let leaf = issued(leaf_params, &intermediate);
             case(vec![&leaf, &intermediate], vec![root.der()])
         }
@@ -910,6 +918,7 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::ca_sent_twice_in_a_loop_is_20_at_2(Shape::CaSentTwiceInALoop, Some((20, 2)))]
 #[case::leaf_with_netscape_client_only_cert_type_is_26_at_0(Shape::LeafWithNetscapeClientOnlyCertType, Some((26, 0)))]
 #[case::path_length_at_its_limit_passes(Shape::PathLengthAtItsLimit, None)]
+#[case::intermediate_without_cert_sign_and_expired_leaf_is_79_at_1(Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf, Some((79, 1)))]
 #[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, Some((10, 1)))]
 #[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, Some((10, 1)))]
 #[case::renewed_intermediate_sent_after_one_expiring_now_passes(
@@ -1219,6 +1228,7 @@ fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> 
 #[case::ca_sent_twice_in_a_loop(Shape::CaSentTwiceInALoop, &[(20, 2)])]
 #[case::leaf_with_netscape_client_only_cert_type(Shape::LeafWithNetscapeClientOnlyCertType, &[(26, 0)])]
 #[case::path_length_at_its_limit(Shape::PathLengthAtItsLimit, &[])]
+#[case::intermediate_without_cert_sign_and_expired_leaf(Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf, &[(24, 1), (26, 1), (32, 1), (10, 0)])]
 // 1.1.1 falls back on the last one sent, which did not sign the leaf.
 #[case::two_expired_same_name_intermediates_earlier_one_first(Shape::TwoExpiredSameNameIntermediatesEarlierOneFirst, &[(10, 1), (7, 0)])]
 #[case::two_same_name_intermediates_expired_together(Shape::TwoSameNameIntermediatesExpiredTogether, &[(10, 1)])]
