@@ -244,6 +244,11 @@ enum Shape {
     /// The same loop sent by the server with one of its certificates twice (leaf, A, B, A) under
     /// an unrelated trust store: the second copy is the first one again, and is skipped.
     CaSentTwiceInALoop,
+    /// The same loop made of a key rollover's two link certificates: A and B share one name
+    /// (each self-issued, neither self-signed: each one's AKID names the other's key). A
+    /// self-issued certificate may be its own issuer only as a lone leaf (`find_issuer`'s
+    /// exemption), so the second copy of A is skipped as above.
+    SelfIssuedCasThatIssueEachOtherSentInALoop,
     /// A leaf with a Netscape certificate type (nsCertType) for SSL clients only.
     LeafWithNetscapeClientOnlyCertType,
     /// A CA with pathLenConstraint 1 and one intermediate below it: exactly at its limit.
@@ -265,10 +270,11 @@ enum Shape {
     SelfIssuedLeafWhoseCaIsMissing,
 }
 
-/// Two CAs, A (issued by B) and B (issued by A): a loop with no self-signed certificate.
-fn issuing_each_other() -> (Node, Node) {
+/// Two CAs, A (issued by B) and B (issued by A), named `a_cn` and `b_cn`: a loop with no
+/// self-signed certificate.
+fn issuing_each_other(a_cn: &str, b_cn: &str) -> (Node, Node) {
     let (a_key, b_key) = (KeyPair::generate().expect("P-256 key"), KeyPair::generate().expect("P-256 key"));
-    let (a_params, b_params) = (params("steven-Loop-CA-A", Role::Ca, 40), params("steven-Loop-CA-B", Role::Ca, 41));
+    let (a_params, b_params) = (params(a_cn, Role::Ca, 40), params(b_cn, Role::Ca, 41));
     let a_cert = a_params.signed_by(&a_key, &Issuer::from_params(&b_params, &b_key)).expect("signed");
     let b_cert = b_params.signed_by(&b_key, &Issuer::from_params(&a_params, &a_key)).expect("signed");
     (Node { key: a_key, params: a_params, cert: a_cert }, Node { key: b_key, params: b_params, cert: b_cert })
@@ -584,12 +590,17 @@ fn build(shape: Shape) -> Case {
             case(vec![&leaf, &expired, &intermediate], vec![root.der()])
         }
         Shape::CasThatIssueEachOtherBothTrusted => {
-            let (a, b) = issuing_each_other();
+            let (a, b) = issuing_each_other("steven-Loop-CA-A", "steven-Loop-CA-B");
             let leaf = issued(leaf_params, &a);
             case(vec![&leaf], vec![a.der(), b.der()])
         }
         Shape::CaSentTwiceInALoop => {
-            let (a, b) = issuing_each_other();
+            let (a, b) = issuing_each_other("steven-Loop-CA-A", "steven-Loop-CA-B");
+            let leaf = issued(leaf_params, &a);
+            case(vec![&leaf, &a, &b, &a], vec![unrelated.der()])
+        }
+        Shape::SelfIssuedCasThatIssueEachOtherSentInALoop => {
+            let (a, b) = issuing_each_other("steven-Rollover-CA", "steven-Rollover-CA");
             let leaf = issued(leaf_params, &a);
             case(vec![&leaf, &a, &b, &a], vec![unrelated.der()])
         }
@@ -921,6 +932,7 @@ const VERIFY_CLI_CONTINUES: [i32; 7] = [10, 18, 79, 25, 26, 34, 37];
 #[case::rsa_2047_leaf_at_security_level_2_passes(Shape::Rsa2047Leaf, None)]
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, Some((22, 101)))]
 #[case::ca_sent_twice_in_a_loop_is_20_at_2(Shape::CaSentTwiceInALoop, Some((20, 2)))]
+#[case::self_issued_cas_that_issue_each_other_sent_in_a_loop_is_20_at_2(Shape::SelfIssuedCasThatIssueEachOtherSentInALoop, Some((20, 2)))]
 #[case::leaf_with_netscape_client_only_cert_type_is_26_at_0(Shape::LeafWithNetscapeClientOnlyCertType, Some((26, 0)))]
 #[case::path_length_at_its_limit_passes(Shape::PathLengthAtItsLimit, None)]
 #[case::intermediate_without_cert_sign_and_expired_leaf_is_79_at_1(Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf, Some((79, 1)))]
@@ -1219,6 +1231,7 @@ fn openssl_1_1_1(case: &Case, verify_depth: usize) -> Option<Vec<(i32, usize)>> 
 #[case::rsa_1024_intermediate_with_bad_leaf_signature_at_security_level_0(Shape::Rsa1024IntermediateWithBadLeafSignature, &[(7, 0)])]
 #[case::cas_that_issue_each_other_both_trusted_go_round_to_22(Shape::CasThatIssueEachOtherBothTrusted, &[(22, 101)])]
 #[case::ca_sent_twice_in_a_loop(Shape::CaSentTwiceInALoop, &[(20, 2)])]
+#[case::self_issued_cas_that_issue_each_other_sent_in_a_loop(Shape::SelfIssuedCasThatIssueEachOtherSentInALoop, &[(20, 2)])]
 #[case::leaf_with_netscape_client_only_cert_type(Shape::LeafWithNetscapeClientOnlyCertType, &[(26, 0)])]
 #[case::path_length_at_its_limit(Shape::PathLengthAtItsLimit, &[])]
 #[case::intermediate_without_cert_sign_and_expired_leaf(Shape::IntermediateWithoutCertSignKeyUsageAndExpiredLeaf, &[(24, 1), (26, 1), (32, 1), (10, 0)])]
