@@ -1763,3 +1763,61 @@ fn the_default_input_verifies_as_openssl_verify_with_no_options(#[case] shape: S
         "{shape:?}: {text}"
     );
 }
+
+/// A CA under a trusted root whose nameConstraints extension is `constraints` (the extension's
+/// DER value, written by hand: critical), issuing a leaf whose only SAN is `leaf_san`.
+fn hand_constrained_chain(constraints: Vec<u8>, leaf_san: rcgen::SanType) -> Case {
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
+    let mut extension = CustomExtension::from_oid_content(&[2, 5, 29, 30], constraints);
+    extension.set_criticality(true);
+    ca_params.custom_extensions = vec![extension];
+    let ca = issued(ca_params, &root);
+    let mut leaf_params = params("cucm", Role::Leaf, 3);
+    leaf_params.subject_alt_names = vec![leaf_san];
+    let leaf = issued(leaf_params, &ca);
+    Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() }
+}
+
+/// nameConstraints permitting the one GeneralName `base` (its DER), with the GeneralSubtree's
+/// optional `fields` ([0] minimum, [1] maximum) after it.
+fn permitting(base: Vec<u8>, fields: &[u8]) -> Vec<u8> {
+    der_tlv(0x30, &der_tlv(0xa0, &der_tlv(0x30, &[&base[..], fields].concat())))
+}
+
+/// URI name constraints (`nc_uri`, the same in both libraries), which rcgen cannot write: the
+/// host of a URI SAN against a host or a `.domain` base, ignoring case; a URI without `//` after
+/// its scheme cannot be checked (53).
+#[rstest]
+#[case::host_below_a_domain(".corp.example", "https://cucm.corp.example:8443/ccmadmin", None)]
+#[case::domain_itself_is_not_below(".corp.example", "https://corp.example/", Some(47))]
+#[case::host_outside(".corp.example", "https://cucm.other.example/", Some(47))]
+#[case::host_ignores_case("cucm.corp.example", "https://CUCM.Corp.Example/", None)]
+#[case::other_host("cucm.corp.example", "https://imp.corp.example/", Some(47))]
+#[case::no_authority("cucm.corp.example", "urn:cucm.corp.example", Some(53))]
+fn uri_san_under_uri_constraints(#[case] base: &str, #[case] uri: &str, #[case] expected: Option<i32>) {
+    let case = hand_constrained_chain(
+        permitting(der_tlv(0x86, base.as_bytes()), &[]),
+        rcgen::SanType::URI(uri.try_into().expect("IA5 URI")),
+    );
+    first_error_at_the_leaf_is(&case, expected, expected, &format!("{uri} under {base}"));
+}
+
+/// A GeneralSubtree's minimum and maximum (`nc_minmax_valid`): 1.1.1 refuses any minimum or
+/// maximum (49); 3.0 accepts a minimum written out as 0, and refuses a maximum or another minimum.
+#[rstest]
+#[case::minimum_zero_written_out(&[0x80, 0x01, 0x00], None, Some(49))]
+#[case::minimum_one(&[0x80, 0x01, 0x01], Some(49), Some(49))]
+#[case::maximum(&[0x81, 0x01, 0x05], Some(49), Some(49))]
+#[case::neither(&[], None, None)]
+fn subtree_minimum_and_maximum(
+    #[case] fields: &[u8],
+    #[case] expected_3_0: Option<i32>,
+    #[case] expected_1_1_1: Option<i32>,
+) {
+    let case = hand_constrained_chain(
+        permitting(der_tlv(0x82, b".corp.example"), fields),
+        rcgen::SanType::DnsName("cucm.corp.example".try_into().expect("DNS")),
+    );
+    first_error_at_the_leaf_is(&case, expected_3_0, expected_1_1_1, &format!("subtree fields {fields:02x?}"));
+}
