@@ -1795,6 +1795,8 @@ fn permitting(base: Vec<u8>, fields: &[u8]) -> Vec<u8> {
 #[case::host_ignores_case("cucm.corp.example", "https://CUCM.Corp.Example/", None)]
 #[case::other_host("cucm.corp.example", "https://imp.corp.example/", Some(47))]
 #[case::no_authority("cucm.corp.example", "urn:cucm.corp.example", Some(53))]
+#[case::scheme_longer_than_the_rest(".corp.example", "x-cisco-jabber-config://cucm.corp.example", None)]
+#[case::host_that_is_the_domain_with_its_dot(".corp.example", "https://.corp.example/", Some(47))]
 fn uri_san_under_uri_constraints(#[case] base: &str, #[case] uri: &str, #[case] expected: Option<i32>) {
     let case = hand_constrained_chain(
         permitting(der_tlv(0x86, base.as_bytes()), &[]),
