@@ -273,6 +273,10 @@ fn expressway_default_prefers_ecdsa() {
             "ECDHE-RSA-AES128-GCM-SHA256",
         ]
     );
+    // The rustls suites a client offers are those, in that order.
+    let offered: Vec<&str> =
+        list.rustls_suites().iter().map(|suite| openssl_name(suite.suite()).expect("an OpenSSL name")).collect();
+    assert_eq!(offered, list.suite_names());
 }
 
 #[test]
