@@ -1823,3 +1823,30 @@ fn subtree_minimum_and_maximum(
     );
     first_error_at_the_leaf_is(&case, expected_3_0, expected_1_1_1, &format!("subtree fields {fields:02x?}"));
 }
+
+/// Which commonNames are held to DNS name constraints (`cn2dnsid`: letters, digits and `_`, with
+/// `-` and `.` inside only, and a `.` with neither `.` nor `-` beside it): a CN outside the
+/// CA's permitted `.corp.example` that looks like a host name is 47; one that does not is not
+/// checked at all. The leaf has no DNS SAN. Against `openssl verify` and the 1.1.1w oracle.
+#[rstest]
+#[case::host_name("cucm.outside.example", Some(47))]
+#[case::hyphen_inside_a_label("cucm-ms.outside.example", Some(47))]
+#[case::underscore("cucm_ms.outside.example", Some(47))]
+#[case::hyphen_before_a_dot("cucm-.outside.example", None)]
+#[case::hyphen_after_a_dot("cucm.-outside.example", None)]
+#[case::two_dots("cucm..outside.example", None)]
+#[case::hyphen_last("cucm.outside.example-", None)]
+#[case::dot_last("cucm.outside.example.", None)]
+#[case::dot_first(".cucm.outside.example", None)]
+#[case::one_label("cucm", None)]
+#[case::a_space("cucm outside.example", None)]
+fn common_names_held_to_dns_constraints(#[case] cn: &str, #[case] expected: Option<i32>) {
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let ca = issued(constrained_ca_params(rcgen::GeneralSubtree::DnsName(".corp.example".to_string())), &root);
+    let mut leaf_params = params(cn, Role::Leaf, 3);
+    leaf_params.subject_alt_names = vec![];
+    let leaf = issued(leaf_params, &ca);
+    let case =
+        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    first_error_at_the_leaf_is(&case, expected, expected, &format!("the CN {cn:?}"));
+}
