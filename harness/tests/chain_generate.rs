@@ -130,3 +130,24 @@ fn constraints_of_types_openssl_cannot_check_are_51() {
         assert_eq!(codes(&spec, OpensslFlavour::V3_0), v30, "3.0: {nc:?} {san:?}");
     }
 }
+
+/// The coverage report names each signature by its key and hashes (`fuzz chain` prints these
+/// features, and the sample keeps cases for the ones it has not seen).
+#[test]
+fn coverage_features_name_each_signatures_hashes() {
+    for (sig, feature) in [
+        (SigSpec::Natural(Hash::Sha1), "sig:rsa-sha1"),
+        (SigSpec::Natural(Hash::Sha256), "sig:rsa-sha256"),
+        (SigSpec::Natural(Hash::Sha384), "sig:rsa-sha384"),
+        (SigSpec::Natural(Hash::Sha512), "sig:rsa-sha512"),
+        (SigSpec::Pss(Hash::Sha384), "sig:rsa-pss-sha384"),
+        (SigSpec::PssMgf1(Hash::Sha256, Hash::Sha1), "sig:rsa-pss-sha256-mgf1-sha1"),
+    ] {
+        let spec = ChainSpec::root_and_leaf(
+            CertSpec::standard(KeyKind::Rsa2048, sig, true),
+            CertSpec::standard(KeyKind::P256, sig, false),
+        );
+        let built = generate::build(&spec).expect("build");
+        assert!(built.features.contains(feature), "{sig:?}: {:?}", built.features);
+    }
+}
