@@ -524,4 +524,55 @@ mod tests {
         assert!(!pss_verifies(&public, &digest, &flipped, Hash::Sha256, Hash::Sha1, 32));
         assert!(!pss_verifies(&public, &digest, &other[1..], Hash::Sha256, Hash::Sha1, 32));
     }
+
+    /// An EMSA-PSS encoding made by hand (RFC 8017 9.1.1) with SHA-256 and MGF1-SHA-1, its
+    /// separator byte given, and signed with the raw private operation: `(signature, EM)`.
+    fn hand_made_pss(key: &rsa::RsaPrivateKey, digest: &[u8], salt: &[u8], separator: u8) -> (Vec<u8>, Vec<u8>) {
+        use rsa::traits::PublicKeyParts as _;
+        let (hash, mgf1) = (Hash::Sha256, Hash::Sha1);
+        let em_bits = key.n().bits() - 1;
+        let em_len = em_bits.div_ceil(8);
+        let h = hash.digest(&[&[0u8; 8][..], digest, salt].concat());
+        let mut db = vec![0u8; em_len - salt.len() - h.len() - 2];
+        db.push(separator);
+        db.extend_from_slice(salt);
+        let mut em: Vec<u8> = db.iter().zip(mgf1.mgf1(&h, db.len())).map(|(d, m)| d ^ m).collect();
+        em[0] &= 0xff >> (8 * em_len - em_bits);
+        em.extend_from_slice(&h);
+        em.push(0xbc);
+        let m = rsa::BigUint::from_bytes_be(&em);
+        let s = rsa::hazmat::rsa_decrypt::<rand_chacha::ChaCha20Rng>(None, key, &m).expect("m < n").to_bytes_be();
+        let mut signature = vec![0u8; key.size() - s.len()];
+        signature.extend_from_slice(&s);
+        (signature, em)
+    }
+
+    #[test]
+    fn pss_encodings_at_their_limits() {
+        let key = crate::chain::generate::pool_rsa_2048(0).expect("an RSA-2048 key");
+        let public = rsa::RsaPublicKey::from(&key);
+        let digest = Hash::Sha256.digest(b"to be signed");
+        let verifies =
+            |signature: &[u8], salt: usize| pss_verifies(&public, &digest, signature, Hash::Sha256, Hash::Sha1, salt);
+        // An encoding whose first byte is zero: the integer is a byte shorter than EM.
+        let (signature, _) = (0u32..)
+            .map(|i| hand_made_pss(&key, &digest, &Hash::Sha256.digest(&i.to_be_bytes()), 0x01))
+            .find(|(_, em)| em[0] == 0)
+            .expect("one in 128 salts");
+        assert!(verifies(&signature, 32));
+        // The longest salt the key holds: no zero padding before the separator.
+        let longest = 256 - 32 - 2;
+        let (signature, _) = hand_made_pss(&key, &digest, &vec![0x5a; longest], 0x01);
+        assert!(verifies(&signature, longest));
+        assert!(!verifies(&signature, longest + 1));
+        // A separator other than 0x01 is refused, with or without padding before it.
+        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x02);
+        assert!(!verifies(&signature, 32));
+        let (signature, _) = hand_made_pss(&key, &digest, &vec![0x5a; longest], 0x02);
+        assert!(!verifies(&signature, longest));
+        // Padding that is not zero is refused: the salt's first byte read as padding.
+        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x01);
+        assert!(verifies(&signature, 32));
+        assert!(!verifies(&signature, 31));
+    }
 }
