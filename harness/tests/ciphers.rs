@@ -293,6 +293,13 @@ fn unknown_word_is_reported_with_a_suggestion() {
     assert_eq!(list.words()[0].outcome, WordOutcome::Unknown { suggestion: Some("EECDH".to_owned()) });
     let list = CipherList::parse("HIGH:-AES265+SHA").expect("HIGH selects ciphers");
     assert_eq!(list.words()[1].outcome, WordOutcome::Unknown { suggestion: Some("-AES256+SHA".to_owned()) });
+    // A long name with two pairs of digits swapped (four edits): the limit grows with the
+    // name's length (a quarter of it).
+    let list = CipherList::parse("HIGH:ECDHE-ECDSA-AES265-GCM-SHA348").expect("HIGH selects ciphers");
+    assert_eq!(
+        list.words()[1].outcome,
+        WordOutcome::Unknown { suggestion: Some("ECDHE-ECDSA-AES256-GCM-SHA384".to_owned()) }
+    );
 }
 
 #[test]
