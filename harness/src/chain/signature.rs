@@ -528,6 +528,18 @@ mod tests {
     /// An EMSA-PSS encoding made by hand (RFC 8017 9.1.1) with SHA-256 and MGF1-SHA-1, its
     /// separator byte given, and signed with the raw private operation: `(signature, EM)`.
     fn hand_made_pss(key: &rsa::RsaPrivateKey, digest: &[u8], salt: &[u8], separator: u8) -> (Vec<u8>, Vec<u8>) {
+        hand_made_pss_clearing(key, digest, salt, separator, None).expect("EM under 2^emBits is under n")
+    }
+
+    /// [`hand_made_pss`], clearing `cleared` top bits of EM (RFC 8017: 8 * emLen - emBits) when
+    /// given; `None` when EM is then not under the modulus.
+    fn hand_made_pss_clearing(
+        key: &rsa::RsaPrivateKey,
+        digest: &[u8],
+        salt: &[u8],
+        separator: u8,
+        cleared: Option<usize>,
+    ) -> Option<(Vec<u8>, Vec<u8>)> {
         use rsa::traits::PublicKeyParts as _;
         let (hash, mgf1) = (Hash::Sha256, Hash::Sha1);
         let em_bits = key.n().bits() - 1;
@@ -537,14 +549,14 @@ mod tests {
         db.push(separator);
         db.extend_from_slice(salt);
         let mut em: Vec<u8> = db.iter().zip(mgf1.mgf1(&h, db.len())).map(|(d, m)| d ^ m).collect();
-        em[0] &= 0xff >> (8 * em_len - em_bits);
+        em[0] &= 0xff >> cleared.unwrap_or(8 * em_len - em_bits);
         em.extend_from_slice(&h);
         em.push(0xbc);
         let m = rsa::BigUint::from_bytes_be(&em);
-        let s = rsa::hazmat::rsa_decrypt::<rand_chacha::ChaCha20Rng>(None, key, &m).expect("m < n").to_bytes_be();
+        let s = rsa::hazmat::rsa_decrypt::<rand_chacha::ChaCha20Rng>(None, key, &m).ok()?.to_bytes_be();
         let mut signature = vec![0u8; key.size() - s.len()];
         signature.extend_from_slice(&s);
-        (signature, em)
+        Some((signature, em))
     }
 
     #[test]
@@ -574,5 +586,28 @@ mod tests {
         let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x01);
         assert!(verifies(&signature, 32));
         assert!(!verifies(&signature, 31));
+    }
+
+    /// A modulus whose size is not a multiple of 8 (527 bits: emBits 526, so EM's first byte
+    /// has two bits above it): an encoding that leaves the lower of them set is refused.
+    #[test]
+    fn pss_refuses_bits_above_em_bits() {
+        use rand_chacha::rand_core::SeedableRng as _;
+        let key = rsa::RsaPrivateKey::new(&mut rand_chacha::ChaCha20Rng::from_seed([3; 32]), 527).expect("a key");
+        let public = rsa::RsaPublicKey::from(&key);
+        let digest = Hash::Sha256.digest(b"to be signed");
+        let verifies = |signature: &[u8]| pss_verifies(&public, &digest, signature, Hash::Sha256, Hash::Sha1, 16);
+        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 16], 0x01);
+        assert!(verifies(&signature));
+        // Only the top bit cleared, and a salt for which the mask sets the next one while EM
+        // stays under the modulus.
+        let (signature, em) = (0u32..)
+            .filter_map(|i| {
+                hand_made_pss_clearing(&key, &digest, &Hash::Sha1.digest(&i.to_be_bytes())[..16], 0x01, Some(1))
+            })
+            .find(|(_, em)| em[0] & 0x40 != 0)
+            .expect("a salt");
+        assert_eq!(em[0] & 0x80, 0);
+        assert!(!verifies(&signature));
     }
 }
