@@ -152,6 +152,9 @@ fn check_against_cli(cipher_string: &str) {
 #[case::semicolons("aECDSA;aRSA")]
 #[case::strength_class_replaces_not_default("COMPLEMENTOFDEFAULT+ECDHE-RSA-CHACHA20-POLY1305")]
 #[case::not_default_after_class("HIGH+COMPLEMENTOFDEFAULT")]
+// FIPS narrowed by the name's classes is FIPS alone, so HIGH then excludes it: the first rule
+// selects nothing.
+#[case::name_not_in_default_narrows_the_class("FIPS+DHE-DSS-AES256-GCM-SHA384+HIGH:ECDHE-RSA-AES128-GCM-SHA256")]
 #[case::removed_names("aDH:kECDH:EXPORT:SSLv2:KRB5:HIGH")]
 #[case::tls13_name("TLS_AES_128_GCM_SHA256:ECDHE")]
 fn order_matches_openssl_cli(#[case] cipher_string: &str) {
