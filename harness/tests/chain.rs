@@ -1350,6 +1350,8 @@ fn first_error_at_the_leaf_is(case: &Case, expected_3_0: Option<i32>, expected_1
 #[case::host_not_below("host.example", "x@sub.host.example", Some(47))]
 #[case::dot_host_below(".host.example", "x@sub.host.example", None)]
 #[case::dot_host_not_itself(".host.example", "x@host.example", Some(47))]
+// A NUL in either local part cannot be compared (53), when both are as long.
+#[case::nul_in_the_local_part("user@host.example", "us\0r@host.example", Some(53))]
 fn email_constraints_match_openssl(
     #[case] base: &str,
     #[case] address: &str,
@@ -1406,6 +1408,7 @@ fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
 #[case::dot_host_not_even_below(".host.example", "user@sub.host.example", Some(47))]
 #[case::dot_host_not_itself(".host.example", "user@host.example", Some(47))]
 #[case::dot_host_below_a_double_dot(".host.example", "user@sub..host.example", None)]
+#[case::the_dotted_base_itself(".x@host.example", "..x@host.example", Some(47))]
 #[case::no_at("host.example", "host.example", Some(53))]
 fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
     #[case] base: &str,

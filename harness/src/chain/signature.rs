@@ -528,17 +528,18 @@ mod tests {
     /// An EMSA-PSS encoding made by hand (RFC 8017 9.1.1) with SHA-256 and MGF1-SHA-1, its
     /// separator byte given, and signed with the raw private operation: `(signature, EM)`.
     fn hand_made_pss(key: &rsa::RsaPrivateKey, digest: &[u8], salt: &[u8], separator: u8) -> (Vec<u8>, Vec<u8>) {
-        hand_made_pss_clearing(key, digest, salt, separator, None).expect("EM under 2^emBits is under n")
+        hand_made_pss_clearing(key, digest, salt, separator, None, 0xbc).expect("EM under 2^emBits is under n")
     }
 
     /// [`hand_made_pss`], clearing `cleared` top bits of EM (RFC 8017: 8 * emLen - emBits) when
-    /// given; `None` when EM is then not under the modulus.
+    /// given, and ending with `trailer` (0xbc); `None` when EM is then not under the modulus.
     fn hand_made_pss_clearing(
         key: &rsa::RsaPrivateKey,
         digest: &[u8],
         salt: &[u8],
         separator: u8,
         cleared: Option<usize>,
+        trailer: u8,
     ) -> Option<(Vec<u8>, Vec<u8>)> {
         use rsa::traits::PublicKeyParts as _;
         let (hash, mgf1) = (Hash::Sha256, Hash::Sha1);
@@ -551,7 +552,7 @@ mod tests {
         let mut em: Vec<u8> = db.iter().zip(mgf1.mgf1(&h, db.len())).map(|(d, m)| d ^ m).collect();
         em[0] &= 0xff >> cleared.unwrap_or(8 * em_len - em_bits);
         em.extend_from_slice(&h);
-        em.push(0xbc);
+        em.push(trailer);
         let m = rsa::BigUint::from_bytes_be(&em);
         let s = rsa::hazmat::rsa_decrypt::<rand_chacha::ChaCha20Rng>(None, key, &m).ok()?.to_bytes_be();
         let mut signature = vec![0u8; key.size() - s.len()];
@@ -582,6 +583,9 @@ mod tests {
         assert!(!verifies(&signature, 32));
         let (signature, _) = hand_made_pss(&key, &digest, &vec![0x5a; longest], 0x02);
         assert!(!verifies(&signature, longest));
+        // A trailer other than 0xbc is refused.
+        let (signature, _) = hand_made_pss_clearing(&key, &digest, &[0x5a; 32], 0x01, None, 0xbd).expect("EM under n");
+        assert!(!verifies(&signature, 32));
         // Padding that is not zero is refused: the salt's first byte read as padding.
         let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x01);
         assert!(verifies(&signature, 32));
@@ -603,7 +607,7 @@ mod tests {
         // stays under the modulus.
         let (signature, em) = (0u32..)
             .filter_map(|i| {
-                hand_made_pss_clearing(&key, &digest, &Hash::Sha1.digest(&i.to_be_bytes())[..16], 0x01, Some(1))
+                hand_made_pss_clearing(&key, &digest, &Hash::Sha1.digest(&i.to_be_bytes())[..16], 0x01, Some(1), 0xbc)
             })
             .find(|(_, em)| em[0] & 0x40 != 0)
             .expect("a salt");
