@@ -1312,6 +1312,15 @@ fn an_rsa_modulus_is_rated_as_each_library_rates_it() {
     }
 }
 
+/// A chain from a trusted root (`steven-Root-CA`) through a CA made from `ca_params` to a leaf
+/// made from `leaf_params`, both sent.
+fn root_ca_leaf(ca_params: CertificateParams, leaf_params: CertificateParams) -> Case {
+    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
+    let ca = issued(ca_params, &root);
+    let leaf = issued(leaf_params, &ca);
+    Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() }
+}
+
 /// An issuing CA (`steven-Issuing-CA`) whose name constraints permit `permitted` alone.
 fn constrained_ca_params(permitted: rcgen::GeneralSubtree) -> CertificateParams {
     let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
@@ -1358,8 +1367,7 @@ fn email_constraints_match_openssl(
     #[case] expected: Option<i32>,
     #[values(false, true)] in_subject: bool,
 ) {
-    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
-    let ca = issued(constrained_ca_params(rcgen::GeneralSubtree::Rfc822Name(base.to_string())), &root);
+    let ca_params = constrained_ca_params(rcgen::GeneralSubtree::Rfc822Name(base.to_string()));
     let mut leaf_params = params("cucm", Role::Leaf, 3);
     if in_subject {
         // PKCS #9 emailAddress in the subject name, which OpenSSL also holds against e-mail
@@ -1371,9 +1379,7 @@ fn email_constraints_match_openssl(
     } else {
         leaf_params.subject_alt_names = vec![rcgen::SanType::Rfc822Name(address.try_into().expect("an IA5 address"))];
     }
-    let leaf = issued(leaf_params, &ca);
-    let case =
-        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let case = root_ca_leaf(ca_params, leaf_params);
     first_error_at_the_leaf_is(&case, expected, expected, &format!("{address} under {base}"));
 }
 
@@ -1415,8 +1421,7 @@ fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
     #[case] mailbox: &str,
     #[case] expected_3_0: Option<i32>,
 ) {
-    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
-    let ca = issued(constrained_ca_params(rcgen::GeneralSubtree::Rfc822Name(base.to_string())), &root);
+    let ca_params = constrained_ca_params(rcgen::GeneralSubtree::Rfc822Name(base.to_string()));
     let mut leaf_params = params("cucm", Role::Leaf, 3);
     leaf_params.subject_alt_names = vec![];
     // otherName [0] { id-on-SmtpUTF8Mailbox (1.3.6.1.5.5.7.8.9), [0] EXPLICIT UTF8String }
@@ -1425,9 +1430,7 @@ fn smtp_utf8_mailboxes_meet_email_constraints_in_3_0_only(
     let other_name = der_tlv(0xa0, &[&oid[..], &value].concat());
     leaf_params.custom_extensions =
         vec![CustomExtension::from_oid_content(&[2, 5, 29, 17], der_tlv(0x30, &other_name))];
-    let leaf = issued(leaf_params, &ca);
-    let case =
-        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let case = root_ca_leaf(ca_params, leaf_params);
     first_error_at_the_leaf_is(&case, expected_3_0, None, &format!("{mailbox} under {base}"));
 }
 
@@ -1668,8 +1671,7 @@ fn a_common_name_in_every_string_type_meets_dns_constraints(
 ) {
     use rcgen::string::{BmpString, PrintableString, TeletexString, UniversalString};
     let (cn, expected) = name;
-    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
-    let ca = issued(constrained_ca_params(rcgen::GeneralSubtree::DnsName(".corp.example".to_string())), &root);
+    let ca_params = constrained_ca_params(rcgen::GeneralSubtree::DnsName(".corp.example".to_string()));
     let mut leaf_params = params("unused", Role::Leaf, 3);
     leaf_params.subject_alt_names = vec![];
     let value = match kind {
@@ -1683,9 +1685,7 @@ fn a_common_name_in_every_string_type_meets_dns_constraints(
     dn.push(DnType::OrganizationName, "Cisco");
     dn.push(DnType::CommonName, value);
     leaf_params.distinguished_name = dn;
-    let leaf = issued(leaf_params, &ca);
-    let case =
-        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let case = root_ca_leaf(ca_params, leaf_params);
     first_error_at_the_leaf_is(&case, expected, expected, &format!("a {kind:?} CN {cn}"));
 }
 
@@ -1770,16 +1770,13 @@ fn the_default_input_verifies_as_openssl_verify_with_no_options(#[case] shape: S
 /// A CA under a trusted root whose nameConstraints extension is `constraints` (the extension's
 /// DER value, written by hand: critical), issuing a leaf whose only SAN is `leaf_san`.
 fn hand_constrained_chain(constraints: Vec<u8>, leaf_san: rcgen::SanType) -> Case {
-    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
     let mut ca_params = params("steven-Issuing-CA", Role::Ca, 2);
     let mut extension = CustomExtension::from_oid_content(&[2, 5, 29, 30], constraints);
     extension.set_criticality(true);
     ca_params.custom_extensions = vec![extension];
-    let ca = issued(ca_params, &root);
     let mut leaf_params = params("cucm", Role::Leaf, 3);
     leaf_params.subject_alt_names = vec![leaf_san];
-    let leaf = issued(leaf_params, &ca);
-    Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() }
+    root_ca_leaf(ca_params, leaf_params)
 }
 
 /// nameConstraints permitting the one GeneralName `base` (its DER), with the GeneralSubtree's
@@ -1844,12 +1841,9 @@ fn subtree_minimum_and_maximum(
 #[case::one_label("cucm", None)]
 #[case::a_space("cucm outside.example", None)]
 fn common_names_held_to_dns_constraints(#[case] cn: &str, #[case] expected: Option<i32>) {
-    let root = self_signed(params("steven-Root-CA", Role::Ca, 1));
-    let ca = issued(constrained_ca_params(rcgen::GeneralSubtree::DnsName(".corp.example".to_string())), &root);
+    let ca_params = constrained_ca_params(rcgen::GeneralSubtree::DnsName(".corp.example".to_string()));
     let mut leaf_params = params(cn, Role::Leaf, 3);
     leaf_params.subject_alt_names = vec![];
-    let leaf = issued(leaf_params, &ca);
-    let case =
-        Case { peer: vec![leaf.der(), ca.der()], trusted: vec![root.der()], leaf_key_pem: leaf.key.serialize_pem() };
+    let case = root_ca_leaf(ca_params, leaf_params);
     first_error_at_the_leaf_is(&case, expected, expected, &format!("the CN {cn:?}"));
 }

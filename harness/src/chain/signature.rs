@@ -525,39 +525,27 @@ mod tests {
         assert!(!pss_verifies(&public, &digest, &other[1..], Hash::Sha256, Hash::Sha1, 32));
     }
 
-    /// An EMSA-PSS encoding made by hand (RFC 8017 9.1.1) with SHA-256 and MGF1-SHA-1, its
-    /// separator byte given, and signed with the raw private operation: `(signature, EM)`.
-    fn hand_made_pss(key: &rsa::RsaPrivateKey, digest: &[u8], salt: &[u8], separator: u8) -> (Vec<u8>, Vec<u8>) {
-        hand_made_pss_clearing(key, digest, salt, separator, None, 0xbc).expect("EM under 2^emBits is under n")
-    }
-
-    /// [`hand_made_pss`], clearing `cleared` top bits of EM (RFC 8017: 8 * emLen - emBits) when
-    /// given, and ending with `trailer` (0xbc); `None` when EM is then not under the modulus.
-    fn hand_made_pss_clearing(
+    /// The generator's EMSA-PSS encoding with SHA-256 and MGF1-SHA-1, changed by `tweak`, then
+    /// signed with the raw private operation: `(signature, EM)`; `None` when the changed EM is not
+    /// under the modulus.
+    fn hand_made_pss(
         key: &rsa::RsaPrivateKey,
         digest: &[u8],
         salt: &[u8],
-        separator: u8,
-        cleared: Option<usize>,
-        trailer: u8,
+        tweak: impl FnOnce(&mut Vec<u8>),
     ) -> Option<(Vec<u8>, Vec<u8>)> {
         use rsa::traits::PublicKeyParts as _;
-        let (hash, mgf1) = (Hash::Sha256, Hash::Sha1);
         let em_bits = key.n().bits() - 1;
-        let em_len = em_bits.div_ceil(8);
-        let h = hash.digest(&[&[0u8; 8][..], digest, salt].concat());
-        let mut db = vec![0u8; em_len - salt.len() - h.len() - 2];
-        db.push(separator);
-        db.extend_from_slice(salt);
-        let mut em: Vec<u8> = db.iter().zip(mgf1.mgf1(&h, db.len())).map(|(d, m)| d ^ m).collect();
-        em[0] &= 0xff >> cleared.unwrap_or(8 * em_len - em_bits);
-        em.extend_from_slice(&h);
-        em.push(trailer);
-        let m = rsa::BigUint::from_bytes_be(&em);
-        let s = rsa::hazmat::rsa_decrypt::<rand_chacha::ChaCha20Rng>(None, key, &m).ok()?.to_bytes_be();
-        let mut signature = vec![0u8; key.size() - s.len()];
-        signature.extend_from_slice(&s);
+        let mut em = crate::chain::generate::pss_encode(digest, salt, Hash::Sha256, Hash::Sha1, em_bits)?;
+        tweak(&mut em);
+        let signature = crate::chain::generate::rsa_private_operation(key, &em).ok()?;
         Some((signature, em))
+    }
+
+    /// Where EM holds DB's separator byte (masking is a XOR: flipping a bit of EM there flips
+    /// the separator's): after PS, before the salt, H (32 bytes) and 0xbc.
+    fn separator_at(em: &[u8], salt_len: usize) -> usize {
+        em.len() - 32 - 2 - salt_len
     }
 
     #[test]
@@ -567,27 +555,33 @@ mod tests {
         let digest = Hash::Sha256.digest(b"to be signed");
         let verifies =
             |signature: &[u8], salt: usize| pss_verifies(&public, &digest, signature, Hash::Sha256, Hash::Sha1, salt);
+        let signed = |salt: &[u8], tweak: fn(&mut Vec<u8>, usize)| {
+            hand_made_pss(&key, &digest, salt, |em| tweak(em, salt.len())).expect("EM under n").0
+        };
+        let as_made = |_: &mut Vec<u8>, _: usize| {};
+        let separator_0x02 = |em: &mut Vec<u8>, salt_len: usize| {
+            let at = separator_at(em, salt_len);
+            em[at] ^= 0x01 ^ 0x02;
+        };
         // An encoding whose first byte is zero: the integer is a byte shorter than EM.
         let (signature, _) = (0u32..)
-            .map(|i| hand_made_pss(&key, &digest, &Hash::Sha256.digest(&i.to_be_bytes()), 0x01))
+            .filter_map(|i| hand_made_pss(&key, &digest, &Hash::Sha256.digest(&i.to_be_bytes()), |_| {}))
             .find(|(_, em)| em[0] == 0)
             .expect("one in 128 salts");
         assert!(verifies(&signature, 32));
         // The longest salt the key holds: no zero padding before the separator.
         let longest = 256 - 32 - 2;
-        let (signature, _) = hand_made_pss(&key, &digest, &vec![0x5a; longest], 0x01);
+        let signature = signed(&vec![0x5a; longest], as_made);
         assert!(verifies(&signature, longest));
         assert!(!verifies(&signature, longest + 1));
         // A separator other than 0x01 is refused, with or without padding before it.
-        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x02);
-        assert!(!verifies(&signature, 32));
-        let (signature, _) = hand_made_pss(&key, &digest, &vec![0x5a; longest], 0x02);
-        assert!(!verifies(&signature, longest));
+        assert!(!verifies(&signed(&[0x5a; 32], separator_0x02), 32));
+        assert!(!verifies(&signed(&vec![0x5a; longest], separator_0x02), longest));
         // A trailer other than 0xbc is refused.
-        let (signature, _) = hand_made_pss_clearing(&key, &digest, &[0x5a; 32], 0x01, None, 0xbd).expect("EM under n");
+        let signature = signed(&[0x5a; 32], |em, _| *em.last_mut().expect("EM") = 0xbd);
         assert!(!verifies(&signature, 32));
-        // Padding that is not zero is refused: the salt's first byte read as padding.
-        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 32], 0x01);
+        // A salt length one short: the separator is read as padding that is not zero.
+        let signature = signed(&[0x5a; 32], as_made);
         assert!(verifies(&signature, 32));
         assert!(!verifies(&signature, 31));
     }
@@ -601,13 +595,16 @@ mod tests {
         let public = rsa::RsaPublicKey::from(&key);
         let digest = Hash::Sha256.digest(b"to be signed");
         let verifies = |signature: &[u8]| pss_verifies(&public, &digest, signature, Hash::Sha256, Hash::Sha1, 16);
-        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 16], 0x01);
+        let (signature, _) = hand_made_pss(&key, &digest, &[0x5a; 16], |_| {}).expect("EM under n");
         assert!(verifies(&signature));
-        // Only the top bit cleared, and a salt for which the mask sets the next one while EM
-        // stays under the modulus.
+        // The second bit put back as the mask makes it (only the top one cleared), for a salt
+        // whose mask sets it while EM stays under the modulus.
         let (signature, em) = (0u32..)
             .filter_map(|i| {
-                hand_made_pss_clearing(&key, &digest, &Hash::Sha1.digest(&i.to_be_bytes())[..16], 0x01, Some(1), 0xbc)
+                hand_made_pss(&key, &digest, &Hash::Sha1.digest(&i.to_be_bytes())[..16], |em| {
+                    let h = em[em.len() - 33..em.len() - 1].to_vec();
+                    em[0] |= Hash::Sha1.mgf1(&h, 1)[0] & 0x40;
+                })
             })
             .find(|(_, em)| em[0] & 0x40 != 0)
             .expect("a salt");

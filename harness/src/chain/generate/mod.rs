@@ -1453,24 +1453,31 @@ fn pss_params(h: Hash) -> Result<rsa::pkcs1::RsaPssParams<'static>, GenError> {
 pub(crate) fn pss_sign_mgf1(key: &rsa::RsaPrivateKey, tbs: &[u8], h: Hash, mgf1: Hash) -> Result<Vec<u8>, GenError> {
     use rand_chacha::rand_core::{RngCore as _, SeedableRng as _};
     use rsa::traits::PublicKeyParts as _;
-    let h_len = h.output_len();
     let mut seed = [0u8; 32];
     seed.copy_from_slice(&Hash::Sha256.digest(tbs));
-    let mut salt = vec![0u8; h_len];
+    let mut salt = vec![0u8; h.output_len()];
     rand_chacha::ChaCha20Rng::from_seed(seed).fill_bytes(&mut salt);
     let em_bits = key.n().bits() - 1;
+    let em = pss_encode(&h.digest(tbs), &salt, h, mgf1, em_bits)
+        .ok_or_else(|| GenError::Sign(format!("a {}-bit key cannot hold PSS with {}", em_bits + 1, h.name())))?;
+    rsa_private_operation(key, &em)
+}
+
+/// EMSA-PSS-ENCODE (RFC 8017 9.1.1) of the message digest `m_hash` with `salt`, the hash `h` and
+/// MGF1 with `mgf1`, for `em_bits` (the modulus' bits less one): EM, or `None` when it cannot
+/// hold them.
+pub(crate) fn pss_encode(m_hash: &[u8], salt: &[u8], h: Hash, mgf1: Hash, em_bits: usize) -> Option<Vec<u8>> {
+    let h_len = h.output_len();
     let em_len = em_bits.div_ceil(8);
-    if em_len < 2 * h_len + 2 {
-        return Err(GenError::Sign(format!("a {}-bit key cannot hold PSS with {}", em_bits + 1, h.name())));
-    }
+    let ps_len = em_len.checked_sub(salt.len() + h_len + 2)?;
     let mut m_prime = vec![0u8; 8];
-    m_prime.extend_from_slice(&h.digest(tbs));
-    m_prime.extend_from_slice(&salt);
+    m_prime.extend_from_slice(m_hash);
+    m_prime.extend_from_slice(salt);
     let hashed = h.digest(&m_prime);
     // DB = PS (zeros) || 0x01 || salt, masked with MGF1(H).
-    let mut db = vec![0u8; em_len - h_len - h_len - 2];
+    let mut db = vec![0u8; ps_len];
     db.push(0x01);
-    db.extend_from_slice(&salt);
+    db.extend_from_slice(salt);
     for (byte, mask) in db.iter_mut().zip(mgf1.mgf1(&hashed, em_len - h_len - 1)) {
         *byte ^= mask;
     }
@@ -1478,9 +1485,15 @@ pub(crate) fn pss_sign_mgf1(key: &rsa::RsaPrivateKey, tbs: &[u8], h: Hash, mgf1:
     let mut em = db;
     em.extend_from_slice(&hashed);
     em.push(0xbc);
-    let s =
-        rsa::hazmat::rsa_decrypt_and_check::<rand_chacha::ChaCha20Rng>(key, None, &rsa::BigUint::from_bytes_be(&em))
-            .map_err(|e| GenError::Sign(e.to_string()))?;
+    Some(em)
+}
+
+/// RSA's private operation (RSASP1) on `em`, as many bytes as the modulus; an error when `em`
+/// is not under it.
+pub(crate) fn rsa_private_operation(key: &rsa::RsaPrivateKey, em: &[u8]) -> Result<Vec<u8>, GenError> {
+    use rsa::traits::PublicKeyParts as _;
+    let s = rsa::hazmat::rsa_decrypt_and_check::<rand_chacha::ChaCha20Rng>(key, None, &rsa::BigUint::from_bytes_be(em))
+        .map_err(|e| GenError::Sign(e.to_string()))?;
     let s = s.to_bytes_be();
     let mut signature = vec![0u8; key.size() - s.len()];
     signature.extend_from_slice(&s);
