@@ -835,6 +835,9 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 impl<'a> Cert<'a> {
     fn parse(der: &'a [u8], source: LinkSource, flavour: OpensslFlavour) -> Option<Self> {
         let (_, x509) = X509Certificate::from_der(der).ok()?;
+        // A key OpenSSL cannot decode has no family: nothing fits it, and it has no strength.
+        let key_family = key_family(&x509.public_key().algorithm.algorithm.to_id_string())
+            .filter(|family| signature::key_decodes(x509.public_key(), *family));
         let subject = canonical_name(x509.subject());
         let issuer = canonical_name(x509.issuer());
         let mut cert = Cert {
@@ -856,8 +859,8 @@ impl<'a> Cert<'a> {
             self_issued: subject == issuer,
             self_signed: false,
             signature_family: signature_family(&x509.tbs_certificate.signature.algorithm.to_id_string()),
-            key_family: key_family(&x509.public_key().algorithm.algorithm.to_id_string()),
-            key_security_bits: key_security_bits(x509.public_key()),
+            key_family,
+            key_security_bits: key_family.and_then(|_| key_security_bits(x509.public_key())),
             signature_oid: x509.tbs_certificate.signature.algorithm.to_id_string(),
             names: names::CertNames::read(x509.subject()),
             name_constraints: None,
@@ -1413,7 +1416,9 @@ impl StoreCtx<'_, '_> {
                 {
                     return false;
                 }
-                let signed = signature_verifies(&self.certs[xs].x509, &self.certs[xi].x509);
+                let signed = !(self.flavour == OpensslFlavour::V1_1_1
+                    && signature::eddsa_with_parameters(&self.certs[xs].x509))
+                    && signature_verifies(&self.certs[xs].x509, &self.certs[xi].x509);
                 if !signed && !self.report(n, VerifyErrorCode::CertSignatureFailure) {
                     return false;
                 }

@@ -174,10 +174,11 @@ fn smtp_utf8_value(value: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Reads a `nameConstraints` extension value; `None` when OpenSSL would not decode it either
-/// (it then has no constraints for that certificate).
+/// (it then has no constraints for that certificate). Like `X509V3_EXT_d2i` (in both flavours),
+/// it reads the value's first element and ignores any bytes after it.
 pub(super) fn parse_name_constraints(value: &[u8]) -> Option<NameConstraints> {
-    let (rest, outer) = Any::from_der(value).ok()?;
-    if !rest.is_empty() || outer.tag() != Tag::Sequence {
+    let (_, outer) = Any::from_der(value).ok()?;
+    if outer.tag() != Tag::Sequence {
         return None;
     }
     let mut nc = NameConstraints::default();

@@ -10,6 +10,8 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::signature_algorithm::SignatureAlgorithm;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
+use super::KeyFamily;
+
 /// A signature's hash, as the model reads it from an algorithm identifier and as the chain
 /// generator (`generate/`) signs with it: one list for both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -453,6 +455,172 @@ pub(super) fn dsa_key(spki_der: &[u8]) -> Option<dsa::VerifyingKey> {
         recent.push((spki_der.to_vec(), key.clone()));
     }
     Some(key)
+}
+
+/// Whether OpenSSL decodes the public key (`X509_get0_pubkey` is not NULL, in both flavours):
+/// when it does not, the certificate issues nothing (`check_sig_alg_match` has no key) and its
+/// key has no security bits. `family` is the key's, by its algorithm OID.
+///
+/// - X25519, X448, Ed25519, Ed448 (`ecx_key_op`): no parameters, not even NULL, and exactly the
+///   key's length.
+/// - RSA and RSASSA-PSS: the bit string holds an RSAPublicKey (`d2i_RSAPublicKey`).
+/// - EC: see [`ec_key_decodes`].
+/// - DSA: as the model reads the key elsewhere (its group is checked when it verifies).
+pub(super) fn key_decodes(key: &SubjectPublicKeyInfo<'_>, family: KeyFamily) -> bool {
+    let bits: &[u8] = &key.subject_public_key.data;
+    let exact = |len: usize| key.algorithm.parameters.is_none() && bits.len() == len;
+    match family {
+        KeyFamily::Ed25519 | KeyFamily::X25519 => exact(32),
+        KeyFamily::Ed448 => exact(57),
+        KeyFamily::X448 => exact(56),
+        KeyFamily::Rsa | KeyFamily::RsaPss => {
+            use x509_parser::prelude::FromDer as _;
+            x509_parser::public_key::RSAPublicKey::from_der(bits).is_ok()
+        }
+        KeyFamily::Ec => ec_key_decodes(key),
+        KeyFamily::Dsa => true,
+    }
+}
+
+/// `eckey_pub_decode`: the parameters name a curve OpenSSL knows ([`OPENSSL_NAMED_CURVES`]) or
+/// are explicit, and the point decodes (`EC_POINT_oct2point`): the point at infinity (`00`),
+/// compressed (`02`, `03`: x), uncompressed (`04`) or hybrid (`06`, `07`: the tag's low bit is
+/// y's), with the curve's field size, and on the curve. The model checks that last for P-256,
+/// P-384 and P-521 (named or explicit), which it has the arithmetic of; on other curves it checks
+/// the encoding alone, and explicit parameters of another curve are taken as they come.
+fn ec_key_decodes(key: &SubjectPublicKeyInfo<'_>) -> bool {
+    use x509_parser::der_parser::asn1_rs::Tag;
+    let Some(params) = key.algorithm.parameters.as_ref() else { return false };
+    let point: &[u8] = &key.subject_public_key.data;
+    let curve = ec_curve(key);
+    let field = match (params.tag(), curve) {
+        (_, Some("P-256")) => 32,
+        (_, Some("P-384")) => 48,
+        (_, Some("P-521")) => 66,
+        (Tag::Oid, None) => {
+            let Ok(oid) = params.as_oid() else { return false };
+            let oid = oid.to_id_string();
+            match OPENSSL_NAMED_CURVES.iter().find(|(known, _)| *known == oid) {
+                Some((_, field)) => *field,
+                None => return false,
+            }
+        }
+        (Tag::Sequence, None) => return true,
+        _ => return false,
+    };
+    let encoded_as_uncompressed = match (point.first(), point.len()) {
+        (Some(0x00), 1) => return true,
+        (Some(0x02 | 0x03), n) if n == 1 + field => None,
+        (Some(0x04), n) if n == 1 + 2 * field => None,
+        (Some(tag @ (0x06 | 0x07)), n) if n == 1 + 2 * field => {
+            if point.last().is_none_or(|y| y & 1 != tag & 1) {
+                return false;
+            }
+            Some([&[0x04], &point[1..]].concat())
+        }
+        _ => return false,
+    };
+    let sec1 = encoded_as_uncompressed.as_deref().unwrap_or(point);
+    match curve {
+        Some("P-256") => p256::PublicKey::from_sec1_bytes(sec1).is_ok(),
+        Some("P-384") => p384::PublicKey::from_sec1_bytes(sec1).is_ok(),
+        Some("P-521") => p521::PublicKey::from_sec1_bytes(sec1).is_ok(),
+        _ => true,
+    }
+}
+
+/// The named curves OpenSSL 1.1.1 and 3.0 decode keys on (`openssl ecparam -list_curves`, those
+/// with an OID), with the size of their field in bytes: the OID, the size, the curve's name.
+const OPENSSL_NAMED_CURVES: [(&str, usize); 80] = [
+    ("1.3.132.0.6", 14),           // secp112r1
+    ("1.3.132.0.7", 14),           // secp112r2
+    ("1.3.132.0.28", 16),          // secp128r1
+    ("1.3.132.0.29", 16),          // secp128r2
+    ("1.3.132.0.9", 20),           // secp160k1
+    ("1.3.132.0.8", 20),           // secp160r1
+    ("1.3.132.0.30", 20),          // secp160r2
+    ("1.3.132.0.31", 24),          // secp192k1
+    ("1.3.132.0.32", 28),          // secp224k1
+    ("1.3.132.0.33", 28),          // secp224r1
+    ("1.3.132.0.10", 32),          // secp256k1
+    ("1.3.132.0.34", 48),          // secp384r1
+    ("1.3.132.0.35", 66),          // secp521r1
+    ("1.2.840.10045.3.1.1", 24),   // prime192v1
+    ("1.2.840.10045.3.1.2", 24),   // prime192v2
+    ("1.2.840.10045.3.1.3", 24),   // prime192v3
+    ("1.2.840.10045.3.1.4", 30),   // prime239v1
+    ("1.2.840.10045.3.1.5", 30),   // prime239v2
+    ("1.2.840.10045.3.1.6", 30),   // prime239v3
+    ("1.2.840.10045.3.1.7", 32),   // prime256v1
+    ("1.3.132.0.4", 15),           // sect113r1
+    ("1.3.132.0.5", 15),           // sect113r2
+    ("1.3.132.0.22", 17),          // sect131r1
+    ("1.3.132.0.23", 17),          // sect131r2
+    ("1.3.132.0.1", 21),           // sect163k1
+    ("1.3.132.0.2", 21),           // sect163r1
+    ("1.3.132.0.15", 21),          // sect163r2
+    ("1.3.132.0.24", 25),          // sect193r1
+    ("1.3.132.0.25", 25),          // sect193r2
+    ("1.3.132.0.26", 30),          // sect233k1
+    ("1.3.132.0.27", 30),          // sect233r1
+    ("1.3.132.0.3", 30),           // sect239k1
+    ("1.3.132.0.16", 36),          // sect283k1
+    ("1.3.132.0.17", 36),          // sect283r1
+    ("1.3.132.0.36", 52),          // sect409k1
+    ("1.3.132.0.37", 52),          // sect409r1
+    ("1.3.132.0.38", 72),          // sect571k1
+    ("1.3.132.0.39", 72),          // sect571r1
+    ("1.2.840.10045.3.0.1", 21),   // c2pnb163v1
+    ("1.2.840.10045.3.0.2", 21),   // c2pnb163v2
+    ("1.2.840.10045.3.0.3", 21),   // c2pnb163v3
+    ("1.2.840.10045.3.0.4", 22),   // c2pnb176v1
+    ("1.2.840.10045.3.0.5", 24),   // c2tnb191v1
+    ("1.2.840.10045.3.0.6", 24),   // c2tnb191v2
+    ("1.2.840.10045.3.0.7", 24),   // c2tnb191v3
+    ("1.2.840.10045.3.0.10", 26),  // c2pnb208w1
+    ("1.2.840.10045.3.0.11", 30),  // c2tnb239v1
+    ("1.2.840.10045.3.0.12", 30),  // c2tnb239v2
+    ("1.2.840.10045.3.0.13", 30),  // c2tnb239v3
+    ("1.2.840.10045.3.0.16", 34),  // c2pnb272w1
+    ("1.2.840.10045.3.0.17", 38),  // c2pnb304w1
+    ("1.2.840.10045.3.0.18", 45),  // c2tnb359v1
+    ("1.2.840.10045.3.0.19", 46),  // c2pnb368w1
+    ("1.2.840.10045.3.0.20", 54),  // c2tnb431r1
+    ("2.23.43.1.4.1", 15),         // wap-wsg-idm-ecid-wtls1
+    ("2.23.43.1.4.3", 21),         // wap-wsg-idm-ecid-wtls3
+    ("2.23.43.1.4.4", 15),         // wap-wsg-idm-ecid-wtls4
+    ("2.23.43.1.4.5", 21),         // wap-wsg-idm-ecid-wtls5
+    ("2.23.43.1.4.6", 14),         // wap-wsg-idm-ecid-wtls6
+    ("2.23.43.1.4.7", 20),         // wap-wsg-idm-ecid-wtls7
+    ("2.23.43.1.4.8", 14),         // wap-wsg-idm-ecid-wtls8
+    ("2.23.43.1.4.9", 20),         // wap-wsg-idm-ecid-wtls9
+    ("2.23.43.1.4.10", 30),        // wap-wsg-idm-ecid-wtls10
+    ("2.23.43.1.4.11", 30),        // wap-wsg-idm-ecid-wtls11
+    ("2.23.43.1.4.12", 28),        // wap-wsg-idm-ecid-wtls12
+    ("1.3.36.3.3.2.8.1.1.1", 20),  // brainpoolP160r1
+    ("1.3.36.3.3.2.8.1.1.2", 20),  // brainpoolP160t1
+    ("1.3.36.3.3.2.8.1.1.3", 24),  // brainpoolP192r1
+    ("1.3.36.3.3.2.8.1.1.4", 24),  // brainpoolP192t1
+    ("1.3.36.3.3.2.8.1.1.5", 28),  // brainpoolP224r1
+    ("1.3.36.3.3.2.8.1.1.6", 28),  // brainpoolP224t1
+    ("1.3.36.3.3.2.8.1.1.7", 32),  // brainpoolP256r1
+    ("1.3.36.3.3.2.8.1.1.8", 32),  // brainpoolP256t1
+    ("1.3.36.3.3.2.8.1.1.9", 40),  // brainpoolP320r1
+    ("1.3.36.3.3.2.8.1.1.10", 40), // brainpoolP320t1
+    ("1.3.36.3.3.2.8.1.1.11", 48), // brainpoolP384r1
+    ("1.3.36.3.3.2.8.1.1.12", 48), // brainpoolP384t1
+    ("1.3.36.3.3.2.8.1.1.13", 64), // brainpoolP512r1
+    ("1.3.36.3.3.2.8.1.1.14", 64), // brainpoolP512t1
+    ("1.2.156.10197.1.301", 32),   // SM2
+];
+
+/// 1.1.1's `ecd_item_verify`: an Ed25519 or Ed448 signature whose AlgorithmIdentifier carries
+/// parameters (RFC 8410: absent; NULL included) does not verify. 3.0 verifies through its
+/// provider and never looks at them.
+pub(super) fn eddsa_with_parameters(subject: &X509Certificate<'_>) -> bool {
+    let algorithm = &subject.signature_algorithm;
+    matches!(algorithm.algorithm.to_id_string().as_str(), "1.3.101.112" | "1.3.101.113")
+        && algorithm.parameters.is_some()
 }
 
 #[cfg(test)]
