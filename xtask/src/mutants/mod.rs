@@ -13,6 +13,7 @@
 //! once, apart from `target/debug`), one mutant at a time.
 
 pub mod equivalent;
+pub mod items;
 pub mod report;
 pub mod scope;
 pub mod shim;
@@ -318,6 +319,7 @@ fn run_mutants(args: RunArgs) -> anyhow::Result<ExitCode> {
             stale,
             mutants: Vec::new(),
             rechecked: Vec::new(),
+            carried: Vec::new(),
             outdated: Vec::new(),
             now_equivalent: Vec::new(),
             not_run: Vec::new(),
@@ -482,6 +484,9 @@ fn finish(
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// Files of the scope read at a commit, by (commit, path); `None`: git or syn could not read it.
+type SourcesAt = std::cell::RefCell<BTreeMap<(String, String), Option<std::rc::Rc<items::Source>>>>;
+
 fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
     let reports = paths
         .iter()
@@ -514,7 +519,55 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         let (base_b, dirty_b) = b.strip_suffix("-dirty").map_or((b, false), |c| (c, true));
         if base_a == base_b { Some(!dirty_a && dirty_b) } else { scope::is_ancestor(&root, base_a, base_b) }
     };
-    let (mut merged, missing) = report::merge(reports, newer)?;
+    // The score is of the code as it is: when the tree is clean at a commit that comes after
+    // every run, the merge ends there (a run of no mutant at HEAD), so that each verdict is
+    // carried to HEAD's source or left out.
+    let head = git_head(&root);
+    let after_every_run = reports.iter().all(|r| r.commit != head && newer(&r.commit, &head) == Some(true));
+    if !head.ends_with("-dirty")
+        && head != "unknown"
+        && after_every_run
+        && let Some(last) = reports.last()
+    {
+        let files = scope::of_commit(&root, &head)?;
+        reports.push(Report {
+            commit: head.clone(),
+            files,
+            modules: Vec::new(),
+            shards: Vec::new(),
+            slice: None,
+            seconds: 0.0,
+            runs: 0,
+            equivalent: 0,
+            stale: Vec::new(),
+            mutants: Vec::new(),
+            ..last.clone()
+        });
+    }
+    // A verdict outlives a change to its file when its item (function, constant) is unchanged
+    // (`items`): each file's source at each commit, read from git once.
+    let sources: SourcesAt = Default::default();
+    let source = |commit: &str, path: &str| {
+        let key = (commit.to_string(), path.to_string());
+        if let Some(known) = sources.borrow().get(&key) {
+            return known.clone();
+        }
+        let parsed = scope::contents_at(&root, commit, path)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(items::Source::parse)
+            .map(std::rc::Rc::new);
+        sources.borrow_mut().insert(key, parsed.clone());
+        parsed
+    };
+    let carry = |from: &str, to: &str, name: &str| {
+        if from.ends_with("-dirty") || to.ends_with("-dirty") {
+            return None;
+        }
+        let path = scope::file_of(name);
+        items::carried(name, &*source(from, path)?, &*source(to, path)?)
+    };
+    let (mut merged, missing) = report::merge(reports, newer, carry)?;
     let equivalents = EquivalentFile::load(&root.join("mutants/equivalent.toml"))?;
     merged.drop_equivalent(&equivalents);
     merged.not_run = not_run(&merged, &root)?;

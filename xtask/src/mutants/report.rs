@@ -131,7 +131,12 @@ pub struct Report {
     /// verdict replaced the older.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rechecked: Vec<Recheck>,
-    /// Merged: mutants of an older run whose file has changed since (their verdict is about
+    /// Merged: mutants of an older run whose file has changed since but whose item (function,
+    /// constant) has not (`items`): their verdicts counted, under their names at the newest
+    /// commit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried: Vec<String>,
+    /// Merged: mutants of an older run whose item has changed since (their verdict is about
     /// other code), left out; they need running again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outdated: Vec<String>,
@@ -294,7 +299,12 @@ impl Report {
                 let _ = writeln!(out, "  ... and {} more (the JSON report lists them all)", names.len() - 20);
             }
         };
-        let title = format!("left out: run at an older commit, their file has changed since: {}", self.outdated.len());
+        let title = format!(
+            "carried from an older commit, their item unchanged though their file changed: {}",
+            self.carried.len()
+        );
+        some(&mut out, &self.carried, &title);
+        let title = format!("left out: run at an older commit, their item has changed since: {}", self.outdated.len());
         some(&mut out, &self.outdated, &title);
         let title = format!(
             "left out: judged by a run, listed in mutants/equivalent.toml since: {}",
@@ -428,6 +438,7 @@ pub fn classify(
 pub fn merge(
     reports: Vec<Report>,
     newer: impl Fn(&str, &str) -> Option<bool>,
+    carry: impl Fn(&str, &str, &str) -> Option<String>,
 ) -> anyhow::Result<(Report, Vec<String>)> {
     if let Some(r) = reports.iter().find(|r| r.files.is_empty()) {
         bail!("the report of commit {} says nothing of the files it was made from", r.commit);
@@ -459,26 +470,39 @@ pub fn merge(
     let mut reports = reports;
     reports.sort_by_key(|r| commits.iter().position(|c| *c == r.commit));
     let Some(newest) = reports.last().map(|r| r.files.clone()) else { bail!("nothing to merge") };
-    let current = |r: &Report, name: &str| {
+    let newest_commit = commits.last().cloned().unwrap_or_default();
+    let current = |files: &BTreeMap<String, String>, name: &str| {
         let file = super::scope::file_of(name);
-        r.files.get(file).is_some_and(|hash| newest.get(file) == Some(hash))
+        files.get(file).is_some_and(|hash| newest.get(file) == Some(hash))
     };
     let mut iter = reports.into_iter();
     let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
-    let (kept, outdated): (Vec<MutantResult>, Vec<MutantResult>) =
-        std::mem::take(&mut merged.mutants).into_iter().partition(|m| current(&merged, &m.name));
-    merged.mutants = kept;
-    merged.outdated = outdated.into_iter().map(|m| m.name).collect();
-    let mut from: BTreeMap<String, String> =
-        merged.mutants.iter().map(|m| (m.name.clone(), merged.commit.clone())).collect();
-    for report in iter {
-        for m in &report.mutants {
-            if !current(&report, &m.name) {
+    let first = std::mem::take(&mut merged.mutants);
+    let mut from: BTreeMap<String, String> = BTreeMap::new();
+    let mut first_run = Some(first);
+    let mut rest = iter.peekable();
+    loop {
+        // The first report's verdicts, then each newer report's, with its metadata.
+        let (commit, mutants, report) = match first_run.take() {
+            Some(mutants) => (merged.commit.clone(), mutants, None),
+            None => match rest.next() {
+                Some(mut report) => (report.commit.clone(), std::mem::take(&mut report.mutants), Some(report)),
+                None => break,
+            },
+        };
+        let files = report.as_ref().map_or(&merged.files, |r| &r.files).clone();
+        for m in &mutants {
+            let m = if current(&files, &m.name) {
+                m.clone()
+            } else if let Some(name) = carry(&commit, &newest_commit, &m.name) {
+                merged.carried.push(name.clone());
+                MutantResult { name, ..m.clone() }
+            } else {
                 merged.outdated.push(m.name.clone());
                 continue;
-            }
+            };
             match from.get(&m.name) {
-                Some(commit) if *commit == report.commit => {
+                Some(earlier) if *earlier == commit => {
                     bail!("{} is in two reports of commit {commit}: the same shard twice?", m.name)
                 }
                 Some(_) => {
@@ -487,17 +511,18 @@ pub fn merge(
                         name: m.name.clone(),
                         was: old.verdict,
                         now: m.verdict,
-                        commit: report.commit.clone(),
+                        commit: commit.clone(),
                     });
-                    from.insert(m.name.clone(), report.commit.clone());
-                    *old = m.clone();
+                    from.insert(m.name.clone(), commit.clone());
+                    *old = m;
                 }
                 None => {
-                    from.insert(m.name.clone(), report.commit.clone());
-                    merged.mutants.push(m.clone());
+                    from.insert(m.name.clone(), commit.clone());
+                    merged.mutants.push(m);
                 }
             }
         }
+        let Some(report) = report else { continue };
         merged.seconds += report.seconds;
         merged.runs += report.runs;
         // Equivalents are counted per run over its modules: added for modules new to the merge,
@@ -520,8 +545,12 @@ pub fn merge(
         }
         merged.commit = report.commit;
     }
-    // A mutant left out at an older commit but judged at a newer one is not outdated.
+    // A mutant left out at an older commit but judged at a newer one is not outdated; one
+    // carried from an older commit and judged again at a newer one was not carried in the end.
     merged.outdated.retain(|name| !from.contains_key(name));
+    merged.carried.retain(|name| from.get(name).is_some_and(|commit| *commit != newest_commit));
+    merged.carried.sort();
+    merged.carried.dedup();
     merged.outdated.sort();
     merged.outdated.dedup();
     merged.files = newest;
@@ -575,6 +604,7 @@ mod tests {
             stale: vec![],
             mutants,
             rechecked: vec![],
+            carried: vec![],
             outdated: vec![],
             now_equivalent: vec![],
             not_run: vec![],
@@ -584,6 +614,11 @@ mod tests {
     /// Commits in a line: `b` descends from `a` when it sorts after it.
     fn line(a: &str, b: &str) -> Option<bool> {
         Some(a < b)
+    }
+
+    /// No item is unchanged: a changed file outdates every verdict on it.
+    fn no_carry(_: &str, _: &str, _: &str) -> Option<String> {
+        None
     }
 
     fn result(name: &str, verdict: Verdict) -> MutantResult {
@@ -691,15 +726,17 @@ mod tests {
     fn shards_merge_with_their_times_summed_and_the_missing_ones_named() {
         let a = report(vec![result("a", Verdict::Expectation)], "1/3", 100.0);
         let b = report(vec![result("b", Verdict::Missed)], "3/3", 50.0);
-        let (merged, missing) = merge(vec![a.clone(), b], line).expect("merges");
+        let (merged, missing) = merge(vec![a.clone(), b], line, no_carry).expect("merges");
         assert_eq!(merged.seconds, 150.0);
         assert_eq!(merged.runs, 2);
         assert_eq!(merged.mutants.len(), 2);
         assert_eq!(missing, ["2/3"]);
         assert!(merged.commits.is_empty() && merged.rechecked.is_empty());
         assert!(merged.text().contains("summed over 2 runs"));
-        assert!(merge(vec![a.clone(), a.clone()], line).expect_err("twice").to_string().contains("two reports"));
-        assert!(merge(vec![], line).is_err());
+        assert!(
+            merge(vec![a.clone(), a.clone()], line, no_carry).expect_err("twice").to_string().contains("two reports")
+        );
+        assert!(merge(vec![], line, no_carry).is_err());
     }
 
     #[test]
@@ -713,7 +750,8 @@ mod tests {
         recheck.commit = "c2".into();
         recheck.shards.clear();
         // The order given does not matter: git's history orders them.
-        let (merged, missing) = merge(vec![recheck.clone(), shard2.clone(), shard1.clone()], line).expect("merges");
+        let (merged, missing) =
+            merge(vec![recheck.clone(), shard2.clone(), shard1.clone()], line, no_carry).expect("merges");
         assert!(missing.is_empty(), "{missing:?}");
         assert_eq!(merged.commit, "c2");
         assert_eq!(merged.commits, ["c1", "c2"]);
@@ -728,19 +766,52 @@ mod tests {
         // A file changed since: its mutants' older verdicts are left out, the others still count.
         let mut changed = recheck.clone();
         changed.files.insert("c".into(), "2".into());
-        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed.clone()], line).expect("merges");
+        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed.clone()], line, no_carry).expect("merges");
         assert_eq!(merged.outdated, Vec::<String>::new(), "c was judged again at the newer commit");
         assert_eq!(merged.mutants.len(), 3);
         changed.mutants.retain(|m| m.name == "a");
-        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed], line).expect("merges");
+        let (merged, _) = merge(vec![shard1.clone(), shard2.clone(), changed], line, no_carry).expect("merges");
         assert_eq!(merged.outdated, ["c"]);
         assert_eq!(merged.mutants.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert!(merged.text().contains("left out: run at an older commit, their file has changed since: 1\n  c\n"));
+        assert!(merged.text().contains("left out: run at an older commit, their item has changed since: 1\n  c\n"));
         let unknown = Report { files: BTreeMap::new(), ..recheck.clone() };
-        assert!(merge(vec![shard1.clone(), unknown], line).is_err());
+        assert!(merge(vec![shard1.clone(), unknown], line, no_carry).is_err());
         // Commits git cannot order.
-        assert!(merge(vec![shard1.clone(), recheck.clone()], |_, _| None).is_err());
-        assert!(merge(vec![shard1, recheck], |_, _| Some(false)).is_err());
+        assert!(merge(vec![shard1.clone(), recheck.clone()], |_, _| None, no_carry).is_err());
+        assert!(merge(vec![shard1, recheck], |_, _| Some(false), no_carry).is_err());
+    }
+
+    #[test]
+    fn a_verdict_in_an_unchanged_item_is_carried_to_its_name_at_the_newest_commit() {
+        let at = |commit: &str, files: &str, mutants| Report {
+            commit: commit.into(),
+            files: [("x.rs".to_string(), files.to_string())].into(),
+            ..report(mutants, "", 10.0)
+        };
+        let old =
+            at("c1", "1", vec![result("x.rs:10:5: a", Verdict::Expectation), result("x.rs:40:5: b", Verdict::Missed)]);
+        // At c2, x.rs changed: a's item moved down three lines, b's item changed.
+        let new = at("c2", "2", vec![result("x.rs:90:1: fresh", Verdict::Expectation)]);
+        let carry = |from: &str, to: &str, name: &str| {
+            assert_eq!((from, to), ("c1", "c2"));
+            (name == "x.rs:10:5: a").then(|| "x.rs:13:5: a".to_string())
+        };
+        let (merged, _) = merge(vec![new.clone(), old.clone()], line, carry).expect("merges");
+        let names: Vec<&str> = merged.mutants.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["x.rs:13:5: a", "x.rs:90:1: fresh"]);
+        assert_eq!(merged.carried, ["x.rs:13:5: a"]);
+        assert_eq!(merged.outdated, ["x.rs:40:5: b"]);
+        let text = merged.text();
+        assert!(
+            text.contains("carried from an older commit, their item unchanged though their file changed: 1"),
+            "{text}"
+        );
+        // Judged again at the newest commit: the newer verdict, and it is not carried.
+        let again = at("c2", "2", vec![result("x.rs:13:5: a", Verdict::Missed)]);
+        let (merged, _) = merge(vec![new, old, again], line, carry).expect("merges");
+        assert!(merged.carried.is_empty(), "{:?}", merged.carried);
+        assert_eq!(merged.rechecked.len(), 1);
+        assert_eq!(merged.mutants.iter().find(|m| m.name == "x.rs:13:5: a").map(|m| m.verdict), Some(Verdict::Missed));
     }
 
     #[test]

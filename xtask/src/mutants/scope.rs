@@ -90,22 +90,28 @@ pub fn of_commit(root: &Path, commit: &str) -> anyhow::Result<Files> {
             "the report of commit {commit} carries no fingerprint of its files, and git cannot give the source it ran on"
         );
     }
-    let git = |args: &[&str]| -> anyhow::Result<Vec<u8>> {
-        let output = Command::new("git").current_dir(root).args(args).output().context("running git")?;
-        if !output.status.success() {
-            bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
-        }
-        Ok(output.stdout)
-    };
-    let listed = git(&["ls-tree", "-r", "--name-only", commit, "--", "harness/src"])?;
+    let listed = git(root, &["ls-tree", "-r", "--name-only", commit, "--", "harness/src"])?;
     let mut files = Files::new();
     for path in String::from_utf8_lossy(&listed).lines().filter(|p| in_scope(p)) {
-        files.insert(path.to_string(), file_hash(&git(&["show", &format!("{commit}:{path}")])?));
+        files.insert(path.to_string(), file_hash(&contents_at(root, commit, path)?));
     }
     if files.is_empty() {
         bail!("commit {commit} has no file of the scope");
     }
     Ok(files)
+}
+
+/// The contents of `path` (relative to the workspace) at `commit`, from git in `root`.
+pub fn contents_at(root: &Path, commit: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+    git(root, &["show", &format!("{commit}:{path}")])
+}
+
+fn git(root: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let output = Command::new("git").current_dir(root).args(args).output().context("running git")?;
+    if !output.status.success() {
+        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+    }
+    Ok(output.stdout)
 }
 
 /// Whether `older` is an ancestor of `newer` in git (`None` when git cannot say).
