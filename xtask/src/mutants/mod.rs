@@ -126,6 +126,15 @@ enum Action {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Moves the entries of mutants/equivalent.toml that name a mutant by its place
+    /// (`path:line:col: ...`) from their place at commit FROM to their place in the working
+    /// tree, when the item they are in is there unchanged (as `merge` carries verdicts); names
+    /// the entries it cannot follow, whose item changed: judge those again. After an edit to a
+    /// file of the scope: `mutants follow HEAD`.
+    Follow {
+        /// The commit the entries were written against.
+        from: String,
+    },
     /// The report of a run's output folder (`--out`), also of a run cut short: what it judged
     /// so far, the rest of its selection listed as not run (time: the mutants' own, summed).
     Report {
@@ -195,6 +204,7 @@ struct RunArgs {
 pub fn run(args: MutantsArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Some(Action::Merge { reports, json }) => merge(&reports, json.as_deref()),
+        Some(Action::Follow { from }) => follow(&from),
         Some(Action::Report { dir, json }) => {
             let dir = dir.unwrap_or_else(|| harness::scenario::Catalogue::workspace_root().join("target/mutants-out"));
             report_of(&dir, json.as_deref())
@@ -482,6 +492,58 @@ fn finish(
     let failed =
         !report.stale.is_empty() || !missing_shards.is_empty() || (fail_on_survivors && report.has_survivors());
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn follow(from: &str) -> anyhow::Result<ExitCode> {
+    let root = harness::scenario::Catalogue::workspace_root();
+    let path = root.join("mutants/equivalent.toml");
+    let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let equivalents = EquivalentFile::parse(&text).with_context(|| format!("{}", path.display()))?;
+    let mut sources: BTreeMap<String, Option<(items::Source, items::Source)>> = BTreeMap::new();
+    let (mut moved, mut lost) = (0, Vec::new());
+    for entry in &equivalents.equivalent {
+        let file = scope::file_of(&entry.mutant).to_string();
+        if equivalent::without_line_col(&entry.mutant) == entry.mutant {
+            continue;
+        }
+        let pair = sources.entry(file.clone()).or_insert_with(|| {
+            let old = scope::contents_at(&root, from, &file).ok().and_then(|b| String::from_utf8(b).ok())?;
+            let new = std::fs::read_to_string(root.join(&file)).ok()?;
+            Some((items::Source::parse(old)?, items::Source::parse(new)?))
+        });
+        match pair.as_ref().and_then(|(old, new)| items::carried(&entry.mutant, old, new)) {
+            Some(name) if name == entry.mutant => {}
+            Some(name) => {
+                text = renamed(&text, &entry.mutant, &name).with_context(|| format!("{}", path.display()))?;
+                outln!("moved: {} -> {}", entry.mutant, name.split(':').nth(1).unwrap_or_default())?;
+                moved += 1;
+            }
+            None => lost.push(entry.mutant.clone()),
+        }
+    }
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    outln!("{moved} entr(ies) moved in {}", path.display())?;
+    for name in &lost {
+        outln!("not followed (its item changed at {from} or since, or went): {name}")?;
+    }
+    Ok(if lost.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `text` (mutants/equivalent.toml) with the entry naming `old` naming `new`, its other lines as
+/// they are.
+fn renamed(text: &str, old: &str, new: &str) -> anyhow::Result<String> {
+    // The entry's line, whichever way its string is written.
+    let names = |line: &str| {
+        let value: Option<toml::Table> = line.starts_with("mutant =").then(|| toml::from_str(line).ok())?;
+        value?.get("mutant")?.as_str().map(str::to_string)
+    };
+    let Some(at) = text.lines().position(|line| names(line).as_deref() == Some(old)) else {
+        bail!("cannot find the line of {old} to rewrite it");
+    };
+    // A TOML basic string is a JSON string.
+    let line = format!("mutant = {}", serde_json::to_string(new)?);
+    let lines: Vec<&str> = text.lines().enumerate().map(|(i, l)| if i == at { line.as_str() } else { l }).collect();
+    Ok(lines.join("\n") + "\n")
 }
 
 /// Files of the scope read at a commit, by (commit, path); `None`: git or syn could not read it.
@@ -795,6 +857,22 @@ mod tests {
             assert!(shard(all.clone(), &modules, Some(bad)).is_err(), "{bad}");
         }
         assert_eq!(shard(all.clone(), &modules, None).expect("all").names, all);
+    }
+
+    #[test]
+    fn an_equivalent_entry_is_renamed_on_its_own_line_whichever_way_its_string_is_written() {
+        let text = "# c\n[[equivalent]]\nmutant = \"a.rs:1:2: delete match arm \\\"x\\\" in f\"\nreason = \"r\"\n\n[[equivalent]]\nmutant = 'a.rs:5:2: replace < with <= in g'\nreason = \"mutant = 'a.rs:5:2: replace < with <= in g'\"\n";
+        let once = renamed(text, "a.rs:1:2: delete match arm \"x\" in f", "a.rs:3:2: delete match arm \"x\" in f")
+            .expect("found");
+        assert!(once.contains("mutant = \"a.rs:3:2: delete match arm \\\"x\\\" in f\"\n"), "{once}");
+        let twice =
+            renamed(&once, "a.rs:5:2: replace < with <= in g", "a.rs:9:2: replace < with <= in g").expect("found");
+        assert!(
+            twice.contains("mutant = \"a.rs:9:2: replace < with <= in g\"\nreason = \"mutant = 'a.rs:5:2"),
+            "{twice}"
+        );
+        assert_eq!(EquivalentFile::parse(&twice).expect("still TOML").equivalent.len(), 2);
+        assert!(renamed(text, "a.rs:7:7: gone", "x").is_err());
     }
 
     #[test]
