@@ -126,11 +126,11 @@ enum Action {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Moves the entries of mutants/equivalent.toml that name a mutant by its place
+    /// Moves the stale entries of mutants/equivalent.toml that name a mutant by its place
     /// (`path:line:col: ...`) from their place at commit FROM to their place in the working
     /// tree, when the item they are in is there unchanged (as `merge` carries verdicts); names
     /// the entries it cannot follow, whose item changed: judge those again. After an edit to a
-    /// file of the scope: `mutants follow HEAD`.
+    /// file of the scope: `mutants follow HEAD`. An entry that names a mutant of the tree stays.
     Follow {
         /// The commit the entries were written against.
         from: String,
@@ -499,11 +499,14 @@ fn follow(from: &str) -> anyhow::Result<ExitCode> {
     let path = root.join("mutants/equivalent.toml");
     let mut text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let equivalents = EquivalentFile::parse(&text).with_context(|| format!("{}", path.display()))?;
+    // Only a stale entry moves, and only to a mutant of the tree: running it twice moves nothing
+    // twice.
+    let listed: BTreeSet<String> = list(&cargo_mutants(false)?, &root)?.into_iter().collect();
     let mut sources: BTreeMap<String, Option<(items::Source, items::Source)>> = BTreeMap::new();
     let (mut moved, mut lost) = (0, Vec::new());
     for entry in &equivalents.equivalent {
         let file = scope::file_of(&entry.mutant).to_string();
-        if equivalent::without_line_col(&entry.mutant) == entry.mutant {
+        if equivalent::without_line_col(&entry.mutant) == entry.mutant || listed.contains(&entry.mutant) {
             continue;
         }
         let pair = sources.entry(file.clone()).or_insert_with(|| {
@@ -512,13 +515,12 @@ fn follow(from: &str) -> anyhow::Result<ExitCode> {
             Some((items::Source::parse(old)?, items::Source::parse(new)?))
         });
         match pair.as_ref().and_then(|(old, new)| items::carried(&entry.mutant, old, new)) {
-            Some(name) if name == entry.mutant => {}
-            Some(name) => {
+            Some(name) if listed.contains(&name) => {
                 text = renamed(&text, &entry.mutant, &name).with_context(|| format!("{}", path.display()))?;
                 outln!("moved: {} -> {}", entry.mutant, name.split(':').nth(1).unwrap_or_default())?;
                 moved += 1;
             }
-            None => lost.push(entry.mutant.clone()),
+            _ => lost.push(entry.mutant.clone()),
         }
     }
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
