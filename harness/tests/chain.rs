@@ -1529,6 +1529,79 @@ fn keys_rcgen_cannot_make_are_rated_as_each_library_rates_them(
     first_error_everywhere_is(&case, highest_level_met + 1, time, Some((66, 0)));
 }
 
+/// How a trusted EC CA's public key is written in its SubjectPublicKeyInfo.
+#[derive(Clone, Copy, Debug)]
+enum PointForm {
+    /// `02`/`03` || x.
+    Compressed,
+    /// `02`/`03` || x without x's last byte.
+    CompressedShort,
+    /// `06`/`07` || x || y: the tag's low bit is y's.
+    Hybrid,
+    /// The same with the other tag: the bit does not fit y.
+    HybridWrongParity,
+    /// `00`: the point at infinity.
+    Infinity,
+    /// `04` || x || y with y's last bit flipped: off the curve.
+    OffTheCurve,
+}
+
+/// A trusted EC CA whose key is the one that signed the leaf, written another way
+/// (`EC_POINT_oct2point`): compressed and hybrid points decode and verify the leaf; a hybrid tag
+/// that does not fit y, a compressed point a byte short and a point off the curve do not decode,
+/// so the CA issues nothing (20 at 0); the point at infinity decodes and verifies nothing (7 at
+/// 0). The CA's own signature, over its original key, is not checked (a trust anchor's). The
+/// model in both flavours against `openssl verify` and both oracles where built.
+#[rstest]
+#[case::p256_compressed(&rcgen::PKCS_ECDSA_P256_SHA256, PointForm::Compressed, None)]
+#[case::p256_compressed_short(&rcgen::PKCS_ECDSA_P256_SHA256, PointForm::CompressedShort, Some((20, 0)))]
+#[case::p256_hybrid(&rcgen::PKCS_ECDSA_P256_SHA256, PointForm::Hybrid, None)]
+#[case::p256_hybrid_wrong_parity(&rcgen::PKCS_ECDSA_P256_SHA256, PointForm::HybridWrongParity, Some((20, 0)))]
+#[case::p256_infinity(&rcgen::PKCS_ECDSA_P256_SHA256, PointForm::Infinity, Some((7, 0)))]
+#[case::p384_hybrid(&rcgen::PKCS_ECDSA_P384_SHA384, PointForm::Hybrid, None)]
+#[case::p384_off_the_curve(&rcgen::PKCS_ECDSA_P384_SHA384, PointForm::OffTheCurve, Some((20, 0)))]
+#[case::p521_compressed(&rcgen::PKCS_ECDSA_P521_SHA512, PointForm::Compressed, None)]
+#[case::p521_off_the_curve(&rcgen::PKCS_ECDSA_P521_SHA512, PointForm::OffTheCurve, Some((20, 0)))]
+fn a_trusted_ec_key_decodes_as_openssl_decodes_points(
+    #[case] algorithm: &'static rcgen::SignatureAlgorithm,
+    #[case] form: PointForm,
+    #[case] expected: Option<(i32, usize)>,
+) {
+    use der::{Decode as _, Encode as _};
+    let ca_key = KeyPair::generate_for(algorithm).expect("EC key");
+    let ca_params = params("steven-DC-CA", Role::Ca, 1);
+    let ca_cert = ca_params.self_signed(&ca_key).expect("self-signed");
+    let ca = Node { key: ca_key, params: ca_params, cert: ca_cert };
+    let leaf = issued(params("cucm.steven.lab", Role::Leaf, 3), &ca);
+    let mut cert = x509_cert::Certificate::from_der(ca.der().as_ref()).expect("rcgen's CA");
+    let spki = &mut cert.tbs_certificate.subject_public_key_info;
+    let point = spki.subject_public_key.raw_bytes().to_vec();
+    assert_eq!(point.first(), Some(&0x04), "rcgen writes uncompressed points");
+    let (x, y) = point[1..].split_at((point.len() - 1) / 2);
+    let odd = y.last().copied().unwrap_or(0) & 1;
+    let written = match form {
+        PointForm::Compressed => [&[0x02 | odd][..], x].concat(),
+        PointForm::CompressedShort => [&[0x02 | odd][..], &x[..x.len() - 1]].concat(),
+        PointForm::Hybrid => [&[0x06 | odd][..], x, y].concat(),
+        PointForm::HybridWrongParity => [&[0x06 | (odd ^ 1)][..], x, y].concat(),
+        PointForm::Infinity => vec![0x00],
+        PointForm::OffTheCurve => {
+            let mut off = point.clone();
+            if let Some(last) = off.last_mut() {
+                *last ^= 1;
+            }
+            off
+        }
+    };
+    spki.subject_public_key = der::asn1::BitString::from_bytes(&written).expect("bit string");
+    let case = Case {
+        peer: vec![leaf.der()],
+        trusted: vec![CertificateDer::from(cert.to_der().expect("certificate"))],
+        leaf_key_pem: leaf.key.serialize_pem(),
+    };
+    first_error_everywhere_is(&case, 0, NOW, expected);
+}
+
 /// An RSASSA-PSS signature with MD5 (message and MGF1 hash, a 16-byte salt), which no OpenSSL
 /// will write: a leaf rcgen issued is signed again by hand. Both libraries verify it and rate it
 /// by its hash (`X509_get_signature_info`: MD5 is 39 bits in 3.0 and 64 in 1.1.1), so it passes at
