@@ -1602,6 +1602,32 @@ fn a_trusted_ec_key_decodes_as_openssl_decodes_points(
     first_error_everywhere_is(&case, 0, NOW, expected);
 }
 
+/// A trusted CA whose key is on P-224 (a curve the model has no arithmetic for, so it checks the
+/// point's encoding alone) with a point one byte short, compressed (`02` || 27 bytes) or not
+/// (`04` || 55 bytes): `EC_POINT_oct2point` wants the field's size, the key does not decode and
+/// the CA issues nothing (20 at 0). The model in both flavours against `openssl verify` and both
+/// oracles where built.
+#[rstest]
+#[case::compressed(0x02, 27)]
+#[case::uncompressed(0x04, 55)]
+fn a_p224_point_of_the_wrong_length_does_not_decode(#[case] tag: u8, #[case] len: usize) {
+    use der::{Decode as _, Encode as _};
+    let root = self_signed(params("steven-DC-CA", Role::Ca, 1));
+    let leaf = issued(params("cucm.steven.lab", Role::Leaf, 3), &root);
+    let mut cert = x509_cert::Certificate::from_der(root.der().as_ref()).expect("rcgen's CA");
+    let spki = &mut cert.tbs_certificate.subject_public_key_info;
+    let p224 = der::asn1::ObjectIdentifier::new_unwrap("1.3.132.0.33");
+    spki.algorithm.parameters = Some(der::Any::from_der(&p224.to_der().expect("OID")).expect("parameters"));
+    let point = [&[tag][..], &vec![0x5a; len]].concat();
+    spki.subject_public_key = der::asn1::BitString::from_bytes(&point).expect("bit string");
+    let case = Case {
+        peer: vec![leaf.der()],
+        trusted: vec![CertificateDer::from(cert.to_der().expect("certificate"))],
+        leaf_key_pem: leaf.key.serialize_pem(),
+    };
+    first_error_everywhere_is(&case, 0, NOW, Some((20, 0)));
+}
+
 /// An RSASSA-PSS signature with MD5 (message and MGF1 hash, a 16-byte salt), which no OpenSSL
 /// will write: a leaf rcgen issued is signed again by hand. Both libraries verify it and rate it
 /// by its hash (`X509_get_signature_info`: MD5 is 39 bits in 3.0 and 64 in 1.1.1), so it passes at
