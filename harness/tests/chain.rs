@@ -1628,6 +1628,90 @@ fn a_p224_point_of_the_wrong_length_does_not_decode(#[case] tag: u8, #[case] len
     first_error_everywhere_is(&case, 0, NOW, Some((20, 0)));
 }
 
+/// A trusted CA whose P-224 key carries explicit curve parameters (`openssl ecparam
+/// -param_enc explicit`): both libraries decode it, so it is the leaf's issuer. 3.0 then says
+/// "Certificate public key has explicit ECC parameters" at depth 1 (first); 1.1.1 verifies the
+/// leaf. The model decodes it too, and in 3.0 gives the same first error; in 1.1.1 it says 7 at 0,
+/// a known limit (README: ECDSA on P-256/384/521 only), asserted here so that it is seen when it
+/// changes. The model against `openssl verify` and both oracles where built.
+#[test]
+fn a_trusted_key_with_explicit_parameters_of_a_curve_the_model_cannot_verify_on_decodes() {
+    use harness::chain::oracle::{Oracle, OracleRequest};
+    let dir = TempDir::new().expect("temp dir");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    std::fs::write(dir.path().join("ext.cnf"), "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n")
+        .expect("write");
+    run(&["ecparam", "-name", "secp224r1", "-param_enc", "explicit", "-genkey", "-noout", "-out", "ca.key"]);
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "ca.key",
+        "-subj",
+        "/O=Cisco/CN=steven-DC-CA",
+        "-days",
+        "3650",
+        "-set_serial",
+        "1",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&["x509", "-in", "ca.pem", "-outform", "DER", "-out", "ca.der"]);
+    let text = run(&["x509", "-in", "ca.pem", "-noout", "-text"]);
+    assert!(text.contains("Field Type: prime-field"), "explicit parameters: {text}");
+    run(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "leaf.key"]);
+    run(&["req", "-new", "-key", "leaf.key", "-subj", "/O=Cisco/CN=cucm.steven.lab", "-out", "leaf.csr"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "3",
+        "-days",
+        "3650",
+        "-extfile",
+        "ext.cnf",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ]);
+    let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
+    let case = Case {
+        peer: vec![CertificateDer::from(read("leaf.der"))],
+        trusted: vec![CertificateDer::from(read("ca.der"))],
+        leaf_key_pem: String::from_utf8(read("leaf.key")).expect("PEM"),
+    };
+    let time = real_now() + DAY;
+    let cli = openssl_verify_at(&Files::write(&case), OPENSSL_DEFAULT_VERIFY_DEPTH, 0, time);
+    assert_eq!(cli.first().map(|r| (r.0, r.1)), Some((94, 1)), "openssl verify: {cli:?}");
+    for (flavour, model_says, real_says) in
+        [(OpensslFlavour::V3_0, Some((94, 1)), Some((94, 1))), (OpensslFlavour::V1_1_1, Some((7, 0)), None)]
+    {
+        let input = ChainInput { validation_time: time, stop_at_first_error: true, ..at_level(&case, flavour, 0) };
+        let model = verify(&input).errors.first().map(|e| (e.code.code(flavour), e.depth));
+        assert_eq!(model, model_says, "the model ({flavour:?})");
+        if let Some(oracle) = Oracle::start_flavour(flavour) {
+            let real = oracle.expect("start the oracle").verify(&OracleRequest::of(&input)).expect("verdict");
+            assert_eq!(real.errors.first().copied(), real_says, "OpenSSL {flavour:?} itself");
+        }
+    }
+}
+
 /// An RSASSA-PSS signature with MD5 (message and MGF1 hash, a 16-byte salt), which no OpenSSL
 /// will write: a leaf rcgen issued is signed again by hand. Both libraries verify it and rate it
 /// by its hash (`X509_get_signature_info`: MD5 is 39 bits in 3.0 and 64 in 1.1.1), so it passes at
