@@ -1603,13 +1603,15 @@ fn a_trusted_ec_key_decodes_as_openssl_decodes_points(
 }
 
 /// A trusted CA whose key is on P-224 (a curve the model has no arithmetic for, so it checks the
-/// point's encoding alone) with a point one byte short, compressed (`02` || 27 bytes) or not
-/// (`04` || 55 bytes): `EC_POINT_oct2point` wants the field's size, the key does not decode and
+/// point's encoding alone) with a point one byte short, compressed (`02` || 27 bytes),
+/// uncompressed or hybrid (`04`, `06` || 55 bytes): `EC_POINT_oct2point` wants the field's size, the key does not decode and
 /// the CA issues nothing (20 at 0). The model in both flavours against `openssl verify` and both
 /// oracles where built.
 #[rstest]
 #[case::compressed(0x02, 27)]
 #[case::uncompressed(0x04, 55)]
+// y's last bit (0x5a: even) fits the tag: only the length is wrong.
+#[case::hybrid(0x06, 55)]
 fn a_p224_point_of_the_wrong_length_does_not_decode(#[case] tag: u8, #[case] len: usize) {
     use der::{Decode as _, Encode as _};
     let root = self_signed(params("steven-DC-CA", Role::Ca, 1));

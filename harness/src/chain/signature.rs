@@ -366,7 +366,8 @@ pub(super) fn verifies(subject: &X509Certificate<'_>, issuer_key: &SubjectPublic
             if issuer_key.algorithm.algorithm.to_id_string() != "1.2.840.10045.2.1" {
                 return false;
             }
-            let point: &[u8] = &issuer_key.subject_public_key.data;
+            let point = sec1(&issuer_key.subject_public_key.data);
+            let point: &[u8] = &point;
             let digest = hash.digest(tbs);
             match ec_curve(issuer_key) {
                 Some("P-256") => {
@@ -526,6 +527,18 @@ fn ec_key_decodes(key: &SubjectPublicKeyInfo<'_>) -> bool {
         Some("P-384") => p384::PublicKey::from_sec1_bytes(sec1).is_ok(),
         Some("P-521") => p521::PublicKey::from_sec1_bytes(sec1).is_ok(),
         _ => true,
+    }
+}
+
+/// An EC point as RustCrypto's `from_sec1_bytes` reads it: a hybrid point (`06`/`07` || x || y,
+/// which OpenSSL decodes when the tag's low bit is y's) written uncompressed (`04`); any other
+/// as it is.
+fn sec1(point: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    match point.split_first() {
+        Some((tag @ (0x06 | 0x07), xy)) if xy.last().is_some_and(|y| y & 1 == tag & 1) => {
+            std::borrow::Cow::Owned([&[0x04][..], xy].concat())
+        }
+        _ => std::borrow::Cow::Borrowed(point),
     }
 }
 

@@ -299,6 +299,7 @@ pub(super) const ED25519_OID: &str = "1.3.101.112";
 pub(super) const ED448_OID: &str = "1.3.101.113";
 const X25519_OID: &str = "1.3.101.110";
 const X448_OID: &str = "1.3.101.111";
+const RSA_OID: &str = "1.2.840.113549.1.1.1";
 
 fn spki_der(algorithm: spki::AlgorithmIdentifierOwned, key: &[u8]) -> Result<Vec<u8>, GenError> {
     let spki = spki::SubjectPublicKeyInfoOwned {
@@ -352,6 +353,40 @@ pub fn explicit_ec_spki(named: &[u8]) -> Result<Vec<u8>, GenError> {
     )
 }
 
+/// `spki` (DER) with its key written in `form` (see [`super::KeyForm`]); unchanged where the
+/// form does not apply to the key's type.
+pub fn in_form(spki: &[u8], form: super::KeyForm) -> Result<Vec<u8>, GenError> {
+    use super::KeyForm;
+    if form == KeyForm::Standard {
+        return Ok(spki.to_vec());
+    }
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki).map_err(GenError::Der)?;
+    let algorithm = spki::AlgorithmIdentifierOwned {
+        oid: info.algorithm.oid,
+        parameters: info.algorithm.parameters.map(|p| p.into()),
+    };
+    let key = info.subject_public_key.raw_bytes();
+    let oid = algorithm.oid.to_string();
+    let written = match (oid.as_str(), form) {
+        (EC_PUBLIC_KEY_OID, _) if key.first() == Some(&0x04) => {
+            let (x, y) = key[1..].split_at((key.len() - 1) / 2);
+            let odd = y.last().copied().unwrap_or(0) & 1;
+            match form {
+                KeyForm::Compressed => [&[0x02 | odd][..], x].concat(),
+                KeyForm::Hybrid => [&[0x06 | odd][..], x, y].concat(),
+                // y's last bit flipped: off the curve.
+                _ => [&[0x04][..], x, &y[..y.len() - 1], &[y[y.len() - 1] ^ 1]].concat(),
+            }
+        }
+        (ED25519_OID | ED448_OID | X25519_OID | X448_OID, KeyForm::Undecodable) => {
+            return spki_der(spki::AlgorithmIdentifierOwned { parameters: Some(der::Any::null()), ..algorithm }, key);
+        }
+        (RSA_OID, KeyForm::Undecodable) if key.first() == Some(&0x30) => [&[0x31][..], &key[1..]].concat(),
+        _ => return Ok(spki.to_vec()),
+    };
+    spki_der(algorithm, &written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +414,35 @@ mod tests {
         }
         let PoolKey::Rsa(small) = pool.key(KeyKind::Rsa1024, 0).0 else { panic!("RSA-1024 is not RSA") };
         assert!(small.aws.is_none(), "aws-lc refuses keys under 2048 bits");
+    }
+
+    #[test]
+    fn each_key_form_rewrites_the_keys_it_applies_to() {
+        use super::super::KeyForm;
+        use der::Tagged as _;
+        let pool = Pool::get().expect("pool");
+        let point_of = |der: &[u8]| {
+            let info = spki::SubjectPublicKeyInfoRef::from_der(der).expect("an SPKI");
+            (info.algorithm.parameters.map(|p| p.tag()), info.subject_public_key.raw_bytes().to_vec())
+        };
+        let (_, p256) = pool.key(KeyKind::P256, 0);
+        let (_, uncompressed) = point_of(p256);
+        let odd = uncompressed[64] & 1;
+        let (_, compressed) = point_of(&in_form(p256, KeyForm::Compressed).expect("compressed"));
+        assert_eq!(compressed, [&[0x02 | odd][..], &uncompressed[1..33]].concat());
+        let (_, hybrid) = point_of(&in_form(p256, KeyForm::Hybrid).expect("hybrid"));
+        assert_eq!(hybrid, [&[0x06 | odd][..], &uncompressed[1..]].concat());
+        let (_, off) = point_of(&in_form(p256, KeyForm::Undecodable).expect("off the curve"));
+        assert_eq!(off[..64], uncompressed[..64]);
+        assert_eq!(off[64], uncompressed[64] ^ 1);
+        let (_, ed25519) = pool.key(KeyKind::Ed25519, 0);
+        let (params, _) = point_of(&in_form(ed25519, KeyForm::Undecodable).expect("with NULL"));
+        assert_eq!(params, Some(der::Tag::Null));
+        assert_eq!(in_form(ed25519, KeyForm::Compressed).expect("as it was"), ed25519);
+        let (_, rsa) = pool.key(KeyKind::Rsa2048, 0);
+        let (_, set) = point_of(&in_form(rsa, KeyForm::Undecodable).expect("under a SET"));
+        assert_eq!(set[0], 0x31);
+        let (_, dsa) = pool.key(KeyKind::Dsa2048, 0);
+        assert_eq!(in_form(dsa, KeyForm::Undecodable).expect("as it was"), dsa);
     }
 }
