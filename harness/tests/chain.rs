@@ -1002,38 +1002,7 @@ fn sha1_signed_case() -> Case {
     write("ca.pem", &ca.pem());
     write("ca.key", &ca_key.serialize_pem());
     write("leaf.key", &leaf_key.serialize_pem());
-    write("ext.cnf", "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n");
-    let run = |args: &[&str]| {
-        let status = Command::new("openssl")
-            .args(args)
-            .current_dir(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run openssl");
-        assert!(status.success(), "openssl {args:?} failed");
-    };
-    run(&["req", "-new", "-key", "leaf.key", "-subj", "/O=Cisco/CN=cucm-ms.steven.lab", "-out", "leaf.csr"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "3",
-        "-sha1",
-        "-days",
-        "3650",
-        "-extfile",
-        "ext.cnf",
-        "-outform",
-        "DER",
-        "-out",
-        "leaf.der",
-    ]);
+    openssl_issue_leaf(dir.path(), "cucm-ms.steven.lab", &["-sha1"]);
     let leaf = std::fs::read(dir.path().join("leaf.der")).expect("read leaf");
     Case {
         peer: vec![CertificateDer::from(leaf)],
@@ -1487,36 +1456,11 @@ fn keys_rcgen_cannot_make_are_rated_as_each_library_rates_them(
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
     write("ca.pem", &ca.pem());
     write("ca.key", &ca_key.serialize_pem());
-    write("ext.cnf", "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let run = |args: &[&str]| openssl_in(dir.path(), args);
     for line in keygen.lines() {
         run(&line.split_whitespace().collect::<Vec<_>>());
     }
-    run(&["req", "-new", "-key", "leaf.key", "-subj", "/O=Cisco/CN=cucm.steven.lab", "-out", "leaf.csr"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "3",
-        "-days",
-        "3650",
-        "-extfile",
-        "ext.cnf",
-        "-outform",
-        "DER",
-        "-out",
-        "leaf.der",
-    ]);
+    openssl_issue_leaf(dir.path(), "cucm.steven.lab", &[]);
     let text = run(&["x509", "-inform", "DER", "-in", "leaf.der", "-noout", "-text"]);
     assert!(text.contains(&format!("Public Key Algorithm: {algorithm}")), "{text}");
     let case = Case {
@@ -1630,6 +1574,44 @@ fn a_p224_point_of_the_wrong_length_does_not_decode(#[case] tag: u8, #[case] len
     first_error_everywhere_is(&case, 0, NOW, Some((20, 0)));
 }
 
+/// `openssl` run with `args` in `dir`: its standard output; the test fails if it fails.
+fn openssl_in(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `leaf.der` in `dir`: `leaf.key` certified by `ca.pem` and `ca.key` with the subject
+/// `O=Cisco, CN=<cn>` (serverAuth, a DNS SAN cucm.steven.lab), serial 3, for 3650 days from the
+/// real clock (`openssl x509 -days`); `x509_options` added to `openssl x509 -req` (`-sha1`).
+fn openssl_issue_leaf(dir: &std::path::Path, cn: &str, x509_options: &[&str]) {
+    std::fs::write(dir.join("ext.cnf"), "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n")
+        .expect("write ext.cnf");
+    let subject = format!("/O=Cisco/CN={cn}");
+    openssl_in(dir, &["req", "-new", "-key", "leaf.key", "-subj", &subject, "-out", "leaf.csr"]);
+    let x509 = [
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-set_serial",
+        "3",
+        "-days",
+        "3650",
+        "-extfile",
+        "ext.cnf",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ];
+    openssl_in(dir, &[&x509[..], x509_options].concat());
+}
+
 /// A trusted CA whose P-224 key carries explicit curve parameters (`openssl ecparam
 /// -param_enc explicit`): both libraries decode it, so it is the leaf's issuer. 3.0 then says
 /// "Certificate public key has explicit ECC parameters" at depth 1 (first); 1.1.1 verifies the
@@ -1640,13 +1622,7 @@ fn a_p224_point_of_the_wrong_length_does_not_decode(#[case] tag: u8, #[case] len
 fn a_trusted_key_with_explicit_parameters_of_a_curve_the_model_cannot_verify_on_decodes() {
     use harness::chain::oracle::{Oracle, OracleRequest};
     let dir = TempDir::new().expect("temp dir");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir.path()).output().expect("run openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    std::fs::write(dir.path().join("ext.cnf"), "extendedKeyUsage=serverAuth\nsubjectAltName=DNS:cucm.steven.lab\n")
-        .expect("write");
+    let run = |args: &[&str]| openssl_in(dir.path(), args);
     run(&["ecparam", "-name", "secp224r1", "-param_enc", "explicit", "-genkey", "-noout", "-out", "ca.key"]);
     run(&[
         "req",
@@ -1671,27 +1647,7 @@ fn a_trusted_key_with_explicit_parameters_of_a_curve_the_model_cannot_verify_on_
     let text = run(&["x509", "-in", "ca.pem", "-noout", "-text"]);
     assert!(text.contains("Field Type: prime-field"), "explicit parameters: {text}");
     run(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "leaf.key"]);
-    run(&["req", "-new", "-key", "leaf.key", "-subj", "/O=Cisco/CN=cucm.steven.lab", "-out", "leaf.csr"]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-set_serial",
-        "3",
-        "-days",
-        "3650",
-        "-extfile",
-        "ext.cnf",
-        "-outform",
-        "DER",
-        "-out",
-        "leaf.der",
-    ]);
+    openssl_issue_leaf(dir.path(), "cucm.steven.lab", &[]);
     let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
     let case = Case {
         peer: vec![CertificateDer::from(read("leaf.der"))],
