@@ -479,6 +479,9 @@ pub fn merge(
     let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
     let first = std::mem::take(&mut merged.mutants);
     let mut from: BTreeMap<String, String> = BTreeMap::new();
+    // The mutants whose latest verdict so far was carried (oldest report first: a verdict judged
+    // where the file is as at the newest commit takes a name out again).
+    let mut carried: BTreeSet<String> = BTreeSet::new();
     let mut first_run = Some(first);
     let mut rest = iter.peekable();
     loop {
@@ -493,9 +496,10 @@ pub fn merge(
         let files = report.as_ref().map_or(&merged.files, |r| &r.files).clone();
         for m in &mutants {
             let m = if current(&files, &m.name) {
+                carried.remove(&m.name);
                 m.clone()
             } else if let Some(name) = carry(&commit, &newest_commit, &m.name) {
-                merged.carried.push(name.clone());
+                carried.insert(name.clone());
                 MutantResult { name, ..m.clone() }
             } else {
                 merged.outdated.push(m.name.clone());
@@ -545,12 +549,9 @@ pub fn merge(
         }
         merged.commit = report.commit;
     }
-    // A mutant left out at an older commit but judged at a newer one is not outdated; one
-    // carried from an older commit and judged again at a newer one was not carried in the end.
+    // A mutant left out at an older commit but judged at a newer one is not outdated.
     merged.outdated.retain(|name| !from.contains_key(name));
-    merged.carried.retain(|name| from.get(name).is_some_and(|commit| *commit != newest_commit));
-    merged.carried.sort();
-    merged.carried.dedup();
+    merged.carried = carried.into_iter().collect();
     merged.outdated.sort();
     merged.outdated.dedup();
     merged.files = newest;
@@ -808,10 +809,18 @@ mod tests {
         );
         // Judged again at the newest commit: the newer verdict, and it is not carried.
         let again = at("c2", "2", vec![result("x.rs:13:5: a", Verdict::Missed)]);
-        let (merged, _) = merge(vec![new, old, again], line, carry).expect("merges");
+        let (merged, _) = merge(vec![new.clone(), old.clone(), again.clone()], line, carry).expect("merges");
         assert!(merged.carried.is_empty(), "{:?}", merged.carried);
         assert_eq!(merged.rechecked.len(), 1);
         assert_eq!(merged.mutants.iter().find(|m| m.name == "x.rs:13:5: a").map(|m| m.verdict), Some(Verdict::Missed));
+        // ... or at a commit between, whose file is already the newest's: not carried either.
+        let carry_to_c3 = |from: &str, _: &str, name: &str| {
+            (from == "c1" && name == "x.rs:10:5: a").then(|| "x.rs:13:5: a".to_string())
+        };
+        let newest = at("c3", "2", vec![]);
+        let (merged, _) = merge(vec![newest, again, old], line, carry_to_c3).expect("merges");
+        assert!(merged.carried.is_empty(), "{:?}", merged.carried);
+        assert_eq!(merged.commit, "c3");
     }
 
     #[test]
