@@ -510,9 +510,8 @@ fn follow(from: &str) -> anyhow::Result<ExitCode> {
             continue;
         }
         let pair = sources.entry(file.clone()).or_insert_with(|| {
-            let old = scope::contents_at(&root, from, &file).ok().and_then(|b| String::from_utf8(b).ok())?;
             let new = std::fs::read_to_string(root.join(&file)).ok()?;
-            Some((items::Source::parse(old)?, items::Source::parse(new)?))
+            Some((source_at(&root, from, &file)?, items::Source::parse(new)?))
         });
         match pair.as_ref().and_then(|(old, new)| items::carried(&entry.mutant, old, new)) {
             Some(name) if listed.contains(&name) => {
@@ -546,6 +545,12 @@ fn renamed(text: &str, old: &str, new: &str) -> anyhow::Result<String> {
     let line = format!("mutant = {}", serde_json::to_string(new)?);
     let lines: Vec<&str> = text.lines().enumerate().map(|(i, l)| if i == at { line.as_str() } else { l }).collect();
     Ok(lines.join("\n") + "\n")
+}
+
+/// The file `path` at `commit`, read from git and parsed (`None`: git or syn could not read it).
+fn source_at(root: &Path, commit: &str, path: &str) -> Option<items::Source> {
+    let text = String::from_utf8(scope::contents_at(root, commit, path).ok()?).ok()?;
+    items::Source::parse(text)
 }
 
 /// Files of the scope read at a commit, by (commit, path); `None`: git or syn could not read it.
@@ -616,11 +621,7 @@ fn merge(paths: &[PathBuf], json: Option<&Path>) -> anyhow::Result<ExitCode> {
         if let Some(known) = sources.borrow().get(&key) {
             return known.clone();
         }
-        let parsed = scope::contents_at(&root, commit, path)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(items::Source::parse)
-            .map(std::rc::Rc::new);
+        let parsed = source_at(&root, commit, path).map(std::rc::Rc::new);
         sources.borrow_mut().insert(key, parsed.clone());
         parsed
     };

@@ -475,34 +475,27 @@ pub fn merge(
         let file = super::scope::file_of(name);
         files.get(file).is_some_and(|hash| newest.get(file) == Some(hash))
     };
-    let mut iter = reports.into_iter();
-    let Some(mut merged) = iter.next() else { bail!("nothing to merge") };
-    let first = std::mem::take(&mut merged.mutants);
+    // The merged report starts as the oldest one without its verdicts; every report's verdicts
+    // then go in, oldest first, and each newer report adds its metadata.
+    let Some(mut merged) = reports.first().map(|r| Report { mutants: Vec::new(), outdated: Vec::new(), ..r.clone() })
+    else {
+        bail!("nothing to merge")
+    };
     let mut from: BTreeMap<String, String> = BTreeMap::new();
-    // The mutants whose latest verdict so far was carried (oldest report first: a verdict judged
-    // where the file is as at the newest commit takes a name out again).
+    // The mutants whose latest verdict so far was carried (a verdict judged where the file is as
+    // at the newest commit takes a name out again).
     let mut carried: BTreeSet<String> = BTreeSet::new();
-    let mut first_run = Some(first);
-    let mut rest = iter.peekable();
-    loop {
-        // The first report's verdicts, then each newer report's, with its metadata.
-        let (commit, mutants, report) = match first_run.take() {
-            Some(mutants) => (merged.commit.clone(), mutants, None),
-            None => match rest.next() {
-                Some(mut report) => (report.commit.clone(), std::mem::take(&mut report.mutants), Some(report)),
-                None => break,
-            },
-        };
-        let files = report.as_ref().map_or(&merged.files, |r| &r.files).clone();
-        for m in &mutants {
-            let m = if current(&files, &m.name) {
+    for (index, mut report) in reports.into_iter().enumerate() {
+        let commit = report.commit.clone();
+        for m in std::mem::take(&mut report.mutants) {
+            let m = if current(&report.files, &m.name) {
                 carried.remove(&m.name);
-                m.clone()
+                m
             } else if let Some(name) = carry(&commit, &newest_commit, &m.name) {
                 carried.insert(name.clone());
-                MutantResult { name, ..m.clone() }
+                MutantResult { name, ..m }
             } else {
-                merged.outdated.push(m.name.clone());
+                merged.outdated.push(m.name);
                 continue;
             };
             match from.get(&m.name) {
@@ -526,7 +519,9 @@ pub fn merge(
                 }
             }
         }
-        let Some(report) = report else { continue };
+        if index == 0 {
+            continue;
+        }
         merged.seconds += report.seconds;
         merged.runs += report.runs;
         // Equivalents are counted per run over its modules: added for modules new to the merge,
