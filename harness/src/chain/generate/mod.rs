@@ -1281,6 +1281,8 @@ fn sign<'p>(
         parameters: null.then(der::Any::null),
     };
     let fail = |e: &dyn std::fmt::Display| GenError::Sign(e.to_string());
+    // EdDSA with NULL parameters (RFC 8410 says absent).
+    let null_eddsa = matches!(spec, SigSpec::EddsaWithNull(_));
     let rsa_oid = |h: Hash| match h {
         Hash::Md5 => "1.2.840.113549.1.1.4",
         Hash::Sha1 => "1.2.840.113549.1.1.5",
@@ -1452,37 +1454,32 @@ fn sign<'p>(
                 }),
             ))
         }
-        (SigSpec::EddsaWithNull(_), PoolKey::Ed25519(key)) => {
-            features.insert("sig:ed25519-with-null".to_string());
+        (
+            SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..) | SigSpec::EddsaWithNull(_),
+            PoolKey::Ed25519(key),
+        ) => {
+            features.insert(format!("sig:ed25519{}", if null_eddsa { "-with-null" } else { "" }));
             Ok((
-                alg(keys::ED25519_OID, true),
+                alg(keys::ED25519_OID, null_eddsa),
                 Box::new(move |tbs: &[u8]| {
                     use ed25519_dalek::Signer as _;
                     Ok(key.sign(tbs).to_bytes().to_vec())
                 }),
             ))
         }
-        (SigSpec::EddsaWithNull(_), PoolKey::Ed448(key)) => {
-            features.insert("sig:ed448-with-null".to_string());
+        (
+            SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..) | SigSpec::EddsaWithNull(_),
+            PoolKey::Ed448(key),
+        ) => {
+            features.insert(format!("sig:ed448{}", if null_eddsa { "-with-null" } else { "" }));
             let key: &ed448_goldilocks::SigningKey = key;
-            Ok((alg(keys::ED448_OID, true), Box::new(move |tbs: &[u8]| Ok(key.sign_raw(tbs).to_bytes().to_vec()))))
+            Ok((
+                alg(keys::ED448_OID, null_eddsa),
+                Box::new(move |tbs: &[u8]| Ok(key.sign_raw(tbs).to_bytes().to_vec())),
+            ))
         }
+        // An issuer of another key type signs as usual.
         (SigSpec::EddsaWithNull(h), _) => sign(SigSpec::Natural(h), issuer, features),
-        (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Ed25519(key)) => {
-            features.insert("sig:ed25519".to_string());
-            Ok((
-                alg(keys::ED25519_OID, false),
-                Box::new(move |tbs: &[u8]| {
-                    use ed25519_dalek::Signer as _;
-                    Ok(key.sign(tbs).to_bytes().to_vec())
-                }),
-            ))
-        }
-        (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Ed448(key)) => {
-            features.insert("sig:ed448".to_string());
-            let key: &ed448_goldilocks::SigningKey = key;
-            Ok((alg(keys::ED448_OID, false), Box::new(move |tbs: &[u8]| Ok(key.sign_raw(tbs).to_bytes().to_vec()))))
-        }
         (SigSpec::Natural(_) | SigSpec::Pss(_) | SigSpec::PssMgf1(..), PoolKey::Raw) => {
             // An X25519/X448 issuer, which cannot sign at all: an EdDSA algorithm, and a signature
             // that cannot verify.
