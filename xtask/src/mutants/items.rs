@@ -59,7 +59,7 @@ fn places(text: &str) -> Option<Vec<Place>> {
     Some(out)
 }
 
-fn walk(items: &[syn::Item], out: &mut Vec<Place>) {
+fn walk<'a>(items: impl IntoIterator<Item = &'a syn::Item>, out: &mut Vec<Place>) {
     for item in items {
         match item {
             syn::Item::Fn(f) => {
@@ -101,15 +101,13 @@ fn walk(items: &[syn::Item], out: &mut Vec<Place>) {
 
 /// Items declared inside a function's body.
 fn nested(block: &syn::Block, out: &mut Vec<Place>) {
-    let items: Vec<syn::Item> = block
-        .stmts
-        .iter()
-        .filter_map(|s| match s {
-            syn::Stmt::Item(item) => Some(item.clone()),
+    walk(
+        block.stmts.iter().filter_map(|s| match s {
+            syn::Stmt::Item(item) => Some(item),
             _ => None,
-        })
-        .collect();
-    walk(&items, out);
+        }),
+        out,
+    );
 }
 
 /// The innermost item of `places` holding `line`.
